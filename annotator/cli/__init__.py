@@ -1,0 +1,46 @@
+"""The ``etmira`` command line.
+
+Each subcommand lives in its own module exposing ``register(subparsers)``, which adds a parser
+whose ``func`` default takes the parsed arguments and returns an exit status. Modules are
+imported only to build the parser; heavy libraries (torch, Qt) are imported inside ``func``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from refinement_model.errors import EtmiraError
+
+COMMAND_MODULES = (
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="etmira",
+        description="Trace the engraved drawings on Etruscan bronze mirrors with a network that "
+        "completes your corrections.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for bad input, with one line on stderr)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except EtmiraError as error:
+        print(f"etmira {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"etmira {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""``etmira`` subcommands of the model package (see ``annotator.cli``)."""

@@ -1,0 +1,1 @@
+"""``etmira`` subcommands of the simulation package (see ``annotator.cli``)."""
