@@ -14,6 +14,16 @@ import sys
 from refinement_model.errors import EtmiraError
 
 COMMAND_MODULES = (
+    "simulation.cli.simulate",
+    "simulation.cli.report",
+    "annotator.cli.annotate",
+    "annotator.cli.project",
+    "refinement_model.cli.model_info",
+    "refinement_model.cli.train",
+    "refinement_model.cli.predict",
+    "refinement_model.cli.score",
+    "simulation.cli.synth",
+    "simulation.cli.stroke_stats",
 )
 
 

@@ -1,0 +1,59 @@
+"""``etmira annotate``: the desktop app (PySide6 is imported only when the command runs)."""
+
+from __future__ import annotations
+
+import argparse
+
+from annotator.core.render import BASE_LAYERS
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "annotate",
+        help="trace the drawing of a mirror view in the desktop app",
+        description="Open a view folder or a project in the annotator. With no argument, the "
+        "bundled sample view opens.",
+    )
+    parser.add_argument("path", nargs="?", metavar="VIEW_DIR | PROJECT",
+                        help="a view folder (real layout or the five files) or an .etmira project")
+    parser.add_argument("--screenshot", metavar="OUT.png",
+                        help="render the main window after loading, save it as PNG and exit")
+    parser.add_argument("--layer", choices=BASE_LAYERS, help="base image to show first")
+    parser.add_argument("--raking", metavar="AZIMUTH,ELEVATION", type=_light,
+                        help="raking-light direction in degrees (implies --layer raking)")
+    parser.add_argument("--error-map", action="store_true",
+                        help="show the error map against the ground truth (when there is one)")
+    parser.add_argument("--strokes", metavar="STROKES.json",
+                        help="apply the strokes of a stroke journal after loading (for demos)")
+    parser.add_argument("--size", metavar="WxH", type=_size, default=(1600, 1000),
+                        help="window size (default 1600x1000)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from annotator.qt.app import StartOptions, main
+
+    options = StartOptions(path=args.path, screenshot=args.screenshot, layer=args.layer,
+                           raking=args.raking, error_map=args.error_map, strokes=args.strokes,
+                           size=args.size)
+    return main(options)
+
+
+def _light(text: str) -> tuple[float, float]:
+    try:
+        azimuth, elevation = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected AZIMUTH,ELEVATION in degrees, got {text!r}")
+    if not -90 <= elevation <= 90:
+        raise argparse.ArgumentTypeError(f"elevation must be in [-90, 90], got {elevation}")
+    return azimuth, elevation
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}")
+    if width < 320 or height < 240:
+        raise argparse.ArgumentTypeError(f"window size must be at least 320x240, got {text!r}")
+    return width, height

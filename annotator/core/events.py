@@ -1,0 +1,242 @@
+"""How journal events change the session state: the one code path for live edits and replay.
+
+:class:`EventLog` is the base of :class:`annotator.core.session.AnnotationSession`; it applies
+one event at a time (``_apply``) to the stroke stack, the patch versions, the history, the queue
+and, region by region, to the arrays. During replay it runs *deferred*: only the cheap
+bookkeeping is done per event, and ``_rebuild`` then computes each array once, refining only
+the patch versions that are finally shown. Both paths give bit-identical arrays because every
+pixel is a deterministic function of the final stroke stack and patch versions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from annotator.core.blend import blend_probabilities
+from annotator.core.history import (BASE_VERSION, DeltaCache, DoneStep, History, StrokeRecord,
+                                    StrokeStep)
+from annotator.core.patch_queue import check_patch_index
+from annotator.core.provenance import final_mask, provenance_map
+from annotator.core.regions import clip_box, patch_box, union
+from refinement_model.errors import Cancelled
+from refinement_model.strokes import Stroke, rasterize_stroke, stroke_channel
+
+__all__ = ["Change", "EVENT_TYPES", "EventLog"]
+
+EVENT_TYPES = ("stroke", "done", "undo", "redo", "visit", "skip")
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one journal event changed (passed to listeners).
+
+    Attributes
+    ----------
+    event : dict
+        The event just appended to the journal.
+    region : (y0, x0, y1, x1) or None
+        Box of the view where any of mask, probabilities, user map, provenance changed.
+    patches : tuple of int
+        Patches whose state (or queue position) changed.
+    """
+
+    event: dict
+    region: tuple[int, int, int, int] | None
+    patches: tuple[int, ...] = ()
+
+
+def _window(box) -> tuple[slice, slice]:
+    return np.s_[box[0]:box[2], box[1]:box[3]]
+
+
+def _overlaps(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _flag(event: dict, key: str) -> bool:
+    value = event[key]
+    if not isinstance(value, bool):
+        raise ValueError(f"{key!r} must be true or false, got {value!r}")
+    return value
+
+
+class EventLog:
+    """Event application shared by the live session and replay (see the module docstring)."""
+
+    def __init__(self, grid, *, history_limit: int, cache_bytes: int):
+        self._journal: list[dict] = []
+        self._history = History(history_limit)
+        self._strokes: list[StrokeRecord] = []
+        self._versions: dict[int, int] = {}
+        self._deltas: dict[int, np.ndarray] = {}
+        self._cache = DeltaCache(cache_bytes)
+        self._known: dict = {}
+        self._annotated = 0
+        self._deferred = False
+
+    def _record(self, seq: int, stroke) -> StrokeRecord:
+        if not isinstance(stroke, Stroke):
+            raise ValueError(f"stroke must be a Stroke, got {type(stroke).__name__}")
+        box = clip_box(stroke.bounds(), self.grid.shape)
+        if box[0] >= box[2] or box[1] >= box[3]:
+            raise ValueError(f"stroke must overlap the view {self.grid.shape}, its bounds are "
+                             f"{stroke.bounds()}")
+        return StrokeRecord(seq, stroke, box, frozenset(self.grid.patches_touching(*box).tolist()))
+
+    def _stroke_region(self, record: StrokeRecord, patches) -> tuple[int, int, int, int]:
+        return union(record.box, *(patch_box(self.grid, p) for p in patches))
+
+    # ----------------------------------------------------------------- one event
+    def _apply(self, event: dict, deltas=None):
+        kind = event.get("type")
+        if kind not in EVENT_TYPES:
+            raise ValueError(f"event type must be one of {EVENT_TYPES}, got {kind!r}")
+        region, patches = None, ()
+        if kind == "stroke":
+            accepted = _flag(event, "accepted")
+            record = self._record(len(self._journal), Stroke.from_dict(event["stroke"]))
+            new = {p: record.seq for p in sorted(record.patches)} if accepted else {}
+            old = {p: self._versions.get(p, BASE_VERSION) for p in new}
+            step = StrokeStep(record, old, new)
+            self._history.push(step)
+            region, patches = self._push(step, deltas)
+        elif kind == "done":
+            index, done = check_patch_index(self.grid, event["patch"]), _flag(event, "done")
+            self._history.push(DoneStep(index, bool(self.queue.done[index]), done))
+            self.queue.done[index] = done
+            patches = (index,)
+        elif kind in ("undo", "redo"):
+            step = self._history.undo() if kind == "undo" else self._history.redo()
+            if isinstance(step, DoneStep):
+                self.queue.done[step.patch] = step.old if kind == "undo" else step.new
+                patches = (step.patch,)
+            else:
+                region, patches = self._pop(step) if kind == "undo" else self._push(step, None)
+        else:
+            index = check_patch_index(self.grid, event["patch"])
+            if kind == "visit":
+                self.queue.visited[index] = True
+                if index in self.queue.skipped:
+                    self.queue.skipped.remove(index)
+            else:
+                self.queue.skip(index)
+            patches = (index,)
+        self._journal.append(event)
+        return Change(event, region, patches)
+
+    def _push(self, step: StrokeStep, deltas):
+        record = step.record
+        self._strokes.append(record)
+        self.queue.stroke_counts[sorted(record.patches)] += 1
+        blend_box = self._set_versions(step.new_versions, deltas)
+        if self._deferred:
+            return None, ()
+        window = _window(record.box)
+        before = np.count_nonzero(self._user_map[window])
+        self._burn(record)
+        self._annotated += np.count_nonzero(self._user_map[window]) - before
+        return self._refresh(record.box, blend_box), tuple(sorted(record.patches))
+
+    def _pop(self, step: StrokeStep):
+        record = self._strokes.pop()
+        if record is not step.record:
+            raise RuntimeError("history out of step with the stroke stack")
+        self.queue.stroke_counts[sorted(record.patches)] -= 1
+        blend_box = self._set_versions(step.old_versions, None)
+        if self._deferred:
+            return None, ()
+        box = record.box
+        window = _window(box)
+        before = np.count_nonzero(self._user_map[window])
+        under = [r.stroke for r in self._strokes if _overlaps(r.box, box)]
+        shape = (box[2] - box[0], box[3] - box[1])
+        self._user_map[window] = stroke_channel(under, shape, origin=(box[1], box[0]))
+        self._annotated += np.count_nonzero(self._user_map[window]) - before
+        return self._refresh(box, blend_box), tuple(sorted(record.patches))
+
+    def _burn(self, record: StrokeRecord) -> None:
+        box = record.box
+        user = self._user_map[_window(box)]
+        raster = rasterize_stroke(record.stroke, user.shape, origin=(box[1], box[0]))
+        user[raster] = record.stroke.sign
+
+    # ----------------------------------------------------------------- patch versions
+    def _set_versions(self, versions: dict, deltas):
+        """Show the given patch versions; returns the box of the patches that changed."""
+        changed = []
+        for index, seq in versions.items():
+            old = self._versions.get(index, BASE_VERSION)
+            if old == seq:
+                continue
+            changed.append(patch_box(self.grid, index))
+            if old != BASE_VERSION and not self._deferred:
+                self._cache.put((index, old), self._deltas.pop(index))
+            if seq == BASE_VERSION:
+                del self._versions[index]
+                continue
+            self._versions[index] = seq
+            if not self._deferred:
+                given = None if deltas is None else deltas.get(index)
+                self._deltas[index] = given if given is not None else self._delta_for(index, seq)
+        return union(*changed)
+
+    def _delta_for(self, index: int, seq: int) -> np.ndarray:
+        delta = self._cache.pop((index, seq))
+        if delta is None:
+            delta = self._known.get((index, seq))
+        if delta is None:
+            position = next(k for k in range(len(self._strokes) - 1, -1, -1)
+                            if self._strokes[k].seq == seq)
+            strokes = [r.stroke for r in self._strokes[:position + 1] if index in r.patches]
+            delta = self._refine_patch(index, strokes)
+        return delta
+
+    # ----------------------------------------------------------------- arrays
+    def _refresh(self, box, blend_box):
+        """Recompute probabilities (where patches changed), mask and provenance in a box."""
+        if blend_box is not None:
+            self._probabilities[_window(blend_box)] = blend_probabilities(
+                self.grid, self.base_logits, self._deltas, blend_box)
+            self.queue.update(self._probabilities, blend_box)
+        region = union(box, blend_box)
+        window = _window(region)
+        self._mask[window] = final_mask(self._probabilities[window], self._user_map[window])
+        self._provenance[window] = provenance_map(self._user_map[window], self._mask[window],
+                                                  self.base_logits[window] > 0)
+        return region
+
+    def _replay(self, events, patch_deltas, progress, cancel) -> None:
+        self._known = {(int(p), int(seq)): np.asarray(delta, dtype=np.float16)
+                       for p, (seq, delta) in patch_deltas.items()}
+        self._deferred = True
+        for i, event in enumerate(events):
+            try:
+                self._apply(dict(event))
+            except (KeyError, TypeError, ValueError) as error:
+                raise ValueError(f"events[{i}]: {error}") from error
+        self._deferred = False
+        self._rebuild(progress, cancel)
+        self._known = {}
+
+    def _rebuild(self, progress, cancel) -> None:
+        """Compute every array from the stroke stack and patch versions (after replay)."""
+        for done, (index, seq) in enumerate(sorted(self._versions.items())):
+            if cancel is not None and cancel():
+                raise Cancelled("replay cancelled")
+            self._deltas[index] = self._delta_for(index, seq)
+            if progress is not None:
+                progress(done + 1, len(self._versions))
+        for record in self._strokes:
+            self._burn(record)
+        self._annotated = int(np.count_nonzero(self._user_map))
+        # replay runs on a fresh session: the probabilities are still those of the base model
+        boxes = [patch_box(self.grid, index) for index in sorted(self._versions)]
+        for box in boxes:
+            self._probabilities[_window(box)] = blend_probabilities(
+                self.grid, self.base_logits, self._deltas, box)
+        for box in boxes:
+            self.queue.update(self._probabilities, box)
+        self._mask[...] = final_mask(self._probabilities, self._user_map)
+        self._provenance[...] = provenance_map(self._user_map, self._mask, self.base_logits > 0)

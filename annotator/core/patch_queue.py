@@ -1,0 +1,254 @@
+"""Which patch to look at next: a ranking without ground truth, and per-patch review state.
+
+:func:`rank_patches` orders patches worst first by the uncertainty of the prediction inside the
+mirror area: the binary entropy of the probabilities summed over the patch's mirror pixels and
+divided by the patch area. Entropy is high only near undecided pixels, which sit on and around
+lines, so the score grows with both doubt and line content, and patches mostly outside the
+mirror rank low. The evaluation protocol reuses it as its GT-free queue.
+
+:class:`PatchQueue` keeps the per-patch state (not seen, visited, refined, done), the skip list
+and the coverage (share of the mirror area inside reviewed patches). The session owns one and is
+the only writer; the GUI reads it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from refinement_model.patches import PatchGrid
+
+__all__ = ["DONE", "NOT_SEEN", "PatchQueue", "REFINED", "STATE_NAMES", "VISITED",
+           "check_patch_index", "patch_scores", "rank_patches"]
+
+NOT_SEEN, VISITED, REFINED, DONE = 0, 1, 2, 3
+STATE_NAMES = ("not seen", "visited", "refined", "done")
+
+
+def check_patch_index(grid: PatchGrid, index) -> int:
+    """``index`` as an int, or ``ValueError`` when it is not a patch of ``grid``."""
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) \
+            or not 0 <= index < len(grid):
+        raise ValueError(f"patch index must be an integer in [0, {len(grid)}), got {index!r}")
+    return int(index)
+
+
+def _check_view_maps(probabilities, grid: PatchGrid, mirror_mask) -> tuple[np.ndarray, np.ndarray]:
+    probabilities = np.asarray(probabilities)
+    mirror_mask = np.asarray(mirror_mask)
+    if probabilities.shape != grid.shape:
+        raise ValueError(f"probabilities must have the grid's shape {grid.shape}, "
+                         f"got {probabilities.shape}")
+    if mirror_mask.shape != grid.shape or mirror_mask.dtype != bool:
+        raise ValueError(f"mirror_mask must be a bool array of shape {grid.shape}, "
+                         f"got {mirror_mask.dtype} {mirror_mask.shape}")
+    return probabilities, mirror_mask
+
+
+class _Cells:
+    """The view cut along every patch edge, so that each patch is a rectangle of whole cells.
+
+    Per-cell sums are computed cell by cell on fresh arrays, so recomputing a few cells after a
+    local change gives bit-for-bit what recomputing all of them gives.
+    """
+
+    def __init__(self, grid: PatchGrid, mirror_mask: np.ndarray):
+        boxes = grid.boxes
+        self.grid = grid
+        self.mirror_mask = mirror_mask
+        self.ys = np.unique(np.clip(np.concatenate([boxes[:, 0], boxes[:, 2]]), 0, grid.height))
+        self.xs = np.unique(np.clip(np.concatenate([boxes[:, 1], boxes[:, 3]]), 0, grid.width))
+        self.rows = np.searchsorted(self.ys, np.clip(boxes[:, [0, 2]], 0, grid.height))
+        self.cols = np.searchsorted(self.xs, np.clip(boxes[:, [1, 3]], 0, grid.width))
+        self.mirror_counts = np.array(
+            [[np.count_nonzero(mirror_mask[y0:y1, x0:x1]) for x0, x1 in zip(self.xs, self.xs[1:])]
+             for y0, y1 in zip(self.ys, self.ys[1:])], dtype=np.int64).reshape(
+                len(self.ys) - 1, len(self.xs) - 1)
+        self.uncertainty = np.zeros(self.mirror_counts.shape, dtype=np.float64)
+
+    def update(self, probabilities: np.ndarray, region=None) -> None:
+        """Recompute the uncertainty sums of the cells overlapping ``region`` (default all)."""
+        y0, x0, y1, x1 = (0, 0, self.grid.height, self.grid.width) if region is None else region
+        r0, r1 = np.searchsorted(self.ys, [y0, y1], side="right") - [1, 0]
+        c0, c1 = np.searchsorted(self.xs, [x0, x1], side="right") - [1, 0]
+        for r in range(max(r0, 0), min(r1, len(self.ys) - 1)):
+            for c in range(max(c0, 0), min(c1, len(self.xs) - 1)):
+                if self.mirror_counts[r, c]:
+                    window = np.s_[self.ys[r]:self.ys[r + 1], self.xs[c]:self.xs[c + 1]]
+                    self.uncertainty[r, c] = _uncertainty(probabilities[window],
+                                                          self.mirror_mask[window])
+
+    def patch_sums(self, cells: np.ndarray, indices=None) -> np.ndarray:
+        indices = range(len(self.grid)) if indices is None else indices
+        return np.array([cells[slice(*self.rows[i]), slice(*self.cols[i])].sum()
+                         for i in indices], dtype=cells.dtype)
+
+    def scores(self, indices=None) -> np.ndarray:
+        """:func:`patch_scores` from the current cell sums."""
+        return self.patch_sums(self.uncertainty, indices) / float(self.grid.patch_size) ** 2
+
+    def share(self, patches: np.ndarray) -> float:
+        """Share of the mirror pixels inside the union of the given patches (bool (N,))."""
+        total = int(self.mirror_counts.sum())
+        if total == 0:
+            return 0.0
+        covered = np.zeros(self.mirror_counts.shape, dtype=bool)
+        for index in np.flatnonzero(patches).tolist():
+            covered[slice(*self.rows[index]), slice(*self.cols[index])] = True
+        return float(self.mirror_counts[covered].sum() / total)
+
+
+def _uncertainty(p: np.ndarray, inside: np.ndarray) -> float:
+    """Sum of ``4 p (1 - p)`` over the pixels inside the mirror (float64)."""
+    u = np.subtract(1, p, dtype=np.float32)
+    u *= p
+    return 4 * float(u[inside].sum(dtype=np.float64))
+
+
+def patch_scores(probabilities, grid: PatchGrid, mirror_mask) -> np.ndarray:
+    """Uncertainty score of every patch (higher = worse).
+
+    Parameters
+    ----------
+    probabilities : (H, W) float ndarray
+        Line probabilities in [0, 1]. Never modified.
+    grid : PatchGrid
+    mirror_mask : (H, W) bool ndarray
+        The mirror area.
+
+    Returns
+    -------
+    scores : (N,) float64 ndarray
+        ``4 p (1 - p)`` (1 at p = 0.5, 0 at 0 and 1; the binary Gini impurity, ranked like the
+        entropy but four times cheaper) summed over the patch's mirror pixels, divided by
+        ``patch_size ** 2``; in [0, 1].
+    """
+    return _scored_cells(probabilities, grid, mirror_mask).scores()
+
+
+def _scored_cells(probabilities, grid: PatchGrid, mirror_mask) -> _Cells:
+    probabilities, mirror_mask = _check_view_maps(probabilities, grid, mirror_mask)
+    cells = _Cells(grid, mirror_mask)
+    cells.update(probabilities)
+    return cells
+
+
+def rank_patches(probabilities, grid: PatchGrid, mirror_mask) -> tuple[np.ndarray, np.ndarray]:
+    """Patches worst first, without ground truth.
+
+    Parameters
+    ----------
+    probabilities : (H, W) float ndarray
+        Line probabilities in [0, 1].
+    grid : PatchGrid
+    mirror_mask : (H, W) bool ndarray
+
+    Returns
+    -------
+    order : (M,) int64 ndarray
+        Indices of the patches holding mirror pixels, highest score first (ties: lower index
+        first).
+    scores : (N,) float64 ndarray
+        :func:`patch_scores` of every patch.
+
+    Examples
+    --------
+    >>> grid = PatchGrid(4, 8, patch_size=4, stride=4, net_size=4)
+    >>> p = np.zeros((4, 8)); p[:, 4:] = 0.5
+    >>> order, scores = rank_patches(p, grid, np.ones((4, 8), bool))
+    >>> order.tolist(), scores.tolist()
+    ([1, 0], [0.0, 1.0])
+    """
+    cells = _scored_cells(probabilities, grid, mirror_mask)
+    scores = cells.scores()
+    candidates = np.flatnonzero(cells.patch_sums(cells.mirror_counts) > 0)
+    order = candidates[np.argsort(-scores[candidates], kind="stable")]
+    return order, scores
+
+
+class PatchQueue:
+    """Per-patch review state and the worst-first queue over it.
+
+    Parameters
+    ----------
+    grid : PatchGrid
+    mirror_mask : (H, W) bool ndarray
+        The mirror area; patches without mirror pixels are never queued. Kept by reference.
+    probabilities : (H, W) float ndarray
+        Current line probabilities, scored as in :func:`patch_scores`; call :meth:`update`
+        where they change.
+
+    Attributes
+    ----------
+    scores : (N,) float64 ndarray
+        Current :func:`patch_scores` (higher = look first).
+    visited, done : (N,) bool ndarrays
+    stroke_counts : (N,) int64 ndarray
+        Strokes in effect touching each patch.
+    skipped : list of int
+        Skipped patches, oldest first.
+
+    Notes
+    -----
+    The state of patch ``i`` is derived: ``DONE`` if marked done, else ``REFINED`` if any
+    current stroke touches it, else ``VISITED`` if it was shown, else ``NOT_SEEN``.
+    """
+
+    def __init__(self, grid: PatchGrid, mirror_mask, probabilities):
+        self.grid = grid
+        self._cells = _scored_cells(probabilities, grid, mirror_mask)
+        self.scores = self._cells.scores()
+        self.eligible = self._cells.patch_sums(self._cells.mirror_counts) > 0
+        self.visited = np.zeros(len(grid), dtype=bool)
+        self.done = np.zeros(len(grid), dtype=bool)
+        self.stroke_counts = np.zeros(len(grid), dtype=np.int64)
+        self.skipped: list[int] = []
+
+    def update(self, probabilities, region) -> None:
+        """Rescore after the probabilities changed inside ``region`` (y0, x0, y1, x1)."""
+        self._cells.update(probabilities, region)
+        touched = self.grid.patches_touching(*region)
+        self.scores[touched] = self._cells.scores(touched.tolist())
+
+    @property
+    def states(self) -> np.ndarray:
+        """(N,) uint8 state codes (NOT_SEEN, VISITED, REFINED, DONE); a new array."""
+        states = np.where(self.visited, VISITED, NOT_SEEN).astype(np.uint8)
+        states[self.stroke_counts > 0] = REFINED
+        states[self.done] = DONE
+        return states
+
+    def _worst(self, candidates: np.ndarray) -> int | None:
+        candidates = np.flatnonzero(candidates)
+        if len(candidates) == 0:
+            return None
+        return int(candidates[np.argmax(self.scores[candidates])])
+
+    def next(self) -> int | None:
+        """The worst patch not seen yet and not skipped; then the skipped ones in skip order.
+
+        ``None`` when every patch with mirror pixels has been seen.
+        """
+        unseen = self.eligible & (self.states == NOT_SEEN)
+        fresh = unseen.copy()
+        fresh[self.skipped] = False
+        worst = self._worst(fresh)
+        if worst is not None:
+            return worst
+        return next((i for i in self.skipped if unseen[i]), None)
+
+    def revisit(self) -> int | None:
+        """The worst patch already seen but not done (to go over again), or ``None``."""
+        states = self.states
+        return self._worst(self.eligible & ((states == VISITED) | (states == REFINED)))
+
+    def skip(self, index: int) -> None:
+        """Put a patch at the back of the queue."""
+        index = check_patch_index(self.grid, index)
+        if index in self.skipped:
+            self.skipped.remove(index)
+        self.skipped.append(index)
+
+    def coverage(self, *, done_only: bool = False) -> float:
+        """Share of the mirror area inside patches seen (or, with ``done_only``, done)."""
+        reviewed = self.done if done_only else self.states != NOT_SEEN
+        return self._cells.share(reviewed)

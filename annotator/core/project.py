@@ -1,0 +1,451 @@
+"""A session bound to its project file: create, open, commit, save as, recover.
+
+Quick use::
+
+    project = new_project("p.etmira", "VIEW_DIR", base="base.safetensors",
+                          refiner="refiner.safetensors")      # runs the base model
+    project.session.apply_stroke(stroke)                       # committed to disk at once
+    project.save_as("copy.etmira")                             # continues in the copy
+    project.close()
+    if needs_recovery("p.etmira"): ...                         # offer recovery, then open
+    project = open_project("p.etmira")                         # exact state, undo included
+
+What the file holds (see ``project_store``): the layers ``base_logits`` (float32, what the
+session started from), ``mirror_mask`` (the view's mirror area), ``mask``, ``user_map`` and ``provenance`` (the current state, so ``info``
+and ``export`` need neither the view nor a model), the session's journal (one row per event:
+strokes, undo, redo, patch decisions), each refined patch's change (``delta/<patch>`` blobs, so
+reopening calls no network), and metadata: the view's files with size, time and SHA-256, the
+models' paths, SHA-256 and metadata, the patch grid and the effort figures.
+
+With ``autocommit`` (the default) every journal event of the session is written in its own
+transaction as soon as it happens: the event, the mask tiles it dirtied and the changed patch
+deltas. A crash loses at most the event in flight. If a write fails (disk full) the error is
+raised from the session call that caused it; the change stays in memory and pending, and the next
+successful commit writes it.
+
+Opening replays the journal with the stored patch deltas (``AnnotationSession.replay``) and
+checks the result against the stored mask.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+import numpy as np
+from scipy.special import logit
+
+from annotator.core.project_store import ProjectStore, needs_recovery
+from annotator.core.regions import union
+from annotator.core.session import AnnotationSession
+from refinement_model.errors import InputError, ProjectError
+
+__all__ = ["Project", "StoredView", "create_project", "file_record", "needs_recovery",
+           "new_project", "open_project", "project_summary", "replay_stored"]
+
+FORMAT = "etmira-project"
+STATE_LAYERS = ("mask", "user_map", "provenance")
+_ROLES = ("normals", "albedo", "depth", "drawings", "mask")
+# The stitched probabilities come back as float32, whose sigmoid saturates beyond |logit| ~ 16.
+_P_CLIP = 1e-7
+
+
+def file_sha256(path: str | os.PathLike, *, chunk: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file's content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_record(path: str | os.PathLike) -> dict:
+    """``{"path", "size", "mtime_ns", "sha256"}`` of a file, path absolute."""
+    stat = os.stat(path)
+    return {"path": os.path.abspath(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            "sha256": file_sha256(path)}
+
+
+def changed_files(records: dict) -> list[str]:
+    """Warnings for recorded files now missing or with other content.
+
+    Size and modification time are compared first; the (slow, for 1 GB of maps) hash is
+    recomputed only when they differ.
+    """
+    warnings = []
+    for role, record in records.items():
+        try:
+            stat = os.stat(record["path"])
+        except OSError:
+            warnings.append(f"the view's {role} file {record['path']} is missing")
+            continue
+        if (stat.st_size, stat.st_mtime_ns) == (record["size"], record["mtime_ns"]):
+            continue
+        if file_sha256(record["path"]) != record["sha256"]:
+            warnings.append(f"the view's {role} file {record['path']} changed since the "
+                            "project was made")
+    return warnings
+
+
+def _model_record(path) -> dict:
+    from refinement_model.checkpoints import read_metadata
+
+    return {**file_record(path), "metadata": read_metadata(path)}
+
+
+class Project:
+    """An annotation session and the project file it is saved to. Use :func:`new_project`,
+    :func:`create_project` or :func:`open_project`.
+
+    Attributes
+    ----------
+    session : AnnotationSession
+    store : ProjectStore
+    path : str
+    warnings : tuple of str
+        Found on opening (view files changed, state rebuilt from the journal, ...).
+    recovered : bool
+        The file had been left open by a crash; its committed work was recovered.
+    on_error : callable(ProjectError) or None
+        Called when an automatic commit fails (e.g. the disk is full; the work stays pending).
+        When None the error is raised from the session call that triggered the commit, and
+        listeners added after the project's are not called for that event.
+    """
+
+    def __init__(self, store: ProjectStore, session: AnnotationSession, *,
+                 autocommit: bool = True, warnings=()):
+        self.store = store
+        self.session = session
+        self.warnings = tuple(warnings)
+        self.recovered = store.recovered
+        self._saved = len(session.journal)
+        self._regions: list = []
+        self._versions = {p: v for p, (v, _) in session.patch_deltas().items()}
+        self._autocommit = autocommit
+        self.on_error = None
+        session.add_listener(self._on_change)
+
+    path = property(lambda self: self.store.path, doc="The project file.")
+
+    @property
+    def dirty(self) -> bool:
+        """Whether events are waiting to be written (after a failed commit, or without
+        autocommit)."""
+        return len(self.session.journal) > self._saved
+
+    def _on_change(self, change) -> None:
+        if change.region is not None:
+            self._regions.append(change.region)
+        if not self._autocommit:
+            return
+        try:
+            self.commit()
+        except ProjectError as error:
+            if self.on_error is None:
+                raise
+            self.on_error(error)
+
+    def commit(self) -> int:
+        """Write the pending events, dirty mask tiles and changed patch deltas in one transaction.
+
+        Returns the number of events written.
+
+        Raises
+        ------
+        ProjectError
+            Disk full or file not writable; everything stays pending for the next commit.
+        """
+        session = self.session
+        events = session.journal[self._saved:]
+        deltas = session.patch_deltas()
+        blobs = {_delta_key(p): _pack_delta(v, d) for p, (v, d) in deltas.items()
+                 if self._versions.get(p) != v}
+        blobs.update({_delta_key(p): None for p in self._versions if p not in deltas})
+        if not events and not blobs and not self._regions:
+            return 0
+        region = union(*self._regions)
+        arrays = {name: getattr(session, name) for name in STATE_LAYERS}
+        self.store.commit(events=events, arrays=arrays, regions=[] if region is None else [region],
+                          blobs=blobs, meta={"summary": _summary(session)})
+        self._saved += len(events)
+        self._regions = []
+        self._versions = {p: v for p, (v, _) in deltas.items()}
+        return len(events)
+
+    def save_as(self, path: str | os.PathLike, *,
+                progress: Callable[[int, int], None] | None = None) -> None:
+        """Write a consistent copy to `path` and continue working in it (the old file stays
+        as it was at this moment)."""
+        self.commit()
+        self.store.backup(path, progress=progress)
+        replacement = ProjectStore.open(path, check="none")
+        self.store.close()
+        self.store = replacement
+
+    def backup(self, path: str | os.PathLike, *,
+               progress: Callable[[int, int], None] | None = None) -> None:
+        """Write a consistent copy to `path` and keep working in this file."""
+        self.commit()
+        self.store.backup(path, progress=progress)
+
+    def summary(self) -> dict:
+        """Effort and progress figures (see :func:`project_summary`), with scores when the
+        view has ground truth."""
+        out = _summary(self.session)
+        scores = self.session.scores()
+        if scores is not None:
+            out.update(pfm=scores["pfm"], iou=scores["iou"])
+        return out
+
+    def close(self) -> None:
+        """Commit what is pending and close the file (releases the lock). Idempotent."""
+        if self.store.closed:
+            return
+        try:
+            if self.dirty or self._regions:
+                self.commit()
+        finally:
+            self.session.remove_listener(self._on_change)
+            self.store.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _summary(session: AnnotationSession) -> dict:
+    done = int(np.count_nonzero(session.queue.done))
+    return {**session.effort(), "patches_done": done, "patches": len(session.grid),
+            "coverage": float(session.coverage())}
+
+
+def _delta_key(patch: int) -> str:
+    return f"delta/{int(patch):06d}"
+
+
+def _pack_delta(version: int, delta: np.ndarray) -> bytes:
+    delta = np.ascontiguousarray(delta, dtype="<f2")
+    header = np.array([version, *delta.shape], dtype="<i8")
+    return header.tobytes() + delta.tobytes()
+
+
+def _unpack_delta(path: str, data: bytes) -> tuple[int, np.ndarray]:
+    header = np.frombuffer(data[:24], dtype="<i8")
+    if len(header) != 3 or header[1] < 1 or header[2] < 1 or \
+            len(data) != 24 + 2 * int(header[1]) * int(header[2]):
+        raise ProjectError(path, "the project file is damaged (a refined patch)")
+    return int(header[0]), np.frombuffer(data[24:], "<f2").reshape(header[1:]).astype(np.float16)
+
+
+def _grid(meta: dict, shape):
+    from refinement_model.patches import PatchGrid
+
+    return PatchGrid(*shape, **meta.get("grid", {}))
+
+
+def create_project(path: str | os.PathLike, view, base_logits: np.ndarray, *, refine=None,
+                   models: dict | None = None, grid=None, inputs=("depth",),
+                   overwrite: bool = False, autocommit: bool = True,
+                   progress: Callable[[int, int], None] | None = None,
+                   cancel: Callable[[], bool] | None = None) -> Project:
+    """Create a project from a loaded view and its base logits; returns it open.
+
+    Parameters
+    ----------
+    path : path-like
+        The new project file (``.etmira``).
+    view : MirrorView
+        As ``refinement_model.views.load_view`` returns it (its files are recorded).
+    base_logits : (H, W) float32 ndarray
+        The base model's stitched logits of the view.
+    refine : callable or object with ``refine``, optional
+        The refiner for the session (see ``annotator.core.refiners``).
+    models : dict, optional
+        ``{"base": record, "refiner": record}`` with records from :func:`file_record` plus
+        ``"metadata"``; stored as the models' identities.
+    grid : PatchGrid, optional
+        The patch grid (default: the paper's); stored.
+    inputs : sequence of str
+        The refiner's image channels.
+    overwrite, autocommit, progress, cancel
+        See ``ProjectStore.create`` and :class:`Project`.
+    """
+    files = {role: file_record(getattr(view.files, role)) for role in _ROLES
+             if getattr(view.files, role) is not None}
+    options = {} if grid is None else {"grid": grid}
+    session = AnnotationSession(view, base_logits, refine, inputs=inputs, **options)
+    grid = session.grid
+    meta = {
+        "format": FORMAT,
+        "view": {"view_id": view.view_id, "px_per_mm": float(view.px_per_mm), "files": files},
+        "models": dict(models or {}),
+        "grid": {"patch_size": grid.patch_size, "stride": grid.stride, "net_size": grid.net_size},
+        "inputs": list(inputs),
+        "summary": _summary(session),
+    }
+    layers = {"base_logits": session.base_logits, "mirror_mask": np.asarray(view.mirror_mask),
+              **{name: getattr(session, name) for name in STATE_LAYERS}}
+    store = ProjectStore.create(path, layers=layers, meta=meta, overwrite=overwrite,
+                                progress=progress, cancel=cancel)
+    return Project(store, session, autocommit=autocommit)
+
+
+def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, refiner=None,
+                view_id: str | None = None, overwrite: bool = False,
+                progress: Callable[[int, int], None] | None = None,
+                cancel: Callable[[], bool] | None = None) -> Project:
+    """Load a view, run the base model over it and create the project (see
+    :func:`create_project`).
+
+    Parameters
+    ----------
+    path : path-like
+    view_path : path-like
+        A view folder or data-set root (with `view_id`), as ``load_view`` takes.
+    base : path-like
+        Base model checkpoint.
+    refiner : path-like, optional
+        Refiner checkpoint; without one the session only burns strokes in.
+    progress : callable(done, total), optional
+        Over the base model's patches.
+    """
+    from refinement_model.inference import PatchRefiner, Predictor
+    from refinement_model.views import load_view
+
+    if os.path.exists(path) and not overwrite:
+        raise ProjectError(path, "already exists (choose another name or overwrite it)")
+    view = load_view(view_path, view_id, cancel=cancel)
+    predictor = Predictor(base)
+    probabilities = predictor.predict_view(view, progress=progress, cancel=cancel)
+    base_logits = logit(np.clip(probabilities, _P_CLIP, 1 - _P_CLIP)).astype(np.float32)
+    models = {"base": _model_record(base)}
+    patch_refiner, inputs = None, tuple(predictor.net.spec.inputs)
+    if refiner is not None:
+        patch_refiner = PatchRefiner(refiner)
+        models["refiner"] = _model_record(refiner)
+        inputs = tuple(patch_refiner.spec.inputs)
+    return create_project(path, view, base_logits, refine=patch_refiner,
+                          models=models, grid=predictor.grid(*view.shape), inputs=inputs,
+                          overwrite=overwrite)
+
+
+@dataclass(frozen=True, eq=False)
+class StoredView:
+    """The part of a view a project file holds: enough to replay a journal without the maps."""
+
+    view_id: str
+    mirror_mask: np.ndarray
+    px_per_mm: float
+    ground_truth: np.ndarray | None = None
+
+
+def _stored_deltas(store: ProjectStore) -> dict:
+    return {int(key.split("/")[1]): _unpack_delta(store.path, store.blob(key))
+            for key in store.blob_keys("delta/")}
+
+
+def _replay(store: ProjectStore, meta: dict, view, refine, base_logits, cancel):
+    try:
+        return AnnotationSession.replay(
+            view, base_logits, refine, store.events(), patch_deltas=_stored_deltas(store),
+            grid=_grid(meta, base_logits.shape), inputs=tuple(meta.get("inputs", ("depth",))),
+            cancel=cancel)
+    except ValueError as error:
+        raise ProjectError(store.path, f"the project's journal does not replay ({error})") from None
+
+
+def replay_stored(store: ProjectStore, *, cancel: Callable[[], bool] | None = None
+                  ) -> AnnotationSession:
+    """The session a project file holds, rebuilt from the file alone (no view maps, no model:
+    the stored patch changes stand in for the refiner). For export and inspection."""
+    meta = _checked_meta(store)
+    view = StoredView(meta["view"]["view_id"], store.read_layer("mirror_mask"),
+                      float(meta["view"]["px_per_mm"]))
+    return _replay(store, meta, view, None, store.read_layer("base_logits"), cancel)
+
+
+def _checked_meta(store: ProjectStore) -> dict:
+    meta = store.meta()
+    if meta.get("format") != FORMAT or not {"view", "grid"} <= set(meta):
+        raise ProjectError(store.path, "the project file is damaged (metadata missing)")
+    return meta
+
+
+def project_summary(store: ProjectStore) -> dict:
+    """The figures a project stored at its last commit: ``strokes``, ``annotated_pixels``,
+    ``time_s``, ``accepted``, ``rejected``, ``patches_done``, ``patches``, ``coverage``."""
+    return dict(store.meta().get("summary", {}))
+
+
+def _load_refiner(meta: dict, path: str, warnings: list):
+    record = meta.get("models", {}).get("refiner")
+    if record is None:
+        return None
+    from refinement_model.inference import PatchRefiner
+
+    if not os.path.exists(record["path"]):
+        warnings.append(f"the refiner {record['path']} is missing: strokes are not refined")
+        return None
+    if changed_files({"refiner": record}):
+        warnings.append(f"the refiner {record['path']} changed since the project was made")
+    return PatchRefiner(record["path"])
+
+
+def open_project(path: str | os.PathLike, *, view=None, refine="stored", readonly: bool = False,
+                 autocommit: bool = True, progress: Callable[[int, int], None] | None = None,
+                 cancel: Callable[[], bool] | None = None) -> Project:
+    """Open a project: its session rebuilt exactly (mask, undo / redo stacks, patch queue).
+
+    Parameters
+    ----------
+    path : path-like
+    view : MirrorView or path-like, optional
+        The view, if already loaded or moved; default: load it from the recorded files.
+    refine : "stored", None, callable or object with ``refine``, keyword-only
+        ``"stored"`` loads the recorded refiner checkpoint (if any).
+    readonly : bool, keyword-only
+        Open without the lock and never write (autocommit is then off).
+    progress, cancel : optional
+        Over reading the base logits.
+
+    Raises
+    ------
+    ProjectError
+        Not a project, damaged, open elsewhere, or a journal that does not replay.
+    InputError
+        The view's files cannot be loaded.
+    """
+    from refinement_model.views import load_view
+
+    store = ProjectStore.open(path, readonly=readonly)
+    try:
+        meta = _checked_meta(store)
+        warnings = changed_files(meta["view"]["files"]) if view is None else []
+        if view is None:
+            view = load_view(meta["view"]["files"]["depth"]["path"], cancel=cancel)
+        elif isinstance(view, (str, os.PathLike)):
+            view = load_view(view, meta["view"]["view_id"], cancel=cancel)
+        refine = _load_refiner(meta, path, warnings) if refine == "stored" else refine
+        base_logits = store.read_layer("base_logits", progress=progress, cancel=cancel)
+        if base_logits.shape != view.mirror_mask.shape:
+            raise InputError(path, f"the project is for a view of {base_logits.shape} pixels, "
+                             f"this view has {view.mirror_mask.shape}")
+        session = _replay(store, meta, view, refine, base_logits, cancel)
+        stored = {name: store.read_layer(name) for name in STATE_LAYERS}
+        consistent = all(np.array_equal(stored[name], getattr(session, name))
+                         for name in STATE_LAYERS)
+        project = Project(store, session, autocommit=autocommit and not readonly,
+                          warnings=warnings)
+        if not consistent:
+            project.warnings += ("the stored mask differed from the replay of the journal; "
+                                 "the journal's result is kept",)
+            if not readonly:
+                project._regions.append((0, 0, *base_logits.shape))
+                project.commit()
+        return project
+    except BaseException:
+        store.close()
+        raise

@@ -1,0 +1,106 @@
+"""The refine-function protocol the session calls, and two ways to get one.
+
+A refine function is stateless::
+
+    refine(image_patch, base_logits, stroke_channel) -> refined_logits
+
+with ``image_patch`` (C, n, n) float32 (the network inputs of one patch at network size ``n``),
+``base_logits`` (n, n) float32 (the base model's logits there), ``stroke_channel`` (n, n) float32
+in {-1, 0, +1} (*all* strokes on the patch) and ``refined_logits`` (n, n) float32. Because it is
+stateless, the session's mask is a function of the base logits and the event journal.
+
+- :func:`as_refine_fn` wraps anything callable that way, or any object with such a ``refine``
+  method (``refinement_model.inference.Refiner``), and checks what comes back.
+- :class:`SpreadRefiner` needs no model: it pushes the base logits towards the stroke sign in a
+  blurred neighbourhood of the strokes. It is deterministic and cheap, for tests, benchmarks and
+  for annotating without trained weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+__all__ = ["RefineFn", "SpreadRefiner", "as_refine_fn"]
+
+RefineFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def as_refine_fn(refiner) -> RefineFn:
+    """A checked refine function from a callable or an object with a ``refine`` method.
+
+    Parameters
+    ----------
+    refiner : callable or object with ``refine``
+        Called as ``refine(image_patch, base_logits, stroke_channel)``.
+
+    Returns
+    -------
+    refine : callable
+        Same call; returns a new (n, n) float32 ndarray (tensors are converted) and raises
+        ``ValueError`` when the refiner returns another shape or non-finite values.
+    """
+    function = getattr(refiner, "refine", refiner)
+    if not callable(function):
+        raise ValueError(f"refiner must be callable or have a refine method, got "
+                         f"{type(refiner).__name__}")
+
+    def refine(image_patch, base_logits, stroke_channel):
+        out = function(image_patch, base_logits, stroke_channel)
+        if hasattr(out, "detach"):
+            out = out.detach().cpu().numpy()
+        out = np.array(out, dtype=np.float32).reshape(np.shape(out))
+        if out.shape != np.shape(base_logits):
+            raise ValueError(f"refiner returned shape {out.shape}, expected "
+                             f"{np.shape(base_logits)}")
+        if not np.isfinite(out).all():
+            raise ValueError("refiner returned non-finite logits")
+        return out
+
+    return refine
+
+
+@dataclass(frozen=True)
+class SpreadRefiner:
+    """Model-free refiner: base logits plus ``strength`` times the blurred stroke channel.
+
+    An add stroke raises the logits around it (completing a line the user started), an erase
+    stroke lowers them; the effect fades over ``sigma`` network pixels. Unlike a trained refiner
+    it ignores the image.
+
+    Parameters
+    ----------
+    sigma : float
+        Gaussian blur of the stroke channel in network pixels (> 0).
+    strength : float
+        Logit change at the centre of a wide stroke (>= 0).
+
+    Examples
+    --------
+    >>> refine = SpreadRefiner(sigma=1.0, strength=4.0)
+    >>> channel = np.zeros((5, 5), np.float32); channel[2, 2] = 1
+    >>> out = refine(np.zeros((1, 5, 5), np.float32), np.zeros((5, 5), np.float32), channel)
+    >>> bool(out[2, 2] > out[2, 3] > out[0, 0] > 0)
+    True
+    """
+
+    sigma: float = 2.0
+    strength: float = 8.0
+
+    def __post_init__(self):
+        if not (np.isfinite(self.sigma) and self.sigma > 0):
+            raise ValueError(f"sigma must be finite and > 0, got {self.sigma!r}")
+        if not (np.isfinite(self.strength) and self.strength >= 0):
+            raise ValueError(f"strength must be finite and >= 0, got {self.strength!r}")
+
+    def __call__(self, image_patch, base_logits, stroke_channel) -> np.ndarray:
+        base = np.asarray(base_logits, dtype=np.float32)
+        channel = np.asarray(stroke_channel, dtype=np.float32)
+        if channel.shape != base.shape or base.ndim != 2:
+            raise ValueError(f"base_logits and stroke_channel must be the same (n, n) shape, "
+                             f"got {base.shape} and {channel.shape}")
+        push = gaussian_filter(channel, self.sigma, mode="constant")
+        return base + np.float32(self.strength) * push

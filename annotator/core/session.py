@@ -1,0 +1,427 @@
+"""The annotation session of one view: strokes, refinement, protection, history, patch queue.
+
+Quick use::
+
+    session = AnnotationSession(view, base_logits, refine)       # refine may be None
+    proposal = session.propose_stroke(Stroke("add", [(x0, y0), (x1, y1)], default_radius()))
+    proposal.added, proposal.removed, proposal.region            # preview of the network's change
+    session.accept()          # or session.reject(): stroke stays, the network's change does not
+    session.apply_stroke(stroke)                   # = propose + accept, returns the Change
+    session.undo(); session.redo()
+    session.mask, session.probabilities, session.provenance, session.user_map   # read-only views
+    i = session.next_patch(); session.mark_done(i); session.coverage(); session.scores()
+
+Model
+-----
+The refiner is stateless, so the session is a deterministic function of the base logits and the
+append-only **journal** of events. A patch shows either the base prediction or the refinement
+made when a stroke touching it was accepted: its *version* is that stroke's journal index, and
+its logits are ``refine(image, base, channel of all current strokes up to that one touching the
+patch)``. The change ``refined - base`` (float16, network size) is blended onto the full-resolution
+base logits with the stitching weights (see ``blend``), only over the patches that changed.
+The mask is ``probabilities > 0.5`` with the user's pixels forced (+1 add, -1 erase; the last
+stroke over a pixel wins): no refinement overwrites a pixel the user drew.
+
+Persistence interface (for the project file)
+--------------------------------------------
+- State = ``base_logits`` (H, W) float32, the ``view``, the ``grid``, the refiner, plus
+  :attr:`AnnotationSession.journal`: a list of JSON-serialisable event dicts, appended to and
+  never rewritten (undo and redo are events too, so the undo / redo stacks survive reopening):
+
+  - ``{"type": "stroke", "stroke": Stroke.to_dict(), "accepted": bool, "t": float}``:
+    ``accepted`` says whether the network's change became part of the mask (False after
+    :meth:`reject`, and for strokes applied without a refiner);
+  - ``{"type": "done", "patch": int, "done": bool, "t": float}`` (undoable);
+  - ``{"type": "undo", "t": float}``, ``{"type": "redo", "t": float}``;
+  - ``{"type": "visit", "patch": int, "t": float}``, ``{"type": "skip", "patch": int, "t": float}``
+    (navigation: not undoable, does not clear the redo stack).
+
+  ``"t"`` is the wall-clock time in seconds (only used for the effort counters).
+- :meth:`AnnotationSession.replay` ``(view, base_logits, refine, events, *, patch_deltas=None,
+  ...)`` rebuilds the identical session. Without ``patch_deltas`` it calls the refiner once per
+  refined patch; with the mapping from :meth:`AnnotationSession.patch_deltas` stored alongside the
+  journal it calls it not at all (fast reopening).
+- :meth:`AnnotationSession.add_listener` ``(callback)``: ``callback(change)`` after every journal
+  event, with :class:`Change` ``(event, region, patches)``: the event appended, the box
+  ``(y0, x0, y1, x1)`` where mask / probabilities / user map / provenance changed (or None) and
+  the patches whose state changed. The project file writes the event and the dirty mask tiles;
+  the GUI repaints the region.
+- The session does no I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import expit
+
+from annotator.core import regions
+from annotator.core.blend import blend_probabilities
+from annotator.core.events import Change, EventLog
+from annotator.core.patch_queue import PatchQueue, check_patch_index
+from annotator.core.provenance import final_mask
+from annotator.core.refiners import as_refine_fn
+from refinement_model.errors import Cancelled
+from refinement_model.patches import PatchGrid
+from refinement_model.strokes import Stroke, rasterize_stroke
+
+__all__ = ["AnnotationSession", "Change", "HALF_WIDTH_MEAN", "Proposal", "default_radius"]
+
+# METHOD.md: Gamma fit of stroke half-widths at full resolution, mean loc + a * scale.
+HALF_WIDTH_MEAN = -4.27884325 + 49.12884764 * 0.21316680
+
+
+def default_radius(scale: float = 1.0) -> float:
+    """Default stroke radius (half-width) in view pixels: the paper's mean times ``scale``.
+
+    ``scale`` is the view's resolution relative to the full-resolution scans (1 for them).
+    """
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be finite and > 0, got {scale!r}")
+    return HALF_WIDTH_MEAN * float(scale)
+
+
+@dataclass(frozen=True, eq=False)
+class Proposal:
+    """A stroke with the refinement it would bring, shown before accept / reject.
+
+    Attributes
+    ----------
+    stroke : Stroke
+    region : (y0, x0, y1, x1)
+        Box holding every pixel the stroke or its refinement changes.
+    human_mask : (h, w) bool ndarray
+        The current mask in the region with only the stroke burned in (what reject gives).
+    mask : (h, w) bool ndarray
+        The mask in the region after accept.
+    deltas : dict int -> (n, n) float16 ndarray
+        The refiner's change of each affected patch (empty without a refiner).
+    """
+
+    stroke: Stroke
+    region: tuple[int, int, int, int]
+    human_mask: np.ndarray
+    mask: np.ndarray
+    deltas: dict = field(default_factory=dict)
+
+    @property
+    def added(self) -> np.ndarray:
+        """(h, w) bool: pixels the network adds beyond the human-only result."""
+        return self.mask & ~self.human_mask
+
+    @property
+    def removed(self) -> np.ndarray:
+        """(h, w) bool: pixels the network removes from the human-only result."""
+        return self.human_mask & ~self.mask
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+class AnnotationSession(EventLog):
+    """Annotation state of one view.
+
+    Parameters
+    ----------
+    view : MirrorView
+        Uses ``mirror_mask``, ``ground_truth`` and (for the refiner) the maps.
+    base_logits : (H, W) float32 ndarray
+        The base model's stitched logits. Never modified (kept by reference).
+    refine : callable or object with ``refine``, optional
+        Refine function (see ``refiners``); ``None`` annotates without a network.
+    grid : PatchGrid, optional
+        Default ``PatchGrid(H, W)`` (512 px patches, stride 256, net size 256).
+    image : (C, H, W) float32 ndarray, optional
+        Network inputs; default ``network_input(view, inputs)``, computed at the first refinement.
+    inputs : sequence of str, optional
+        The refiner's image channels (see ``refinement_model.views.network_input``).
+    history_limit : int, optional
+        Most undo steps kept.
+    cache_bytes : int, optional
+        Memory for the refined patch changes of versions not shown (speeds up undo / redo).
+    clock : callable() -> float, optional
+        Time source for the events' ``"t"``.
+    """
+
+    def __init__(self, view, base_logits, refine=None, *, grid: PatchGrid | None = None,
+                 image=None, inputs=("depth",), history_limit: int = 1000,
+                 cache_bytes: int = 32 << 20, clock: Callable[[], float] = time.time):
+        base_logits = np.asarray(base_logits)
+        if base_logits.ndim != 2 or base_logits.dtype != np.float32:
+            raise ValueError(f"base_logits must be a 2-D float32 array, got {base_logits.dtype} "
+                             f"{base_logits.shape}")
+        mirror_mask = np.asarray(view.mirror_mask)
+        if mirror_mask.shape != base_logits.shape:
+            raise ValueError(f"base_logits must have the view's shape {mirror_mask.shape}, "
+                             f"got {base_logits.shape}")
+        grid = PatchGrid(*base_logits.shape) if grid is None else grid
+        if grid.shape != base_logits.shape:
+            raise ValueError(f"grid must cover the view {base_logits.shape}, got {grid!r}")
+        if image is not None and (np.ndim(image) != 3 or np.shape(image)[1:] != grid.shape):
+            raise ValueError(f"image must have shape (C, H, W) with (H, W) = {grid.shape}, "
+                             f"got {np.shape(image)}")
+        super().__init__(grid, history_limit=history_limit, cache_bytes=cache_bytes)
+        self.view = view
+        self.base_logits = base_logits
+        self.grid = grid
+        self._refine = None if refine is None else as_refine_fn(refine)
+        self._image = image
+        self._inputs = tuple(inputs)
+        self._clock = clock
+        self._listeners: list = []
+        self._pending: Proposal | None = None
+        self._gt_skeleton = None
+        self._probabilities = expit(base_logits)
+        self._user_map = np.zeros(grid.shape, dtype=np.int8)
+        self._mask = final_mask(self._probabilities, self._user_map)
+        self._provenance = np.zeros(grid.shape, dtype=np.uint8)
+        self.queue = PatchQueue(grid, mirror_mask, self._probabilities)
+
+    # ----------------------------------------------------------------- reading the state
+    mask = property(lambda self: _read_only(self._mask),
+                    doc="(H, W) bool: the current mask (read-only view).")
+    probabilities = property(lambda self: _read_only(self._probabilities),
+                             doc="(H, W) float32: current line probabilities (read-only view).")
+    provenance = property(lambda self: _read_only(self._provenance),
+                          doc="(H, W) uint8: provenance codes, see ``provenance`` (read-only).")
+    user_map = property(lambda self: _read_only(self._user_map),
+                        doc="(H, W) int8: +1 added, -1 erased by the user, 0 elsewhere.")
+    pending = property(lambda self: self._pending,
+                       doc="The :class:`Proposal` awaiting accept / reject, or None.")
+
+    @property
+    def journal(self) -> list[dict]:
+        """All events so far, oldest first (a new list; treat the dicts as read-only)."""
+        return list(self._journal)
+
+    @property
+    def strokes(self) -> list[Stroke]:
+        """The strokes currently in effect, in drawing order."""
+        return [record.stroke for record in self._strokes]
+
+    @property
+    def patch_states(self) -> np.ndarray:
+        """(N,) uint8 patch states, see ``patch_queue`` (NOT_SEEN, VISITED, REFINED, DONE)."""
+        return self.queue.states
+
+    def add_listener(self, callback: Callable[[Change], None]) -> None:
+        """Call ``callback(change)`` after every journal event."""
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback) -> None:
+        self._listeners.remove(callback)
+
+    # ----------------------------------------------------------------- strokes
+    def propose_stroke(self, stroke: Stroke, *, progress=None, cancel=None) -> Proposal:
+        """Refine the patches a stroke touches and hold the result for :meth:`accept`.
+
+        Parameters
+        ----------
+        stroke : Stroke
+            In view pixels (x = column, y = row); must overlap the view.
+        progress : callable(done, total), optional
+            Called after each refined patch.
+        cancel : callable() -> bool, optional
+            Checked before each patch; raises :class:`Cancelled` (nothing changes).
+
+        Returns
+        -------
+        Proposal
+            Also available as :attr:`pending` until accepted or rejected.
+        """
+        self._check_idle()
+        record = self._record(len(self._journal), stroke)
+        deltas = {}
+        if self._refine is not None:
+            patches = sorted(record.patches)
+            for done, index in enumerate(patches):
+                if cancel is not None and cancel():
+                    raise Cancelled("refinement cancelled")
+                strokes = [r.stroke for r in self._strokes if index in r.patches] + [stroke]
+                deltas[index] = self._refine_patch(index, strokes)
+                if progress is not None:
+                    progress(done + 1, len(patches))
+        region = self._stroke_region(record, deltas)
+        window = np.s_[region[0]:region[2], region[1]:region[3]]
+        user = self._user_map[window].copy()
+        user[rasterize_stroke(stroke, user.shape, origin=(region[1], region[0]))] = stroke.sign
+        human = final_mask(self._probabilities[window], user)
+        refined = (final_mask(blend_probabilities(self.grid, self.base_logits,
+                                                  {**self._deltas, **deltas}, region), user)
+                   if deltas else human.copy())
+        self._pending = Proposal(stroke, region, human, refined, deltas)
+        return self._pending
+
+    def accept(self) -> Change:
+        """Commit the pending proposal: the stroke and the network's change."""
+        proposal = self._take_pending()
+        return self._commit({"type": "stroke", "stroke": proposal.stroke.to_dict(),
+                             "accepted": bool(proposal.deltas)}, proposal.deltas)
+
+    def reject(self) -> Change:
+        """Commit the pending stroke without the network's change."""
+        proposal = self._take_pending()
+        return self._commit({"type": "stroke", "stroke": proposal.stroke.to_dict(),
+                             "accepted": False})
+
+    def apply_stroke(self, stroke: Stroke, *, refine: bool = True, progress=None,
+                     cancel=None) -> Change:
+        """Commit a stroke with its refinement at once (= propose + accept); with
+        ``refine=False`` or without a refiner, burn the stroke in only (journalled with
+        ``"accepted": false``). Returns the :class:`Change`."""
+        if refine and self._refine is not None:
+            self.propose_stroke(stroke, progress=progress, cancel=cancel)
+            return self.accept()
+        self._check_idle()
+        if not isinstance(stroke, Stroke):
+            raise ValueError(f"stroke must be a Stroke, got {type(stroke).__name__}")
+        return self._commit({"type": "stroke", "stroke": stroke.to_dict(), "accepted": False})
+
+    # ----------------------------------------------------------------- history
+    def undo(self) -> Change:
+        """Undo the latest committed step (``ValueError`` when there is none)."""
+        self._check_idle()
+        if not self._history.can_undo:
+            raise ValueError("nothing to undo")
+        return self._commit({"type": "undo"})
+
+    def redo(self) -> Change:
+        """Redo the latest undone step (``ValueError`` when there is none)."""
+        self._check_idle()
+        if not self._history.can_redo:
+            raise ValueError("nothing to redo")
+        return self._commit({"type": "redo"})
+
+    can_undo = property(lambda self: self._history.can_undo)
+    can_redo = property(lambda self: self._history.can_redo)
+
+    # ----------------------------------------------------------------- patches
+    def visit(self, index: int) -> Change:
+        """Record that patch ``index`` was shown (not undoable)."""
+        return self._commit({"type": "visit", "patch": check_patch_index(self.grid, index)})
+
+    def skip(self, index: int) -> Change:
+        """Put patch ``index`` at the back of the queue (not undoable)."""
+        return self._commit({"type": "skip", "patch": check_patch_index(self.grid, index)})
+
+    def mark_done(self, index: int, done: bool = True) -> Change:
+        """Mark patch ``index`` done (or reopen it with ``done=False``); undoable."""
+        self._check_idle()
+        return self._commit({"type": "done", "patch": check_patch_index(self.grid, index),
+                             "done": bool(done)})
+
+    def next_patch(self) -> int | None:
+        """Visit and return the worst patch not seen yet (``None`` when all were seen)."""
+        index = self.queue.next()
+        if index is not None:
+            self.visit(index)
+        return index
+
+    def revisit_patch(self) -> int | None:
+        """Visit and return the worst patch seen but not done (``None`` if there is none)."""
+        index = self.queue.revisit()
+        if index is not None:
+            self.visit(index)
+        return index
+
+    def coverage(self, *, done_only: bool = False) -> float:
+        """Share of the mirror area inside patches seen (or done)."""
+        return self.queue.coverage(done_only=done_only)
+
+    # ----------------------------------------------------------------- figures
+    def effort(self, *, idle_cap_s: float = 60.0) -> dict:
+        """Effort so far: ``strokes`` in effect, ``annotated_pixels`` (pixels the user's strokes
+        cover), ``time_s`` (time between events, each gap capped at ``idle_cap_s``), and the
+        counts of ``accepted`` and ``rejected`` refinements among the strokes."""
+        times = np.array([e["t"] for e in self._journal if "t" in e], dtype=np.float64)
+        accepted = sum(bool(self._journal[r.seq]["accepted"]) for r in self._strokes)
+        return {"strokes": len(self._strokes), "annotated_pixels": int(self._annotated),
+                "time_s": float(np.minimum(np.diff(times), idle_cap_s).sum()) if len(times) else 0.0,
+                "accepted": accepted, "rejected": len(self._strokes) - accepted}
+
+    def scores(self) -> dict | None:
+        """``score_masks`` of the current mask inside the mirror area, or None without ground
+        truth (pfm, fm, iou, precision, recall, dice)."""
+        from refinement_model.metrics import score_masks, thin
+
+        gt = self.view.ground_truth
+        if gt is None:
+            return None
+        if self._gt_skeleton is None:
+            self._gt_skeleton = thin(gt)
+        return score_masks(self._mask, gt, mask=self.view.mirror_mask,
+                           gt_skeleton=self._gt_skeleton)
+
+    def memory_bytes(self) -> dict:
+        """Bytes beyond the view-sized arrays: ``refined_patches`` (the changes shown, at most
+        ``N * net_size ** 2 * 2``) and ``cache`` (changes of versions not shown, at most
+        ``cache_bytes``)."""
+        return {"refined_patches": sum(d.nbytes for d in self._deltas.values()),
+                "cache": self._cache.nbytes}
+
+    def patch_deltas(self) -> dict:
+        """``{patch: (version, delta)}`` of every refined patch: delta (n, n) float16 (shared,
+        do not modify). Store it to make :meth:`replay` call no refiner."""
+        return {p: (self._versions[p], delta) for p, delta in self._deltas.items()}
+
+    @classmethod
+    def replay(cls, view, base_logits, refine, events, *, patch_deltas: Mapping | None = None,
+               progress=None, cancel=None, **options) -> AnnotationSession:
+        """Rebuild a session from its journal.
+
+        Parameters
+        ----------
+        view, base_logits, refine
+            As for the constructor (``refine`` may be None only if no event needs it or
+            ``patch_deltas`` holds every refined patch).
+        events : sequence of dict
+            A journal, as :attr:`journal` gave it.
+        patch_deltas : mapping, optional
+            :meth:`patch_deltas` of the session that wrote the journal.
+        progress, cancel : optional
+            As in :meth:`propose_stroke`, over the patches that need the refiner.
+        **options
+            Other constructor options (grid, image, inputs, history_limit, cache_bytes, clock).
+
+        Raises
+        ------
+        ValueError
+            ``"events[i]: ..."`` for an event that is malformed or impossible at its place.
+        """
+        session = cls(view, base_logits, refine, **options)
+        session._replay(events, patch_deltas or {}, progress, cancel)
+        return session
+
+    # ----------------------------------------------------------------- internals
+    def _check_idle(self) -> None:
+        if self._pending is not None:
+            raise RuntimeError("a refinement proposal is pending: accept() or reject() it first")
+
+    def _take_pending(self) -> Proposal:
+        if self._pending is None:
+            raise RuntimeError("no refinement proposal is pending")
+        proposal, self._pending = self._pending, None
+        return proposal
+
+    def _commit(self, event: dict, deltas=None) -> Change:
+        event["t"] = float(self._clock())
+        change = self._apply(event, deltas)
+        for callback in list(self._listeners):
+            callback(change)
+        return change
+
+    def _refine_patch(self, index: int, strokes) -> np.ndarray:
+        if self._refine is None:
+            raise ValueError("this session has no refiner, but a refined patch must be computed")
+        if self._image is None:
+            from refinement_model.views import network_input
+
+            self._image = network_input(self.view, self._inputs)
+        return regions.refine_patch(self.grid, self._refine, self._image, self.base_logits,
+                                    index, strokes)

@@ -1,0 +1,84 @@
+"""Start the app: the QApplication, the main window, the crash-recovery offer, --screenshot."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication
+
+from annotator.qt.dialogs import ask, show_error
+from annotator.qt.document import crashed_projects
+from annotator.qt.tools import ICON_DIR
+from refinement_model.shipped import SAMPLE_VIEW
+
+
+@dataclass(frozen=True)
+class StartOptions:
+    """What ``etmira annotate`` asked for (see ``annotator.cli.annotate``)."""
+
+    path: str | None = None
+    screenshot: str | None = None
+    layer: str | None = None
+    raking: tuple[float, float] | None = None
+    error_map: bool = False
+    strokes: str | None = None
+    size: tuple[int, int] = (1600, 1000)
+
+
+def application() -> QApplication:
+    """The running QApplication, created once with the app's names (for QSettings)."""
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+    app.setOrganizationName("etmira")
+    app.setApplicationName("etmira-annotate")
+    app.setWindowIcon(QIcon(str(ICON_DIR / "app.svg")))
+    return app
+
+
+def main(options: StartOptions) -> int:
+    """Run the app until its window closes; with ``options.screenshot``, save a PNG and exit."""
+    from annotator.qt.main_window import MainWindow
+
+    app = application()
+    window = MainWindow()
+    window.resize(*options.size)
+    window.show()
+    app.processEvents()
+    path = options.path
+    if path is None and options.screenshot is None:
+        path = _offer_recovery(window)
+    if path is None:
+        path = str(SAMPLE_VIEW)
+    opened = window.open_path(path)
+    if opened and options.strokes:
+        window.replay_strokes(options.strokes)
+    window.apply_start_options(options)
+    if options.screenshot:
+        return _screenshot(app, window, options.screenshot) if opened else 2
+    return app.exec()
+
+
+def _offer_recovery(window) -> str | None:
+    for path in crashed_projects():
+        if ask(window, "Recover project",
+               f"The project {path} was not closed properly (the app may have crashed).\n\n"
+               "Open it again? Every stroke you committed is in it."):
+            return path
+    return None
+
+
+def _screenshot(app: QApplication, window, out: str) -> int:
+    for _ in range(3):
+        app.processEvents()
+    image = window.grab().toImage()
+    try:
+        if not image.save(out, "PNG"):
+            raise OSError(f"cannot write {out}")
+    except OSError as error:
+        show_error(None, error)
+        return 2
+    window.close()
+    return 0

@@ -1,0 +1,340 @@
+"""The zoomable, pannable view of a 60 Mpx mirror, painted tile by tile from a pyramid.
+
+Only the visible tiles are drawn, each rendered once at the resolution of the zoom level and kept
+in a small LRU cache; a change in the annotation drops only the tiles under the changed box. The
+brush paints its stroke locally while the mouse moves (no session call); the stroke is handed
+over once, on release.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPixmap, QTransform
+from PySide6.QtWidgets import QWidget
+
+from annotator.core import render
+
+TILE = 256
+MIN_SCALE, MAX_SCALE = 1 / 64, 32.0
+WHEEL_STEP = 1.25
+_CACHE_TILES = 400
+_BACKGROUND = QColor(38, 38, 40)
+_STROKE_COLORS = {"add": QColor(*render.ADD_COLOR, 170), "erase": QColor(*render.ERASE_COLOR, 170)}
+
+
+def numpy_to_qimage(array: np.ndarray) -> QImage:
+    """A QImage owning a copy of an (H, W, 3) or (H, W, 4) uint8 array (RGB or straight RGBA)."""
+    array = np.ascontiguousarray(array)
+    h, w, c = array.shape
+    fmt = QImage.Format.Format_RGB888 if c == 3 else QImage.Format.Format_RGBA8888
+    return QImage(array.data, w, h, array.strides[0], fmt).copy()
+
+
+class Canvas(QWidget):
+    """Paints a :class:`~annotator.qt.pyramid.LayerStack` and turns drags into strokes.
+
+    Coordinates: a widget point ``p`` shows the view pixel ``p / scale + offset`` (x, y).
+
+    Signals
+    -------
+    strokeFinished(kind: str, points: tuple of (x, y), radius: float)
+        Emitted once per drag of the add or erase brush, in view pixels.
+    cursorMoved(x: float, y: float)
+        The view position under the mouse.
+    viewChanged()
+        Zoom or pan changed.
+    spaceTapped()
+        Space pressed and released without panning (image tools use a held space to pan).
+    """
+
+    strokeFinished = Signal(str, object, float)
+    cursorMoved = Signal(float, float)
+    viewChanged = Signal()
+    spaceTapped = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self.setMinimumSize(200, 150)
+        self._stack = None
+        self._settings = render.LayerSettings()
+        self._tiles: OrderedDict = OrderedDict()
+        self._scale = 1.0
+        self._offset = np.zeros(2)  # view (x, y) at the widget's top-left corner
+        self._proposal = None  # (QImage, x0, y0) in view pixels
+        self._highlight = None  # (y0, x0, y1, x1) of the current patch
+        self.tool = "add"
+        self.radius = 6.0
+        self._stroke: list[tuple[float, float]] = []
+        self._pan_from = None
+        self._space = False
+        self._space_panned = False
+        self._mouse = None  # widget position of the brush cursor
+
+    # ---- content -------------------------------------------------------------------------
+    def set_stack(self, stack) -> None:
+        """Show a new view (a LayerStack) and fit it to the window."""
+        self._stack = stack
+        self._tiles.clear()
+        self._proposal = None
+        self._highlight = None
+        self.fit()
+
+    @property
+    def stack(self):
+        return self._stack
+
+    @property
+    def settings(self) -> render.LayerSettings:
+        return self._settings
+
+    def set_settings(self, settings: render.LayerSettings) -> None:
+        """Change what is shown; every cached tile is redrawn."""
+        if settings != self._settings:
+            self._settings = settings
+            self._tiles.clear()
+            self.update()
+
+    def invalidate(self, box=None) -> None:
+        """Drop the cached tiles over ``box`` = (y0, x0, y1, x1) in view pixels (None: all)."""
+        if box is None:
+            self._tiles.clear()
+        else:
+            y0, x0, y1, x1 = box
+            for key in list(self._tiles):
+                level, ty, tx = key
+                size = TILE << level
+                if ty * size < y1 and (ty + 1) * size > y0 and tx * size < x1 and (tx + 1) * size > x0:
+                    del self._tiles[key]
+        self.update()
+
+    def set_proposal(self, box=None, rgba=None) -> None:
+        """Show a pending refinement's difference (RGBA over ``box``), or hide it (None)."""
+        self._proposal = None if rgba is None else (numpy_to_qimage(rgba), box[1], box[0])
+        self.update()
+
+    def set_highlight(self, box=None) -> None:
+        """Outline the patch ``box`` = (y0, x0, y1, x1) the user works on (None: none)."""
+        self._highlight = box
+        self.update()
+
+    # ---- zoom and pan --------------------------------------------------------------------
+    @property
+    def scale(self) -> float:
+        return self._scale
+
+    def view_to_widget(self, x: float, y: float) -> QPointF:
+        return QPointF((x - self._offset[0]) * self._scale, (y - self._offset[1]) * self._scale)
+
+    def widget_to_view(self, point) -> tuple[float, float]:
+        return (
+            point.x() / self._scale + self._offset[0],
+            point.y() / self._scale + self._offset[1],
+        )
+
+    def fit(self) -> None:
+        """Show the whole view, centred."""
+        if self._stack is None:
+            return
+        h, w = self._stack.shape
+        scale = min(self.width() / w, self.height() / h) * 0.98
+        self._set_view(scale, (w / 2, h / 2), (self.width() / 2, self.height() / 2))
+
+    def one_to_one(self) -> None:
+        """One view pixel per screen pixel, keeping the centre of the window in place."""
+        centre = QPointF(self.width() / 2, self.height() / 2)
+        self._set_view(1.0, self.widget_to_view(centre), (centre.x(), centre.y()))
+
+    def zoom_at(self, factor: float, point) -> None:
+        """Zoom by ``factor`` keeping the view pixel under the widget ``point`` where it is."""
+        self._set_view(self._scale * factor, self.widget_to_view(point), (point.x(), point.y()))
+
+    def centre_on(self, box, *, margin: float = 1.5) -> None:
+        """Zoom to show ``box`` = (y0, x0, y1, x1) with some context around it."""
+        y0, x0, y1, x1 = box
+        scale = min(self.width() / ((x1 - x0) * margin), self.height() / ((y1 - y0) * margin))
+        self._set_view(scale, ((x0 + x1) / 2, (y0 + y1) / 2), (self.width() / 2, self.height() / 2))
+
+    def pan(self, dx: float, dy: float) -> None:
+        """Move the picture by (dx, dy) screen pixels."""
+        self._offset = self._offset - np.array([dx, dy]) / self._scale
+        self.update()
+        self.viewChanged.emit()
+
+    def _set_view(self, scale, view_point, widget_point) -> None:
+        self._scale = float(min(max(scale, MIN_SCALE), MAX_SCALE))
+        self._offset = np.asarray(view_point, float) - np.asarray(widget_point, float) / self._scale
+        self.update()
+        self.viewChanged.emit()
+
+    def level(self) -> int:
+        """The pyramid level drawn at the current zoom (its pixels are at least screen pixels)."""
+        if self._stack is None or self._scale >= 1.0:
+            return 0
+        return min(int(math.floor(math.log2(1.0 / self._scale))), self._stack.n_levels - 1)
+
+    # ---- painting ------------------------------------------------------------------------
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.fillRect(event.rect(), _BACKGROUND)
+        if self._stack is not None:
+            self._paint_tiles(painter, event.rect())
+            painter.setTransform(self._view_transform())
+            if self._proposal is not None:
+                image, x0, y0 = self._proposal
+                painter.drawImage(QPointF(x0, y0), image)
+            if self._highlight is not None:
+                self._paint_highlight(painter)
+            if self._stroke:
+                self._paint_stroke(painter)
+            painter.resetTransform()
+            if self._mouse is not None and self.tool in _STROKE_COLORS:
+                self._paint_cursor(painter)
+        painter.end()
+
+    def _view_transform(self) -> QTransform:
+        s = self._scale
+        return QTransform(s, 0, 0, s, -self._offset[0] * s, -self._offset[1] * s)
+
+    def _paint_tiles(self, painter: QPainter, rect: QRect) -> None:
+        level = self.level()
+        size = TILE << level
+        h, w = self._stack.shape
+        x0, y0 = self.widget_to_view(rect.topLeft())
+        x1, y1 = self.widget_to_view(QPointF(rect.right() + 1, rect.bottom() + 1))
+        tx0, ty0 = max(int(x0 // size), 0), max(int(y0 // size), 0)
+        tx1, ty1 = min(int(x1 // size), (w - 1) // size), min(int(y1 // size), (h - 1) // size)
+        factor = self._scale * (1 << level)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, factor < 1.0)
+        painter.setTransform(
+            QTransform(factor, 0, 0, factor, -self._offset[0] * self._scale, -self._offset[1] * self._scale)
+        )
+        for ty in range(ty0, ty1 + 1):
+            for tx in range(tx0, tx1 + 1):
+                painter.drawPixmap(QPointF(tx * TILE, ty * TILE), self._tile(level, ty, tx))
+        painter.resetTransform()
+
+    def _tile(self, level: int, ty: int, tx: int) -> QPixmap:
+        key = (level, ty, tx)
+        image = self._tiles.get(key)
+        if image is not None:
+            self._tiles.move_to_end(key)
+            return image
+        shape = self._stack.depth.levels[level].shape
+        box = (ty * TILE, tx * TILE, min((ty + 1) * TILE, shape[0]), min((tx + 1) * TILE, shape[1]))
+        # A pixmap is in the screen's format: drawing it needs no conversion, frame after frame.
+        rgb = render.compose(self._stack.tile(level, box, self._settings), self._settings)
+        image = QPixmap.fromImage(numpy_to_qimage(rgb))
+        self._tiles[key] = image
+        if len(self._tiles) > _CACHE_TILES:
+            self._tiles.popitem(last=False)
+        return image
+
+    def _paint_highlight(self, painter: QPainter) -> None:
+        y0, x0, y1, x1 = self._highlight
+        pen = QPen(QColor(255, 255, 255, 200), 1.5)
+        pen.setCosmetic(True)
+        pen.setStyle(Qt.PenStyle.DashLine)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+
+    def _paint_stroke(self, painter: QPainter) -> None:
+        pen = QPen(_STROKE_COLORS[self.tool], 2 * self.radius)
+        pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+        pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+        painter.setPen(pen)
+        path = QPainterPath(QPointF(*self._stroke[0]))
+        for x, y in self._stroke[1:]:
+            path.lineTo(x, y)
+        if len(self._stroke) == 1:
+            path.lineTo(self._stroke[0][0] + 1e-3, self._stroke[0][1])
+        painter.drawPath(path)
+
+    def _paint_cursor(self, painter: QPainter) -> None:
+        r = self.radius * self._scale
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setPen(QPen(QColor(0, 0, 0, 160), 3))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawEllipse(self._mouse, r, r)
+        painter.setPen(QPen(_STROKE_COLORS[self.tool].lighter(130), 1))
+        painter.drawEllipse(self._mouse, r, r)
+
+    def _dirty_rect(self, a: QPointF, b: QPointF) -> QRect:
+        pad = int(self.radius * self._scale) + 4
+        return QRectF(a, b).normalized().toAlignedRect().adjusted(-pad, -pad, pad, pad)
+
+    # ---- input ---------------------------------------------------------------------------
+    def mousePressEvent(self, event) -> None:
+        button = event.button()
+        if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and self._space):
+            self._pan_from = event.position()
+            self._space_panned = self._space
+            self.setCursor(Qt.CursorShape.ClosedHandCursor)
+        elif button == Qt.MouseButton.LeftButton and self._stack is not None and self.tool in _STROKE_COLORS:
+            self._stroke = [self.widget_to_view(event.position())]
+            self.update(self._dirty_rect(event.position(), event.position()))
+
+    def mouseMoveEvent(self, event) -> None:
+        position = event.position()
+        if self._pan_from is not None:
+            delta = position - self._pan_from
+            self._pan_from = position
+            self.pan(delta.x(), delta.y())
+            return
+        previous = self._mouse if self._mouse is not None else position
+        self._mouse = position
+        if self._stroke:
+            point = self.widget_to_view(position)
+            last = self._stroke[-1]
+            # Sub-pixel jitter adds points but no ink.
+            if abs(point[0] - last[0]) + abs(point[1] - last[1]) >= 0.5:
+                self._stroke.append(point)
+        self.update(self._dirty_rect(previous, position))
+        self.cursorMoved.emit(*self.widget_to_view(position))
+
+    def mouseReleaseEvent(self, event) -> None:
+        if self._pan_from is not None:
+            self._pan_from = None
+            self.unsetCursor()
+            return
+        if event.button() == Qt.MouseButton.LeftButton and self._stroke:
+            points, self._stroke = tuple(self._stroke), []
+            self.strokeFinished.emit(self.tool, points, float(self.radius))
+            self.update()
+
+    def leaveEvent(self, event) -> None:
+        self._mouse = None
+        self.update()
+
+    def wheelEvent(self, event) -> None:
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            self.zoom_at(WHEEL_STEP**steps, event.position())
+
+    def keyPressEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_Space:
+            if not event.isAutoRepeat():
+                self._space, self._space_panned = True, False
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_Space:
+            if not event.isAutoRepeat():
+                self._space = False
+                if not self._space_panned:
+                    self.spaceTapped.emit()
+            return
+        super().keyReleaseEvent(event)
+
+    def resizeEvent(self, event) -> None:
+        if self._stack is not None and event.oldSize().width() <= 0:
+            self.fit()
+        super().resizeEvent(event)

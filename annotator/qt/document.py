@@ -1,0 +1,178 @@
+"""Opening views and projects for the window, and the export menu's writers.
+
+Everything slow here (loading 60 Mpx maps, the base model over the whole view, replaying a
+journal, building the display pyramids) runs through :func:`workers.run_with_progress`, so the
+GUI stays responsive and the user can cancel. The GUI never calls torch itself: the Qt-free
+``annotator.core.project`` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QStandardPaths
+
+from annotator.core.project_store import SQLITE_MAGIC, needs_recovery
+from annotator.qt.pyramid import LayerStack
+from annotator.qt.workers import run_with_progress
+from refinement_model.errors import InputError
+
+PROJECT_SUFFIX = ".etmira"
+RECENT_KEY = "recentProjects"
+_RECENT_LIMIT = 10
+EXPORTS = {
+    # key: (menu text, file filter, default suffix)
+    "png": ("Mask as RGBA PNG (like the ground truth)...", "PNG image (*.png)", "_mask.png"),
+    "bilevel_png": ("Mask as 1-bit PNG...", "PNG image (*.png)", "_mask_1bit.png"),
+    "tiff": ("Mask as 1-bit TIFF...", "TIFF image (*.tif *.tiff)", "_mask.tif"),
+    "svg": ("Centre lines as SVG...", "SVG drawing (*.svg)", "_lines.svg"),
+    "provenance": ("Provenance as PNG...", "PNG image (*.png)", "_provenance.png"),
+    "journal": ("Stroke journal as JSON...", "JSON (*.json)", "_strokes.json"),
+}
+
+
+def default_project_dir() -> Path:
+    """Where projects for views opened directly are kept (the user's app data folder)."""
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(base) / "projects"
+
+
+def is_project_file(path) -> bool:
+    """Whether ``path`` is a file that looks like a project (SQLite header)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    if path.suffix == PROJECT_SUFFIX:
+        return True
+    with open(path, "rb") as handle:
+        return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+
+
+def project_for_view(view_path, project_dir) -> Path:
+    """The project that caches the work on a view folder: one per absolute view path."""
+    view_path = Path(view_path).resolve()
+    digest = hashlib.sha256(str(view_path).encode()).hexdigest()[:10]
+    return Path(project_dir) / f"{view_path.name or 'view'}-{digest}{PROJECT_SUFFIX}"
+
+
+def open_document(path, *, project_dir, base=None, refiner=None, parent=None):
+    """Open a project file, or a view (creating or reusing its cached project).
+
+    Parameters
+    ----------
+    path : path-like
+        A project file, a view folder or one of a view's files.
+    project_dir : path-like
+        Folder for the project of a view opened directly.
+    base, refiner : path-like or None
+        Checkpoints for a new project; without ``base`` the shipped weights (and the shipped
+        refiner when there is one).
+
+    Returns
+    -------
+    (Project, LayerStack)
+
+    Raises
+    ------
+    InputError (and subclasses), Cancelled
+    """
+    from annotator.core import project as projects
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file or folder")
+    if is_project_file(path):
+        project = run_with_progress(
+            lambda progress, cancel: projects.open_project(path, progress=progress, cancel=cancel),
+            label=f"Opening {path.name}...", parent=parent)
+    else:
+        target = project_for_view(path, project_dir)
+        if target.exists():
+            project = run_with_progress(
+                lambda progress, cancel: projects.open_project(target, progress=progress,
+                                                               cancel=cancel),
+                label=f"Opening the saved work on {path.name}...", parent=parent)
+        else:
+            base, refiner = _checkpoints(base, refiner)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            project = run_with_progress(
+                lambda progress, cancel: projects.new_project(
+                    target, path, base=base, refiner=refiner, progress=progress, cancel=cancel),
+                label=f"Finding the lines on {path.name} (runs once; the result is kept)...",
+                parent=parent)
+    try:
+        stack = run_with_progress(lambda progress, cancel: build_stack(project.session),
+                                  label="Preparing the display...", parent=parent)
+    except BaseException:
+        project.close()
+        raise
+    return project, stack
+
+
+def build_stack(session) -> LayerStack:
+    """The display pyramids of a session's view and annotation."""
+    view = session.view
+    stack = LayerStack(depth=view.depth, albedo=view.albedo, normals=view.normals,
+                       truth=view.ground_truth)
+    stack.set_annotation(session.probabilities, session.mask, session.user_map)
+    return stack
+
+
+def _checkpoints(base, refiner):
+    from refinement_model.errors import CheckpointError
+    from refinement_model.shipped import shipped_checkpoint
+
+    if base is not None:
+        return base, refiner
+    try:
+        refiner = shipped_checkpoint("refiner") if refiner is None else refiner
+    except CheckpointError:
+        refiner = None  # annotating without a refiner still works: strokes are burned in
+    return shipped_checkpoint("base"), refiner
+
+
+def export(kind: str, path, project) -> str:
+    """Write one export of the project's current state; returns a line for the status bar."""
+    from annotator.core import export as writers
+    from annotator.core.journal_io import write_strokes
+
+    session = project.session
+    mask = session.mask
+    px_per_mm = float(session.view.px_per_mm)
+    if kind == "png":
+        writers.write_mask_png(path, mask)
+    elif kind == "bilevel_png":
+        writers.write_mask_png(path, mask, bilevel=True)
+    elif kind == "tiff":
+        writers.write_mask_tiff(path, mask, px_per_mm=px_per_mm)
+    elif kind == "svg":
+        count = writers.write_svg(path, mask, px_per_mm=px_per_mm)
+        return f"Wrote {count} centre lines to {path}"
+    elif kind == "provenance":
+        writers.write_provenance_png(path, session.provenance, mask)
+    elif kind == "journal":
+        write_strokes(path, session.strokes, events=session.journal, effort=project.summary(),
+                      view={"view_id": session.view.view_id, "height": mask.shape[0],
+                            "width": mask.shape[1]})
+    else:
+        raise ValueError(f"kind must be one of {tuple(EXPORTS)}, got {kind!r}")
+    return f"Wrote {path}"
+
+
+def remember_project(path: str) -> None:
+    """Put a project on top of the recent list (used to find crashed projects on start)."""
+    settings = QSettings()
+    recent = [p for p in _recent(settings) if p != os.fspath(path)]
+    settings.setValue(RECENT_KEY, [os.fspath(path), *recent][:_RECENT_LIMIT])
+
+
+def crashed_projects() -> list[str]:
+    """Recent projects that were left open by a crash (their lock or log is still there)."""
+    return [p for p in _recent(QSettings()) if os.path.exists(p) and needs_recovery(p)]
+
+
+def _recent(settings: QSettings) -> list[str]:
+    value = settings.value(RECENT_KEY, [])
+    return [value] if isinstance(value, str) else list(value or [])

@@ -1,0 +1,194 @@
+"""Model checkpoints: safetensors weights with the model's description in the header.
+
+A checkpoint is an ordinary ``.safetensors`` file whose header metadata holds one key,
+``"etmira"``, a JSON object with the format version, the :class:`~refinement_model.nets.ModelSpec`
+(``"model"``) and free-form facts about training (normalisation, patch sizes, data seed,
+validation metrics, command). Loading reads tensors only, never unpickles, and checks the file
+against what the caller expects before building anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from refinement_model.errors import CheckpointError
+from refinement_model.nets import INPUT_CHANNELS, ModelSpec, create_model
+
+__all__ = [
+    "FORMAT_VERSION",
+    "METADATA_KEY",
+    "load_checkpoint",
+    "read_metadata",
+    "read_tensors",
+    "save_checkpoint",
+    "write_tensors",
+]
+
+FORMAT_VERSION = 1
+METADATA_KEY = "etmira"
+
+
+def write_tensors(path, tensors: Mapping[str, torch.Tensor], metadata: Mapping) -> None:
+    """Write tensors and a JSON-able metadata dict atomically to a safetensors file.
+
+    The metadata is stored as JSON under :data:`METADATA_KEY`. The file appears under
+    ``path`` only once complete (temporary file in the same folder, then ``os.replace``).
+    """
+    path = os.fspath(path)
+    text = json.dumps(dict(metadata), sort_keys=True)
+    contiguous = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(suffix=".safetensors.tmp", dir=folder)
+    os.close(handle)
+    try:
+        save_file(contiguous, temporary, metadata={METADATA_KEY: text})
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def _read_header(path) -> dict:
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(path, "no such checkpoint file")
+    try:
+        with safe_open(path, framework="pt") as handle:
+            header = handle.metadata() or {}
+    except Exception as error:  # safetensors raises several types for garbage
+        raise CheckpointError(path, f"not a safetensors file ({error})") from None
+    if METADATA_KEY not in header:
+        raise CheckpointError(path, "a safetensors file without etmira metadata, "
+                                    "not a checkpoint of this project")
+    try:
+        metadata = json.loads(header[METADATA_KEY])
+    except json.JSONDecodeError as error:
+        raise CheckpointError(path, f"corrupt checkpoint metadata ({error})") from None
+    if not isinstance(metadata, dict):
+        raise CheckpointError(path, "corrupt checkpoint metadata (not a JSON object)")
+    return metadata
+
+
+def read_tensors(path, *, device: str | torch.device = "cpu"
+                 ) -> tuple[dict[str, torch.Tensor], dict]:
+    """All tensors and the metadata of a file written by :func:`write_tensors`.
+
+    Raises
+    ------
+    CheckpointError
+        The file is missing, not safetensors or lacks our metadata.
+    """
+    metadata = _read_header(path)
+    with safe_open(os.fspath(path), framework="pt", device=str(device)) as handle:
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    return tensors, metadata
+
+
+def read_metadata(path) -> dict:
+    """Metadata of a checkpoint without loading its weights.
+
+    Raises
+    ------
+    CheckpointError
+        The file is missing, not safetensors, lacks our metadata or has a newer format.
+    """
+    metadata = _read_header(path)
+    version = metadata.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(path, f"checkpoint format version {version!r} is not supported "
+                                    f"(this program reads up to {FORMAT_VERSION})")
+    if not isinstance(metadata.get("model"), dict):
+        raise CheckpointError(path, "checkpoint metadata lacks the model description")
+    return metadata
+
+
+def save_checkpoint(path, model: torch.nn.Module, *, metadata: Mapping | None = None) -> None:
+    """Save a network built by :func:`~refinement_model.nets.create_model`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination ``.safetensors`` file (written atomically).
+    model : torch.nn.Module
+        Has a ``spec`` attribute (a DDP wrapper is unwrapped).
+    metadata : mapping, optional
+        JSON-able facts to store besides the spec, e.g. ``channel_stats``, ``patch_size``,
+        ``training`` and ``validation``; the keys ``format_version`` and ``model`` are reserved.
+    """
+    model = getattr(model, "module", model)
+    spec = getattr(model, "spec", None)
+    if not isinstance(spec, ModelSpec):
+        raise ValueError("model must come from create_model (it has no ModelSpec in .spec)")
+    extra = dict(metadata or {})
+    reserved = {"format_version", "model"} & set(extra)
+    if reserved:
+        raise ValueError(f"metadata must not contain the reserved keys {sorted(reserved)}")
+    full = {"format_version": FORMAT_VERSION, "model": spec.to_dict(), **extra}
+    write_tensors(path, model.state_dict(), full)
+
+
+def _expected_channels(inputs) -> int:
+    return sum(INPUT_CHANNELS.get(name, 0) for name in inputs)
+
+
+def load_checkpoint(path, *, kind: str | None = None, inputs=None,
+                    device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """Rebuild a network from a checkpoint, in eval mode.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    kind : {"base", "refiner"}, optional
+        Refuse checkpoints of the other kind.
+    inputs : sequence of str, optional
+        Refuse checkpoints whose image channels differ (e.g. a refiner trained on another
+        base's inputs).
+    device : str or torch.device, optional
+
+    Returns
+    -------
+    model : torch.nn.Module
+        With ``model.spec`` set and gradients disabled.
+    metadata : dict
+        Everything :func:`read_metadata` returns.
+
+    Raises
+    ------
+    CheckpointError
+        Missing, foreign, corrupt, wrong kind, wrong channel count, or weights that do not fit
+        the described network.
+    """
+    metadata = read_metadata(path)
+    try:
+        spec = ModelSpec.from_dict(metadata["model"])
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(path, f"invalid model description: {error}") from None
+    if kind is not None and spec.kind != kind:
+        raise CheckpointError(path, f"this is a {spec.kind} checkpoint, a {kind} checkpoint "
+                                    f"is needed here")
+    if inputs is not None and tuple(inputs) != spec.inputs:
+        raise CheckpointError(
+            path, f"the network takes the inputs {list(spec.inputs)} "
+                  f"({spec.image_channels} image channels), expected {list(inputs)} "
+                  f"({_expected_channels(inputs)} channels)")
+    try:
+        model = create_model(spec=spec)
+    except ValueError as error:
+        raise CheckpointError(path, str(error)) from None
+    state, _ = read_tensors(path, device=device)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first = str(error).splitlines()[0:2]
+        raise CheckpointError(path, f"weights do not fit the described network: "
+                                    f"{' '.join(first)}") from None
+    model.to(device).eval().requires_grad_(False)
+    return model, metadata

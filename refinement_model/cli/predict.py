@@ -1,0 +1,72 @@
+"""``etmira predict VIEW_DIR... [--base CKPT] -o OUT_DIR``: segment whole views.
+
+Per view, writes ``<view_id>_prediction.png`` (binary mask, 0/255, full resolution) and
+``<view_id>_probability.png`` (line probability scaled to 0..255), both zero outside the
+mirror area. With ``--score``, views with ground truth are scored (pFM, IoU).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "predict", help="predict the line masks of whole views with the base model",
+        description="Predict the engraved lines of every view under the given folders and "
+                    "write a binary mask and a probability map per view.")
+    parser.add_argument("views", nargs="+", metavar="VIEW_DIR",
+                        help="view folders or data-set roots (real layout)")
+    parser.add_argument("-o", "--out", required=True, metavar="OUT_DIR")
+    parser.add_argument("--base", metavar="CKPT",
+                        help="base checkpoint (default: the shipped weights)")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="probability above which a pixel is a line (default 0.5)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--score", action="store_true",
+                        help="score views that have ground truth; print one JSON line each")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from refinement_model.errors import InputError
+    from refinement_model.imageio import write_png
+    from refinement_model.inference import Predictor, shipped_checkpoint
+    from refinement_model.metrics import score_masks
+    from refinement_model.views import find_views, load_view
+
+    if not 0 < args.threshold < 1:
+        raise InputError(None, f"--threshold must be in (0, 1), got {args.threshold}")
+    files = [f for folder in args.views for f in find_views(folder)]
+    if not files:
+        raise InputError(args.views[0], "no mirror view found")
+    predictor = Predictor(args.base or shipped_checkpoint("base"))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    scores = []
+    for number, view_files in enumerate(files, 1):
+        view = load_view(view_files.depth)
+        grid = predictor.grid(*view.shape)
+        with tqdm(total=len(grid), desc=f"{view.view_id} ({number}/{len(files)})",
+                  unit="patch") as bar:
+            probs = predictor.predict_view(
+                view, batch_size=args.batch_size,
+                progress=lambda done, total: bar.update(done - bar.n))
+        probs[~view.mirror_mask] = 0
+        mask = probs > args.threshold
+        write_png(out / f"{view.view_id}_prediction.png", mask)
+        write_png(out / f"{view.view_id}_probability.png",
+                  np.round(probs * 255).astype(np.uint8))
+        if args.score and view.ground_truth is not None:
+            result = score_masks(mask, view.ground_truth, mask=view.mirror_mask)
+            scores.append(result)
+            print(json.dumps({"view": view.view_id, **{k: round(v, 4) for k, v in
+                                                       result.items()}}))
+    if scores:
+        means = {k: round(float(np.mean([s[k] for s in scores])), 4) for k in scores[0]}
+        print(json.dumps({"view": "mean", **means}))
+    return 0

@@ -1,0 +1,112 @@
+"""``etmira train base|refiner``: train the networks on folders of annotated views.
+
+Runs in one process, or under ``torchrun --nproc_per_node=N -m annotator.cli train ...`` with
+DDP (gloo on CPU, NCCL on GPU).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+
+def _common(parser) -> None:
+    parser.add_argument("--data", nargs="+", required=True, metavar="DIR",
+                        help="folders of training views (real layout, e.g. from etmira synth)")
+    parser.add_argument("--val", nargs="+", metavar="DIR",
+                        help="folders of validation views (default: the last training view "
+                             "is held out)")
+    parser.add_argument("--out", required=True, metavar="CKPT",
+                        help="checkpoint to write (.safetensors); the best model is kept")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--data-seed", type=int, help="seed the data were generated with "
+                        "(recorded in the checkpoint)")
+    parser.add_argument("--batch-size", type=int, default=8, help="patches per step (default 8)")
+    parser.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate")
+    parser.add_argument("--max-steps", type=int, default=20000)
+    parser.add_argument("--max-minutes", type=float, help="wall-clock budget of this run")
+    parser.add_argument("--val-every", type=int, default=200, help="steps between validations")
+    parser.add_argument("--patience", type=int, default=6,
+                        help="validations without improvement before stopping")
+    parser.add_argument("--focal-weight", type=float, default=0.0,
+                        help="weight of the Focal term added to the Dice loss (default 0)")
+    parser.add_argument("--line-fraction", type=float, default=0.8,
+                        help="share of patches centred on a drawn line")
+    parser.add_argument("--arch", default="unet")
+    parser.add_argument("--decoder-channels", type=int, nargs="+", metavar="N")
+    parser.add_argument("--threads", type=int, help="CPU threads per process")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from CKPT.resume.safetensors")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train the base or the refinement network",
+        description="Train the base segmenter, or the refinement network on top of a frozen "
+                    "base, on folders of annotated views.")
+    kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
+    base = kinds.add_parser("base", help="the base segmenter")
+    _common(base)
+    base.add_argument("--inputs", nargs="+", default=["depth"],
+                      choices=["depth", "albedo", "normals"])
+    base.add_argument("--encoder", default=None, help="encoder name (default: the shipped one)")
+    refiner = kinds.add_parser("refiner", help="the refinement network")
+    _common(refiner)
+    refiner.add_argument("--base", required=True, metavar="CKPT", help="frozen base checkpoint")
+    refiner.add_argument("--encoder", default=None, help="encoder (default: the base's)")
+    refiner.add_argument("--max-strokes", type=int, default=3,
+                         help="strokes in sequence per training patch: 1..N (default 3)")
+    refiner.add_argument("--pool-size", type=int, default=1024,
+                         help="training patches with precomputed base logits (default 1024)")
+    for sub in (base, refiner):
+        sub.set_defaults(func=run)
+
+
+def _split(args):
+    """Training and validation folders; without --val the last training view is held out."""
+    from refinement_model.errors import InputError
+
+    if args.val:
+        return args.data, args.val
+    if len(args.data) < 2:
+        raise InputError(args.data[0], "give --val, or at least two --data folders (the last "
+                                       "one is used for validation)")
+    return args.data[:-1], args.data[-1:]
+
+
+def run(args) -> int:
+    import torch
+
+    from refinement_model.nets import DEFAULT_DECODER_CHANNELS, DEFAULT_ENCODER, ModelSpec
+    from refinement_model.training.base import train_base
+    from refinement_model.training.distributed import init_distributed
+    from refinement_model.training.loop import TrainConfig
+    from refinement_model.training.refiner import train_refiner
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = TrainConfig(batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps,
+                         max_minutes=args.max_minutes, val_every=args.val_every,
+                         patience=args.patience, focal_weight=args.focal_weight, seed=args.seed)
+    data, val = _split(args)
+    command = shlex.join(["etmira"] + sys.argv[1:]) if sys.argv else None
+    common = dict(data=data, val=val, out=args.out, config=config, data_seed=args.data_seed,
+                  line_fraction=args.line_fraction, command=command, resume=args.resume)
+    decoder = tuple(args.decoder_channels) if args.decoder_channels else None
+    ctx = init_distributed()
+    try:
+        if args.kind == "base":
+            spec = ModelSpec(kind="base", arch=args.arch,
+                             encoder=args.encoder or DEFAULT_ENCODER, inputs=tuple(args.inputs),
+                             decoder_channels=decoder or DEFAULT_DECODER_CHANNELS)
+            best = train_base(spec=spec, ctx=ctx, **common)
+        else:
+            best = train_refiner(base=args.base, arch=args.arch, encoder=args.encoder,
+                                 decoder_channels=decoder, max_strokes=args.max_strokes,
+                                 pool_size=args.pool_size, ctx=ctx, **common)
+    finally:
+        ctx.close()
+    if ctx.is_main:
+        shown = {k: round(v, 4) for k, v in best.items() if isinstance(v, float)}
+        print(f"best validation: {shown} -> {args.out}")
+    return 0

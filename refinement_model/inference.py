@@ -1,0 +1,327 @@
+"""Fast CPU inference: whole-view prediction and single-patch refinement.
+
+The fastest correct CPU path measured on the project's 2-core machine
+(``benchmarks/bench_refine_latency.py``) is a TorchScript trace of the eval-mode network,
+frozen (constants folded, batch norm fused into convolutions) and run on channels-last tensors
+under ``torch.inference_mode``: about 2.5 times faster than eager PyTorch for one 256 x 256
+patch, with logits equal to eager within 1e-5. :class:`FastNet` builds it and checks the
+equality on the tracing input, falling back to eager if it ever fails.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from refinement_model.checkpoints import load_checkpoint
+from refinement_model.errors import Cancelled, CheckpointError
+from refinement_model.nets import refiner_input
+from refinement_model.patches import PatchGrid, stitch_logits
+
+__all__ = [
+    "EQUALITY_TOLERANCE",
+    "FastNet",
+    "PatchRefiner",
+    "Predictor",
+    "SHIPPED_WEIGHTS",
+    "predict_image",
+    "predict_patch_logits",
+    "predict_view",
+    "shipped_checkpoint",
+]
+
+# Largest |logit| difference allowed between the optimised path and eager PyTorch.
+EQUALITY_TOLERANCE = 1e-3
+#: Folder of the shipped checkpoints (``base.safetensors``, ``refiner.safetensors``).
+SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "resources" / "weights"
+
+
+def shipped_checkpoint(kind: str) -> Path:
+    """Path of the shipped ``"base"`` or ``"refiner"`` checkpoint; CheckpointError if absent."""
+    if kind not in ("base", "refiner"):
+        raise ValueError(f"kind must be 'base' or 'refiner', got {kind!r}")
+    path = SHIPPED_WEIGHTS / f"{kind}.safetensors"
+    if not path.is_file():
+        raise CheckpointError(path, "the shipped weights are missing (train them with "
+                                    "scripts/train_shipped.sh)")
+    return path
+
+
+class FastNet:
+    """A network as a NumPy-in, NumPy-out callable on the fastest correct CPU path.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A network from :func:`~refinement_model.nets.create_model` (never modified; a copy is
+        traced).
+    optimise : bool, optional
+        Trace and freeze the network with channels-last memory; False runs eager PyTorch.
+    net_size : int, optional
+        Side of the patches used to trace and verify the optimised path.
+
+    Attributes
+    ----------
+    spec : ModelSpec
+    optimised : bool
+        Whether the traced path is in use (False after a failed equality check).
+    """
+
+    def __init__(self, model: torch.nn.Module, *, optimise: bool = True, net_size: int = 256):
+        model = getattr(model, "module", model)
+        self.spec = model.spec
+        self._eager = model
+        self._traced = None
+        if optimise:
+            self._traced = self._trace(model, net_size)
+        self.optimised = self._traced is not None
+
+    def _trace(self, model: torch.nn.Module, net_size: int):
+        was_training = model.training
+        model.eval()
+        example = torch.randn(1, self.spec.in_channels, net_size, net_size,
+                              generator=torch.Generator().manual_seed(0))
+        try:
+            # torch.jit is deprecated in favour of torch.compile, which is slower here (see
+            # the benchmark); a failing trace falls back to eager.
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                expected = model(example)
+                # a copy, so that the caller's model keeps its memory format
+                clone = copy.deepcopy(model).to(memory_format=torch.channels_last)
+                traced = torch.jit.freeze(torch.jit.trace(
+                    clone, example.contiguous(memory_format=torch.channels_last)).eval())
+                got = traced(example.contiguous(memory_format=torch.channels_last))
+        except RuntimeError:
+            return None
+        finally:
+            model.train(was_training)
+        if float((got - expected).abs().max()) >= EQUALITY_TOLERANCE:
+            return None
+        return traced
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """Logits of a batch.
+
+        Parameters
+        ----------
+        batch : (B, in_channels, S, S) float32 ndarray
+            S a multiple of 32.
+
+        Returns
+        -------
+        logits : (B, S, S) float32 ndarray
+        """
+        batch = np.asarray(batch, dtype=np.float32)
+        if batch.ndim != 4 or batch.shape[1] != self.spec.in_channels:
+            raise ValueError(f"batch must have shape (B, {self.spec.in_channels}, S, S), "
+                             f"got {batch.shape}")
+        x = torch.from_numpy(batch)
+        with torch.inference_mode():
+            if self._traced is not None:
+                out = self._traced(x.contiguous(memory_format=torch.channels_last))
+            else:
+                was_training = self._eager.training
+                self._eager.eval()
+                out = self._eager(x)
+                self._eager.train(was_training)
+        return out[:, 0].contiguous().numpy()
+
+
+def _as_fast(model) -> FastNet:
+    return model if isinstance(model, FastNet) else FastNet(model)
+
+
+def predict_patch_logits(model, image: np.ndarray, grid: PatchGrid, *, batch_size: int = 8,
+                         cancel: Callable[[], bool] | None = None) -> Iterator[np.ndarray]:
+    """Logits of every patch of a grid, in grid order, computed in batches.
+
+    Parameters
+    ----------
+    model : FastNet or torch.nn.Module
+        A base network.
+    image : (C, H, W) float32 ndarray
+        Normalised network input of the whole view (``views.network_input``).
+    grid : PatchGrid
+        Over (H, W).
+    batch_size : int, optional
+    cancel : callable() -> bool, optional
+        Checked before each batch; raises :class:`Cancelled`.
+
+    Yields
+    ------
+    logits : (net_size, net_size) float32 ndarray
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    net = _as_fast(model)
+    for start in range(0, len(grid), batch_size):
+        if cancel is not None and cancel():
+            raise Cancelled("prediction cancelled")
+        indices = range(start, min(start + batch_size, len(grid)))
+        batch = np.stack([grid.extract(image, i) for i in indices]).astype(np.float32, copy=False)
+        yield from net(batch)
+
+
+def predict_image(model, image: np.ndarray, *, grid: PatchGrid | None = None,
+                  batch_size: int = 8, progress: Callable[[int, int], None] | None = None,
+                  cancel: Callable[[], bool] | None = None) -> np.ndarray:
+    """Whole-view probability map of a normalised network input.
+
+    Parameters
+    ----------
+    model : FastNet or torch.nn.Module
+        A base network.
+    image : (C, H, W) float32 ndarray
+        Never modified.
+    grid : PatchGrid, optional
+        Defaults to the paper's grid (512 px patches, stride 256, network size 256).
+    batch_size : int, optional
+    progress : callable(done, total), optional
+        Called after each patch.
+    cancel : callable() -> bool, optional
+        Raises :class:`Cancelled` when it returns True.
+
+    Returns
+    -------
+    probabilities : (H, W) float32 ndarray
+        Values in [0, 1].
+    """
+    image = np.asarray(image)
+    if image.ndim != 3:
+        raise ValueError(f"image must have shape (C, H, W), got {image.shape}")
+    if grid is None:
+        grid = PatchGrid(image.shape[1], image.shape[2])
+    elif grid.shape != image.shape[1:]:
+        raise ValueError(f"grid covers {grid.shape}, the image is {image.shape[1:]}")
+    logits = predict_patch_logits(model, image, grid, batch_size=batch_size, cancel=cancel)
+    return stitch_logits(grid, logits, progress=progress, cancel=cancel)
+
+
+def predict_view(model, view, *, grid: PatchGrid | None = None, batch_size: int = 8,
+                 progress: Callable[[int, int], None] | None = None,
+                 cancel: Callable[[], bool] | None = None) -> np.ndarray:
+    """Whole-view probability map of a :class:`~refinement_model.views.MirrorView`.
+
+    The network's inputs (``model.spec.inputs``) are taken from the view and normalised with
+    :func:`refinement_model.views.network_input`; see :func:`predict_image` for the rest.
+
+    Returns
+    -------
+    probabilities : (H, W) float32 ndarray
+    """
+    from refinement_model.views import network_input
+
+    image = network_input(view, _as_fast(model).spec.inputs)
+    return predict_image(model, image, grid=grid, batch_size=batch_size, progress=progress,
+                         cancel=cancel)
+
+
+def _grid_options(metadata: dict) -> dict:
+    return {key: int(metadata[key]) for key in ("patch_size", "stride", "net_size")
+            if key in metadata}
+
+
+class Predictor:
+    """The base model of a checkpoint, ready for whole-view prediction.
+
+    Parameters
+    ----------
+    checkpoint : str or os.PathLike
+        A base checkpoint.
+    optimise : bool, optional
+        Use the traced fast path (see :class:`FastNet`).
+
+    Attributes
+    ----------
+    net : FastNet
+    metadata : dict
+        The checkpoint metadata.
+    """
+
+    def __init__(self, checkpoint, *, optimise: bool = True):
+        model, self.metadata = load_checkpoint(checkpoint, kind="base")
+        self.path = os.fspath(checkpoint)
+        self.grid_options = _grid_options(self.metadata)
+        self.net = FastNet(model, optimise=optimise,
+                           net_size=self.grid_options.get("net_size", 256))
+
+    def grid(self, height: int, width: int) -> PatchGrid:
+        """The patch grid this model was trained for, over a view of the given size."""
+        return PatchGrid(height, width, **self.grid_options)
+
+    def predict_view(self, view, *, batch_size: int = 8,
+                     progress: Callable[[int, int], None] | None = None,
+                     cancel: Callable[[], bool] | None = None) -> np.ndarray:
+        """Probability map (H, W) float32 of a view; see :func:`predict_view`."""
+        height, width = view.depth.shape
+        return predict_view(self.net, view, grid=self.grid(height, width),
+                            batch_size=batch_size, progress=progress, cancel=cancel)
+
+
+class PatchRefiner:
+    """Single-patch refinement for the app and the simulation.
+
+    Parameters
+    ----------
+    checkpoint : str or os.PathLike or torch.nn.Module
+        A refiner checkpoint, or a refiner network in memory (e.g. during training).
+    optimise : bool, optional
+        Use the traced fast path (see :class:`FastNet`).
+
+    Examples
+    --------
+    ``refined = PatchRefiner("refiner.safetensors").refine(image, base_logits, strokes)``
+    """
+
+    def __init__(self, checkpoint, *, optimise: bool = True):
+        if isinstance(checkpoint, torch.nn.Module):
+            model, self.metadata = checkpoint, {}
+        else:
+            model, self.metadata = load_checkpoint(checkpoint, kind="refiner")
+        if model.spec.kind != "refiner":
+            raise ValueError(f"checkpoint must be a refiner network, got a {model.spec.kind}")
+        self.net_size = int(self.metadata.get("net_size", 256))
+        self.net = FastNet(model, optimise=optimise, net_size=self.net_size)
+        self.spec = model.spec
+
+    def refine(self, image_patch: np.ndarray, base_logits: np.ndarray,
+               stroke_channel: np.ndarray) -> np.ndarray:
+        """Refined logits of one patch.
+
+        Parameters
+        ----------
+        image_patch : (C, S, S) float32 ndarray
+            Normalised image channels at network size (C = the base model's inputs).
+        base_logits : (S, S) float32 ndarray
+            Raw base-model logits of the patch.
+        stroke_channel : (S, S) float32 ndarray
+            All strokes on the patch, in {-1, 0, +1}.
+
+        Returns
+        -------
+        logits : (S, S) float32 ndarray
+            A new array; the inputs are never modified.
+        """
+        image_patch = np.asarray(image_patch, dtype=np.float32)
+        channels = self.spec.image_channels
+        if image_patch.ndim != 3 or image_patch.shape[0] != channels:
+            raise ValueError(f"image_patch must have shape ({channels}, S, S), "
+                             f"got {image_patch.shape}")
+        size = image_patch.shape[1:]
+        for name, plane in (("base_logits", base_logits), ("stroke_channel", stroke_channel)):
+            if np.shape(plane) != size:
+                raise ValueError(f"{name} must have shape {size}, got {np.shape(plane)}")
+        stacked = refiner_input(
+            torch.from_numpy(image_patch[None]),
+            torch.from_numpy(np.asarray(base_logits, dtype=np.float32)[None]),
+            torch.from_numpy(np.asarray(stroke_channel, dtype=np.float32)[None]))
+        return self.net(stacked.numpy())[0]
+
+    __call__ = refine

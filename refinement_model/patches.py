@@ -1,0 +1,382 @@
+"""Cut a mirror view into overlapping patches and stitch patch logits back together.
+
+The networks see patches of ``patch_size`` view pixels (512 in the paper) taken every ``stride``
+pixels (256) and resized to ``net_size`` (256). Whole-view predictions are stitched in logit
+space with a weight map that falls off towards the patch border, then passed through the sigmoid
+(METHOD.md, "Patches").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+import cv2
+import numpy as np
+
+from refinement_model.errors import Cancelled
+
+__all__ = [
+    "PatchGrid",
+    "border_weight_map",
+    "stitch_logits",
+    "stitch_region",
+]
+
+# dtypes cv2.resize handles natively; everything else is resized as float32.
+_CV2_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
+
+
+def _check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _starts(length: int, patch_size: int, stride: int) -> np.ndarray:
+    """Patch start offsets along one axis; the last patch ends exactly at ``length``."""
+    if length <= patch_size:
+        return np.zeros(1, dtype=np.int64)
+    starts = np.arange(0, length - patch_size + 1, stride, dtype=np.int64)
+    if starts[-1] + patch_size < length:
+        starts = np.append(starts, length - patch_size)
+    return starts
+
+
+class PatchGrid:
+    """Overlapping square patches covering a view.
+
+    Parameters
+    ----------
+    height, width : int
+        Size of the view in pixels.
+    patch_size : int, optional
+        Side of a patch in view pixels.
+    stride : int, optional
+        Offset between neighbouring patches in view pixels; at most ``patch_size`` so that the
+        patches cover the view.
+    net_size : int, optional
+        Side of a patch as the networks see it.
+
+    Attributes
+    ----------
+    boxes : (N, 4) int64 ndarray
+        ``(y0, x0, y1, x1)`` of every patch in view pixels, row-major. The last row and column
+        of patches end exactly at the view border. A view smaller than a patch along an axis
+        gets a single patch there that starts at 0 and reaches past the border: its outside
+        part is padded by :meth:`extract` and ignored by the stitching functions.
+    rows, cols : int
+        Number of patch rows and columns; patch ``i`` is in row ``i // cols``.
+    scale : float
+        ``net_size / patch_size``: multiply view pixel lengths by it to get network pixels.
+
+    Examples
+    --------
+    >>> grid = PatchGrid(700, 1000)
+    >>> grid.boxes.tolist()
+    [[0, 0, 512, 512], [0, 256, 512, 768], [0, 488, 512, 1000], [188, 0, 700, 512], [188, 256, 700, 768], [188, 488, 700, 1000]]
+    >>> grid.patches_touching(600, 300, 610, 310).tolist()
+    [3, 4]
+    """
+
+    def __init__(self, height: int, width: int, *, patch_size: int = 512, stride: int = 256,
+                 net_size: int = 256):
+        self.height = _check_positive_int(height, "height")
+        self.width = _check_positive_int(width, "width")
+        self.patch_size = _check_positive_int(patch_size, "patch_size")
+        self.stride = _check_positive_int(stride, "stride")
+        self.net_size = _check_positive_int(net_size, "net_size")
+        if self.stride > self.patch_size:
+            raise ValueError(f"stride must be at most patch_size ({self.patch_size}) so that the "
+                             f"patches cover the view, got {self.stride}")
+        ys = _starts(self.height, self.patch_size, self.stride)
+        xs = _starts(self.width, self.patch_size, self.stride)
+        self.rows, self.cols = len(ys), len(xs)
+        y0, x0 = (a.ravel() for a in np.meshgrid(ys, xs, indexing="ij"))
+        boxes = np.stack([y0, x0, y0 + self.patch_size, x0 + self.patch_size], axis=1)
+        boxes.setflags(write=False)
+        self.boxes = boxes
+        self.scale = self.net_size / self.patch_size
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def __repr__(self) -> str:
+        return (f"PatchGrid({self.height}, {self.width}, patch_size={self.patch_size}, "
+                f"stride={self.stride}, net_size={self.net_size})")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the view."""
+        return self.height, self.width
+
+    def _check_index(self, index) -> int:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise ValueError(f"index must be an integer, got {index!r}")
+        if not 0 <= index < len(self.boxes):
+            raise ValueError(f"index must be in [0, {len(self.boxes)}), got {index}")
+        return int(index)
+
+    def region(self, index: int) -> tuple[int, int, int, int]:
+        """``(y0, x0, y1, x1)`` of patch ``index`` clipped to the view.
+
+        The rectangle to re-stitch with :func:`stitch_region` after the logits of this patch
+        changed.
+        """
+        y0, x0, y1, x1 = self.boxes[self._check_index(index)].tolist()
+        return y0, x0, min(y1, self.height), min(x1, self.width)
+
+    def extract(self, image: np.ndarray, index: int, *, fill: float = 0) -> np.ndarray:
+        """Cut patch ``index`` out of ``image`` and resize it to the network size.
+
+        Parameters
+        ----------
+        image : (H, W) or (C, H, W) ndarray
+            A view-sized map. Never modified.
+        index : int
+            Patch index into :attr:`boxes`.
+        fill : scalar, optional
+            Value for the part of the patch outside the view (views smaller than a patch).
+
+        Returns
+        -------
+        patch : (net_size, net_size) or (C, net_size, net_size) ndarray
+            Resized with ``cv2.INTER_AREA`` (the mean over each block of view pixels).
+            uint8, uint16, int16, float32 and float64 keep their dtype; bool patches are
+            the covered fraction thresholded at 0.5 (so thin lines survive as long as they
+            cover half a network pixel); other dtypes come back as float32. Always a new array.
+        """
+        image = np.asarray(image)
+        if image.ndim not in (2, 3) or image.shape[-2:] != self.shape:
+            raise ValueError(f"image must have shape (H, W) or (C, H, W) with (H, W) = "
+                             f"{self.shape}, got {image.shape}")
+        y0, x0, y1, x1 = self.region(index)
+        crop = image[..., y0:y1, x0:x1]
+        work = crop if crop.dtype.type in _CV2_DTYPES else crop.astype(np.float32)
+        if crop.shape[-2:] != (self.patch_size, self.patch_size):
+            pad = [(0, 0)] * (work.ndim - 2) + [(0, self.patch_size - crop.shape[-2]),
+                                                 (0, self.patch_size - crop.shape[-1])]
+            work = np.pad(work, pad, mode="constant", constant_values=fill)
+        planes = work.reshape(-1, self.patch_size, self.patch_size)
+        size = (self.net_size, self.net_size)
+        out = np.stack([cv2.resize(p, size, interpolation=cv2.INTER_AREA) for p in planes])
+        out = out.reshape(work.shape[:-2] + size)
+        if image.dtype == bool:
+            return out >= 0.5
+        return out
+
+    def patches_touching(self, y0: int, x0: int, y1: int, x1: int) -> np.ndarray:
+        """Indices of the patches that overlap the half-open rectangle ``[y0, y1) x [x0, x1)``.
+
+        Coordinates are view pixels and may reach past the view. Returns a sorted int64 array,
+        empty when the rectangle is empty or outside every patch.
+        """
+        b = self.boxes
+        if y0 >= y1 or x0 >= x1:
+            return np.zeros(0, dtype=np.int64)
+        hit = (b[:, 0] < y1) & (b[:, 2] > y0) & (b[:, 1] < x1) & (b[:, 3] > x0)
+        return np.flatnonzero(hit)
+
+
+def border_weight_map(size: int) -> np.ndarray:
+    """Stitching weight of every pixel of a square patch.
+
+    The distance of each pixel centre to the nearest patch border, capped at a quarter of the
+    patch, divided by that cap and squared (METHOD.md). Measuring from pixel centres keeps the
+    outermost ring positive (``(0.5 / (size / 4)) ** 2``), so view pixels that only patch
+    borders cover (the outer view border) still get a finite weighted average.
+
+    Parameters
+    ----------
+    size : int
+        Side of the patch in pixels.
+
+    Returns
+    -------
+    weights : (size, size) float32 ndarray
+        Values in (0, 1], 1 everywhere at least ``size / 4`` from the border.
+
+    Examples
+    --------
+    >>> border_weight_map(4).tolist()[0]
+    [0.25, 0.25, 0.25, 0.25]
+    """
+    size = _check_positive_int(size, "size")
+    centre = np.arange(size, dtype=np.float64) + 0.5
+    edge = np.minimum(centre, size - centre)
+    distance = np.minimum(edge[:, None], edge[None, :])
+    cap = size / 4
+    return np.square(np.minimum(distance, cap) / cap).astype(np.float32)
+
+
+def _check_region(grid: PatchGrid, region) -> tuple[int, int, int, int]:
+    try:
+        y0, x0, y1, x1 = (int(v) for v in region)
+    except (TypeError, ValueError):
+        raise ValueError(f"region must be (y0, x0, y1, x1) integers, got {region!r}") from None
+    if not (0 <= y0 < y1 <= grid.height and 0 <= x0 < x1 <= grid.width):
+        raise ValueError(f"region must be a non-empty rectangle inside the view "
+                         f"{grid.shape}, got {region!r}")
+    return y0, x0, y1, x1
+
+
+class _Accumulator:
+    """Weighted logit sum and weight sum over one rectangle of the view."""
+
+    def __init__(self, grid: PatchGrid, region: tuple[int, int, int, int]):
+        self.grid = grid
+        self.region = region
+        shape = (region[2] - region[0], region[3] - region[1])
+        self.logit_sum = np.zeros(shape, dtype=np.float32)
+        self.weight_sum = np.zeros(shape, dtype=np.float32)
+        self.weights = border_weight_map(grid.patch_size)
+        self._upsampled = np.empty((grid.patch_size, grid.patch_size), dtype=np.float32)
+
+    def add(self, index: int, logits) -> None:
+        grid = self.grid
+        logits = np.asarray(logits, dtype=np.float32)
+        if logits.shape != (grid.net_size, grid.net_size):
+            raise ValueError(f"logits of patch {index} must have shape "
+                             f"({grid.net_size}, {grid.net_size}), got {logits.shape}")
+        ry0, rx0, ry1, rx1 = self.region
+        by0, bx0, by1, bx1 = grid.boxes[index].tolist()
+        y0, x0, y1, x1 = max(by0, ry0), max(bx0, rx0), min(by1, ry1), min(bx1, rx1)
+        if y0 >= y1 or x0 >= x1:
+            return
+        size = (grid.patch_size, grid.patch_size)
+        if logits.shape == size:
+            np.copyto(self._upsampled, logits)
+        else:
+            cv2.resize(logits, size, dst=self._upsampled, interpolation=cv2.INTER_LINEAR)
+        inside = np.s_[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
+        target = np.s_[y0 - ry0:y1 - ry0, x0 - rx0:x1 - rx0]
+        part = self._upsampled[inside]
+        weights = self.weights[inside]
+        np.multiply(part, weights, out=part)
+        self.logit_sum[target] += part
+        self.weight_sum[target] += weights
+
+    def probabilities(self) -> np.ndarray:
+        if not self.weight_sum.all():
+            raise ValueError("some pixels of the region are covered by no patch given")
+        out = self.logit_sum
+        np.divide(out, self.weight_sum, out=out)
+        # sigmoid in place: 1 / (1 + exp(-x)); exp overflows to inf for x << 0, giving 0.
+        np.negative(out, out=out)
+        with np.errstate(over="ignore"):
+            np.exp(out, out=out)
+        out += 1
+        np.reciprocal(out, out=out)
+        return out
+
+
+def stitch_logits(grid: PatchGrid, logits_iterable: Iterable, *,
+                  progress: Callable[[int, int], None] | None = None,
+                  cancel: Callable[[], bool] | None = None) -> np.ndarray:
+    """Stitch the logits of every patch into a whole-view probability map.
+
+    Each patch's logits are upsampled to the patch size (bilinear), weighted with
+    :func:`border_weight_map`, summed in logit space, divided by the summed weights and passed
+    through the sigmoid.
+
+    Parameters
+    ----------
+    grid : PatchGrid
+        The grid the logits were computed on.
+    logits_iterable : iterable of (net_size, net_size) array-likes
+        Logits of patch 0, 1, ... in the order of ``grid.boxes``, exactly ``len(grid)`` of
+        them (numpy arrays or CPU tensors; converted to float32).
+    progress : callable(done, total), optional
+        Called after each patch.
+    cancel : callable() -> bool, optional
+        Checked before each patch; when it returns True, :class:`Cancelled` is raised.
+
+    Returns
+    -------
+    probabilities : (H, W) float32 ndarray
+        Values in [0, 1].
+
+    Examples
+    --------
+    >>> grid = PatchGrid(600, 600, patch_size=64, stride=32, net_size=32)
+    >>> probs = stitch_logits(grid, (np.zeros((32, 32)) for _ in range(len(grid))))
+    >>> probs.shape, float(probs.min()), float(probs.max())
+    ((600, 600), 0.5, 0.5)
+    """
+    accumulator = _Accumulator(grid, (0, 0, grid.height, grid.width))
+    total = len(grid)
+    count = 0
+    for logits in logits_iterable:
+        if cancel is not None and cancel():
+            raise Cancelled("stitching cancelled")
+        if count == total:
+            raise ValueError(f"logits_iterable yielded more than the {total} patches of the grid")
+        accumulator.add(count, logits)
+        count += 1
+        if progress is not None:
+            progress(count, total)
+    if count != total:
+        raise ValueError(f"logits_iterable yielded {count} patches, the grid has {total}")
+    return accumulator.probabilities()
+
+
+def stitch_region(grid: PatchGrid, logits_by_index: Mapping, region) -> np.ndarray:
+    """Probabilities of one rectangle of the view, from the patches that overlap it.
+
+    Gives exactly the values :func:`stitch_logits` gives there, at a cost proportional to the
+    area of the patches touching the region, so that the app can re-stitch only where a stroke
+    changed the logits and paste the result into its whole-view map.
+
+    Parameters
+    ----------
+    grid : PatchGrid
+        The grid the logits were computed on.
+    logits_by_index : mapping int -> (net_size, net_size) array-like
+        Current logits of (at least) every patch in ``grid.patches_touching(*region)``;
+        a dict, a list or an (N, net_size, net_size) array all work.
+    region : (y0, x0, y1, x1) ints
+        Half-open rectangle inside the view.
+
+    Returns
+    -------
+    probabilities : (y1 - y0, x1 - x0) float32 ndarray
+    """
+    region = _check_region(grid, region)
+    accumulator = _Accumulator(grid, region)
+    for index in grid.patches_touching(*region).tolist():
+        try:
+            logits = logits_by_index[index]
+        except (KeyError, IndexError):
+            raise ValueError(f"logits_by_index lacks patch {index}, which overlaps the "
+                             f"region {region}") from None
+        accumulator.add(index, logits)
+    return accumulator.probabilities()
+
+
+def stitch_region_logits(grid: PatchGrid, logits_by_index: Mapping, region, *,
+                         missing: float | None = None) -> np.ndarray:
+    """Weighted mean logits of one rectangle of the view (:func:`stitch_region` before the sigmoid).
+
+    Parameters
+    ----------
+    grid, logits_by_index, region
+        As in :func:`stitch_region`.
+    missing : float, optional
+        Constant logit of the patches absent from ``logits_by_index``; by default every patch
+        overlapping the region must be given. With ``missing=0`` and per-patch logit *changes*,
+        this blends local changes into a whole-view logit map without seams.
+
+    Returns
+    -------
+    logits : (y1 - y0, x1 - x0) float32 ndarray
+    """
+    region = _check_region(grid, region)
+    accumulator = _Accumulator(grid, region)
+    constant = None if missing is None else np.full((grid.net_size,) * 2, missing, np.float32)
+    for index in grid.patches_touching(*region).tolist():
+        logits = logits_by_index.get(index, constant) if hasattr(logits_by_index, "get") else None
+        if logits is None:
+            raise ValueError(f"logits_by_index lacks patch {index}, which overlaps the "
+                             f"region {region}")
+        accumulator.add(index, logits)
+    np.divide(accumulator.logit_sum, accumulator.weight_sum, out=accumulator.logit_sum)
+    return accumulator.logit_sum

@@ -1,0 +1,142 @@
+"""Training of the base segmenter (METHOD.md, "Initial segmentation").
+
+Random augmented patches at network resolution; validation predicts every validation view
+whole (patches, stitching, threshold 0.5) and scores it within the mirror area, so the selected
+model is the one that is best at what ``etmira predict`` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from refinement_model.checkpoints import save_checkpoint
+from refinement_model.inference import FastNet, predict_image
+from refinement_model.metrics import score_masks
+from refinement_model.nets import ModelSpec, create_model
+from refinement_model.patches import PatchGrid
+from refinement_model.training.data import load_training_views, sample_patches
+from refinement_model.training.distributed import DistContext
+from refinement_model.training.loop import TrainConfig, resume_path, train_loop
+
+__all__ = ["GridOptions", "checkpoint_metadata", "train_base", "validate_views"]
+
+
+@dataclass(frozen=True)
+class GridOptions:
+    """Patch geometry (METHOD.md, "Patches"); stored in every checkpoint."""
+
+    patch_size: int = 512
+    stride: int = 256
+    net_size: int = 256
+
+    @property
+    def factor(self) -> float:
+        return self.net_size / self.patch_size
+
+    def grid(self, height: int, width: int) -> PatchGrid:
+        return PatchGrid(height, width, patch_size=self.patch_size, stride=self.stride,
+                         net_size=self.net_size)
+
+
+def checkpoint_metadata(spec: ModelSpec, geometry: GridOptions, *, config: TrainConfig,
+                        data: dict, validation: dict, command: str | None) -> dict:
+    """The facts every trained checkpoint records besides its spec."""
+    from refinement_model.views import CHANNEL_STATS, INPUT_CHANNELS
+
+    channels = [c for name in spec.inputs for c in INPUT_CHANNELS[name]]
+    return {
+        "patch_size": geometry.patch_size, "stride": geometry.stride,
+        "net_size": geometry.net_size,
+        "channel_stats": {c: list(CHANNEL_STATS[c]) for c in channels},
+        "training": {"config": config.to_dict(), "command": command, **data},
+        "validation": validation,
+    }
+
+
+def validate_views(model, views, geometry: GridOptions, *, batch_size: int = 8) -> dict:
+    """Mean scores of whole-view predictions (threshold 0.5) within the mirror areas.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or FastNet
+        A base network.
+    views : sequence of TrainingView
+        At full resolution.
+
+    Returns
+    -------
+    dict
+        ``pfm``, ``iou``, ``precision``, ``recall``: means over the views; ``per_view``.
+    """
+    net = model if isinstance(model, FastNet) else FastNet(model, optimise=False)
+    per_view, scores = {}, []
+    for view in views:
+        grid = geometry.grid(*view.ground_truth.shape)
+        probs = predict_image(net, view.image, grid=grid, batch_size=batch_size)
+        scores.append(score_masks(probs > 0.5, view.ground_truth, mask=view.mirror_mask))
+        per_view[view.view_id] = {k: round(scores[-1][k], 4) for k in ("pfm", "iou")}
+    means = {k: float(np.mean([s[k] for s in scores]))
+             for k in ("pfm", "iou", "precision", "recall")}
+    return {**means, "per_view": per_view}
+
+
+def train_base(*, data, val, out, spec: ModelSpec, config: TrainConfig,
+               geometry: GridOptions = GridOptions(), data_seed: int | None = None,
+               line_fraction: float = 0.8, command: str | None = None, resume: bool = False,
+               ctx: DistContext | None = None) -> dict:
+    """Train a base network and save the best one (by validation pFM) to ``out``.
+
+    Parameters
+    ----------
+    data, val : sequence of paths
+        Folders of annotated views for training and validation.
+    out : path
+        Checkpoint to write (``<out>.resume.safetensors`` holds the resumable state).
+    spec : ModelSpec
+        Of kind "base".
+    config : TrainConfig
+    geometry : GridOptions, optional
+    data_seed : int, optional
+        Seed the data were generated with (recorded only).
+    line_fraction : float, optional
+        Share of training patches centred on a line.
+    command : str, optional
+        The command line (recorded only).
+    resume : bool, optional
+    ctx : DistContext, optional
+
+    Returns
+    -------
+    dict
+        The best validation metrics.
+    """
+    import torch
+
+    if spec.kind != "base":
+        raise ValueError(f"spec must be of kind 'base', got {spec.kind!r}")
+    ctx = ctx or DistContext()
+    torch.manual_seed(config.seed)
+    train_views = load_training_views(data, inputs=spec.inputs, factor=geometry.factor)
+    val_views = load_training_views(val, inputs=spec.inputs, factor=1) if ctx.is_main else []
+    model = create_model(spec=spec)
+    facts = {"data_seed": data_seed, "data": [str(p) for p in data],
+             "val": [str(p) for p in val],
+             "train_views": [v.view_id for v in train_views]}
+
+    def next_batch(rng):
+        return sample_patches(train_views, config.batch_size, size=geometry.net_size, rng=rng,
+                              line_fraction=line_fraction)
+
+    def validate(net):
+        metrics = validate_views(net, val_views, geometry)
+        return metrics["pfm"], metrics
+
+    def save_best(net, metrics):
+        save_checkpoint(out, net, metadata=checkpoint_metadata(
+            spec, geometry, config=config, data=facts, validation=metrics, command=command))
+
+    return train_loop(model, next_batch=next_batch, validate=validate, save_best=save_best,
+                      config=config, ctx=ctx, resume_file=resume_path(out), resume=resume,
+                      desc="train base")

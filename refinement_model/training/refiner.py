@@ -1,0 +1,232 @@
+"""Training of the refinement network from simulated strokes (METHOD.md, "Refinement network").
+
+The base model is frozen, so its logits are computed once for a pool of augmented training
+patches; every step then draws patches from the pool, applies one of the 8 flips/rotations
+(to image, logits and ground truth alike) and simulates 1..k strokes in sequence, each against
+the base prediction with the earlier strokes burned in, as a user correcting a patch stroke by
+stroke would draw them. The stroke channel holds all of them; the target is the ground truth.
+
+Model selection: on fixed validation patches with one simulated stroke each, the pFM of the
+refined patch (stroke burned in) over the pFM of the human-only patch (stroke burned into the
+base prediction), as a relative gain.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from refinement_model.checkpoints import load_checkpoint, save_checkpoint
+from refinement_model.inference import FastNet
+from refinement_model.metrics import score_masks, thin
+from refinement_model.nets import LOGIT_SCALE, ModelSpec, create_model, refiner_input
+from refinement_model.strokes import burn_in, stroke_channel
+from refinement_model.training.base import GridOptions, checkpoint_metadata
+from refinement_model.training.data import (
+    dihedral, grid_patches, load_training_views, sample_patches)
+from refinement_model.training.distributed import DistContext
+from refinement_model.training.loop import TrainConfig, resume_path, train_loop
+
+__all__ = ["simulate_strokes", "train_refiner", "validation_patches"]
+
+
+def simulate_strokes(gt: np.ndarray, prediction: np.ndarray, *, count: int, rng=None,
+                     scale: float = 0.5) -> list:
+    """Up to ``count`` simulated strokes in sequence, each against the earlier ones burned in.
+
+    Each stroke is an add or an erase stroke with equal chance (the other kind when the first
+    is impossible); the sequence ends early when the patch needs no stroke.
+
+    Parameters
+    ----------
+    gt, prediction : (S, S) bool ndarrays
+        Not modified.
+    count : int
+    rng : None, int or numpy.random.Generator
+    scale : float
+        Patch pixels per view pixel (stroke widths are drawn at view resolution).
+
+    Returns
+    -------
+    list of Stroke
+    """
+    from simulation.simulated_user import simulate_add, simulate_erase
+
+    rng = np.random.default_rng(rng)
+    strokes, current = [], prediction
+    for _ in range(count):
+        order = (simulate_add, simulate_erase) if rng.random() < 0.5 else (
+            simulate_erase, simulate_add)
+        stroke = None
+        for simulate in order:
+            stroke = simulate(gt, current, rng=rng, scale=scale)
+            if stroke is not None:
+                break
+        if stroke is None:
+            break
+        strokes.append(stroke)
+        current = burn_in(current, [stroke])
+    return strokes
+
+
+def _logits(net: FastNet, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    return np.concatenate([net(images[i:i + batch_size])
+                           for i in range(0, len(images), batch_size)])
+
+
+def validation_patches(base: FastNet, views, geometry: GridOptions, *, per_view: int = 48,
+                       seed: int = 0) -> dict:
+    """Fixed validation patches with base logits and one simulated stroke each.
+
+    Patches with ground-truth lines are drawn from each view's grid (at most ``per_view``);
+    the stroke is the simulated user's choice (longer segment) against the base prediction.
+
+    Returns
+    -------
+    dict of arrays
+        ``images`` (N, C, S, S), ``logits``, ``strokes`` (stroke channels), ``gt``,
+        ``skeleton``, ``human`` (human-only masks, N, S, S) and ``stroke_list`` (one Stroke
+        each).
+    """
+    from simulation.simulated_user import choose_stroke
+
+    rng = np.random.default_rng(seed)
+    images, gts = [], []
+    for view in views:
+        grid = geometry.grid(*view.ground_truth.shape)
+        patch_images, patch_gt = grid_patches(view.image, view.ground_truth, grid,
+                                              min_line_pixels=20)
+        keep = np.sort(rng.permutation(len(patch_gt))[:per_view])
+        images.append(patch_images[keep])
+        gts.append(patch_gt[keep])
+    images, gts = np.concatenate(images), np.concatenate(gts)
+    logits = _logits(base, images)
+    out = {key: [] for key in ("images", "logits", "strokes", "gt", "skeleton", "human",
+                               "stroke_list")}
+    size = gts.shape[1:]
+    for i, (gt, logit) in enumerate(zip(gts, logits)):
+        chosen = choose_stroke(gt, logit > 0, rng=rng, scale=geometry.factor)
+        if chosen is None:
+            continue
+        for key, value in (("images", images[i]), ("logits", logit), ("gt", gt),
+                           ("strokes", stroke_channel([chosen.stroke], size)),
+                           ("skeleton", thin(gt)),
+                           ("human", burn_in(logit > 0, [chosen.stroke])),
+                           ("stroke_list", chosen.stroke)):
+            out[key].append(value)
+    return {k: (v if k == "stroke_list" else np.stack(v)) for k, v in out.items()}
+
+
+def refined_scores(model, patches: dict, *, batch_size: int = 16) -> dict:
+    """pFM of base, human-only and refined (stroke burned in) validation patches.
+
+    Returns
+    -------
+    dict
+        Means ``base_pfm``, ``human_pfm``, ``refined_pfm``, the relative ``gain`` of refined
+        over human-only (ratio of means minus 1), ``mean_patch_gain`` and ``patches``.
+    """
+    import torch
+
+    net = model if isinstance(model, FastNet) else FastNet(model, optimise=False)
+    stacked = refiner_input(torch.from_numpy(patches["images"]),
+                            torch.from_numpy(patches["logits"]),
+                            torch.from_numpy(patches["strokes"])).numpy()
+    refined = _logits(net, stacked, batch_size)
+    scores = {"base": [], "human": [], "refined": []}
+    for i, stroke in enumerate(patches["stroke_list"]):
+        gt, skeleton = patches["gt"][i], patches["skeleton"][i]
+        for key, mask in (("base", patches["logits"][i] > 0), ("human", patches["human"][i]),
+                          ("refined", burn_in(refined[i] > 0, [stroke]))):
+            scores[key].append(score_masks(mask, gt, gt_skeleton=skeleton)["pfm"])
+    means = {f"{k}_pfm": float(np.mean(v)) for k, v in scores.items()}
+    human = np.maximum(np.asarray(scores["human"]), 1e-6)
+    return {**means, "gain": means["refined_pfm"] / max(means["human_pfm"], 1e-6) - 1,
+            "mean_patch_gain": float(np.mean(np.asarray(scores["refined"]) / human - 1)),
+            "patches": len(human)}
+
+
+def train_refiner(*, base, data, val, out, arch: str = "unet", encoder: str | None = None,
+                  decoder_channels=None, config: TrainConfig, max_strokes: int = 3,
+                  pool_size: int = 1024, val_per_view: int = 48, data_seed: int | None = None,
+                  line_fraction: float = 0.8, command: str | None = None, resume: bool = False,
+                  ctx: DistContext | None = None) -> dict:
+    """Train a refiner on top of a frozen base checkpoint; save the best to ``out``.
+
+    Parameters
+    ----------
+    base : path
+        Base checkpoint; its inputs and patch geometry are reused.
+    data, val : sequence of paths
+        Folders of annotated views.
+    out : path
+    arch, encoder, decoder_channels : optional
+        Refiner network; encoder and decoder default to the base model's.
+    config : TrainConfig
+    max_strokes : int, optional
+        Each training patch gets 1..max_strokes strokes.
+    pool_size : int, optional
+        Training patches whose base logits are precomputed (per process).
+    val_per_view : int, optional
+    data_seed, line_fraction, command, resume, ctx
+        As in :func:`~refinement_model.training.base.train_base`.
+
+    Returns
+    -------
+    dict
+        The best validation metrics.
+    """
+    import torch
+
+    if isinstance(max_strokes, bool) or not isinstance(max_strokes, int) or max_strokes < 1:
+        raise ValueError(f"max_strokes must be a positive integer, got {max_strokes!r}")
+    ctx = ctx or DistContext()
+    torch.manual_seed(config.seed)
+    base_model, base_meta = load_checkpoint(base, kind="base")
+    geometry = GridOptions(**{k: int(base_meta.get(k, v)) for k, v in
+                              GridOptions().__dict__.items()})
+    spec = ModelSpec(kind="refiner", arch=arch, encoder=encoder or base_model.spec.encoder,
+                     inputs=base_model.spec.inputs,
+                     decoder_channels=decoder_channels or base_model.spec.decoder_channels,
+                     encoder_depth=base_model.spec.encoder_depth)
+    base_net = FastNet(base_model, net_size=geometry.net_size)
+    train_views = load_training_views(data, inputs=spec.inputs, factor=geometry.factor)
+    images, targets = sample_patches(train_views, pool_size, size=geometry.net_size,
+                                     rng=np.random.default_rng([config.seed, ctx.rank, 1]),
+                                     line_fraction=line_fraction)
+    del train_views
+    logits = _logits(base_net, images)
+    patches = {}
+    if ctx.is_main:
+        val_views = load_training_views(val, inputs=spec.inputs, factor=1)
+        patches = validation_patches(base_net, val_views, geometry, per_view=val_per_view,
+                                     seed=config.seed)
+        del val_views
+    facts = {"data_seed": data_seed, "data": [str(p) for p in data],
+             "val": [str(p) for p in val], "max_strokes": max_strokes, "pool_size": pool_size,
+             "base": {"model": base_meta["model"], "validation": base_meta.get("validation"),
+                      "training": {"data_seed": base_meta.get("training", {}).get("data_seed")}}}
+
+    def next_batch(rng):
+        rows = []
+        for index in rng.integers(0, pool_size, config.batch_size):
+            image, logit, gt = dihedral([images[index], logits[index], targets[index]],
+                                        int(rng.integers(8)))
+            count = int(rng.integers(1, max_strokes + 1))
+            strokes = simulate_strokes(gt, logit > 0, count=count, rng=rng,
+                                       scale=geometry.factor)
+            rows.append((image, logit, stroke_channel(strokes, gt.shape), gt))
+        stacked = [torch.from_numpy(np.stack(column)) for column in zip(*rows)]
+        return refiner_input(*stacked[:3]).numpy(), stacked[3].numpy()
+
+    def validate(net):
+        metrics = refined_scores(net, patches)
+        return metrics["gain"], metrics
+
+    def save_best(net, metrics):
+        metadata = checkpoint_metadata(spec, geometry, config=config, data=facts,
+                                       validation=metrics, command=command)
+        save_checkpoint(out, net, metadata={**metadata, "logit_scale": LOGIT_SCALE})
+
+    return train_loop(create_model(spec=spec), next_batch=next_batch, validate=validate,
+                      save_best=save_best, config=config, ctx=ctx,
+                      resume_file=resume_path(out), resume=resume, desc="train refiner")

@@ -1,0 +1,388 @@
+"""Mirror views: one side of one mirror, found in the real data layout and loaded preprocessed.
+
+Layout (METHOD.md)::
+
+    ROOT/<object_id>/PS/<view_id>_N.tif      normals
+    ROOT/<object_id>/PS/<view_id>_RHO.tif    albedo
+    ROOT/<object_id>/PS/<view_id>_U.tif      depth
+    ROOT/<gt dir>/<view_id>_drawings.png     ground truth (alpha channel; channel 0 without alpha)
+    ROOT/<mask dir>/<view_id>_mask.png       mirror area (red channel)
+
+The ground-truth and mask folders may have any name (``etmira synth`` writes ``drawings/`` and
+``masks/``); a plain folder holding the five files is a view too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from refinement_model.errors import Cancelled, InputError
+from refinement_model.imageio import (
+    MAX_PIXELS,
+    image_shape,
+    read_binary_mask,
+    read_tiff,
+    tiff_px_per_mm,
+)
+from refinement_model.preprocess import (
+    _normalize_albedo_inplace,
+    _preprocess_depth_inplace,
+    _unit_normals_inplace,
+    estimate_mirror_mask,
+)
+
+#: File-name endings of a view's files, by role.
+SUFFIXES = {"normals": "_N.tif", "albedo": "_RHO.tif", "depth": "_U.tif",
+            "drawings": "_drawings.png", "mask": "_mask.png"}
+_MAPS = ("normals", "albedo", "depth")
+
+#: Channel normalisation (mean, std) measured on the real set (METHOD.md). The normal
+#: statistics fit normals encoded as ``(n + 1) / 2``, which :func:`network_input` feeds.
+CHANNEL_STATS = {
+    "depth": (0.5140403, 0.15302444),
+    "albedo": (0.0911411, 0.05621303),
+    "normal_x": (0.41616833, 0.113035046),
+    "normal_y": (0.41096762, 0.110428646),
+    "normal_z": (0.7927827, 0.06655099),
+}
+#: Input names :func:`network_input` accepts, with the channels each contributes.
+INPUT_CHANNELS = {"depth": ("depth",), "albedo": ("albedo",),
+                  "normals": ("normal_x", "normal_y", "normal_z")}
+#: Largest share of the view that may be non-finite in the depth map.
+MAX_NONFINITE_FRACTION = 0.5
+MASK_ESTIMATED_WARNING = "mask file missing: mirror area estimated from the maps"
+
+
+@dataclass(frozen=True)
+class ViewFiles:
+    """The files of one view; ``drawings`` and ``mask`` are None when absent."""
+
+    view_id: str
+    normals: Path
+    albedo: Path
+    depth: Path
+    drawings: Path | None = None
+    mask: Path | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class MirrorView:
+    """One side of one mirror, preprocessed as in the paper.
+
+    Attributes
+    ----------
+    view_id : str
+    depth : ndarray of float32, shape (H, W)
+        High-passed (sigma = 1 mm), standardised, clipped to +-3 sigma, min-max to [0, 1],
+        statistics over the mirror area.
+    albedo : ndarray of float32, shape (H, W)
+        Min-max to [0, 1] over the mirror area.
+    normals : ndarray of float32, shape (H, W, 3)
+        Unit vectors (x, y, z); (0, 0, 1) where the map had no direction.
+    ground_truth : ndarray of bool, shape (H, W), or None
+    mirror_mask : ndarray of bool, shape (H, W)
+        Mirror area, without pixels whose depth is not finite.
+    mask_estimated : bool
+        True when no mask file existed and the area was estimated from the maps.
+    px_per_mm : float
+    files : ViewFiles
+    warnings : tuple of str
+        Problems that did not stop loading (estimated mask, non-finite values, ...).
+
+    Notes
+    -----
+    All maps are float32: a full-resolution view (8964 x 6716) holds about 1.5 GB and loads
+    with a peak below 2 GB (``benchmarks/bench_view_load.py``).
+    """
+
+    view_id: str
+    depth: np.ndarray
+    albedo: np.ndarray
+    normals: np.ndarray
+    ground_truth: np.ndarray | None
+    mirror_mask: np.ndarray
+    mask_estimated: bool
+    px_per_mm: float
+    files: ViewFiles
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(H, W) of the view."""
+        return self.depth.shape
+
+
+def _scan(root: Path) -> dict[str, dict[str, list[Path]]]:
+    """All files under ``root`` named like a view's file, by view id and role."""
+    found: dict[str, dict[str, list[Path]]] = {}
+    for path in sorted(root.rglob("*")):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        for role, suffix in SUFFIXES.items():
+            if path.name.endswith(suffix) and len(path.name) > len(suffix):
+                view_id = path.name[: -len(suffix)]
+                found.setdefault(view_id, {}).setdefault(role, []).append(path)
+    return found
+
+
+def _one(root: Path, view_id: str, role: str, paths: list[Path], near: Path | None):
+    """The single file for a role; the one next to the maps wins over others."""
+    if near is not None:
+        local = [path for path in paths if path.parent == near]
+        if len(local) == 1:
+            return local[0]
+    if len(paths) > 1:
+        listed = ", ".join(str(path) for path in paths)
+        raise InputError(root, f"view {view_id} has {len(paths)} {role} files: {listed}")
+    return paths[0] if paths else None
+
+
+def _view_files(root: Path, view_id: str, roles: dict[str, list[Path]]) -> ViewFiles:
+    missing = [role for role in _MAPS if role not in roles]
+    if missing:
+        present = next(iter(roles.values()))[0]
+        absent = ", ".join(f"{view_id}{SUFFIXES[role]}" for role in missing)
+        raise InputError(present.parent, f"view {view_id} lacks {absent}")
+    depth = _one(root, view_id, "depth", roles["depth"], None)
+    files = {role: _one(root, view_id, role, roles.get(role, []), depth.parent)
+             for role in SUFFIXES}
+    return ViewFiles(view_id=view_id, **files)
+
+
+def find_views(root) -> list[ViewFiles]:
+    """List the views under a folder (real layout or plain folders), sorted by view id.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        Data-set root, an object folder or a plain view folder.
+
+    Returns
+    -------
+    views : list of ViewFiles
+        Only views with all three maps; ground truth and mask are looked for anywhere under
+        ``root`` (a file next to the maps wins).
+
+    Raises
+    ------
+    InputError
+        ``root`` is not a folder, or a view has two candidate files for one role.
+    """
+    root = _check_folder(root)
+    found = _scan(root)
+    return [_view_files(root, view_id, roles) for view_id, roles in sorted(found.items())
+            if all(role in roles for role in _MAPS)]
+
+
+def _check_folder(root) -> Path:
+    root = Path(root)
+    if not root.exists():
+        raise InputError(root, "folder not found")
+    if not root.is_dir():
+        raise InputError(root, "is not a folder")
+    return root
+
+
+def _resolve(path, view_id: str | None) -> ViewFiles:
+    """The files of the view that ``path`` (folder or one of its files) and ``view_id`` name."""
+    path = Path(path)
+    if path.is_file():
+        role = next((r for r, s in SUFFIXES.items() if path.name.endswith(s)), None)
+        if role is None:
+            raise InputError(path, "not a view file (expected a name ending in "
+                             + ", ".join(SUFFIXES.values()) + ")")
+        view_id = path.name[: -len(SUFFIXES[role])]
+        folder = path.parent
+        if role in _MAPS:
+            # Maps sit in ROOT/<object>/PS; ground truth and masks elsewhere under ROOT.
+            roots = [folder.parent.parent if folder.name == "PS" else folder]
+        else:
+            roots = [folder, folder.parent]
+    else:
+        roots = [_check_folder(path)]
+    for root in roots:
+        found = _scan(root)
+        if view_id is None:
+            view_id = _only_view(root, found)
+        roles = found.get(view_id, {})
+        if all(role in roles for role in _MAPS):
+            return _view_files(root, view_id, roles)
+    if roles:
+        return _view_files(root, view_id, roles)  # raises, naming the missing maps
+    raise InputError(root, f"no files of view {view_id} found")
+
+
+def _only_view(root: Path, found) -> str:
+    complete = [view for view, roles in sorted(found.items()) if all(r in roles for r in _MAPS)]
+    if len(complete) == 1:
+        return complete[0]
+    if not complete:
+        raise InputError(root, "no mirror view found (expected files <view_id>_N.tif, "
+                         "<view_id>_RHO.tif and <view_id>_U.tif)")
+    listed = ", ".join(complete[:5]) + (", ..." if len(complete) > 5 else "")
+    raise InputError(root, f"{len(complete)} views found ({listed}): name one with view_id")
+
+
+def _check_shapes(files: ViewFiles, max_pixels: int) -> tuple[int, int]:
+    shapes = {role: image_shape(getattr(files, role), max_pixels=max_pixels) for role in _MAPS}
+    if len(shapes["normals"]) != 3 or shapes["normals"][2] != 3:
+        raise InputError(files.normals, f"normal map must have 3 channels, has shape "
+                         f"{shapes['normals']}")
+    if len(shapes["depth"]) != 2:
+        raise InputError(files.depth, f"depth map must have 1 channel, has shape "
+                         f"{shapes['depth']}")
+    if len(shapes["albedo"]) == 3 and shapes["albedo"][2] != 3:
+        raise InputError(files.albedo, f"albedo must have 1 or 3 channels, has shape "
+                         f"{shapes['albedo']}")
+    height, width = shapes["depth"]
+    for role in ("normals", "albedo"):
+        if shapes[role][:2] != (height, width):
+            raise InputError(
+                getattr(files, role),
+                f"size {shapes[role][1]} x {shapes[role][0]} (W x H) differs from the depth "
+                f"map {files.depth} ({width} x {height})",
+            )
+    return height, width
+
+
+def _px_per_mm(files: ViewFiles, given: float | None) -> float:
+    if given is not None:
+        if not (math.isfinite(given) and given > 0):
+            raise ValueError(f"px_per_mm must be a positive number, got {given!r}")
+        return float(given)
+    for role in ("depth", "albedo", "normals"):
+        found = tiff_px_per_mm(getattr(files, role))
+        if found is not None:
+            return found
+    raise InputError(files.depth, "no resolution tag (pixels per mm) in the maps: "
+                     "pass px_per_mm to set the 1 mm high-pass scale")
+
+
+def load_view(path, view_id: str | None = None, *, px_per_mm: float | None = None,
+              max_pixels: int = MAX_PIXELS, progress=None, cancel=None) -> MirrorView:
+    """Load one mirror view and apply the paper's preprocessing.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A view folder, a data-set root (with ``view_id`` when it holds several views), or any
+        one of the view's files.
+    view_id : str, optional
+        Which view under ``path``; ignored when ``path`` is a file.
+    px_per_mm : float, optional
+        Pixels per millimetre; overrides the TIFF resolution tags, needed when they have none.
+    max_pixels : int, optional
+        Largest map accepted (height x width).
+    progress : callable(done, total), optional
+    cancel : callable() -> bool, optional
+        Checked between steps; raises :class:`~refinement_model.errors.Cancelled`.
+
+    Returns
+    -------
+    view : MirrorView
+
+    Raises
+    ------
+    InputError
+        Missing or bad files, maps of different sizes, masks of the wrong size or bit depth,
+        no resolution, depth mostly non-finite.
+    """
+    steps = iter(range(1, 7))
+
+    def step():
+        if cancel is not None and cancel():
+            raise Cancelled("loading the view was cancelled")
+        if progress is not None:
+            progress(next(steps) - 1, 6)
+
+    step()
+    files = _resolve(path, view_id)
+    shape = _check_shapes(files, max_pixels)
+    scale = _px_per_mm(files, px_per_mm)
+    warnings = []
+    step()
+    truth = None if files.drawings is None else read_binary_mask(
+        files.drawings, channel="alpha", shape=shape, max_pixels=max_pixels)
+    mirror = None if files.mask is None else read_binary_mask(
+        files.mask, channel="red", shape=shape, max_pixels=max_pixels)
+    step()
+    depth = read_tiff(files.depth, max_pixels=max_pixels)
+    finite = np.isfinite(depth)
+    bad = depth.size - int(np.count_nonzero(finite))
+    if bad > MAX_NONFINITE_FRACTION * depth.size:
+        raise InputError(files.depth, f"{bad / depth.size:.0%} of the depth map is NaN or "
+                         "infinite: not a usable height map")
+    if bad:
+        warnings.append(f"depth map has {bad} NaN/infinite pixels ({bad / depth.size:.2%}): "
+                        "left out of the mirror area and filled for filtering")
+    albedo = read_tiff(files.albedo, max_pixels=max_pixels)
+    if albedo.ndim == 3:
+        albedo = albedo.mean(axis=2, dtype=np.float32)  # colour albedo: its gray level
+        warnings.append("albedo has 3 channels: their mean is used")
+    step()
+    estimated = mirror is None
+    if estimated:
+        mirror = estimate_mirror_mask(albedo, valid=finite)
+        warnings.append(MASK_ESTIMATED_WARNING)
+    mirror &= finite
+    del finite
+    if not mirror.any():
+        raise InputError(files.mask or files.depth, "the mirror area is empty (no finite "
+                         "depth inside the mask)")
+    depth = _preprocess_depth_inplace(depth, scale, mirror)
+    if not np.isfinite(albedo).all():
+        warnings.append("albedo has NaN/infinite pixels: set to 0")
+    albedo = _normalize_albedo_inplace(albedo, mirror)
+    step()
+    normals = read_tiff(files.normals, max_pixels=max_pixels)
+    normals, invalid = _unit_normals_inplace(normals)
+    if invalid:
+        warnings.append(f"normal map has {invalid} pixels without a direction: set to (0, 0, 1)")
+    step()
+    if progress is not None:
+        progress(6, 6)
+    return MirrorView(view_id=files.view_id, depth=depth, albedo=albedo, normals=normals,
+                      ground_truth=truth, mirror_mask=mirror, mask_estimated=estimated,
+                      px_per_mm=scale, files=files, warnings=tuple(warnings))
+
+
+def network_input(view: MirrorView, inputs=("depth",)) -> np.ndarray:
+    """Stack a view's maps into the normalised tensor layout the networks take.
+
+    Parameters
+    ----------
+    view : MirrorView
+    inputs : sequence of {"depth", "albedo", "normals"}
+        In channel order; "normals" gives three channels (x, y, z), encoded ``(n + 1) / 2``
+        to match :data:`CHANNEL_STATS`.
+
+    Returns
+    -------
+    image : ndarray of float32, shape (C, H, W)
+        ``(value - mean) / std`` per channel.
+    """
+    inputs = tuple(inputs)
+    unknown = [name for name in inputs if name not in INPUT_CHANNELS]
+    if not inputs or unknown:
+        raise ValueError(f"inputs must be a non-empty sequence of {tuple(INPUT_CHANNELS)}, "
+                         f"got {inputs!r}")
+    channels = [channel for name in inputs for channel in INPUT_CHANNELS[name]]
+    out = np.empty((len(channels), *view.shape), np.float32)
+    index = 0
+    for name in inputs:
+        if name == "normals":
+            for axis in range(3):
+                np.add(view.normals[..., axis], 1, out=out[index + axis])
+                out[index + axis] /= 2
+        else:
+            out[index] = getattr(view, name)
+        index += len(INPUT_CHANNELS[name])
+    for plane, channel in zip(out, channels):
+        mean, std = CHANNEL_STATS[channel]
+        plane -= np.float32(mean)
+        plane /= np.float32(std)
+    return out

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Train the shipped networks (resources/weights/base.safetensors, refiner.safetensors) on
+# generated mirrors, within about 50 minutes of a 2-core CPU. Data go to the git-ignored data/.
+#
+#   nohup setsid bash scripts/train_shipped.sh > /tmp/train_shipped.log 2>&1 &
+#
+# Budgets (minutes) can be changed with BASE_MINUTES / REFINER_MINUTES; a lent GPU is used
+# automatically (and is much faster).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ETMIRA=${ETMIRA:-.venv/bin/etmira}
+BASE_MINUTES=${BASE_MINUTES:-20}
+REFINER_MINUTES=${REFINER_MINUTES:-22}
+OUT=data/shipped
+TRAIN_SEED=1; VAL_SEED=2; TEST_SEED=3
+mkdir -p "$OUT" resources/weights
+
+# 12 training, 3 validation and 3 test views of 2048 x 2048 px, each set from its own seed.
+[ -d data/train ] || $ETMIRA synth data/train --views 12 --size 2048x2048 --seed $TRAIN_SEED
+[ -d data/val ] || $ETMIRA synth data/val --views 3 --first 101 --size 2048x2048 --seed $VAL_SEED
+[ -d data/test ] || $ETMIRA synth data/test --views 3 --first 201 --size 2048x2048 --seed $TEST_SEED
+
+date -u +"%H:%M:%S base training starts"
+$ETMIRA train base --data data/train --val data/val --out $OUT/base.safetensors \
+    --data-seed $TRAIN_SEED --seed 0 --batch-size 8 --val-every 150 --patience 6 \
+    --max-minutes "$BASE_MINUTES"
+cp $OUT/base.safetensors resources/weights/base.safetensors
+
+date -u +"%H:%M:%S refiner training starts"
+$ETMIRA train refiner --base $OUT/base.safetensors --data data/train --val data/val \
+    --out $OUT/refiner.safetensors --data-seed $TRAIN_SEED --seed 0 --batch-size 8 \
+    --val-every 100 --patience 6 --max-strokes 3 --pool-size 1024 \
+    --max-minutes "$REFINER_MINUTES"
+cp $OUT/refiner.safetensors resources/weights/refiner.safetensors
+
+date -u +"%H:%M:%S test views"
+$ETMIRA predict data/test --base resources/weights/base.safetensors -o $OUT/test_predictions --score
+$ETMIRA model-info resources/weights/base.safetensors
+$ETMIRA model-info resources/weights/refiner.safetensors
+date -u +"%H:%M:%S done"

@@ -1,0 +1,118 @@
+"""Run the evaluation protocol over views and settings, writing runs for `etmira report`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from refinement_model.errors import InputError
+from refinement_model.metrics import thin
+from refinement_model.patches import PatchGrid
+from simulation.protocol import ProtocolConfig, run_protocol
+from simulation.ranking import oracle_scores, ranking_quality, uncertainty_scores
+from simulation.runs import run_path, setting_config, write_manifest, write_records
+
+
+def view_files_with_ground_truth(paths: Sequence) -> list:
+    """Every view under the given folders that has ground truth (ViewFiles, sorted by id)."""
+    from refinement_model.views import find_views
+
+    views = []
+    for path in paths:
+        found = find_views(path)
+        if not found:
+            raise InputError(path, "no view (normals, albedo and depth TIFFs) found here")
+        views += [files for files in found if files.drawings is not None]
+    if not views:
+        raise InputError(paths[0], "no view with ground truth (<view_id>_drawings.png) found")
+    return sorted(views, key=lambda files: files.view_id)
+
+
+def gt_free_ranking_quality(probabilities, ground_truth, grid: PatchGrid, *,
+                            mirror_mask=None) -> float:
+    """Spearman correlation of the GT-free patch score with the true patch badness (1 - pFM)
+    of the initial prediction, over patches that hold ground-truth or predicted lines."""
+    mask = probabilities > 0.5
+    skeleton = thin(ground_truth)
+    truth = oracle_scores(mask, ground_truth, grid, mirror_mask=mirror_mask, gt_skeleton=skeleton)
+    guess = uncertainty_scores(probabilities, grid, mirror_mask=mirror_mask)
+    has_lines = np.array([ground_truth[y0:y1, x0:x1].any() or mask[y0:y1, x0:x1].any()
+                          for y0, x0, y1, x1 in grid.boxes.tolist()])
+    return ranking_quality(np.where(has_lines, guess, -np.inf), truth)
+
+
+def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int = 3000,
+                   seeds: int = 3, settings: Sequence[str] = ("both", "gt_free"),
+                   record_every: int = 10, show_progress: bool = False) -> dict:
+    """Run every setting with every seed on every view with ground truth under ``paths``.
+
+    Writes ``out/runs/<view>/<setting>_seed<k>.csv`` as each run ends and ``out/manifest.json``
+    (updated after each view, so an interrupted simulation keeps what it finished).
+
+    Returns
+    -------
+    manifest : dict
+    """
+    from refinement_model.inference import PatchRefiner, Predictor
+    from refinement_model.shipped import shipped_checkpoint
+    from refinement_model.views import load_view, network_input
+
+    base = Path(base) if base else shipped_checkpoint("base")
+    refiner = Path(refiner) if refiner else shipped_checkpoint("refiner")
+    predictor, patch_refiner = Predictor(base), PatchRefiner(refiner)
+    files = view_files_with_ground_truth(paths)
+    manifest = {"views": [], "settings": list(settings), "seeds": list(range(seeds)),
+                "steps": steps, "record_every": record_every, "base": str(base),
+                "refiner": str(refiner), "spearman_gt_free": {}, "seconds": {}}
+    for view_files in files:
+        view = load_view(view_files.depth)
+        probabilities = predictor.predict_view(view, progress=_bar(show_progress,
+                                                                   f"{view.view_id}: predict"))
+        logits = probability_logits(probabilities)
+        image = network_input(view, predictor.net.spec.inputs)
+        grid = predictor.grid(*view.shape)
+        manifest["spearman_gt_free"][view.view_id] = gt_free_ranking_quality(
+            probabilities, view.ground_truth, grid, mirror_mask=view.mirror_mask)
+        for setting in settings:
+            config = setting_config(setting, ProtocolConfig(steps=steps,
+                                                            record_every=record_every))
+            for seed in manifest["seeds"]:
+                started = time.perf_counter()
+                records = run_protocol(
+                    image, logits, view.ground_truth, patch_refiner.refine,
+                    mirror_mask=view.mirror_mask, grid=grid, config=config, rng=seed,
+                    progress=_bar(show_progress, f"{view.view_id} {setting} seed {seed}"))
+                write_records(run_path(out, view.view_id, setting, seed), records)
+                manifest["seconds"][f"{view.view_id}/{setting}/{seed}"] = round(
+                    time.perf_counter() - started, 1)
+        manifest["views"].append(view.view_id)
+        write_manifest(out, manifest)
+    return manifest
+
+
+def probability_logits(probabilities) -> np.ndarray:
+    """Logits of a probability map, float32, clipped where float32 saturates (|logit| <= 16)."""
+    p = np.clip(np.asarray(probabilities, np.float32), 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p)).astype(np.float32)
+
+
+def _bar(show: bool, label: str):
+    """A tqdm-backed progress callback, or None when progress is not shown."""
+    if not show:
+        return None
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=label, unit="step", leave=False)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update

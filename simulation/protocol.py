@@ -1,0 +1,347 @@
+"""The paper's evaluation: a simulated annotator corrects a view, worst patch first.
+
+Each step takes the worst patch from a priority queue, simulates an add and an erase stroke
+against the ground truth (at network resolution, like the paper), lets the refiner re-predict the
+patch with each, keeps the better one, and commits it only if it improves the human-only mask of
+the patch. Every ``record_every`` steps the whole view inside the mirror area is scored twice:
+
+* human only: the initial binary prediction with the committed strokes burned in;
+* human + network: the initial logits plus the stitched refinements, strokes burned in.
+
+Refinements enter the whole-view map as logit *changes* (refined minus base patch logits),
+blended across overlapping patches with the stitching weights, so that the two curves start
+exactly at the initial prediction's score.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from refinement_model.errors import Cancelled
+from refinement_model.metrics import pseudo_f_measure, score_masks, thin
+from refinement_model.patches import PatchGrid, stitch_region_logits
+from refinement_model.strokes import Stroke, burn_in, rasterize_stroke, stroke_channel
+from simulation.ranking import oracle_score, uncertainty_score
+from simulation.simulated_user import choose_stroke, simulate_add, simulate_erase
+from simulation.stroke_stats import PAPER_STROKE_WIDTHS, StrokeWidthModel, skeleton
+
+RefineFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+RANKINGS = ("oracle", "gt_free")
+CHOOSERS = ("refined", "longer")
+OPERATIONS = ("add", "erase")
+RECORD_FIELDS = ("step", "strokes", "annotated_pixels", "pfm_human", "iou_human",
+                 "pfm_network", "iou_network")
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """Settings of one simulated annotation run.
+
+    Attributes
+    ----------
+    steps : int
+        Simulated interactions (attempts, committed or not).
+    record_every : int
+        Steps between two whole-view scorings.
+    operations : tuple of "add" / "erase"
+        Which strokes the simulated user may draw (the paper's operations ablation).
+    ranking : "oracle" or "gt_free"
+        Worst-first by true patch pFM, or by :func:`simulation.ranking.uncertainty_scores`.
+    chooser : "refined" or "longer"
+        Between an add and an erase stroke keep the one whose refined patch scores higher (the
+        authors' code) or the one from the longer skeleton segment (the poster).
+    use_prediction, use_strokes : bool
+        Feed the refiner the base logits / the stroke channel, or zeros in their place (the
+        paper's inputs ablation, evaluated with one refiner).
+    stroke_length : int
+        Centre-line pixels of a simulated stroke at network resolution.
+    max_failures : int
+        Consecutive attempts without a committed stroke after which a patch leaves the queue.
+    widths : StrokeWidthModel
+        Stroke half-widths at full resolution.
+    """
+
+    steps: int = 3000
+    record_every: int = 10
+    operations: tuple[str, ...] = OPERATIONS
+    ranking: str = "oracle"
+    chooser: str = "refined"
+    use_prediction: bool = True
+    use_strokes: bool = True
+    stroke_length: int = 11
+    max_failures: int = 3
+    widths: StrokeWidthModel = field(default=PAPER_STROKE_WIDTHS)
+
+    def __post_init__(self):
+        if self.steps < 0 or self.record_every < 1:
+            raise ValueError(f"steps must be >= 0 and record_every >= 1, got {self.steps}, "
+                             f"{self.record_every}")
+        if not self.operations or set(self.operations) - set(OPERATIONS):
+            raise ValueError(f"operations must be a non-empty subset of {OPERATIONS}, "
+                             f"got {self.operations!r}")
+        if self.ranking not in RANKINGS:
+            raise ValueError(f"ranking must be one of {RANKINGS}, got {self.ranking!r}")
+        if self.chooser not in CHOOSERS:
+            raise ValueError(f"chooser must be one of {CHOOSERS}, got {self.chooser!r}")
+        if self.max_failures < 1 or self.stroke_length < 1:
+            raise ValueError("max_failures and stroke_length must be >= 1")
+
+
+def patch_origin(grid: PatchGrid, index: int) -> tuple[float, float]:
+    """``(x, y)`` origin that maps view coordinates onto patch ``index`` at network size.
+
+    With it, ``rasterize_stroke(stroke_in_view_pixels, (n, n), origin=..., scale=grid.scale)``
+    covers the network pixels whose area (as :meth:`PatchGrid.extract` averages it) the stroke
+    covers: network pixel ``j`` spans view pixels ``[x0 + j / s, x0 + (j + 1) / s)``, whose
+    centre is at ``x0 + (j + 0.5) / s - 0.5``.
+    """
+    y0, x0 = grid.boxes[index, :2].tolist()
+    shift = 0.5 / grid.scale - 0.5
+    return x0 + shift, y0 + shift
+
+
+def patch_stroke_to_view(stroke: Stroke, grid: PatchGrid, index: int) -> Stroke:
+    """A stroke drawn in network pixels of patch ``index``, in view pixels."""
+    ox, oy = patch_origin(grid, index)
+    points = [(x / grid.scale + ox, y / grid.scale + oy) for x, y in stroke.points]
+    return Stroke(stroke.kind, points, stroke.radius / grid.scale)
+
+
+class _ViewState:
+    """Masks, strokes and refinements of one view during a run."""
+
+    def __init__(self, image, base_logits, ground_truth, mirror_mask, grid, refine, config):
+        self.image, self.base_logits, self.grid = image, base_logits, grid
+        self.ground_truth, self.mirror = ground_truth, mirror_mask
+        self.refine_fn, self.config = refine, config
+        self.gt_skeleton = thin(ground_truth)
+        # +1 where the user added, -1 where erased, 0 where the prediction speaks.
+        self.user = np.zeros(base_logits.shape, np.int8)
+        self.network_logits = base_logits.copy()
+        self.deltas: dict[int, np.ndarray] = {}
+        self.strokes: list[Stroke] = []
+        self.annotated_pixels = 0
+        self.zeros = np.zeros((grid.net_size, grid.net_size), np.float32)
+        self._truth: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def patch_inputs(self, index):
+        """Image, base logits, ground truth and its skeleton of a patch at network size."""
+        extract = self.grid.extract
+        if index not in self._truth:
+            gt = extract(self.ground_truth, index)
+            self._truth[index] = gt, skeleton(gt)
+        return (extract(self.image, index), extract(self.base_logits, index),
+                *self._truth[index])
+
+    def strokes_on(self, index) -> list[Stroke]:
+        box = self.grid.boxes[index].tolist()
+        return [s for s in self.strokes if _overlaps(s.bounds(), box)]
+
+    def refine(self, index, image, base, strokes) -> np.ndarray:
+        n = self.grid.net_size
+        channel = stroke_channel(strokes, (n, n), origin=patch_origin(self.grid, index),
+                                 scale=self.grid.scale)
+        y = base if self.config.use_prediction else self.zeros
+        delta = channel if self.config.use_strokes else self.zeros
+        return np.asarray(self.refine_fn(image, y, delta), dtype=np.float32)
+
+    def _with_user(self, predicted, window):
+        user = self.user[window]
+        return np.where(user != 0, user > 0, predicted)
+
+    def human_mask(self, window=np.s_[:, :]) -> np.ndarray:
+        return self._with_user(self.base_logits[window] > 0, window)
+
+    def network_mask(self, window=np.s_[:, :]) -> np.ndarray:
+        return self._with_user(self.network_logits[window] > 0, window)
+
+    def commit(self, index, stroke, refined_logits, base) -> None:
+        grid = self.grid
+        self.strokes.append(stroke)
+        y0, x0, y1, x1 = _clip(stroke.bounds(), grid.shape)
+        footprint = rasterize_stroke(stroke, (y1 - y0, x1 - x0), origin=(x0, y0))
+        self.annotated_pixels += int(np.count_nonzero(footprint))
+        self.user[y0:y1, x0:x1][footprint] = stroke.sign
+        self.deltas[index] = refined_logits - base
+        ry0, rx0, ry1, rx1 = _clip(grid.boxes[index].tolist(), grid.shape)
+        change = stitch_region_logits(grid, self.deltas, (ry0, rx0, ry1, rx1), missing=0.0)
+        self.network_logits[ry0:ry1, rx0:rx1] = self.base_logits[ry0:ry1, rx0:rx1] + change
+
+    def scores(self):
+        kwargs = dict(mask=self.mirror, gt_skeleton=self.gt_skeleton)
+        return (score_masks(self.human_mask(), self.ground_truth, **kwargs),
+                score_masks(self.network_mask(), self.ground_truth, **kwargs))
+
+
+def run_protocol(image, base_logits, ground_truth, refine: RefineFunction, *,
+                 mirror_mask=None, grid: PatchGrid | None = None,
+                 config: ProtocolConfig = ProtocolConfig(), rng=None,
+                 progress: Callable[[int, int], None] | None = None,
+                 cancel: Callable[[], bool] | None = None) -> list[dict]:
+    """Simulate a user correcting one view, worst patch first; return the recorded curve.
+
+    Parameters
+    ----------
+    image : (C, H, W) float32 array
+        Network input of the view (normalised channels).
+    base_logits : (H, W) float32 array
+        The base model's stitched logits.
+    ground_truth : (H, W) bool array
+    refine : callable(image_patch, base_logits_patch, stroke_channel) -> logits
+        The refiner at network size: ``(C, n, n)``, ``(n, n)``, ``(n, n)`` -> ``(n, n)``.
+    mirror_mask : (H, W) bool array, optional
+        Scoring and ranking are restricted to it.
+    grid : PatchGrid, optional
+        Defaults to the paper's 512 / 256 / 256 grid.
+    config : ProtocolConfig
+    rng : None, int or numpy.random.Generator
+    progress : callable(done, total), optional
+    cancel : callable() -> bool, optional
+        Raises :class:`Cancelled` when it returns True.
+
+    Returns
+    -------
+    records : list of dict
+        Keys :data:`RECORD_FIELDS`; the first record is step 0 (the initial prediction), then one
+        every ``record_every`` steps and one at the last step.
+    """
+    image, base_logits, ground_truth, mirror_mask = _check_inputs(image, base_logits,
+                                                                  ground_truth, mirror_mask)
+    grid = grid or PatchGrid(*base_logits.shape)
+    if grid.shape != base_logits.shape:
+        raise ValueError(f"grid covers {grid.shape}, the view is {base_logits.shape}")
+    rng = np.random.default_rng(rng)
+    state = _ViewState(image, base_logits, ground_truth, mirror_mask, grid, refine, config)
+    initial_probabilities = 1.0 / (1.0 + np.exp(-base_logits))
+    queue = _initial_queue(state, initial_probabilities)
+    failures = np.zeros(len(grid), int)
+    records = [_record(state, 0)]
+    for step in range(1, config.steps + 1):
+        if cancel is not None and cancel():
+            raise Cancelled("simulation cancelled")
+        if queue:
+            _, index = heapq.heappop(queue)
+            committed = _attempt(state, index, rng)
+            failures[index] = 0 if committed else failures[index] + 1
+            if failures[index] < config.max_failures:
+                heapq.heappush(queue, (_priority(state, index, initial_probabilities), index))
+        if step % config.record_every == 0 or step == config.steps:
+            records.append(_record(state, step))
+        if progress is not None:
+            progress(step, config.steps)
+    return records
+
+
+def _attempt(state: _ViewState, index: int, rng) -> bool:
+    """One simulated interaction on patch ``index``; True when a stroke was committed."""
+    config, grid = state.config, state.grid
+    image, base, gt, gt_skeleton = state.patch_inputs(index)
+    earlier = state.strokes_on(index)
+    origin = patch_origin(grid, index)
+    current = burn_in(base + state.deltas.get(index, 0) > 0, earlier, origin=origin,
+                      scale=grid.scale)
+    refined_by_stroke = {}
+
+    def refined_score(patch_stroke: Stroke) -> float:
+        strokes = earlier + [patch_stroke_to_view(patch_stroke, grid, index)]
+        refined = state.refine(index, image, base, strokes)
+        refined_by_stroke[patch_stroke] = refined
+        return pseudo_f_measure(burn_in(refined > 0, strokes, origin=origin, scale=grid.scale), gt)
+
+    options = dict(rng=rng, length=config.stroke_length, widths=config.widths, scale=grid.scale,
+                   gt_skeleton=gt_skeleton)
+    if len(config.operations) == 2:
+        chosen = choose_stroke(gt, current, **options,
+                               score=refined_score if config.chooser == "refined" else None)
+        patch_stroke = None if chosen is None else chosen.stroke
+    else:
+        simulate = simulate_add if config.operations == ("add",) else simulate_erase
+        patch_stroke = simulate(gt, current, **options)
+    if patch_stroke is None:
+        return False
+    stroke = patch_stroke_to_view(patch_stroke, grid, index)
+    if not _improves_human(state, index, stroke):
+        return False
+    if patch_stroke not in refined_by_stroke:
+        refined_score(patch_stroke)
+    state.commit(index, stroke, refined_by_stroke[patch_stroke], base)
+    return True
+
+
+def _improves_human(state: _ViewState, index: int, stroke: Stroke) -> bool:
+    """The accept rule: the stroke must raise the human-only pFM of its patch."""
+    y0, x0, y1, x1 = _clip(state.grid.boxes[index].tolist(), state.grid.shape)
+    window = np.s_[y0:y1, x0:x1]
+    before = state.human_mask(window)
+    after = burn_in(before, [stroke], origin=(x0, y0))
+    options = dict(mask=None if state.mirror is None else state.mirror[window],
+                   gt_skeleton=state.gt_skeleton[window])
+    gt = state.ground_truth[window]
+    return pseudo_f_measure(after, gt, **options) > pseudo_f_measure(before, gt, **options)
+
+
+def _initial_queue(state: _ViewState, initial_probabilities) -> list:
+    queue = []
+    for index in range(len(state.grid)):
+        priority = _priority(state, index, initial_probabilities)
+        if np.isfinite(priority):
+            queue.append((priority, index))
+    heapq.heapify(queue)
+    return queue
+
+
+def _priority(state: _ViewState, index: int, initial_probabilities) -> float:
+    """Heap key of a patch: smaller pops first, so badness is negated."""
+    y0, x0, y1, x1 = _clip(state.grid.boxes[index].tolist(), state.grid.shape)
+    window = np.s_[y0:y1, x0:x1]
+    mirror = None if state.mirror is None else state.mirror[window]
+    if state.config.ranking == "oracle":
+        badness = oracle_score(state.network_mask(window), state.ground_truth[window],
+                               mirror_mask=mirror, gt_skeleton=state.gt_skeleton[window])
+    else:
+        probabilities = 1.0 / (1.0 + np.exp(-state.network_logits[window]))
+        badness = uncertainty_score(probabilities, mirror_mask=mirror,
+                                    initial_probabilities=initial_probabilities[window])
+    return -float(badness)
+
+
+def _record(state: _ViewState, step: int) -> dict:
+    human, network = state.scores()
+    return {"step": step, "strokes": len(state.strokes),
+            "annotated_pixels": state.annotated_pixels,
+            "pfm_human": human["pfm"], "iou_human": human["iou"],
+            "pfm_network": network["pfm"], "iou_network": network["iou"]}
+
+
+def _overlaps(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _clip(box, shape) -> tuple[int, int, int, int]:
+    y0, x0, y1, x1 = (int(v) for v in box)
+    return max(y0, 0), max(x0, 0), min(y1, shape[0]), min(x1, shape[1])
+
+
+def _check_inputs(image, base_logits, ground_truth, mirror_mask):
+    base_logits = np.asarray(base_logits, dtype=np.float32)
+    if base_logits.ndim != 2:
+        raise ValueError(f"base_logits must be (H, W), got shape {base_logits.shape}")
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 3 or image.shape[1:] != base_logits.shape:
+        raise ValueError(f"image must be (C, H, W) with (H, W) = {base_logits.shape}, "
+                         f"got {image.shape}")
+    ground_truth = np.asarray(ground_truth, dtype=bool)
+    if ground_truth.shape != base_logits.shape:
+        raise ValueError(f"ground_truth must have shape {base_logits.shape}, "
+                         f"got {ground_truth.shape}")
+    if mirror_mask is not None:
+        mirror_mask = np.asarray(mirror_mask, dtype=bool)
+        if mirror_mask.shape != base_logits.shape:
+            raise ValueError(f"mirror_mask must have shape {base_logits.shape}, "
+                             f"got {mirror_mask.shape}")
+    return image, base_logits, ground_truth, mirror_mask

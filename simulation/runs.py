@@ -1,0 +1,91 @@
+"""Simulation runs on disk: one CSV per view, setting and seed, plus a manifest.
+
+Layout of a simulation folder::
+
+    DIR/manifest.json                      views, settings, seeds, models, ranking quality
+    DIR/runs/<view_id>/<setting>_seed<k>.csv   the records of :func:`simulation.protocol.run_protocol`
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from refinement_model.errors import InputError
+from refinement_model.imageio import atomic_write
+from simulation.protocol import RECORD_FIELDS, ProtocolConfig
+
+MANIFEST = "manifest.json"
+
+# The paper's settings: the main run, the GT-free ranking, and the two ablations.
+SETTINGS = {
+    "both": {},
+    "gt_free": {"ranking": "gt_free"},
+    "add_only": {"operations": ("add",)},
+    "erase_only": {"operations": ("erase",)},
+    "prediction_only": {"use_strokes": False},
+    "interaction_only": {"use_prediction": False},
+}
+MAIN_SETTINGS = ("both", "gt_free")
+
+
+def setting_config(name: str, base: ProtocolConfig) -> ProtocolConfig:
+    """The protocol configuration of a named setting, on top of ``base``."""
+    if name not in SETTINGS:
+        raise ValueError(f"setting must be one of {sorted(SETTINGS)}, got {name!r}")
+    return replace(base, **SETTINGS[name])
+
+
+def run_path(folder, view_id: str, setting: str, seed: int) -> Path:
+    return Path(folder) / "runs" / view_id / f"{setting}_seed{seed}.csv"
+
+
+def write_records(path, records: list[dict]) -> None:
+    """Write protocol records as CSV, atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(temporary):
+        with open(temporary, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=RECORD_FIELDS)
+            writer.writeheader()
+            writer.writerows(records)
+
+    atomic_write(path, write)
+
+
+def read_records(path) -> dict[str, list[float]]:
+    """Columns of a run CSV as lists of floats; InputError naming the file when it is bad."""
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as error:
+        raise InputError(path, f"cannot read the run: {error.strerror or error}") from None
+    if not rows or set(RECORD_FIELDS) - set(rows[0]):
+        raise InputError(path, f"not a simulation run (needs the columns {', '.join(RECORD_FIELDS)})")
+    try:
+        return {key: [float(row[key]) for row in rows] for key in RECORD_FIELDS}
+    except (TypeError, ValueError):
+        raise InputError(path, "a value of the run is not a number") from None
+
+
+def write_manifest(folder, manifest: dict) -> None:
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    text = json.dumps(manifest, indent=2, sort_keys=True)
+    atomic_write(Path(folder) / MANIFEST, lambda temporary: Path(temporary).write_text(text))
+
+
+def read_manifest(folder) -> dict:
+    path = Path(folder) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(path, "no simulation here (run `etmira simulate ... --out DIR` first)") from None
+    except (OSError, ValueError) as error:
+        raise InputError(path, f"unreadable manifest: {error}") from None
+    for key in ("views", "settings", "seeds"):
+        if key not in manifest:
+            raise InputError(path, f"the manifest lacks '{key}'")
+    return manifest

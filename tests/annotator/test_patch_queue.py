@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+
+from annotator.core.patch_queue import (DONE, NOT_SEEN, REFINED, VISITED, PatchQueue,
+                                        check_patch_index, patch_scores, rank_patches)
+from refinement_model.patches import PatchGrid
+
+
+def grid_2x2():
+    return PatchGrid(8, 8, patch_size=4, stride=4, net_size=4)
+
+
+def test_rank_patches_worst_first_inside_the_mirror():
+    grid = grid_2x2()
+    p = np.zeros((8, 8), np.float32)
+    p[:4, 4:] = 0.5       # patch 1: all undecided
+    p[4:, :4] = 0.5       # patch 2: undecided, but half outside the mirror
+    p[4:, 4:] = 0.5       # patch 3: undecided, wholly outside the mirror
+    mirror = np.ones((8, 8), bool)
+    mirror[4:, 2:] = False
+    before = p.copy()
+    order, scores = rank_patches(p, grid, mirror)
+    assert order.tolist() == [1, 2, 0]     # patch 3 holds no mirror pixel: never queued
+    assert scores.tolist() == pytest.approx([0.0, 1.0, 0.5, 0.0])
+    assert np.array_equal(p, before)
+
+
+def test_patch_scores_of_some_patches_and_validation():
+    grid = grid_2x2()
+    p = np.full((8, 8), 0.5)
+    p[:4, :4] = 0.1                      # 4 * 0.1 * 0.9 = 0.36
+    assert patch_scores(p, grid, np.ones((8, 8), bool)) == pytest.approx([0.36, 1, 1, 1])
+    with pytest.raises(ValueError, match="mirror_mask"):
+        patch_scores(p, grid, np.ones((8, 8)))
+    with pytest.raises(ValueError, match="probabilities"):
+        patch_scores(p[:4], grid, np.ones((8, 8), bool))
+    with pytest.raises(ValueError, match="patch index"):
+        check_patch_index(grid, 4)
+
+
+def test_queue_next_skip_revisit_and_states():
+    grid = grid_2x2()
+    p = np.zeros((8, 8))
+    p[:4, 4:] = 0.5                      # scores 0, 1, 0.64, 0.36
+    p[4:, :4] = 0.2
+    p[4:, 4:] = 0.1
+    queue = PatchQueue(grid, np.ones((8, 8), bool), p)
+    assert queue.scores == pytest.approx([0, 1, 0.64, 0.36])
+    assert queue.next() == 1
+    queue.skip(1)
+    assert queue.next() == 2
+    queue.visited[2] = True
+    queue.stroke_counts[3] = 1
+    queue.done[0] = True
+    assert queue.states.tolist() == [DONE, NOT_SEEN, VISITED, REFINED]
+    assert queue.next() == 1              # only the skipped one is left
+    assert queue.revisit() == 2           # seen but not done, worst first
+    queue.visited[1] = True
+    assert queue.next() is None
+
+
+def test_coverage_counts_overlapping_patches_once():
+    grid = PatchGrid(8, 12, patch_size=8, stride=4, net_size=4)   # boxes x: 0-8, 4-12
+    mirror = np.zeros((8, 12), bool)
+    mirror[:, 2:10] = True                                         # 64 mirror pixels
+    queue = PatchQueue(grid, mirror, np.zeros((8, 12)))
+    assert queue.coverage() == 0.0
+    queue.visited[0] = True
+    assert queue.coverage() == pytest.approx(48 / 64)
+    queue.visited[1] = True
+    assert queue.coverage() == 1.0
+    queue.done[1] = True
+    assert queue.coverage(done_only=True) == pytest.approx(48 / 64)
+
+
+def test_update_rescores_only_where_probabilities_changed():
+    grid = PatchGrid(8, 12, patch_size=8, stride=4, net_size=4)
+    mirror = np.ones((8, 12), bool)
+    p = np.zeros((8, 12))
+    queue = PatchQueue(grid, mirror, p)
+    p[:, 10:] = 0.5                       # only in patch 1
+    queue.update(p, (0, 10, 8, 12))
+    assert queue.scores == pytest.approx([0, 16 / 64])
+    assert np.array_equal(queue.scores, patch_scores(p, grid, mirror))

@@ -1,0 +1,121 @@
+"""The main window end to end on a tiny view with tiny models: open, stroke, refine, undo,
+save, reopen, export, and a bad file that shows a dialog while the app goes on."""
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QSettings, QStandardPaths, Qt
+from PySide6.QtWidgets import QMessageBox
+
+from annotator.qt.main_window import MainWindow
+from refinement_model.imageio import read_binary_mask
+from tests.annotator.test_cli_project import make_models, make_view
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path, qapp):
+    QStandardPaths.setTestModeEnabled(True)
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    yield
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gui")
+    view, truth = make_view(root / "view")
+    base, refiner = make_models(root / "models")
+    return root, view, base, refiner
+
+
+@pytest.fixture
+def window(qtbot, files, tmp_path):
+    root, view, base, refiner = files
+    win = MainWindow(project_dir=tmp_path / "projects", base=base, refiner=refiner)
+    qtbot.addWidget(win)
+    win.resize(900, 600)
+    win.show()
+    qtbot.waitExposed(win)
+    assert win.open_path(view) is True
+    yield win
+    win.close_project()
+
+
+def drag(qtbot, canvas, points):
+    widget_points = [canvas.view_to_widget(x, y).toPoint() for x, y in points]
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=widget_points[0])
+    for point in widget_points[1:]:
+        qtbot.mouseMove(canvas, point)
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=widget_points[-1])
+
+
+def test_stroke_refines_undo_save_reopen_export(window, qtbot, tmp_path, files):
+    session = window.project.session
+    before = session.mask.copy()
+    canvas = window.canvas
+    pixel = canvas.view_to_widget(64, 70).toPoint()
+    shown_before = canvas.grab().toImage().pixelColor(pixel)
+
+    drag(qtbot, canvas, [(20, 70), (40, 70), (64, 70), (100, 70)])
+    proposal = session.pending
+    assert proposal is not None and proposal.deltas  # the refiner ran on release
+    assert proposal.stroke.kind == "add" and len(proposal.stroke.points) == 4
+    assert window.accept_action.isEnabled()
+    window.accept_action.trigger()
+    assert session.pending is None
+    assert session.user_map[70, 30:90].tolist() == [1] * 60
+    assert session.mask[70, 30:90].all()
+    assert session.patch_deltas()  # refined patches are part of the mask now
+    assert canvas.grab().toImage().pixelColor(pixel) != shown_before
+    assert "1 strokes" in window.effort_label.text()
+
+    window.undo_action.trigger()
+    np.testing.assert_array_equal(session.mask, before)
+    assert not session.user_map.any()
+    window.redo_action.trigger()
+    after = session.mask.copy()
+    assert after[70, 30:90].all()
+
+    saved = tmp_path / "saved.etmira"
+    window.save_as(saved)
+    for kind, name in (("png", "m.png"), ("svg", "m.svg"), ("journal", "s.json")):
+        window.export_as(kind, tmp_path / name)
+        assert (tmp_path / name).stat().st_size > 0
+    np.testing.assert_array_equal(read_binary_mask(tmp_path / "m.png"), after)
+    window.close_project()
+
+    root, view, base, refiner = files
+    again = MainWindow(project_dir=tmp_path / "projects", base=base, refiner=refiner)
+    qtbot.addWidget(again)
+    assert again.open_path(saved) is True
+    np.testing.assert_array_equal(again.project.session.mask, after)
+    assert again.project.session.can_undo  # the history survived
+    again.close_project()
+
+
+def test_patch_queue_next_and_done(window):
+    session = window.project.session
+    window.next_action.trigger()
+    first = window.current_patch
+    assert first is not None and session.queue.visited[first]
+    window.mark_done()
+    assert session.queue.done[first] and window.current_patch != first
+    assert window.queue.coverage.value() > 0
+
+
+def test_bad_file_shows_dialog_and_app_goes_on(window, qtbot, tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text: shown.append(text))
+    bad = tmp_path / "broken.etmira"
+    bad.write_bytes(b"SQLite format 3\x00" + bytes(200))
+    project = window.project
+    assert window.open_path(bad) is None
+    assert len(shown) == 1 and "broken.etmira" in shown[0] and "Traceback" not in shown[0]
+    assert window.project is project  # the work stays open and usable
+    window.canvas.tool = "erase"
+    drag(qtbot, window.canvas, [(30, 32), (50, 32)])
+    window.reject_action.trigger()
+    assert window.project.session.user_map[32, 35] == -1
+    assert window.open_path(tmp_path / "missing") is None
+    assert "missing" in shown[1]

@@ -1,0 +1,52 @@
+"""The canvas's resolution pyramid: exact shrinking and local updates equal to a rebuild."""
+
+import numpy as np
+import pytest
+
+from annotator.qt.pyramid import Pyramid, halve
+
+
+def test_halve_mean_rounds_integers_and_pads_odd_sizes():
+    image = np.array([[0, 2, 9], [4, 6, 9], [1, 1, 1]], np.uint8)
+    out = halve(image, reduce="mean")
+    assert out.dtype == np.uint8
+    assert out.tolist() == [[3, 9], [1, 1]]
+
+
+def test_halve_max_and_or():
+    flags = np.array([[1, 0], [2, 0]], np.uint8)
+    assert halve(flags, reduce="or").tolist() == [[3]]
+    assert halve(flags, reduce="max").tolist() == [[2]]
+    assert halve(np.array([[False, True], [False, False]]), reduce="max").tolist() == [[True]]
+
+
+def test_halve_signed_normals():
+    normals = np.array([[[-127, 0, 127], [-127, 0, 127]], [[127, 0, 127], [127, 0, 127]]], np.int8)
+    assert halve(normals).tolist() == [[[0, 0, 127]]]
+
+
+def test_pyramid_levels_and_region():
+    image = np.arange(20 * 12, dtype=np.uint8).reshape(20, 12)
+    pyramid = Pyramid(image, min_size=4)
+    assert [level.shape for level in pyramid.levels] == [(20, 12), (10, 6), (5, 3), (3, 2)]
+    assert pyramid.region(0, (1, 2, 3, 4)).tolist() == image[1:3, 2:4].tolist()
+    # A level beyond the top reads the top.
+    assert pyramid.region(9, (0, 0, 1, 1)).shape == (1, 1)
+
+
+@pytest.mark.parametrize("reduce", ["mean", "max", "or"])
+def test_update_equals_rebuild(reduce):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 200, (37, 29)).astype(np.uint8)
+    pyramid = Pyramid(image.copy(), reduce=reduce, min_size=3)
+    patch = rng.integers(0, 255, (7, 10)).astype(np.uint8)
+    pyramid.update((29, 19, 36, 29), patch)
+    image[29:36, 19:29] = patch
+    rebuilt = Pyramid(image, reduce=reduce, min_size=3)
+    for got, want in zip(pyramid.levels, rebuilt.levels, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_pyramid_validates():
+    with pytest.raises(ValueError, match="reduce"):
+        Pyramid(np.zeros((4, 4)), reduce="median")

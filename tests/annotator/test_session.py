@@ -1,0 +1,281 @@
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from annotator.core import provenance as prov
+from annotator.core.blend import blend_logits
+from annotator.core.session import AnnotationSession, HALF_WIDTH_MEAN, default_radius
+from refinement_model.errors import Cancelled
+from refinement_model.metrics import score_masks
+from refinement_model.patches import stitch_logits
+from refinement_model.strokes import Stroke, rasterize_stroke
+from tests.annotator.session_fixtures import (CountingRefiner, assert_same_state, make_session,
+                                              replayed, small_base, small_grid, small_view,
+                                              state)
+
+ADD = Stroke("add", [(50, 31), (86, 31)], 1.5)       # completes the first line
+ERASE = Stroke("erase", [(20, 45), (30, 45)], 3.0)
+
+
+def constant_refiner(value):
+    return lambda image, base, channel: np.full_like(base, value)
+
+
+def test_default_radius_is_the_gamma_mean():
+    assert HALF_WIDTH_MEAN == pytest.approx(6.19, abs=0.005)
+    assert default_radius(0.5) == pytest.approx(HALF_WIDTH_MEAN / 2)
+    with pytest.raises(ValueError, match="scale"):
+        default_radius(0)
+
+
+def test_initial_state_is_the_base_prediction():
+    session = make_session()
+    assert session.mask.dtype == bool and session.provenance.dtype == np.uint8
+    assert np.array_equal(session.probabilities, expit(session.base_logits))
+    assert np.array_equal(session.mask, session.base_logits > 0)
+    assert not session.provenance.any() and not session.user_map.any()
+    with pytest.raises(ValueError):
+        session.mask[0, 0] = True  # read-only views
+
+
+def test_add_stroke_burns_in_and_refines_neighbourhood():
+    session = make_session()
+    base = small_base(session.view)
+    session.apply_stroke(ADD)
+    drawn = rasterize_stroke(ADD, session.grid.shape)
+    assert session.mask[drawn].all()
+    assert (session.user_map[drawn] == 1).all() and not session.user_map[~drawn].any()
+    assert (session.provenance[drawn] == prov.HUMAN_ADD).all()
+    # the refiner grew the line beyond the stroke: those pixels are marked as its work
+    grown = session.mask & ~drawn & ~(base > 0)
+    assert grown.any() and (session.provenance[grown] == prov.REFINER).all()
+    assert session.journal[-1]["accepted"] is True and session.effort()["strokes"] == 1
+
+
+def test_later_strokes_paint_over_earlier_ones():
+    session = make_session(None)
+    session.apply_stroke(Stroke("add", [(10, 10), (30, 10)], 2.0))
+    session.apply_stroke(Stroke("erase", [(20, 5), (20, 15)], 2.0))
+    assert session.user_map[10, 12] == 1 and session.mask[10, 12]
+    assert session.user_map[10, 20] == -1 and not session.mask[10, 20]
+    assert session.provenance[10, 20] == prov.HUMAN_ERASE
+
+
+@pytest.mark.parametrize("kind, push", [("add", -50.0), ("erase", 50.0)])
+def test_refinement_never_overwrites_user_pixels(kind, push):
+    session = make_session(constant_refiner(push))
+    stroke = Stroke(kind, [(20, 20), (70, 70)], 4.0)
+    session.apply_stroke(stroke)
+    drawn = rasterize_stroke(stroke, session.grid.shape)
+    assert (session.mask[drawn] == (kind == "add")).all()
+    # everywhere else (every patch is refined here) the network won
+    assert (session.mask[~drawn] == (push > 0)).all()
+
+
+def test_region_blend_equals_whole_view_blend():
+    grid = small_grid()
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=grid.shape).astype(np.float32)
+    deltas = {i: rng.normal(size=(32, 32)).astype(np.float16) for i in (0, 3)}
+    whole = blend_logits(grid, base, deltas, (0, 0, 96, 96))
+    for region in [(0, 0, 40, 50), (10, 33, 96, 96), (31, 31, 33, 33), (64, 0, 96, 96)]:
+        y0, x0, y1, x1 = region
+        assert np.array_equal(blend_logits(grid, base, deltas, region), whole[y0:y1, x0:x1])
+    # no change where no refined patch reaches
+    only_first = blend_logits(grid, base, {0: deltas[0]}, (0, 0, 96, 96))
+    assert np.array_equal(only_first[64:], base[64:])
+    assert not np.array_equal(only_first[:64, :64], base[:64, :64])
+
+
+def test_blend_matches_the_stitching_contract_on_zero_base():
+    grid = small_grid()
+    rng = np.random.default_rng(4)
+    deltas = {i: rng.normal(size=(32, 32)).astype(np.float32) for i in (1, 3)}
+    zero = np.zeros(grid.shape, np.float32)
+    stitched = stitch_logits(grid, (deltas.get(i, np.zeros((32, 32), np.float32))
+                                    for i in range(len(grid))))
+    assert np.allclose(expit(blend_logits(grid, zero, deltas, (0, 0, 96, 96))), stitched,
+                       atol=1e-6)
+
+
+def test_session_region_updates_equal_a_full_rebuild():
+    session = make_session()
+    for stroke in (ADD, ERASE, Stroke("add", [(5, 61), (40, 61)], 2.0)):
+        session.apply_stroke(stroke)
+    assert_same_state(state(session), state(replayed(session)))
+
+
+def test_proposal_diff_accept_and_reject():
+    session = make_session()
+    before = state(session)
+    proposal = session.propose_stroke(ADD)
+    assert session.pending is proposal
+    assert_same_state(before, state(session))  # nothing changes before the decision
+    assert proposal.added.any() and not (proposal.added & proposal.removed).any()
+    with pytest.raises(RuntimeError, match="pending"):
+        session.undo()
+    session.reject()
+    y0, x0, y1, x1 = proposal.region
+    assert np.array_equal(session.mask[y0:y1, x0:x1], proposal.human_mask)
+    assert np.array_equal(session.probabilities, before[1])  # the network's change is not kept
+    assert session.journal[-1]["accepted"] is False
+    session.undo()
+    proposal = session.propose_stroke(ADD)
+    session.accept()
+    assert np.array_equal(session.mask[y0:y1, x0:x1], proposal.mask)
+    assert session.effort()["accepted"] == 1 and session.effort()["rejected"] == 0
+    with pytest.raises(RuntimeError, match="no refinement"):
+        session.accept()
+
+
+def test_cancelled_proposal_changes_nothing():
+    session = make_session()
+    before = state(session)
+    with pytest.raises(Cancelled):
+        session.propose_stroke(ADD, cancel=lambda: True)
+    assert session.pending is None and session.journal == []
+    assert_same_state(before, state(session))
+
+
+def test_undo_redo_are_exact_and_redo_is_cleared_by_a_new_edit():
+    session = make_session()
+    states = [state(session)]
+    for stroke in (ADD, ERASE):
+        session.apply_stroke(stroke)
+        states.append(state(session))
+    session.undo()
+    assert_same_state(states[1], state(session))
+    session.undo()
+    assert_same_state(states[0], state(session))
+    assert session.effort()["annotated_pixels"] == 0
+    session.redo()
+    assert_same_state(states[1], state(session))
+    session.apply_stroke(Stroke("add", [(70, 80)], 3.0))
+    assert not session.can_redo
+    with pytest.raises(ValueError, match="nothing to redo"):
+        session.redo()
+
+
+def test_undo_recomputes_evicted_refinements_exactly():
+    refine = CountingRefiner(sigma=1.5, strength=6.0)
+    session = make_session(refine, cache_bytes=0)
+    session.apply_stroke(ADD)
+    first = state(session)
+    session.apply_stroke(Stroke("add", [(60, 40), (80, 35)], 2.0))
+    calls = refine.calls
+    session.undo()
+    assert refine.calls > calls  # nothing cached: the old versions were refined again
+    assert_same_state(first, state(session))
+
+
+def test_history_is_bounded():
+    session = make_session(None, history_limit=2)
+    for x in (10, 30, 50):
+        session.apply_stroke(Stroke("add", [(x, 80)], 2.0))
+    session.undo()
+    session.undo()
+    assert not session.can_undo and session.effort()["strokes"] == 1
+    with pytest.raises(ValueError, match="nothing to undo"):
+        session.undo()
+    # replay reproduces the bound
+    assert not replayed(session, None, history_limit=2).can_undo
+
+
+def test_replay_reproduces_mask_history_and_queue():
+    session = make_session()
+    session.apply_stroke(ADD)
+    session.next_patch()
+    session.mark_done(0)
+    session.apply_stroke(ERASE)
+    session.undo()
+    again = replayed(session)
+    assert_same_state(state(session), state(again))
+    assert again.journal == session.journal
+    assert np.array_equal(again.patch_states, session.patch_states)
+    assert np.array_equal(again.queue.scores, session.queue.scores)
+    again.redo()
+    session.redo()
+    assert_same_state(state(session), state(again))
+
+
+def test_replay_with_stored_patch_deltas_needs_no_refiner():
+    session = make_session()
+    session.apply_stroke(ADD)
+    session.apply_stroke(ERASE)
+    again = replayed(session, None, patch_deltas=session.patch_deltas())
+    assert_same_state(state(session), state(again))
+    with pytest.raises(ValueError, match="no refiner"):
+        replayed(session, None)
+
+
+def test_replay_names_the_bad_event():
+    session = make_session()
+    session.apply_stroke(ADD)
+    events = session.journal + [{"type": "undo"}, {"type": "undo"}]
+    with pytest.raises(ValueError, match=r"events\[2\]: nothing to undo"):
+        AnnotationSession.replay(session.view, session.base_logits, None, events,
+                                 grid=small_grid(), patch_deltas=session.patch_deltas())
+    with pytest.raises(ValueError, match=r"events\[0\].*type"):
+        AnnotationSession.replay(session.view, session.base_logits, None, [{"type": "x"}],
+                                 grid=small_grid())
+
+
+def test_listeners_get_the_event_and_a_region_holding_every_change():
+    session = make_session()
+    changes = []
+    session.add_listener(changes.append)
+    before = state(session)
+    session.apply_stroke(ADD)
+    after = state(session)
+    (change,) = changes
+    assert change.event is session.journal[-1]
+    y0, x0, y1, x1 = change.region
+    outside = np.ones(session.grid.shape, bool)
+    outside[y0:y1, x0:x1] = False
+    for a, b in zip(before, after):
+        assert np.array_equal(a[outside], b[outside])
+    session.visit(3)
+    assert changes[-1].region is None and changes[-1].patches == (3,)
+
+
+def test_stroke_outside_the_view_is_refused():
+    session = make_session()
+    with pytest.raises(ValueError, match="overlap the view"):
+        session.apply_stroke(Stroke("add", [(500, 500)], 2.0))
+    assert session.journal == []
+
+
+def test_scores_follow_the_mask_and_need_ground_truth():
+    session = make_session()
+    view = session.view
+    expected = score_masks(session.mask, view.ground_truth, mask=view.mirror_mask)
+    assert session.scores() == pytest.approx(expected)
+    session.apply_stroke(Stroke("add", [(48, 31), (87, 31)], 1.5), refine=False)
+    assert session.scores()["pfm"] > expected["pfm"]
+    assert make_session(view=small_view(ground_truth=False)).scores() is None
+
+
+def test_effort_counts_pixels_and_capped_time():
+    times = iter([0.0, 10.0, 500.0])
+    session = make_session(None, clock=lambda: next(times))
+    session.apply_stroke(Stroke("add", [(10, 10), (20, 10)], 2.0))
+    session.apply_stroke(Stroke("erase", [(15, 10)], 2.0))
+    session.visit(0)
+    effort = session.effort(idle_cap_s=60.0)
+    assert effort["annotated_pixels"] == np.count_nonzero(session.user_map)
+    assert effort["strokes"] == 2 and effort["time_s"] == 70.0
+
+
+def test_patch_states_follow_strokes_done_and_undo():
+    session = make_session(None)
+    first = session.next_patch()
+    assert session.patch_states[first] == 1  # visited
+    stroke = Stroke("add", [(5, 5)], 1.0)  # only patch 0 holds it
+    session.apply_stroke(stroke)
+    assert session.patch_states[0] == 2  # refined
+    session.mark_done(0)
+    assert session.patch_states[0] == 3
+    session.undo()
+    assert session.patch_states[0] == 2
+    session.undo()
+    assert session.patch_states[0] == (1 if first == 0 else 0)

@@ -1,0 +1,102 @@
+"""Inference: the optimised path equals eager, whole-view prediction, single-patch refinement."""
+
+import numpy as np
+import pytest
+import torch
+
+from refinement_model.checkpoints import save_checkpoint
+from refinement_model.errors import Cancelled
+from refinement_model.inference import (
+    EQUALITY_TOLERANCE, FastNet, PatchRefiner, predict_image, predict_patch_logits)
+from refinement_model.nets import create_model, refiner_input
+from refinement_model.patches import PatchGrid
+
+TINY = {"decoder_channels": (8, 8, 8, 8, 8)}
+
+
+@pytest.fixture(scope="module")
+def base():
+    torch.manual_seed(3)
+    return create_model("base", **TINY).eval()
+
+
+@pytest.fixture(scope="module")
+def refiner():
+    torch.manual_seed(4)
+    return create_model("refiner", **TINY).eval()
+
+
+def test_fast_path_equals_eager(base):
+    fast = FastNet(base, net_size=64)
+    assert fast.optimised
+    batch = np.random.default_rng(0).normal(size=(3, 1, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        expected = base(torch.from_numpy(batch))[:, 0].numpy()
+    got = fast(batch)
+    assert got.shape == (3, 64, 64) and got.dtype == np.float32
+    assert np.abs(got - expected).max() < EQUALITY_TOLERANCE
+    assert np.abs(FastNet(base, optimise=False)(batch) - expected).max() == 0
+    # tracing works on a copy: the caller's network is left as it was
+    assert next(base.parameters()).is_contiguous()
+
+
+def test_predict_image_matches_manual_stitching(base):
+    rng = np.random.default_rng(1)
+    image = rng.normal(size=(1, 100, 90)).astype(np.float32)
+    before = image.copy()
+    grid = PatchGrid(100, 90, patch_size=64, stride=32, net_size=32)
+    eager = FastNet(base, optimise=False)
+    expected = [eager(grid.extract(image, i)[None])[0] for i in range(len(grid))]
+    got = list(predict_patch_logits(base, image, grid, batch_size=4))
+    assert len(got) == len(grid)
+    assert max(np.abs(a - b).max() for a, b in zip(got, expected)) < EQUALITY_TOLERANCE
+    calls = []
+    probs = predict_image(base, image, grid=grid, batch_size=4,
+                          progress=lambda done, total: calls.append((done, total)))
+    assert probs.shape == (100, 90) and probs.dtype == np.float32
+    assert 0 <= probs.min() and probs.max() <= 1
+    assert calls[-1] == (len(grid), len(grid))
+    np.testing.assert_array_equal(image, before)
+
+
+def test_predict_image_cancel(base):
+    grid = PatchGrid(64, 64, patch_size=32, stride=16, net_size=32)
+    with pytest.raises(Cancelled):
+        predict_image(base, np.zeros((1, 64, 64), np.float32), grid=grid, cancel=lambda: True)
+    with pytest.raises(ValueError, match="batch_size"):
+        list(predict_patch_logits(base, np.zeros((1, 64, 64), np.float32), grid, batch_size=0))
+
+
+def test_patch_refiner_from_checkpoint_equals_eager(refiner, tmp_path):
+    path = tmp_path / "refiner.safetensors"
+    save_checkpoint(path, refiner, metadata={"net_size": 64})
+    rng = np.random.default_rng(2)
+    image = rng.normal(size=(1, 64, 64)).astype(np.float32)
+    logits = (10 * rng.normal(size=(64, 64))).astype(np.float32)
+    strokes = np.zeros((64, 64), np.float32)
+    strokes[10:20, 10:40] = 1
+    strokes[40:50, 5:9] = -1
+    copies = [a.copy() for a in (image, logits, strokes)]
+    engine = PatchRefiner(path)
+    assert engine.net.optimised
+    got = engine.refine(image, logits, strokes)
+    with torch.no_grad():
+        expected = refiner(refiner_input(torch.from_numpy(image[None]),
+                                         torch.from_numpy(logits[None]),
+                                         torch.from_numpy(strokes[None])))[0, 0].numpy()
+    assert got.shape == (64, 64) and got.dtype == np.float32
+    assert np.abs(got - expected).max() < EQUALITY_TOLERANCE
+    for a, b in zip((image, logits, strokes), copies):
+        np.testing.assert_array_equal(a, b)
+    # the stroke channel reaches the output
+    assert np.abs(engine(image, logits, -strokes) - got).max() > 0
+
+
+def test_patch_refiner_refuses_bad_input(refiner, base):
+    engine = PatchRefiner(refiner, optimise=False)
+    with pytest.raises(ValueError, match="image_patch"):
+        engine.refine(np.zeros((3, 64, 64), np.float32), np.zeros((64, 64)), np.zeros((64, 64)))
+    with pytest.raises(ValueError, match="stroke_channel"):
+        engine.refine(np.zeros((1, 64, 64), np.float32), np.zeros((64, 64)), np.zeros((32, 32)))
+    with pytest.raises(ValueError, match="refiner"):
+        PatchRefiner(base)

@@ -1,0 +1,178 @@
+"""Training: data sampling, stroke sequences, loss going down, resume, DDP with 2 processes."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from annotator.cli import main
+from refinement_model.checkpoints import load_checkpoint, read_metadata
+from refinement_model.nets import ModelSpec, create_model
+from refinement_model.patches import PatchGrid
+from refinement_model.strokes import burn_in
+from refinement_model.training.base import GridOptions, train_base
+from refinement_model.training.data import (
+    TrainingView, dihedral, downsample_view, sample_patches)
+from refinement_model.training.loop import TrainConfig, resume_path, train_loop
+from refinement_model.training.losses import SegmentationLoss
+from refinement_model.training.refiner import simulate_strokes
+
+TINY = (8, 8, 8, 8, 8)
+GEOMETRY = GridOptions(patch_size=64, stride=32, net_size=32)
+
+
+@pytest.fixture(scope="module")
+def views(tmp_path_factory):
+    root = tmp_path_factory.mktemp("views")
+    assert main(["synth", str(root / "train"), "--views", "1", "--size", "192x160",
+                 "--seed", "3"]) == 0
+    assert main(["synth", str(root / "val"), "--views", "1", "--first", "9", "--size",
+                 "128x128", "--seed", "4"]) == 0
+    return root
+
+
+def _line_view():
+    gt = np.zeros((40, 50), bool)
+    gt[20, :] = True
+    image = np.arange(40 * 50, dtype=np.float32).reshape(1, 40, 50)
+    return TrainingView("v", image, gt, np.ones_like(gt))
+
+
+def test_sample_patches_centred_on_lines():
+    view = _line_view()
+    images, targets = sample_patches([view], 6, size=9, rng=0, line_fraction=1.0,
+                                     augmentation=None)
+    assert images.shape == (6, 1, 9, 9) and images.dtype == np.float32
+    assert targets.shape == (6, 9, 9) and targets.dtype == bool
+    assert targets[:, 4, 4].all()                 # the centre pixel is a line pixel
+    assert (targets.sum(axis=(1, 2)) == 9).all()  # the horizontal line crosses the patch
+    again, _ = sample_patches([view], 6, size=9, rng=0, line_fraction=1.0, augmentation=None)
+    np.testing.assert_array_equal(images, again)  # reproducible from the seed
+    augmented, lines = sample_patches([view], 20, size=9, rng=1)
+    assert lines.any(axis=(1, 2)).mean() > 0.5
+
+
+def test_dihedral_gives_eight_distinct_transforms():
+    a = np.arange(6).reshape(2, 3)
+    outs = {tuple(map(tuple, dihedral([a], k)[0])) for k in range(8)}
+    assert len(outs) == 8
+    np.testing.assert_array_equal(dihedral([a], 0)[0], a)
+
+
+def test_downsample_view_matches_grid_extract():
+    rng = np.random.default_rng(0)
+    image = rng.random((1, 128, 128)).astype(np.float32)
+    gt = rng.random((128, 128)) > 0.7
+    small, small_gt, small_mask = downsample_view(image, gt, np.ones_like(gt), factor=0.5)
+    grid = PatchGrid(128, 128, patch_size=64, stride=64, net_size=32)
+    np.testing.assert_allclose(small[:, 32:64, 0:32], grid.extract(image, 2), atol=1e-6)
+    np.testing.assert_array_equal(small_gt[32:64, 0:32], grid.extract(gt, 2))
+    assert small_mask.all()
+
+
+def test_simulate_strokes_in_sequence():
+    gt = np.zeros((64, 64), bool)
+    gt[30:34, 4:60] = True
+    prediction = np.zeros_like(gt)
+    prediction[5:9, 4:60] = True
+    strokes = simulate_strokes(gt, prediction, count=3, rng=0)
+    assert len(strokes) == 3
+    current = prediction
+    for stroke in strokes:  # every stroke changes the mask it was drawn against
+        after = burn_in(current, [stroke])
+        assert (after != current).any()
+        current = after
+    assert simulate_strokes(gt, gt, count=3, rng=0) == []
+
+
+def _fixed_batch(batch=2, size=32):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(batch, 1, size, size)).astype(np.float32)
+    y = np.zeros((batch, size, size), bool)
+    y[:, 10:14, :] = True
+    x[:, 0, 10:14, :] += 3
+    return x, y
+
+
+def _loss(model, batch):
+    model.eval()
+    with torch.no_grad():
+        return float(SegmentationLoss()(model(torch.from_numpy(batch[0])),
+                                        torch.from_numpy(batch[1])))
+
+
+def test_a_few_steps_lower_the_loss():
+    torch.manual_seed(0)
+    model = create_model("base", decoder_channels=TINY)
+    batch = _fixed_batch()
+    before = _loss(model, batch)
+    saved = []
+    best = train_loop(model, next_batch=lambda rng: batch,
+                      validate=lambda net: (-_loss(net, batch), {}),
+                      save_best=lambda net, metrics: saved.append(metrics["step"]),
+                      config=TrainConfig(max_steps=12, val_every=4, lr=3e-3))
+    assert _loss(model, batch) < before
+    assert best["step"] in saved and saved[0] == 4
+
+
+def test_resume_continues_exactly(tmp_path):
+    batch = _fixed_batch()
+
+    def run(steps, resume):
+        torch.manual_seed(0)
+        model = create_model("base", decoder_channels=TINY)
+        train_loop(model, next_batch=lambda rng: (batch[0] + rng.normal(size=(1, 1, 1, 1))
+                                                  .astype(np.float32), batch[1]),
+                   validate=lambda net: (0.0, {}), save_best=lambda net, metrics: None,
+                   config=TrainConfig(max_steps=steps, val_every=2),
+                   resume_file=tmp_path / "r.resume.safetensors", resume=resume)
+        return model.state_dict()
+
+    run(2, False)
+    resumed = run(4, True)
+    (tmp_path / "r.resume.safetensors").unlink()
+    straight = run(4, False)
+    assert all(torch.allclose(resumed[k].float(), straight[k].float(), atol=1e-6)
+               for k in straight)
+
+
+def test_train_base_writes_checkpoint_with_metadata(views, tmp_path):
+    out = tmp_path / "base.safetensors"
+    spec = ModelSpec(kind="base", decoder_channels=TINY)
+    best = train_base(data=[views / "train"], val=[views / "val"], out=out, spec=spec,
+                      config=TrainConfig(max_steps=2, val_every=1, batch_size=2),
+                      geometry=GEOMETRY, data_seed=3)
+    metadata = read_metadata(out)
+    assert metadata["training"]["data_seed"] == 3
+    assert metadata["patch_size"] == 64 and metadata["net_size"] == 32
+    assert metadata["validation"]["pfm"] == best["pfm"]
+    assert set(metadata["channel_stats"]) == {"depth"}
+    assert resume_path(out).exists()
+    load_checkpoint(out, kind="base")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_on_cpu(views, tmp_path):
+    out = tmp_path / "ddp.safetensors"
+    etmira = Path(sys.executable).parent / "etmira"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+               f"--master_port={_free_port()}", str(etmira), "train", "base",
+               "--data", str(views / "train"), "--val", str(views / "val"), "--out", str(out),
+               "--max-steps", "2", "--val-every", "1", "--batch-size", "1", "--threads", "1",
+               "--decoder-channels", *map(str, TINY)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "best validation" in result.stdout
+    assert read_metadata(out)["validation"]["step"] in (1, 2)

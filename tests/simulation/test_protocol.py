@@ -1,0 +1,130 @@
+import cv2
+import numpy as np
+import pytest
+
+from refinement_model.metrics import score_masks
+from refinement_model.patches import PatchGrid
+from refinement_model.strokes import Stroke, rasterize_stroke
+from simulation.protocol import (ProtocolConfig, patch_origin, patch_stroke_to_view,
+                                 run_protocol)
+
+SIZE = 128
+
+
+def _scene():
+    """Ground truth with three lines; a prediction that misses one and adds a false line."""
+    gt = np.zeros((SIZE, SIZE), np.uint8)
+    cv2.line(gt, (10, 20), (118, 20), 1, 9)
+    cv2.line(gt, (20, 40), (20, 118), 1, 9)
+    cv2.line(gt, (40, 100), (110, 60), 1, 9)
+    pred = gt.copy()
+    pred[:, 60:] = 0  # the right half of the top line and the slanted line are missed
+    pred[:, :60] = gt[:, :60]
+    cv2.line(pred, (60, 80), (100, 80), 1, 9)  # a scratch taken for a line
+    gt, pred = gt.astype(bool), pred.astype(bool)
+    base_logits = np.where(pred, 4.0, -4.0).astype(np.float32)
+    # The "image" carries the ground truth, so that the ideal refiner below can complete lines.
+    image = gt[None].astype(np.float32)
+    return image, base_logits, gt
+
+
+def ideal_refiner(image, base, delta):
+    """Near any stroke, the ideal network tells the truth (from the image); elsewhere it keeps
+    the base prediction."""
+    near = cv2.dilate((delta != 0).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    return np.where(near, np.where(image[0] > 0.5, 8.0, -8.0), base).astype(np.float32)
+
+
+def passive_refiner(image, base, delta):
+    return base.copy()
+
+
+GRID = PatchGrid(SIZE, SIZE, patch_size=64, stride=32, net_size=32)
+
+
+def _run(refine, **config):
+    image, base, gt = _scene()
+    return run_protocol(image, base, gt, refine, grid=GRID, rng=0,
+                        config=ProtocolConfig(**{"steps": 60, "record_every": 10, **config}))
+
+
+def test_curves_start_at_the_initial_prediction_score():
+    image, base, gt = _scene()
+    records = _run(ideal_refiner)
+    initial = score_masks(base > 0, gt)
+    assert records[0]["step"] == 0 and records[0]["strokes"] == 0
+    for which in ("human", "network"):
+        assert records[0][f"pfm_{which}"] == pytest.approx(initial["pfm"], abs=1e-12)
+        assert records[0][f"iou_{which}"] == pytest.approx(initial["iou"], abs=1e-12)
+
+
+def test_records_every_n_steps_and_at_the_end():
+    records = _run(passive_refiner, steps=25, record_every=10)
+    assert [r["step"] for r in records] == [0, 10, 20, 25]
+
+
+def test_strokes_improve_the_human_only_mask_and_the_network_helps():
+    records = _run(ideal_refiner)
+    first, last = records[0], records[-1]
+    assert last["strokes"] > 0 and last["annotated_pixels"] > 0
+    assert last["pfm_human"] > first["pfm_human"]
+    # The ideal refiner completes lines around each stroke: more gain than the strokes alone.
+    assert last["pfm_network"] > last["pfm_human"]
+
+
+def test_a_refiner_that_ignores_strokes_equals_human_only():
+    records = _run(passive_refiner)
+    for record in records:
+        assert record["pfm_network"] == pytest.approx(record["pfm_human"], abs=1e-12)
+
+
+def test_accept_rule_rejects_strokes_that_do_not_help():
+    # With a perfect prediction no stroke can raise the patch pFM: none is ever committed.
+    image, _, gt = _scene()
+    perfect = np.where(gt, 4.0, -4.0).astype(np.float32)
+    records = run_protocol(image, perfect, gt, ideal_refiner, grid=GRID, rng=0,
+                           config=ProtocolConfig(steps=30))
+    assert records[-1]["strokes"] == 0
+    assert records[-1]["pfm_human"] == records[0]["pfm_human"]
+
+
+def test_operations_ablation_draws_only_the_allowed_kind():
+    add_only = _run(ideal_refiner, operations=("add",))
+    erase_only = _run(ideal_refiner, operations=("erase",))
+    both = _run(ideal_refiner)
+    assert add_only[-1]["strokes"] > 0 and erase_only[-1]["strokes"] > 0
+    assert add_only != erase_only != both
+
+
+def test_same_seed_same_records_and_gt_free_ranking_runs():
+    assert _run(ideal_refiner) == _run(ideal_refiner)
+    records = _run(ideal_refiner, ranking="gt_free")
+    assert records[-1]["strokes"] > 0
+
+
+def test_mirror_mask_restricts_scoring():
+    image, base, gt = _scene()
+    mirror = np.zeros_like(gt)
+    mirror[:, :64] = True
+    records = run_protocol(image, base, gt, passive_refiner, grid=GRID, mirror_mask=mirror,
+                           config=ProtocolConfig(steps=0))
+    assert records[0]["pfm_human"] == pytest.approx(score_masks(base > 0, gt, mask=mirror)["pfm"])
+
+
+def test_patch_frame_and_view_frame_agree():
+    # A stroke drawn in network pixels of a patch covers the same place once taken to view
+    # pixels and rasterised back onto the patch.
+    stroke = Stroke("add", [(10.0, 12.0), (16.0, 12.0)], 2.0)
+    index = 5
+    view_stroke = patch_stroke_to_view(stroke, GRID, index)
+    back = rasterize_stroke(view_stroke, (32, 32), origin=patch_origin(GRID, index),
+                            scale=GRID.scale)
+    assert np.array_equal(back, rasterize_stroke(stroke, (32, 32)))
+
+
+def test_bad_inputs_are_refused():
+    image, base, gt = _scene()
+    with pytest.raises(ValueError, match="ground_truth"):
+        run_protocol(image, base, gt[:10], passive_refiner, grid=GRID)
+    with pytest.raises(ValueError, match="ranking"):
+        ProtocolConfig(ranking="psychic")
