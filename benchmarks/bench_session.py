@@ -23,6 +23,7 @@ from annotator.core.session import AnnotationSession, default_radius
 from refinement_model.strokes import Stroke
 
 HEIGHT, WIDTH = 6716, 8964
+CACHE_BYTES = 32 << 20
 
 
 def drags(count: int, shape, *, rng) -> list[Stroke]:
@@ -95,16 +96,21 @@ def main() -> None:
     del session
     gc.collect()
 
-    session = full_size_session(SpreadRefiner())
+    session = full_size_session(SpreadRefiner(), cache_bytes=CACHE_BYTES)
     refined = drags(refined_strokes, session.grid.shape, rng=3)
     t = time.perf_counter()
     refined_mb = history_bytes(session, refined, refine=True)
     refine_stroke_ms = 1000 * (time.perf_counter() - t) / len(refined)
     parts = {k: v / 2 ** 20 for k, v in session.memory_bytes().items()}
-    # beyond the shown patch changes (bounded by the patch count) and the bounded cache,
-    # each step costs a few hundred bytes: extrapolate that part linearly to 500 strokes
+    # for fewer than 500 strokes (--quick), a bound: shown patch changes growing as measured
+    # but at most one per patch, the cache at its limit, the rest (steps, events) linearly
+    grid = session.grid
+    patch_bound_mb = len(grid) * grid.net_size ** 2 * 2 / 2 ** 20
     steps_mb = refined_mb - parts["refined_patches"] - parts["cache"]
-    refined_500_mb = parts["refined_patches"] + parts["cache"] + steps_mb / len(refined) * 500
+    scale = 500 / len(refined)
+    refined_500_mb = refined_mb if len(refined) == 500 else (
+        min(parts["refined_patches"] * scale, patch_bound_mb) + CACHE_BYTES / 2 ** 20
+        + steps_mb * scale)
     t = time.perf_counter()
     for _ in range(10):
         session.undo()

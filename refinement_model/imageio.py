@@ -11,6 +11,7 @@ with :func:`os.replace`, so an interrupted write never leaves half a file under 
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import struct
@@ -29,6 +30,13 @@ MAX_PIXELS = 128_000_000
 
 #: Most channels (samples per pixel) an image may have.
 MAX_CHANNELS = 4
+
+#: Largest decoded TIFF, in bytes (a full-size float64 normal map is 1.4 GB).
+MAX_BYTES = 2 * 2**30
+
+# tifffile logs what it refuses to stderr as well; our InputError already says it once.
+# (A NullHandler is the library idiom: an application's own logging still receives it.)
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -97,10 +105,18 @@ def _tiff_layout(page, path, max_pixels: int) -> tuple[int, int, int, bool]:
     _check_pixels(path, height, width, channels, max_pixels)
     if np.dtype(page.dtype).name not in _TIFF_DTYPES:
         raise InputError(path, f"unsupported TIFF sample type {page.dtype}")
+    decoded = height * width * channels * np.dtype(page.dtype).itemsize
+    if decoded > MAX_BYTES:
+        raise InputError(path, f"decoded image would take {decoded / 2**30:.1f} GB, more than "
+                         f"the limit of {MAX_BYTES / 2**30:.0f} GB")
     # tifffile fills missing data with zeros (a warning only): check the segments ourselves.
     ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts)]
-    if not ends or max(ends) > Path(path).stat().st_size or 0 in page.databytecounts:
-        raise InputError(path, "TIFF is truncated: image data runs past the end of the file")
+    # Uncompressed data is read by its declared size: the segments must hold all of it.
+    short = page.compression == 1 and \
+        sum(page.databytecounts) < height * width * channels * page.bitspersample // 8
+    if not ends or max(ends) > Path(path).stat().st_size or 0 in page.databytecounts or short:
+        raise InputError(path, "TIFF is truncated: image data missing or past the end of the "
+                         "file")
     return height, width, channels, planar
 
 
@@ -248,11 +264,31 @@ def _png_header(path, max_pixels: int) -> tuple[int, int, int, int]:
     return width, height, depth, _PNG_CHANNELS[colour]
 
 
+def _check_png_chunks(path, data: memoryview) -> None:
+    """Walk the chunks to IEND checking lengths and CRCs (the decoder only warns on stderr)."""
+    offset = len(_PNG_SIGNATURE)
+    while offset + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        end = offset + 12 + length
+        if end > len(data):
+            break
+        stored = struct.unpack(">I", data[end - 4:end])[0]
+        if zlib.crc32(data[offset + 4:end - 4]) != stored:
+            raise InputError(path, f"PNG is corrupt (bad checksum in a {kind!r} chunk)")
+        if kind == b"IEND":
+            return
+        offset = end
+    raise InputError(path, "PNG is truncated (no end chunk)")
+
+
 def _decode_png(path: Path, max_pixels: int) -> np.ndarray:
     """Decode a PNG after checking its header; channels in OpenCV's BGR(A) order."""
     width, height, _, _ = _png_header(path, max_pixels)
     # Bytes + imdecode rather than imread: works with non-ASCII paths on every platform.
-    image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    data = np.fromfile(path, dtype=np.uint8)
+    _check_png_chunks(path, memoryview(data))
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    del data
     if image is None or image.size == 0:
         raise InputError(path, "PNG image data is corrupt or truncated")
     if image.shape[:2] != (height, width):
@@ -355,7 +391,17 @@ def read_binary_mask(path, *, channel: str = "alpha", shape=None,
 
 
 def atomic_write(path, write) -> None:
-    """Call ``write(temporary_path)`` and move the result to ``path``."""
+    """Write a file atomically: ``write`` fills a temporary file that then replaces ``path``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Target file; its folder must exist.
+    write : callable(temporary_path)
+        Writes the complete content to the given path (a hidden file in the same folder,
+        so that :func:`os.replace` is atomic). If it raises, the temporary file is removed
+        and ``path`` is left as it was.
+    """
     path = Path(path)
     if not path.parent.is_dir():
         raise ValueError(f"path: folder {path.parent} does not exist")

@@ -64,7 +64,12 @@ def _as_mask(array, name: str) -> np.ndarray:
         return array
     if not (np.issubdtype(array.dtype, np.number)):
         raise ValueError(f"{name} must be boolean or numeric, got dtype {array.dtype}")
-    return array != 0
+    line = array != 0
+    # a probability map passed by mistake would count every pixel above 0 as line
+    if array.dtype.kind in "fc" and np.count_nonzero(line & (array != 1)):
+        raise ValueError(f"{name} is a float array with values other than 0 and 1: threshold "
+                         f"it first")
+    return line
 
 
 def _unique(values: np.ndarray) -> np.ndarray:
@@ -160,7 +165,8 @@ def score_masks(pred, gt, *, mask=None, gt_skeleton=None) -> dict[str, float]:
     Parameters
     ----------
     pred, gt : (H, W) array-like
-        Prediction and ground truth; nonzero = line. Never modified.
+        Prediction and ground truth: bool, or integers with nonzero = line, or floats that
+        are all 0 or 1 (probability maps are refused: threshold them first). Never modified.
     mask : (H, W) array-like, optional
         Mirror area: only pixels where it is nonzero are counted.
     gt_skeleton : (H, W) bool array-like, optional

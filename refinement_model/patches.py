@@ -20,6 +20,7 @@ __all__ = [
     "border_weight_map",
     "stitch_logits",
     "stitch_region",
+    "stitch_region_logits",
 ]
 
 # dtypes cv2.resize handles natively; everything else is resized as float32.
@@ -72,8 +73,8 @@ class PatchGrid:
     Examples
     --------
     >>> grid = PatchGrid(700, 1000)
-    >>> grid.boxes.tolist()
-    [[0, 0, 512, 512], [0, 256, 512, 768], [0, 488, 512, 1000], [188, 0, 700, 512], [188, 256, 700, 768], [188, 488, 700, 1000]]
+    >>> len(grid), grid.boxes[[0, 2, 5]].tolist()
+    (6, [[0, 0, 512, 512], [0, 488, 512, 1000], [188, 488, 700, 1000]])
     >>> grid.patches_touching(600, 300, 610, 310).tolist()
     [3, 4]
     """
@@ -115,6 +116,41 @@ class PatchGrid:
         if not 0 <= index < len(self.boxes):
             raise ValueError(f"index must be in [0, {len(self.boxes)}), got {index}")
         return int(index)
+
+    def check_region(self, region) -> tuple[int, int, int, int]:
+        """``region`` as four ints ``(y0, x0, y1, x1)``; ValueError unless it is a non-empty
+        half-open rectangle inside the view."""
+        try:
+            y0, x0, y1, x1 = (int(v) for v in region)
+        except (TypeError, ValueError):
+            raise ValueError(f"region must be (y0, x0, y1, x1) integers, got {region!r}") from None
+        if not (0 <= y0 < y1 <= self.height and 0 <= x0 < x1 <= self.width):
+            raise ValueError(f"region must be a non-empty rectangle inside the view "
+                             f"{self.shape}, got {region!r}")
+        return y0, x0, y1, x1
+
+    def overlaps(self, region) -> list[tuple[int, tuple[slice, slice], tuple[slice, slice]]]:
+        """Where each patch overlapping ``region`` lands in it, in ascending patch order.
+
+        Parameters
+        ----------
+        region : (y0, x0, y1, x1) ints
+            Non-empty half-open rectangle inside the view.
+
+        Returns
+        -------
+        overlaps : list of (index, inside, target)
+            ``patch_sized_array[inside]`` covers the same view pixels as
+            ``region_sized_array[target]`` (both are pairs of slices).
+        """
+        ry0, rx0, ry1, rx1 = self.check_region(region)
+        out = []
+        for index in self.patches_touching(ry0, rx0, ry1, rx1).tolist():
+            by0, bx0, by1, bx1 = self.boxes[index].tolist()
+            y0, x0, y1, x1 = max(by0, ry0), max(bx0, rx0), min(by1, ry1), min(bx1, rx1)
+            out.append((index, np.s_[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0],
+                        np.s_[y0 - ry0:y1 - ry0, x0 - rx0:x1 - rx0]))
+        return out
 
     def region(self, index: int) -> tuple[int, int, int, int]:
         """``(y0, x0, y1, x1)`` of patch ``index`` clipped to the view.
@@ -208,60 +244,44 @@ def border_weight_map(size: int) -> np.ndarray:
     return np.square(np.minimum(distance, cap) / cap).astype(np.float32)
 
 
-def _check_region(grid: PatchGrid, region) -> tuple[int, int, int, int]:
-    try:
-        y0, x0, y1, x1 = (int(v) for v in region)
-    except (TypeError, ValueError):
-        raise ValueError(f"region must be (y0, x0, y1, x1) integers, got {region!r}") from None
-    if not (0 <= y0 < y1 <= grid.height and 0 <= x0 < x1 <= grid.width):
-        raise ValueError(f"region must be a non-empty rectangle inside the view "
-                         f"{grid.shape}, got {region!r}")
-    return y0, x0, y1, x1
-
-
 class _Accumulator:
     """Weighted logit sum and weight sum over one rectangle of the view."""
 
     def __init__(self, grid: PatchGrid, region: tuple[int, int, int, int]):
         self.grid = grid
-        self.region = region
         shape = (region[2] - region[0], region[3] - region[1])
         self.logit_sum = np.zeros(shape, dtype=np.float32)
         self.weight_sum = np.zeros(shape, dtype=np.float32)
         self.weights = border_weight_map(grid.patch_size)
         self._upsampled = np.empty((grid.patch_size, grid.patch_size), dtype=np.float32)
 
-    def add(self, index: int, logits) -> None:
+    def add(self, index: int, logits, inside, target) -> None:
+        """Add patch ``index``: its pixels ``inside`` land on the region's pixels ``target``."""
         grid = self.grid
         logits = np.asarray(logits, dtype=np.float32)
         if logits.shape != (grid.net_size, grid.net_size):
             raise ValueError(f"logits of patch {index} must have shape "
                              f"({grid.net_size}, {grid.net_size}), got {logits.shape}")
-        ry0, rx0, ry1, rx1 = self.region
-        by0, bx0, by1, bx1 = grid.boxes[index].tolist()
-        y0, x0, y1, x1 = max(by0, ry0), max(bx0, rx0), min(by1, ry1), min(bx1, rx1)
-        if y0 >= y1 or x0 >= x1:
-            return
         size = (grid.patch_size, grid.patch_size)
         if logits.shape == size:
             np.copyto(self._upsampled, logits)
         else:
             cv2.resize(logits, size, dst=self._upsampled, interpolation=cv2.INTER_LINEAR)
-        inside = np.s_[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
-        target = np.s_[y0 - ry0:y1 - ry0, x0 - rx0:x1 - rx0]
-        part = self._upsampled[inside]
+        # in place into the target views: OpenCV writes through their row strides
         weights = self.weights[inside]
-        np.multiply(part, weights, out=part)
-        self.logit_sum[target] += part
-        self.weight_sum[target] += weights
+        cv2.accumulateProduct(self._upsampled[inside], weights, self.logit_sum[target])
+        cv2.accumulate(weights, self.weight_sum[target])
+
+    def mean_logits(self) -> np.ndarray:
+        """The weighted mean logits (computed in place; call once)."""
+        np.divide(self.logit_sum, self.weight_sum, out=self.logit_sum)
+        return self.logit_sum
 
     def probabilities(self) -> np.ndarray:
-        if not self.weight_sum.all():
-            raise ValueError("some pixels of the region are covered by no patch given")
-        out = self.logit_sum
-        np.divide(out, self.weight_sum, out=out)
-        # sigmoid in place: 1 / (1 + exp(-x)); exp overflows to inf for x << 0, giving 0.
+        """Sigmoid of :meth:`mean_logits`, in place: 1 / (1 + exp(-x))."""
+        out = self.mean_logits()
         np.negative(out, out=out)
+        # exp overflows to inf for x << 0, giving probability 0
         with np.errstate(over="ignore"):
             np.exp(out, out=out)
         out += 1
@@ -302,15 +322,17 @@ def stitch_logits(grid: PatchGrid, logits_iterable: Iterable, *,
     >>> probs.shape, float(probs.min()), float(probs.max())
     ((600, 600), 0.5, 0.5)
     """
-    accumulator = _Accumulator(grid, (0, 0, grid.height, grid.width))
-    total = len(grid)
+    view = (0, 0, grid.height, grid.width)
+    accumulator = _Accumulator(grid, view)
+    overlaps = grid.overlaps(view)
+    total = len(overlaps)
     count = 0
     for logits in logits_iterable:
         if cancel is not None and cancel():
             raise Cancelled("stitching cancelled")
         if count == total:
             raise ValueError(f"logits_iterable yielded more than the {total} patches of the grid")
-        accumulator.add(count, logits)
+        accumulator.add(count, logits, *overlaps[count][1:])
         count += 1
         if progress is not None:
             progress(count, total)
@@ -319,12 +341,30 @@ def stitch_logits(grid: PatchGrid, logits_iterable: Iterable, *,
     return accumulator.probabilities()
 
 
-def stitch_region(grid: PatchGrid, logits_by_index: Mapping, region) -> np.ndarray:
+def _accumulate_region(grid: PatchGrid, logits_by_index, region, missing) -> _Accumulator:
+    region = grid.check_region(region)
+    accumulator = _Accumulator(grid, region)
+    constant = None if missing is None else np.full((grid.net_size,) * 2, missing, np.float32)
+    for index, inside, target in grid.overlaps(region):
+        try:
+            logits = logits_by_index[index]
+        except (KeyError, IndexError):
+            logits = constant
+        if logits is None:
+            raise ValueError(f"logits_by_index lacks patch {index}, which overlaps the "
+                             f"region {region}")
+        accumulator.add(index, logits, inside, target)
+    return accumulator
+
+
+def stitch_region(grid: PatchGrid, logits_by_index: Mapping, region, *,
+                  missing: float | None = None) -> np.ndarray:
     """Probabilities of one rectangle of the view, from the patches that overlap it.
 
     Gives exactly the values :func:`stitch_logits` gives there, at a cost proportional to the
     area of the patches touching the region, so that the app can re-stitch only where a stroke
-    changed the logits and paste the result into its whole-view map.
+    changed the logits (``grid.region(i)`` for patch ``i``) and paste the result into its
+    whole-view map.
 
     Parameters
     ----------
@@ -334,49 +374,56 @@ def stitch_region(grid: PatchGrid, logits_by_index: Mapping, region) -> np.ndarr
         Current logits of (at least) every patch in ``grid.patches_touching(*region)``;
         a dict, a list or an (N, net_size, net_size) array all work.
     region : (y0, x0, y1, x1) ints
-        Half-open rectangle inside the view.
+        Non-empty half-open rectangle inside the view.
+    missing : float, optional
+        Constant logit of the patches absent from ``logits_by_index``; by default every patch
+        overlapping the region must be given.
 
     Returns
     -------
     probabilities : (y1 - y0, x1 - x0) float32 ndarray
     """
-    region = _check_region(grid, region)
-    accumulator = _Accumulator(grid, region)
-    for index in grid.patches_touching(*region).tolist():
-        try:
-            logits = logits_by_index[index]
-        except (KeyError, IndexError):
-            raise ValueError(f"logits_by_index lacks patch {index}, which overlaps the "
-                             f"region {region}") from None
-        accumulator.add(index, logits)
-    return accumulator.probabilities()
+    return _accumulate_region(grid, logits_by_index, region, missing).probabilities()
 
 
 def stitch_region_logits(grid: PatchGrid, logits_by_index: Mapping, region, *,
                          missing: float | None = None) -> np.ndarray:
     """Weighted mean logits of one rectangle of the view (:func:`stitch_region` before the sigmoid).
 
-    Parameters
-    ----------
-    grid, logits_by_index, region
-        As in :func:`stitch_region`.
-    missing : float, optional
-        Constant logit of the patches absent from ``logits_by_index``; by default every patch
-        overlapping the region must be given. With ``missing=0`` and per-patch logit *changes*,
-        this blends local changes into a whole-view logit map without seams.
+    Parameters are those of :func:`stitch_region`. With ``missing=0`` and per-patch logit
+    *changes*, this blends local changes into a whole-view logit map without seams.
 
     Returns
     -------
     logits : (y1 - y0, x1 - x0) float32 ndarray
     """
-    region = _check_region(grid, region)
-    accumulator = _Accumulator(grid, region)
-    constant = None if missing is None else np.full((grid.net_size,) * 2, missing, np.float32)
-    for index in grid.patches_touching(*region).tolist():
-        logits = logits_by_index.get(index, constant) if hasattr(logits_by_index, "get") else None
-        if logits is None:
-            raise ValueError(f"logits_by_index lacks patch {index}, which overlaps the "
-                             f"region {region}")
-        accumulator.add(index, logits)
-    np.divide(accumulator.logit_sum, accumulator.weight_sum, out=accumulator.logit_sum)
-    return accumulator.logit_sum
+    return _accumulate_region(grid, logits_by_index, region, missing).mean_logits()
+
+
+def blend_logits(grid: PatchGrid, base_logits: np.ndarray, deltas: Mapping, region) -> np.ndarray:
+    """Current logits of one rectangle: full-resolution base logits plus blended patch changes.
+
+    For every refined patch the caller keeps the refiner's *change* ``refined - base patch`` at
+    network size. Blending the change rather than the refined logits keeps the full-resolution
+    detail of the base prediction wherever the refiner agrees with it (a patch's logits resized
+    down and back up would blur every line edge), and the border weights make the change fade
+    out without seams. Re-blending any region gives bit for bit what a whole-view blend gives.
+
+    Parameters
+    ----------
+    grid : PatchGrid
+    base_logits : (H, W) float32 ndarray
+        Never modified.
+    deltas : mapping int -> (net_size, net_size) array-like
+        Change of every refined patch; patches not in the mapping contribute no change.
+    region : (y0, x0, y1, x1) ints
+        Non-empty half-open rectangle inside the view.
+
+    Returns
+    -------
+    logits : (y1 - y0, x1 - x0) float32 ndarray
+    """
+    y0, x0, y1, x1 = grid.check_region(region)
+    change = stitch_region_logits(grid, deltas, (y0, x0, y1, x1), missing=0.0)
+    change += base_logits[y0:y1, x0:x1]
+    return change

@@ -311,19 +311,22 @@ def estimate_mirror_mask(albedo, *, valid=None, work_size: int = 1024) -> np.nda
     height, width = albedo.shape
     scale = min(1.0, work_size / max(height, width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    finite = np.isfinite(albedo) if valid is None else valid & np.isfinite(albedo)
-    small = cv2.resize(np.where(finite, albedo, 0).astype(np.float32), size,
+    finite = np.isfinite(albedo)
+    if valid is not None:
+        finite &= valid
+    small = cv2.resize(np.where(finite, albedo, 0).astype(np.float32, copy=False), size,
                        interpolation=cv2.INTER_AREA)
-    small_valid = cv2.resize(finite.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.5
+    # uint8 0/255 keeps the full-size temporary at a byte per pixel.
+    small_valid = cv2.resize(finite.view(np.uint8) * np.uint8(255), size,
+                             interpolation=cv2.INTER_AREA) > 127
     if not small_valid.any():
         return np.zeros(albedo.shape, bool)
     small = cv2.GaussianBlur(small, (0, 0), 2.0, borderType=cv2.BORDER_REFLECT)
     mirror = _largest_blob(small, small_valid)
     if mirror is None:
         mirror = small_valid
-    full = cv2.resize(mirror.astype(np.uint8), (width, height),
-                      interpolation=cv2.INTER_NEAREST).astype(bool)
-    return full & finite
+    full = cv2.resize(mirror.view(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
+    return np.logical_and(full, finite, out=finite)
 
 
 def _largest_blob(image: np.ndarray, valid: np.ndarray) -> np.ndarray | None:

@@ -95,8 +95,9 @@ class MirrorView:
 
     Notes
     -----
-    All maps are float32: a full-resolution view (8964 x 6716) holds about 1.5 GB and loads
-    with a peak below 2 GB (``benchmarks/bench_view_load.py``).
+    All maps are float32 (no float16 needed): a full-resolution view (8964 x 6716) holds
+    about 1.3 GB and loads with a peak of about 1.4 GB (``benchmarks/bench_view_load.py``),
+    because the loader preprocesses in place and in row chunks.
     """
 
     view_id: str
@@ -190,6 +191,8 @@ def _check_folder(root) -> Path:
 def _resolve(path, view_id: str | None) -> ViewFiles:
     """The files of the view that ``path`` (folder or one of its files) and ``view_id`` name."""
     path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file or folder")
     if path.is_file():
         role = next((r for r, s in SUFFIXES.items() if path.name.endswith(s)), None)
         if role is None:
@@ -291,13 +294,13 @@ def load_view(path, view_id: str | None = None, *, px_per_mm: float | None = Non
         Missing or bad files, maps of different sizes, masks of the wrong size or bit depth,
         no resolution, depth mostly non-finite.
     """
-    steps = iter(range(1, 7))
+    done = iter(range(6))
 
     def step():
         if cancel is not None and cancel():
             raise Cancelled("loading the view was cancelled")
         if progress is not None:
-            progress(next(steps) - 1, 6)
+            progress(next(done), 6)
 
     step()
     files = _resolve(path, view_id)

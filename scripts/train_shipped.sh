@@ -9,8 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ETMIRA=${ETMIRA:-.venv/bin/etmira}
-BASE_MINUTES=${BASE_MINUTES:-20}
-REFINER_MINUTES=${REFINER_MINUTES:-22}
+BASE_MINUTES=${BASE_MINUTES:-24}
+REFINER_MINUTES=${REFINER_MINUTES:-28}
 OUT=data/shipped
 TRAIN_SEED=1; VAL_SEED=2; TEST_SEED=3
 mkdir -p "$OUT" resources/weights
@@ -22,14 +22,14 @@ mkdir -p "$OUT" resources/weights
 
 date -u +"%H:%M:%S base training starts"
 $ETMIRA train base --data data/train --val data/val --out $OUT/base.safetensors \
-    --data-seed $TRAIN_SEED --seed 0 --batch-size 8 --val-every 150 --patience 6 \
+    --data-seed $TRAIN_SEED --seed 0 --batch-size 16 --crop 128 --threads 1 --val-every 150 --patience 8 \
     --max-minutes "$BASE_MINUTES"
 cp $OUT/base.safetensors resources/weights/base.safetensors
 
 date -u +"%H:%M:%S refiner training starts"
 $ETMIRA train refiner --base $OUT/base.safetensors --data data/train --val data/val \
-    --out $OUT/refiner.safetensors --data-seed $TRAIN_SEED --seed 0 --batch-size 8 \
-    --val-every 100 --patience 6 --max-strokes 3 --pool-size 1024 \
+    --out $OUT/refiner.safetensors --data-seed $TRAIN_SEED --seed 0 --batch-size 16 \
+    --crop 128 --threads 1 --val-every 150 --patience 8 --max-strokes 3 --pool-size 1024 \
     --max-minutes "$REFINER_MINUTES"
 cp $OUT/refiner.safetensors resources/weights/refiner.safetensors
 

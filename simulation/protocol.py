@@ -23,7 +23,7 @@ import numpy as np
 
 from refinement_model.errors import Cancelled
 from refinement_model.metrics import pseudo_f_measure, score_masks, thin
-from refinement_model.patches import PatchGrid, stitch_region_logits
+from refinement_model.patches import PatchGrid, blend_logits
 from refinement_model.strokes import Stroke, burn_in, rasterize_stroke, stroke_channel
 from simulation.ranking import oracle_score, uncertainty_score
 from simulation.simulated_user import choose_stroke, simulate_add, simulate_erase
@@ -168,9 +168,9 @@ class _ViewState:
         self.annotated_pixels += int(np.count_nonzero(footprint))
         self.user[y0:y1, x0:x1][footprint] = stroke.sign
         self.deltas[index] = refined_logits - base
-        ry0, rx0, ry1, rx1 = _clip(grid.boxes[index].tolist(), grid.shape)
-        change = stitch_region_logits(grid, self.deltas, (ry0, rx0, ry1, rx1), missing=0.0)
-        self.network_logits[ry0:ry1, rx0:rx1] = self.base_logits[ry0:ry1, rx0:rx1] + change
+        y0, x0, y1, x1 = grid.region(index)
+        self.network_logits[y0:y1, x0:x1] = blend_logits(grid, self.base_logits, self.deltas,
+                                                         (y0, x0, y1, x1))
 
     def scores(self):
         kwargs = dict(mask=self.mirror, gt_skeleton=self.gt_skeleton)
@@ -275,7 +275,7 @@ def _attempt(state: _ViewState, index: int, rng) -> bool:
 
 def _improves_human(state: _ViewState, index: int, stroke: Stroke) -> bool:
     """The accept rule: the stroke must raise the human-only pFM of its patch."""
-    y0, x0, y1, x1 = _clip(state.grid.boxes[index].tolist(), state.grid.shape)
+    y0, x0, y1, x1 = state.grid.region(index)
     window = np.s_[y0:y1, x0:x1]
     before = state.human_mask(window)
     after = burn_in(before, [stroke], origin=(x0, y0))
@@ -297,7 +297,7 @@ def _initial_queue(state: _ViewState, initial_probabilities) -> list:
 
 def _priority(state: _ViewState, index: int, initial_probabilities) -> float:
     """Heap key of a patch: smaller pops first, so badness is negated."""
-    y0, x0, y1, x1 = _clip(state.grid.boxes[index].tolist(), state.grid.shape)
+    y0, x0, y1, x1 = state.grid.region(index)
     window = np.s_[y0:y1, x0:x1]
     mirror = None if state.mirror is None else state.mirror[window]
     if state.config.ranking == "oracle":

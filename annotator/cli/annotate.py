@@ -16,6 +16,13 @@ def register(subparsers) -> None:
     )
     parser.add_argument("path", nargs="?", metavar="VIEW_DIR | PROJECT",
                         help="a view folder (real layout or the five files) or an .etmira project")
+    parser.add_argument("--base", metavar="CKPT",
+                        help="base model for a view opened the first time (default: shipped)")
+    parser.add_argument("--refiner", metavar="CKPT",
+                        help="refinement network for it (default: shipped, with the shipped base)")
+    parser.add_argument("--project-dir", metavar="DIR",
+                        help="where the projects of views opened directly are kept "
+                        "(default: the app data folder)")
     parser.add_argument("--screenshot", metavar="OUT.png",
                         help="render the main window after loading, save it as PNG and exit")
     parser.add_argument("--layer", choices=BASE_LAYERS, help="base image to show first")
@@ -35,7 +42,8 @@ def run(args) -> int:
 
     options = StartOptions(path=args.path, screenshot=args.screenshot, layer=args.layer,
                            raking=args.raking, error_map=args.error_map, strokes=args.strokes,
-                           size=args.size)
+                           size=args.size, base=args.base, refiner=args.refiner,
+                           project_dir=args.project_dir)
     return main(options)
 
 

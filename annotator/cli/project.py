@@ -89,7 +89,8 @@ def run_new(args) -> int:
     bar, progress = _bar("base model")
     with bar:
         project = new_project(args.output, args.view, base=base, refiner=refiner,
-                              view_id=args.view_id, overwrite=args.force, progress=progress)
+                              view_id=args.view_id, overwrite=args.force, with_refiner=False,
+                              progress=progress)
     with project:
         shape = project.session.grid.shape
         print(f"created {project.path}: view {project.session.view.view_id}, {shape[1]} x "
@@ -127,7 +128,8 @@ def project_info(path) -> dict:
     import numpy as np
 
     from annotator.core.project import project_summary
-    from annotator.core.project_store import ProjectStore, needs_recovery
+    from annotator.core.project_file import needs_recovery
+    from annotator.core.project_store import ProjectStore
     from refinement_model.imageio import read_binary_mask
     from refinement_model.metrics import score_masks
 

@@ -207,6 +207,22 @@ class EventLog:
                                                   self.base_logits[window] > 0)
         return region
 
+    def _refined_bands(self) -> list[tuple[int, int, int, int]]:
+        """Rows of the view between patch edges, each spanning its refined patches.
+
+        Blending band by band upsamples each refined patch change about twice, where blending
+        patch by patch would upsample it once per overlapping neighbour."""
+        grid = self.grid
+        boxes = np.array([patch_box(grid, index) for index in sorted(self._versions)],
+                         dtype=np.int64).reshape(-1, 4)
+        edges = np.unique(np.clip(grid.boxes[:, [0, 2]], 0, grid.height))
+        bands = []
+        for y0, y1 in zip(edges[:-1].tolist(), edges[1:].tolist()):
+            inside = boxes[(boxes[:, 0] < y1) & (boxes[:, 2] > y0)]
+            if len(inside):
+                bands.append((y0, int(inside[:, 1].min()), y1, int(inside[:, 3].max())))
+        return bands
+
     def _replay(self, events, patch_deltas, progress, cancel) -> None:
         self._known = {(int(p), int(seq)): np.asarray(delta, dtype=np.float16)
                        for p, (seq, delta) in patch_deltas.items()}
@@ -232,11 +248,12 @@ class EventLog:
             self._burn(record)
         self._annotated = int(np.count_nonzero(self._user_map))
         # replay runs on a fresh session: the probabilities are still those of the base model
-        boxes = [patch_box(self.grid, index) for index in sorted(self._versions)]
-        for box in boxes:
-            self._probabilities[_window(box)] = blend_probabilities(
-                self.grid, self.base_logits, self._deltas, box)
-        for box in boxes:
-            self.queue.update(self._probabilities, box)
-        self._mask[...] = final_mask(self._probabilities, self._user_map)
-        self._provenance[...] = provenance_map(self._user_map, self._mask, self.base_logits > 0)
+        bands = self._refined_bands()
+        for band in bands:
+            self._probabilities[_window(band)] = blend_probabilities(
+                self.grid, self.base_logits, self._deltas, band)
+            self.queue.update(self._probabilities, band)
+        # outside every stroke and refined patch the constructor's arrays are already right
+        changed = union(*bands, *(record.box for record in self._strokes))
+        if changed is not None:
+            self._refresh(changed, None)

@@ -224,17 +224,17 @@ class PatchQueue:
         return int(candidates[np.argmax(self.scores[candidates])])
 
     def next(self) -> int | None:
-        """The worst patch not seen yet and not skipped; then the skipped ones in skip order.
+        """The worst patch not seen yet and not skipped; then the skipped ones not done, in
+        skip order (visiting a patch takes it off the skip list).
 
-        ``None`` when every patch with mirror pixels has been seen.
+        ``None`` when every patch with mirror pixels has been seen and none is skipped.
         """
-        unseen = self.eligible & (self.states == NOT_SEEN)
-        fresh = unseen.copy()
+        fresh = self.eligible & (self.states == NOT_SEEN)
         fresh[self.skipped] = False
         worst = self._worst(fresh)
         if worst is not None:
             return worst
-        return next((i for i in self.skipped if unseen[i]), None)
+        return next((i for i in self.skipped if not self.done[i]), None)
 
     def revisit(self) -> int | None:
         """The worst patch already seen but not done (to go over again), or ``None``."""

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logit
 
-from annotator.core.project_store import ProjectStore, needs_recovery
+from annotator.core.project_file import needs_recovery
+from annotator.core.project_store import ProjectStore
 from annotator.core.regions import union
 from annotator.core.session import AnnotationSession
 from refinement_model.errors import InputError, ProjectError
@@ -199,11 +200,13 @@ class Project:
         return out
 
     def close(self) -> None:
-        """Commit what is pending and close the file (releases the lock). Idempotent."""
+        """Commit what is pending and close the file (releases the lock). Idempotent.
+
+        A read-only project forgets its in-memory changes."""
         if self.store.closed:
             return
         try:
-            if self.dirty or self._regions:
+            if not self.store.readonly and (self.dirty or self._regions):
                 self.commit()
         finally:
             self.session.remove_listener(self._on_change)
@@ -247,7 +250,7 @@ def _grid(meta: dict, shape):
 
 
 def create_project(path: str | os.PathLike, view, base_logits: np.ndarray, *, refine=None,
-                   models: dict | None = None, grid=None, inputs=("depth",),
+                   models: dict | None = None, grid=None, inputs=("depth",), image=None,
                    overwrite: bool = False, autocommit: bool = True,
                    progress: Callable[[int, int], None] | None = None,
                    cancel: Callable[[], bool] | None = None) -> Project:
@@ -257,7 +260,7 @@ def create_project(path: str | os.PathLike, view, base_logits: np.ndarray, *, re
     ----------
     path : path-like
         The new project file (``.etmira``).
-    view : MirrorView
+    view : MirrorView or StoredView
         As ``refinement_model.views.load_view`` returns it (its files are recorded).
     base_logits : (H, W) float32 ndarray
         The base model's stitched logits of the view.
@@ -270,12 +273,16 @@ def create_project(path: str | os.PathLike, view, base_logits: np.ndarray, *, re
         The patch grid (default: the paper's); stored.
     inputs : sequence of str
         The refiner's image channels.
+    image : (C, H, W) float32 ndarray, optional
+        The network inputs, if already computed (else made from the view when first needed).
     overwrite, autocommit, progress, cancel
         See ``ProjectStore.create`` and :class:`Project`.
     """
-    files = {role: file_record(getattr(view.files, role)) for role in _ROLES
-             if getattr(view.files, role) is not None}
-    options = {} if grid is None else {"grid": grid}
+    view_files = getattr(view, "files", None)  # a StoredView (tests, benchmarks) has none
+    files = {role: file_record(getattr(view_files, role)) for role in _ROLES
+             if getattr(view_files, role, None) is not None}
+    options = {key: value for key, value in (("grid", grid), ("image", image))
+               if value is not None}
     session = AnnotationSession(view, base_logits, refine, inputs=inputs, **options)
     grid = session.grid
     meta = {
@@ -294,7 +301,7 @@ def create_project(path: str | os.PathLike, view, base_logits: np.ndarray, *, re
 
 
 def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, refiner=None,
-                view_id: str | None = None, overwrite: bool = False,
+                view_id: str | None = None, overwrite: bool = False, with_refiner: bool = True,
                 progress: Callable[[int, int], None] | None = None,
                 cancel: Callable[[], bool] | None = None) -> Project:
     """Load a view, run the base model over it and create the project (see
@@ -309,26 +316,32 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
         Base model checkpoint.
     refiner : path-like, optional
         Refiner checkpoint; without one the session only burns strokes in.
+    with_refiner : bool, keyword-only
+        Build the refiner for the returned session; False only records it (for a caller that
+        closes the project at once: building it takes seconds).
     progress : callable(done, total), optional
         Over the base model's patches.
     """
+    from refinement_model.checkpoints import read_metadata
     from refinement_model.inference import PatchRefiner, Predictor
+    from refinement_model.nets import ModelSpec
     from refinement_model.views import load_view
 
     if os.path.exists(path) and not overwrite:
         raise ProjectError(path, "already exists (choose another name or overwrite it)")
     view = load_view(view_path, view_id, cancel=cancel)
     predictor = Predictor(base)
+    models, inputs, patch_refiner = {"base": _model_record(base)}, predictor.net.spec.inputs, None
+    if refiner is not None:
+        spec = ModelSpec.from_dict(read_metadata(refiner)["model"])
+        if spec.kind != "refiner":
+            raise InputError(refiner, f"this is a {spec.kind} checkpoint, not a refiner")
+        patch_refiner = PatchRefiner(refiner) if with_refiner else None
+        models["refiner"], inputs = _model_record(refiner), spec.inputs
     probabilities = predictor.predict_view(view, progress=progress, cancel=cancel)
     base_logits = logit(np.clip(probabilities, _P_CLIP, 1 - _P_CLIP)).astype(np.float32)
-    models = {"base": _model_record(base)}
-    patch_refiner, inputs = None, tuple(predictor.net.spec.inputs)
-    if refiner is not None:
-        patch_refiner = PatchRefiner(refiner)
-        models["refiner"] = _model_record(refiner)
-        inputs = tuple(patch_refiner.spec.inputs)
-    return create_project(path, view, base_logits, refine=patch_refiner,
-                          models=models, grid=predictor.grid(*view.shape), inputs=inputs,
+    return create_project(path, view, base_logits, refine=patch_refiner, models=models,
+                          grid=predictor.grid(*view.shape), inputs=tuple(inputs),
                           overwrite=overwrite)
 
 
@@ -425,6 +438,8 @@ def open_project(path: str | os.PathLike, *, view=None, refine="stored", readonl
         meta = _checked_meta(store)
         warnings = changed_files(meta["view"]["files"]) if view is None else []
         if view is None:
+            if "depth" not in meta["view"]["files"]:
+                raise ProjectError(path, "the project records no view files: give the view")
             view = load_view(meta["view"]["files"]["depth"]["path"], cancel=cancel)
         elif isinstance(view, (str, os.PathLike)):
             view = load_view(view, meta["view"]["view_id"], cancel=cancel)
@@ -434,9 +449,8 @@ def open_project(path: str | os.PathLike, *, view=None, refine="stored", readonl
             raise InputError(path, f"the project is for a view of {base_logits.shape} pixels, "
                              f"this view has {view.mirror_mask.shape}")
         session = _replay(store, meta, view, refine, base_logits, cancel)
-        stored = {name: store.read_layer(name) for name in STATE_LAYERS}
-        consistent = all(np.array_equal(stored[name], getattr(session, name))
-                         for name in STATE_LAYERS)
+        # User map and provenance follow from the same state: checking the mask suffices.
+        consistent = np.array_equal(store.read_layer("mask"), session.mask)
         project = Project(store, session, autocommit=autocommit and not readonly,
                           warnings=warnings)
         if not consistent:

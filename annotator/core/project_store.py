@@ -1,7 +1,7 @@
 """The crash-safe project file: one SQLite database per project.
 
 The store knows nothing about sessions or models; it keeps named arrays ("layers": the base
-logits, the mask, the probabilities, ...) as zlib-compressed tiles, an append-only event journal,
+logits, the mask, the probabilities, ...) as compressed tiles, an append-only event journal,
 keyed blobs (the serialised undo history), and JSON metadata, and it writes any mix of them in
 one small transaction (:meth:`ProjectStore.commit`), rewriting only the tiles that touch the
 changed regions.
@@ -26,15 +26,16 @@ Durability and safety
   leaving the previous state intact.
 
 Every problem with a file raises ``ProjectError(path, problem)``; nothing is overwritten.
+
+File identity, the lock and crash detection live in ``project_file``; the tile codec in
+``tile_codec``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
-import math
 import os
 import sqlite3
 import tempfile
@@ -43,125 +44,28 @@ from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
+from annotator.core.project_file import (APPLICATION_ID, SCHEMA_VERSION, SQLITE_MAGIC,
+                                         ProjectLock, fsync, needs_recovery, read_header)
+from annotator.core.tile_codec import CODEC, DTYPES, decode_tile, encode_tile, tile_boxes
 from refinement_model.errors import Cancelled, ProjectError
 
-APPLICATION_ID = 0x45544D52  # "ETMR"
-SCHEMA_VERSION = 1
+# needs_recovery, read_header and SQLITE_MAGIC are re-exported for callers of the store.
+__all__ = ["DEFAULT_TILE", "SQLITE_MAGIC", "ProjectStore", "needs_recovery", "read_header"]
+
 DEFAULT_TILE = 512
-SQLITE_MAGIC = b"SQLite format 3\x00"
-# Large pages keep megabyte-sized tile blobs in few overflow pages.
-_PAGE_SIZE = 16384
-_DTYPES = ("bool", "uint8", "int8", "uint16", "int16", "int32", "float16", "float32")
+# Every page a commit touches is written whole to the log: small pages keep a stroke's commit
+# small (measured: 56 kB per stroke with 4 kB pages, 148 kB with 16 kB pages).
+_PAGE_SIZE = 4096
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, crc INTEGER NOT NULL, value TEXT NOT NULL);
 CREATE TABLE layers (name TEXT PRIMARY KEY, dtype TEXT NOT NULL, height INTEGER NOT NULL,
-                     width INTEGER NOT NULL, tile INTEGER NOT NULL);
+                     width INTEGER NOT NULL, tile INTEGER NOT NULL, codec TEXT NOT NULL);
 CREATE TABLE tiles (layer TEXT NOT NULL, ty INTEGER NOT NULL, tx INTEGER NOT NULL,
                     crc INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (layer, ty, tx));
 CREATE TABLE events (seq INTEGER PRIMARY KEY, crc INTEGER NOT NULL, data TEXT NOT NULL);
 CREATE TABLE blobs (key TEXT PRIMARY KEY, crc INTEGER NOT NULL, data BLOB NOT NULL);
 """
 _TABLES = {"meta", "layers", "tiles", "events", "blobs"}
-
-
-def lock_path(path: str | os.PathLike) -> str:
-    """The lock file that guards the project at `path`."""
-    return os.fspath(path) + ".lock"
-
-
-def needs_recovery(path: str | os.PathLike) -> bool:
-    """Whether the project at `path` was left open by a crash.
-
-    True when no live process holds the project's lock but a lock file was left behind or the
-    write-ahead log still holds un-checkpointed commits. Opening the project recovers it (SQLite
-    replays the log); this only lets the app say so first. False for a project open elsewhere.
-    """
-    path = os.fspath(path)
-    lock = lock_path(path)
-    if os.path.exists(lock):
-        try:
-            fd = os.open(lock, os.O_RDONLY)
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False  # a live instance has it open
-        finally:
-            os.close(fd)
-        return True
-    with contextlib.suppress(OSError):
-        return os.path.getsize(path + "-wal") > 0
-    return False
-
-
-def read_header(path: str | os.PathLike) -> tuple[int, int]:
-    """Check that `path` is a project file; return ``(application_id, schema_version)``.
-
-    Reads only the 100-byte SQLite header, so a foreign file is refused untouched.
-
-    Raises
-    ------
-    ProjectError
-        If the file is missing, not SQLite, not a project, or of an unknown schema version.
-    """
-    try:
-        with open(path, "rb") as handle:
-            header = handle.read(100)
-    except FileNotFoundError:
-        raise ProjectError(path, "no such project file") from None
-    except OSError as error:
-        raise ProjectError(path, f"cannot read the project file ({error.strerror})") from None
-    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
-        raise ProjectError(path, "not an etmira project (not an SQLite database)")
-    version = int.from_bytes(header[60:64], "big")
-    app_id = int.from_bytes(header[68:72], "big")
-    if app_id != APPLICATION_ID:
-        raise ProjectError(path, "not an etmira project (an SQLite database of another program)")
-    if version != SCHEMA_VERSION:
-        raise ProjectError(
-            path, f"project schema version {version} is not supported (this etmira reads "
-            f"version {SCHEMA_VERSION})")
-    return app_id, version
-
-
-def tile_boxes(shape: tuple[int, int], tile: int,
-               regions: Iterable[tuple[int, int, int, int]] | None = None) -> list[tuple[int, int]]:
-    """Tile indices ``(ty, tx)`` of a (H, W) grid of `tile` px touching any ``(y0, x0, y1, x1)``.
-
-    Regions are clipped to the array; ``None`` means every tile. Sorted, without repeats.
-
-    Examples
-    --------
-    >>> tile_boxes((10, 10), 4, [(3, 3, 5, 5)])
-    [(0, 0), (0, 1), (1, 0), (1, 1)]
-    """
-    rows, cols = math.ceil(shape[0] / tile), math.ceil(shape[1] / tile)
-    if regions is None:
-        return [(ty, tx) for ty in range(rows) for tx in range(cols)]
-    found = set()
-    for y0, x0, y1, x1 in regions:
-        y0, x0 = max(int(y0), 0), max(int(x0), 0)
-        y1, x1 = min(int(y1), shape[0]), min(int(x1), shape[1])
-        if y1 <= y0 or x1 <= x0:
-            continue
-        for ty in range(y0 // tile, (y1 - 1) // tile + 1):
-            for tx in range(x0 // tile, (x1 - 1) // tile + 1):
-                found.add((ty, tx))
-    return sorted(found)
-
-
-def _encode(tile: np.ndarray) -> bytes:
-    raw = np.packbits(tile, axis=None) if tile.dtype == bool else np.ascontiguousarray(tile)
-    return zlib.compress(raw.astype(raw.dtype.newbyteorder("<"), copy=False).tobytes(), 1)
-
-
-def _decode(data: bytes, dtype: np.dtype, shape: tuple[int, int]) -> np.ndarray:
-    """A read-only view or new array of `shape`; the caller copies it into place."""
-    raw = zlib.decompress(data)
-    if dtype == bool:
-        return np.unpackbits(np.frombuffer(raw, np.uint8), count=shape[0] * shape[1]).reshape(shape)
-    return np.frombuffer(raw, dtype.newbyteorder("<")).reshape(shape)
 
 
 def _is_disk_full(error: BaseException) -> bool:
@@ -178,38 +82,6 @@ def _connect(path: str, *, readonly: bool) -> sqlite3.Connection:
     return connection
 
 
-class _Lock:
-    """An exclusive flock on ``<project>.lock`` holding the owner's PID."""
-
-    def __init__(self, path: str):
-        self.path = lock_path(path)
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-                os.close(fd)
-                raise ProjectError(path, f"is open in another etmira instance (process {owner})")
-            # The previous owner may have unlinked the file between our open and our flock.
-            try:
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        self.fd = fd
-        self.stale_owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-
-    def release(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-        os.close(self.fd)
-
-
 class ProjectStore:
     """An open project file. Create with :meth:`create`, open with :meth:`open`.
 
@@ -222,7 +94,7 @@ class ProjectStore:
         The project had been left open by a crash (see :func:`needs_recovery`).
     """
 
-    def __init__(self, path: str, connection: sqlite3.Connection, lock: _Lock | None,
+    def __init__(self, path: str, connection: sqlite3.Connection, lock: ProjectLock | None,
                  *, recovered: bool):
         self.path = path
         self.readonly = lock is None
@@ -290,9 +162,9 @@ class ProjectStore:
                 connection.execute("PRAGMA journal_mode = WAL")
             finally:
                 connection.close()
-            _fsync(temp)
+            fsync(temp)
             os.replace(temp, path)
-            _fsync(folder)
+            fsync(folder)
         except BaseException as error:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
@@ -327,7 +199,7 @@ class ProjectStore:
         path = os.fspath(path)
         read_header(path)
         recovered = needs_recovery(path)
-        lock = None if readonly else _Lock(path)
+        lock = None if readonly else ProjectLock(path)
         connection = None
         try:
             connection = _connect(path, readonly=readonly)
@@ -408,9 +280,9 @@ class ProjectStore:
         dtype, shape, tile = self._layer(name)
         out = np.empty(shape, dtype)
         expected = set(tile_boxes(shape, tile))
-        rows = self._query("SELECT ty, tx, crc, data FROM tiles WHERE layer = ?", (name,))
         total = len(expected)
-        for done, (ty, tx, crc, data) in enumerate(rows, 1):
+        for done, (ty, tx, crc, data) in enumerate(self._rows(
+                "SELECT ty, tx, crc, data FROM tiles WHERE layer = ?", (name,)), 1):
             if cancel is not None and cancel():
                 raise Cancelled(f"reading {name} was cancelled")
             if (ty, tx) not in expected or zlib.crc32(data) != crc:
@@ -419,8 +291,8 @@ class ProjectStore:
             window = (slice(ty * tile, (ty + 1) * tile), slice(tx * tile, (tx + 1) * tile))
             target = out[window]
             try:
-                target[...] = _decode(data, dtype, target.shape)
-            except (zlib.error, ValueError):
+                target[...] = decode_tile(data, dtype, target.shape)
+            except ValueError:
                 raise ProjectError(self.path, f"the project file is damaged (layer {name})") from None
             if progress is not None:
                 progress(done, total)
@@ -508,12 +380,12 @@ class ProjectStore:
             db.execute("BEGIN IMMEDIATE")
             for name, array, size, boxes in work:
                 if name not in self._layers:
-                    db.execute("INSERT INTO layers VALUES (?, ?, ?, ?, ?)",
-                               (name, array.dtype.name, *array.shape, size))
+                    db.execute("INSERT INTO layers VALUES (?, ?, ?, ?, ?, ?)",
+                               (name, array.dtype.name, *array.shape, size, CODEC))
                 for ty, tx in boxes:
                     if cancel is not None and cancel():
                         raise Cancelled("writing the project was cancelled")
-                    data = _encode(array[ty * size:(ty + 1) * size, tx * size:(tx + 1) * size])
+                    data = encode_tile(array[ty * size:(ty + 1) * size, tx * size:(tx + 1) * size])
                     db.execute("INSERT OR REPLACE INTO tiles VALUES (?, ?, ?, ?, ?)",
                                (name, ty, tx, zlib.crc32(data), data))
                     done += 1
@@ -561,7 +433,7 @@ class ProjectStore:
         destination = os.fspath(destination)
         if os.path.exists(destination) and os.path.samefile(destination, self.path):
             raise ProjectError(destination, "is the project itself; choose another file")
-        target_lock = _Lock(destination)
+        target_lock = ProjectLock(destination)
         folder = os.path.dirname(os.path.abspath(destination))
         temp = None
         try:
@@ -577,10 +449,10 @@ class ProjectStore:
                 copy.execute("PRAGMA journal_mode = WAL")
             finally:
                 copy.close()
-            _fsync(temp)
+            fsync(temp)
             os.replace(temp, destination)
             temp = None
-            _fsync(folder)
+            fsync(folder)
         except (sqlite3.Error, OSError) as error:
             if _is_disk_full(error):
                 raise ProjectError(destination, "the disk is full; the copy was not written") from None
@@ -599,6 +471,13 @@ class ProjectStore:
         except sqlite3.Error as error:
             raise ProjectError(self.path, f"the project file is damaged ({error})") from None
 
+    def _rows(self, sql: str, parameters: tuple = ()):
+        """Iterate over rows (a layer's tiles need not all be in memory at once)."""
+        try:
+            yield from self._db.execute(sql, parameters)
+        except sqlite3.Error as error:
+            raise ProjectError(self.path, f"the project file is damaged ({error})") from None
+
     def _layer(self, name: str) -> tuple[np.dtype, tuple[int, int], int]:
         if name not in self._layers:
             raise KeyError(f"no layer {name!r}; the project has {list(self.layer_names)}")
@@ -606,8 +485,11 @@ class ProjectStore:
 
     def _read_layer_table(self) -> dict:
         layers = {}
-        for name, dtype, height, width, tile in self._query("SELECT * FROM layers"):
-            if dtype not in _DTYPES or min(height, width) < 1 or tile < 16:
+        for name, dtype, height, width, tile, codec in self._query("SELECT * FROM layers"):
+            if codec != CODEC:
+                raise ProjectError(self.path, f"layer {name} uses the codec {codec!r}, which "
+                                   "this etmira cannot read")
+            if dtype not in DTYPES or min(height, width) < 1 or tile < 16:
                 raise ProjectError(self.path, f"the project file is damaged (layer {name})")
             layers[name] = (np.dtype(dtype), (height, width), tile)
         return layers
@@ -616,8 +498,8 @@ class ProjectStore:
 def _check_layers(arrays: Mapping[str, np.ndarray], known: Mapping | None) -> None:
     shapes = {info[1] for info in (known or {}).values()}
     for name, array in arrays.items():
-        if not isinstance(array, np.ndarray) or array.ndim != 2 or array.dtype.name not in _DTYPES:
-            raise ValueError(f"layers[{name!r}] must be a 2-D array of dtype {_DTYPES}, got "
+        if not isinstance(array, np.ndarray) or array.ndim != 2 or array.dtype.name not in DTYPES:
+            raise ValueError(f"layers[{name!r}] must be a 2-D array of dtype {DTYPES}, got "
                              f"{getattr(array, 'dtype', type(array))} "
                              f"{getattr(array, 'shape', '')}")
         if known and name in known and known[name][0] != array.dtype:
@@ -625,12 +507,3 @@ def _check_layers(arrays: Mapping[str, np.ndarray], known: Mapping | None) -> No
         shapes.add(array.shape)
     if len(shapes) > 1:
         raise ValueError(f"layers must all have one shape, got {sorted(shapes)}")
-
-
-def _fsync(path: str) -> None:
-    """Flush a file, or a folder's entries after a rename, to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

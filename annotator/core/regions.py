@@ -9,6 +9,8 @@ from refinement_model.strokes import stroke_channel
 
 __all__ = ["clip_box", "patch_box", "refine_patch", "union"]
 
+_DELTA_LIMIT = 1e4
+
 
 def clip_box(box, shape) -> tuple[int, int, int, int]:
     """``(y0, x0, y1, x1)`` clipped to a view of ``shape`` (H, W); may come back empty."""
@@ -62,4 +64,5 @@ def refine_patch(grid: PatchGrid, refine, image: np.ndarray, base_logits: np.nda
     channel = stroke_channel(strokes, (n, n), origin=(x0 + offset, y0 + offset), scale=grid.scale)
     base = grid.extract(base_logits, index).astype(np.float32, copy=False)
     refined = refine(grid.extract(image, index), base, channel)
-    return (refined - base).astype(np.float16)
+    # clipped into float16's range; logits this large are saturated anyway
+    return np.clip(refined - base, -_DELTA_LIMIT, _DELTA_LIMIT).astype(np.float16)

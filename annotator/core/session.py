@@ -177,9 +177,10 @@ class AnnotationSession(EventLog):
         self._listeners: list = []
         self._pending: Proposal | None = None
         self._gt_skeleton = None
+        self._scores = None  # of the current mask; dropped whenever the mask changes
         self._probabilities = expit(base_logits)
         self._user_map = np.zeros(grid.shape, dtype=np.int8)
-        self._mask = final_mask(self._probabilities, self._user_map)
+        self._mask = self._probabilities > 0.5  # = final_mask: no user pixels yet
         self._provenance = np.zeros(grid.shape, dtype=np.uint8)
         self.queue = PatchQueue(grid, mirror_mask, self._probabilities)
 
@@ -347,7 +348,9 @@ class AnnotationSession(EventLog):
 
     def scores(self) -> dict | None:
         """``score_masks`` of the current mask inside the mirror area, or None without ground
-        truth (pfm, fm, iou, precision, recall, dice)."""
+        truth (pfm, fm, iou, precision, recall, dice). Cached until the mask changes (a
+        full-size view takes a fraction of a second; the skeleton of the ground truth is
+        computed once)."""
         from refinement_model.metrics import score_masks, thin
 
         gt = self.view.ground_truth
@@ -355,8 +358,10 @@ class AnnotationSession(EventLog):
             return None
         if self._gt_skeleton is None:
             self._gt_skeleton = thin(gt)
-        return score_masks(self._mask, gt, mask=self.view.mirror_mask,
-                           gt_skeleton=self._gt_skeleton)
+        if self._scores is None:
+            self._scores = score_masks(self._mask, gt, mask=self.view.mirror_mask,
+                                       gt_skeleton=self._gt_skeleton)
+        return dict(self._scores)
 
     def memory_bytes(self) -> dict:
         """Bytes beyond the view-sized arrays: ``refined_patches`` (the changes shown, at most
@@ -412,6 +417,8 @@ class AnnotationSession(EventLog):
     def _commit(self, event: dict, deltas=None) -> Change:
         event["t"] = float(self._clock())
         change = self._apply(event, deltas)
+        if change.region is not None:
+            self._scores = None
         for callback in list(self._listeners):
             callback(change)
         return change

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication
 from annotator.qt.dialogs import ask, show_error
 from annotator.qt.document import crashed_projects
 from annotator.qt.tools import ICON_DIR
+from refinement_model.errors import InputError
 from refinement_model.shipped import SAMPLE_VIEW
 
 
@@ -25,6 +26,9 @@ class StartOptions:
     error_map: bool = False
     strokes: str | None = None
     size: tuple[int, int] = (1600, 1000)
+    base: str | None = None
+    refiner: str | None = None
+    project_dir: str | None = None
 
 
 def application() -> QApplication:
@@ -43,22 +47,32 @@ def main(options: StartOptions) -> int:
     from annotator.qt.main_window import MainWindow
 
     app = application()
-    window = MainWindow()
+    window = MainWindow(base=options.base, refiner=options.refiner,
+                        project_dir=options.project_dir)
     window.resize(*options.size)
     window.show()
     app.processEvents()
     path = options.path
-    if path is None and options.screenshot is None:
-        path = _offer_recovery(window)
+    if options.screenshot:
+        # No dialogs here: bad input raises, and the command line prints one line (exit 2).
+        window.load(path or SAMPLE_VIEW)
+        _start_with(window, options)
+        return _screenshot(app, window, options.screenshot)
     if path is None:
-        path = str(SAMPLE_VIEW)
-    opened = window.open_path(path)
-    if opened and options.strokes:
+        path = _offer_recovery(window) or SAMPLE_VIEW
+    if window.open_path(path):
+        try:
+            _start_with(window, options)
+        except Exception as error:  # a bad stroke file must not stop the app
+            show_error(window, error)
+    return app.exec()
+
+
+def _start_with(window, options: StartOptions) -> None:
+    if options.strokes:
         window.replay_strokes(options.strokes)
     window.apply_start_options(options)
-    if options.screenshot:
-        return _screenshot(app, window, options.screenshot) if opened else 2
-    return app.exec()
+    window.refresh_status()
 
 
 def _offer_recovery(window) -> str | None:
@@ -74,11 +88,7 @@ def _screenshot(app: QApplication, window, out: str) -> int:
     for _ in range(3):
         app.processEvents()
     image = window.grab().toImage()
-    try:
-        if not image.save(out, "PNG"):
-            raise OSError(f"cannot write {out}")
-    except OSError as error:
-        show_error(None, error)
-        return 2
     window.close()
+    if not image.save(str(out), "PNG"):
+        raise InputError(out, "cannot write the screenshot there")
     return 0

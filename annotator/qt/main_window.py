@@ -160,6 +160,10 @@ class MainWindow(QMainWindow):
         project, stack = document.open_document(
             path, project_dir=self._project_dir, base=self._models[0], refiner=self._models[1],
             parent=self)
+        self.show_project(project, stack)
+
+    def show_project(self, project, stack) -> None:
+        """Work on an open ``Project`` shown through ``stack`` (see ``document.build_stack``)."""
         self.close_project()
         self.project, self.stack = project, stack
         project.on_error = lambda error: show_error(self, error)
@@ -243,7 +247,6 @@ class MainWindow(QMainWindow):
                                     label=f"Writing {Path(path).name}...", parent=self)
         self.statusBar().showMessage(message, 5000)
 
-    @guarded
     def replay_strokes(self, path) -> None:
         """Apply (and accept) every stroke of a stroke journal, as if drawn (for demos)."""
         from annotator.core.journal_io import read_strokes
@@ -390,6 +393,12 @@ class MainWindow(QMainWindow):
         self.reject_action.setEnabled(pending)
         self.undo_action.setEnabled(session is not None and (session.can_undo or pending))
         self.redo_action.setEnabled(session is not None and session.can_redo and not pending)
+
+    def refresh_status(self) -> None:
+        """Bring the scores and effort counters up to date now (they normally lag a moment)."""
+        self._score_timer.stop()
+        self._update_scores()
+        self._update_effort()
 
     def _update_scores(self) -> None:
         scores = None if self.project is None else self.project.session.scores()

@@ -96,7 +96,8 @@ class QueuePanel(QWidget):
         """Drop cached thumbnails (all, or of the given patches) after the mask changed."""
         if indices is None:
             self._thumbnails.clear()
-        for index in indices or ():
+            return
+        for index in np.asarray(indices).ravel().tolist():
             self._thumbnails.pop(int(index), None)
 
     def _thumbnail(self, index: int, queue, stack) -> QIcon:

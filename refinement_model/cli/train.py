@@ -32,6 +32,9 @@ def _common(parser) -> None:
                         help="weight of the Focal term added to the Dice loss (default 0)")
     parser.add_argument("--line-fraction", type=float, default=0.8,
                         help="share of patches centred on a drawn line")
+    parser.add_argument("--crop", type=int, default=128,
+                        help="side of the training crops in network pixels, a multiple of 32 "
+                             "(default 128: about 10x faster per step on a CPU than 256)")
     parser.add_argument("--arch", default="unet")
     parser.add_argument("--decoder-channels", type=int, nargs="+", metavar="N")
     parser.add_argument("--threads", type=int, help="CPU threads per process")
@@ -90,7 +93,8 @@ def run(args) -> int:
                          patience=args.patience, focal_weight=args.focal_weight, seed=args.seed)
     data, val = _split(args)
     command = shlex.join(["etmira"] + sys.argv[1:]) if sys.argv else None
-    common = dict(data=data, val=val, out=args.out, config=config, data_seed=args.data_seed,
+    common = dict(data=data, val=val, out=args.out, config=config, crop=args.crop,
+                  data_seed=args.data_seed,
                   line_fraction=args.line_fraction, command=command, resume=args.resume)
     decoder = tuple(args.decoder_channels) if args.decoder_channels else None
     ctx = init_distributed()

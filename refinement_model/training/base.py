@@ -20,7 +20,7 @@ from refinement_model.training.data import load_training_views, sample_patches
 from refinement_model.training.distributed import DistContext
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop
 
-__all__ = ["GridOptions", "checkpoint_metadata", "train_base", "validate_views"]
+__all__ = ["GridOptions", "check_crop", "checkpoint_metadata", "train_base", "validate_views"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,16 @@ class GridOptions:
     def grid(self, height: int, width: int) -> PatchGrid:
         return PatchGrid(height, width, patch_size=self.patch_size, stride=self.stride,
                          net_size=self.net_size)
+
+
+def check_crop(crop, geometry: GridOptions) -> int:
+    if crop is None:
+        return geometry.net_size
+    if isinstance(crop, bool) or not isinstance(crop, int) or not 32 <= crop <= geometry.net_size \
+            or crop % 32:
+        raise ValueError(f"crop must be a multiple of 32 in [32, {geometry.net_size}], "
+                         f"got {crop!r}")
+    return crop
 
 
 def checkpoint_metadata(spec: ModelSpec, geometry: GridOptions, *, config: TrainConfig,
@@ -83,8 +93,9 @@ def validate_views(model, views, geometry: GridOptions, *, batch_size: int = 8) 
 
 
 def train_base(*, data, val, out, spec: ModelSpec, config: TrainConfig,
-               geometry: GridOptions = GridOptions(), data_seed: int | None = None,
-               line_fraction: float = 0.8, command: str | None = None, resume: bool = False,
+               geometry: GridOptions = GridOptions(), crop: int | None = None,
+               data_seed: int | None = None, line_fraction: float = 0.8,
+               command: str | None = None, resume: bool = False,
                ctx: DistContext | None = None) -> dict:
     """Train a base network and save the best one (by validation pFM) to ``out``.
 
@@ -98,6 +109,10 @@ def train_base(*, data, val, out, spec: ModelSpec, config: TrainConfig,
         Of kind "base".
     config : TrainConfig
     geometry : GridOptions, optional
+    crop : int, optional
+        Side of the training crops in network pixels (default ``net_size``). The networks are
+        fully convolutional: 128 px crops train about 10 times faster per step than 256 px on
+        a CPU and still serve 256 px patches.
     data_seed : int, optional
         Seed the data were generated with (recorded only).
     line_fraction : float, optional
@@ -117,16 +132,17 @@ def train_base(*, data, val, out, spec: ModelSpec, config: TrainConfig,
     if spec.kind != "base":
         raise ValueError(f"spec must be of kind 'base', got {spec.kind!r}")
     ctx = ctx or DistContext()
+    crop = check_crop(crop, geometry)
     torch.manual_seed(config.seed)
     train_views = load_training_views(data, inputs=spec.inputs, factor=geometry.factor)
     val_views = load_training_views(val, inputs=spec.inputs, factor=1) if ctx.is_main else []
     model = create_model(spec=spec)
     facts = {"data_seed": data_seed, "data": [str(p) for p in data],
              "val": [str(p) for p in val],
-             "train_views": [v.view_id for v in train_views]}
+             "train_views": [v.view_id for v in train_views], "crop": crop}
 
     def next_batch(rng):
-        return sample_patches(train_views, config.batch_size, size=geometry.net_size, rng=rng,
+        return sample_patches(train_views, config.batch_size, size=crop, rng=rng,
                               line_fraction=line_fraction)
 
     def validate(net):

@@ -20,7 +20,7 @@ from refinement_model.inference import FastNet
 from refinement_model.metrics import score_masks, thin
 from refinement_model.nets import LOGIT_SCALE, ModelSpec, create_model, refiner_input
 from refinement_model.strokes import burn_in, stroke_channel
-from refinement_model.training.base import GridOptions, checkpoint_metadata
+from refinement_model.training.base import GridOptions, check_crop, checkpoint_metadata
 from refinement_model.training.data import (
     dihedral, grid_patches, load_training_views, sample_patches)
 from refinement_model.training.distributed import DistContext
@@ -146,7 +146,8 @@ def refined_scores(model, patches: dict, *, batch_size: int = 16) -> dict:
 
 
 def train_refiner(*, base, data, val, out, arch: str = "unet", encoder: str | None = None,
-                  decoder_channels=None, config: TrainConfig, max_strokes: int = 3,
+                  decoder_channels=None, config: TrainConfig, crop: int | None = None,
+                  max_strokes: int = 3,
                   pool_size: int = 1024, val_per_view: int = 48, data_seed: int | None = None,
                   line_fraction: float = 0.8, command: str | None = None, resume: bool = False,
                   ctx: DistContext | None = None) -> dict:
@@ -162,6 +163,9 @@ def train_refiner(*, base, data, val, out, arch: str = "unet", encoder: str | No
     arch, encoder, decoder_channels : optional
         Refiner network; encoder and decoder default to the base model's.
     config : TrainConfig
+    crop : int, optional
+        Side of the training crops in network pixels, cut at random from the pool's
+        full-size patches (so the base logits carry full-patch context).
     max_strokes : int, optional
         Each training patch gets 1..max_strokes strokes.
     pool_size : int, optional
@@ -184,6 +188,7 @@ def train_refiner(*, base, data, val, out, arch: str = "unet", encoder: str | No
     base_model, base_meta = load_checkpoint(base, kind="base")
     geometry = GridOptions(**{k: int(base_meta.get(k, v)) for k, v in
                               GridOptions().__dict__.items()})
+    crop = check_crop(crop, geometry)
     spec = ModelSpec(kind="refiner", arch=arch, encoder=encoder or base_model.spec.encoder,
                      inputs=base_model.spec.inputs,
                      decoder_channels=decoder_channels or base_model.spec.decoder_channels,
@@ -203,14 +208,17 @@ def train_refiner(*, base, data, val, out, arch: str = "unet", encoder: str | No
         del val_views
     facts = {"data_seed": data_seed, "data": [str(p) for p in data],
              "val": [str(p) for p in val], "max_strokes": max_strokes, "pool_size": pool_size,
+             "crop": crop,
              "base": {"model": base_meta["model"], "validation": base_meta.get("validation"),
                       "training": {"data_seed": base_meta.get("training", {}).get("data_seed")}}}
 
     def next_batch(rng):
         rows = []
         for index in rng.integers(0, pool_size, config.batch_size):
-            image, logit, gt = dihedral([images[index], logits[index], targets[index]],
-                                        int(rng.integers(8)))
+            y, x = rng.integers(0, geometry.net_size - crop + 1, 2)
+            window = np.s_[..., y:y + crop, x:x + crop]
+            image, logit, gt = dihedral([images[index][window], logits[index][window],
+                                         targets[index][window]], int(rng.integers(8)))
             count = int(rng.integers(1, max_strokes + 1))
             strokes = simulate_strokes(gt, logit > 0, count=count, rng=rng,
                                        scale=geometry.factor)

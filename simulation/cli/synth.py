@@ -17,6 +17,26 @@ def _size(text):
     return w, h
 
 
+def _at_least(low):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
 def _difficulty(text):
     value = float(text)
     if not 0 <= value <= 1:
@@ -31,21 +51,23 @@ def register(subparsers) -> None:
                     "OUT/<object>/PS/<id>_N|_RHO|_U.tif, OUT/drawings/<id>_drawings.png, "
                     "OUT/masks/<id>_mask.png. View i of seed S is the same whatever --views is.")
     parser.add_argument("out", help="output folder (created if missing)")
-    parser.add_argument("--views", type=int, default=1, help="number of views (default 1)")
-    parser.add_argument("--first", type=int, default=1,
+    parser.add_argument("--views", type=_at_least(1), default=1, help="number of views (default 1)")
+    parser.add_argument("--first", type=_at_least(0), default=1,
                         help="index of the first view: ids SYN-<first>_R... (default 1)")
     parser.add_argument("--size", type=_size, default=(2048, 2048),
                         help="view size WxH in px (default 2048x2048; full size 8964x6716)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--difficulty", type=_difficulty, default=DEFAULT_DIFFICULTY,
                         help=f"damage and corrosion in [0, 1] (default {DEFAULT_DIFFICULTY})")
-    parser.add_argument("--px-per-mm", type=float, default=45.0,
+    parser.add_argument("--px-per-mm", type=_positive, default=45.0,
                         help="pixel pitch; line widths follow it (default 45, the real one)")
     parser.add_argument("--compact", action="store_true",
                         help="round the maps far below their noise so that they compress to "
                              "about a quarter (used for the bundled sample)")
     parser.add_argument("--preview", metavar="DIR",
                         help="also write preview PNGs (depth, raking light, albedo, drawings)")
+    parser.add_argument("--preview-size", type=_at_least(16), default=1024, metavar="PX",
+                        help="longer side of the preview PNGs (default 1024)")
     parser.set_defaults(func=run)
 
 
@@ -58,10 +80,6 @@ def run(args) -> int:
     from simulation.synth import generate_view, synthetic_view_id, write_view
     from simulation.synth.preview import preview_images
 
-    if args.views < 1 or args.first < 0:
-        raise ValueError("--views must be >= 1 and --first >= 0")
-    if not args.px_per_mm > 0:
-        raise ValueError("--px-per-mm must be positive")
     preview = Path(args.preview) if args.preview else None
     if preview is not None:
         preview.mkdir(parents=True, exist_ok=True)
@@ -72,7 +90,7 @@ def run(args) -> int:
                              px_per_mm=args.px_per_mm)
         write_view(args.out, view_id, view, compact=args.compact)
         if preview is not None:
-            for kind, image in preview_images(view).items():
+            for kind, image in preview_images(view, max_side=args.preview_size).items():
                 bgr = image if image.ndim == 2 else image[..., ::-1]
                 cv2.imwrite(str(preview / f"{view_id}_{kind}.png"), bgr)
     return 0

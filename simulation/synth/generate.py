@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from refinement_model.errors import Cancelled
@@ -11,7 +12,7 @@ from simulation.synth import render, scene, surface
 from simulation.synth.drawings import REFERENCE_PX_PER_MM, Groove
 
 #: Default difficulty: calibrated so a classical baseline stays well below pFM 0.6 (see README).
-DEFAULT_DIFFICULTY = 0.6
+DEFAULT_DIFFICULTY = 0.7
 _STEPS = 7
 
 
@@ -111,9 +112,19 @@ def generate_view(*, size=(2048, 2048), seed=None, difficulty=DEFAULT_DIFFICULTY
     del scratched
     height -= removed
     height += (0.001 + 0.002 * difficulty) * rng.standard_normal(shape, dtype=np.float32)
-    background = -1.5 + 0.02 * surface.value_noise(shape, 200, rng=rng)
-    depth = np.where(mask, height, background).astype(np.float32)
-    del height, background
+    # the disc lies a little above its support; its edge is rounded over about 0.4 mm
+    background = -rng.uniform(0.3, 0.8) + 0.02 * surface.value_noise(shape, 200, rng=rng)
+    edge = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+    bevel = np.clip(edge / np.float32(0.4 * px_per_mm), 0, 1)
+    del edge
+    bevel *= bevel * (3 - 2 * bevel)
+    # a slight blur hides the pixel staircase of the mask outline, which raking light would show
+    bevel = cv2.GaussianBlur(bevel, (0, 0), 2.0)
+    height -= background
+    height *= bevel
+    height += background
+    depth = height
+    del bevel, background
     step()
     patina = surface.fractal_noise(shape, [0.5 * radius, 0.15 * radius, 0.05 * radius], rng=rng)
     albedo = render.albedo_map(removed, pits, crust, mask, rng=rng, patina=patina)
@@ -121,7 +132,7 @@ def generate_view(*, size=(2048, 2048), seed=None, difficulty=DEFAULT_DIFFICULTY
     step()
     normals = render.normals_from_depth(depth, px_per_mm=px_per_mm)
     step()
-    return SyntheticView(depth=depth, albedo=albedo, normals=normals,
+    return SyntheticView(depth=depth.astype(np.float32, copy=False), albedo=albedo, normals=normals,
                          drawings=footprint & mask, mirror_mask=mask, px_per_mm=float(px_per_mm),
                          grooves=tuple(drawing))
 

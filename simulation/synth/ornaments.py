@@ -114,8 +114,11 @@ def tongue_band(centre, inner, outer, *, rng):
     lines = [circle(centre, inner, rng=rng)]
     for k in range(n):
         a0, a1 = 2 * np.pi * k / n, 2 * np.pi * (k + 0.8) / n
-        control = [_polar(centre, inner, a0), _polar(centre, inner + 0.8 * width, (a0 + a1) / 2),
-                   _polar(centre, inner, a1)]
-        lines.append(catmull_rom(np.array(control) + rng.normal(0, 0.02 * width, (3, 2)),
-                                 samples=10))
+        span = a1 - a0
+        angles = [a0, a0 + 0.02 * span, a0 + 0.2 * span, (a0 + a1) / 2, a1 - 0.2 * span,
+                  a1 - 0.02 * span, a1]
+        heights = [0, 0.45, 0.75, 0.85, 0.75, 0.45, 0]
+        control = [_polar(centre, inner + f * width, a) for a, f in zip(angles, heights)]
+        lines.append(catmull_rom(np.array(control) + rng.normal(0, 0.01 * width, (7, 2)),
+                                 samples=8))
     return lines

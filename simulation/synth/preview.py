@@ -5,13 +5,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from refinement_model.preprocess import preprocess_depth
+
 
 def _to_uint8(image, low, high):
     return np.clip((image - low) / max(high - low, 1e-12) * 255, 0, 255).astype(np.uint8)
 
 
 def highpass_depth(depth, *, px_per_mm, mask=None):
-    """The depth as the network sees it: minus its 1 mm Gaussian blur, clipped at 3 sigma.
+    """The depth as the network sees it (the loader's preprocessing), as a gray picture.
 
     Parameters
     ----------
@@ -24,11 +26,7 @@ def highpass_depth(depth, *, px_per_mm, mask=None):
     -------
     ndarray of uint8, shape (H, W)
     """
-    d = np.asarray(depth, dtype=np.float32)
-    detail = d - cv2.GaussianBlur(d, (0, 0), px_per_mm)
-    inside = detail[mask] if mask is not None and mask.any() else detail
-    sigma = float(inside.std()) or 1.0
-    return _to_uint8(detail, -3 * sigma, 3 * sigma)
+    return _to_uint8(preprocess_depth(depth, px_per_mm=px_per_mm, mask=mask), 0.0, 1.0)
 
 
 def raking_light(normals, *, azimuth=135.0, elevation=25.0):
@@ -93,7 +91,7 @@ def preview_images(view, *, max_side=1024):
     Returns
     -------
     dict of str to ndarray of uint8
-        ``depth``, ``raking``, ``albedo`` and ``drawings`` (overlay on the raking light).
+        ``depth``, ``raking``, ``albedo`` and ``drawings`` (overlay on the depth picture).
     """
     gt = getattr(view, "drawings", None)
     if gt is None:
@@ -103,7 +101,7 @@ def preview_images(view, *, max_side=1024):
         "raking": raking_light(view.normals),
         "albedo": bronze_albedo(view.albedo, mask=view.mirror_mask),
     }
-    pictures["drawings"] = overlay(pictures["raking"], gt)
+    pictures["drawings"] = overlay(pictures["depth"], gt)
     h, w = view.depth.shape
     factor = max_side / max(h, w)
     if factor < 1:

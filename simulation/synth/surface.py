@@ -76,8 +76,12 @@ def disc_outline(shape, *, rng, difficulty):
         poly = np.array([base + across * 0.22 * radius, tip + across * 0.1 * radius,
                          tip - across * 0.1 * radius, base - across * 0.22 * radius])
         cv2.fillPoly(mask, [np.rint(poly).astype(np.int32)], 1)
+    tang_angle = np.arctan2(along[1], along[0])
     for _ in range(int(rng.poisson(0.4 + 1.6 * difficulty))):
         angle = rng.uniform(0, 2 * np.pi)
+        if elongated and abs(np.angle(np.exp(1j * (angle - tang_angle)))) < 0.8:
+            # the thick tang rarely breaks; a break there would leave a floating handle
+            angle += np.pi
         span = rng.uniform(0.1, 0.45)
         bite = rng.uniform(0.04, 0.2) * radius
         t = np.linspace(angle - span, angle + span, 48)

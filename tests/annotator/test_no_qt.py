@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 PACKAGES = ("refinement_model", "simulation", "annotator.core", "annotator.cli")
 QT_PREFIXES = ("PySide6", "PySide2", "PyQt5", "PyQt6", "shiboken6", "shiboken2", "qtpy")
 # One interpreter for all packages (torch loads once); Qt modules are charged to the package
@@ -21,6 +23,7 @@ print(json.dumps(loaded))
 """
 
 
+@pytest.mark.slow
 def test_importing_every_module_loads_no_qt():
     result = subprocess.run([sys.executable, "-c", CHECK % (PACKAGES, QT_PREFIXES)],
                             capture_output=True, text=True, timeout=300)

@@ -55,7 +55,7 @@ def test_queue_next_skip_revisit_and_states():
     assert queue.states.tolist() == [DONE, NOT_SEEN, VISITED, REFINED]
     assert queue.next() == 1              # only the skipped one is left
     assert queue.revisit() == 2           # seen but not done, worst first
-    queue.visited[1] = True
+    queue.done[1] = True
     assert queue.next() is None
 
 

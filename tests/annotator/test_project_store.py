@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from annotator.core.project_store import (
-    APPLICATION_ID, ProjectStore, lock_path, needs_recovery, read_header, tile_boxes)
+from annotator.core.project_file import APPLICATION_ID, lock_path, needs_recovery, read_header
+from annotator.core.project_store import ProjectStore
+from annotator.core.tile_codec import tile_boxes
 from refinement_model.errors import Cancelled, ProjectError
 
 
@@ -21,6 +22,8 @@ def _layers(rng, shape=(37, 53)):
         "provenance": rng.integers(0, 4, shape).astype(np.uint8),
         "user": rng.integers(-1, 2, shape).astype(np.int8),
         "probabilities": rng.random(shape).astype(np.float32),
+        "empty": np.zeros(shape, bool),  # all-zero odd-sized tiles trip Blosc2 unpadded
+        "zeros": np.zeros(shape, np.int16),
     }
 
 

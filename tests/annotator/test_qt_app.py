@@ -7,18 +7,30 @@ from PySide6.QtCore import QPoint, QSettings, QStandardPaths, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from annotator.qt.main_window import MainWindow
+from refinement_model import inference
 from refinement_model.imageio import read_binary_mask
 from tests.annotator.test_cli_project import make_models, make_view
 
 pytestmark = pytest.mark.gui
 
 
+class _EagerNet(inference.FastNet):
+    def __init__(self, model, *, optimise=True, **options):
+        super().__init__(model, optimise=False, **options)
+
+
 @pytest.fixture(autouse=True)
-def isolated_settings(tmp_path, qapp):
+def dialogs(tmp_path, qapp, monkeypatch):
+    """Settings in a temporary folder; error dialogs recorded instead of shown (modal)."""
     QStandardPaths.setTestModeEnabled(True)
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
-    yield
+    shown = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text: shown.append(text))
+    # Tracing the tiny models takes seconds; eager mode computes the same logits.
+    monkeypatch.setattr(inference, "FastNet", _EagerNet)
+    yield shown
+    assert shown == [], "unexpected error dialogs"
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +116,8 @@ def test_patch_queue_next_and_done(window):
     assert window.queue.coverage.value() > 0
 
 
-def test_bad_file_shows_dialog_and_app_goes_on(window, qtbot, tmp_path, monkeypatch):
-    shown = []
-    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text: shown.append(text))
+def test_bad_file_shows_dialog_and_app_goes_on(window, qtbot, tmp_path, dialogs):
+    shown = dialogs
     bad = tmp_path / "broken.etmira"
     bad.write_bytes(b"SQLite format 3\x00" + bytes(200))
     project = window.project
@@ -119,3 +130,4 @@ def test_bad_file_shows_dialog_and_app_goes_on(window, qtbot, tmp_path, monkeypa
     assert window.project.session.user_map[32, 35] == -1
     assert window.open_path(tmp_path / "missing") is None
     assert "missing" in shown[1]
+    shown.clear()

@@ -3,7 +3,7 @@ import pytest
 from scipy.special import expit
 
 from annotator.core import provenance as prov
-from annotator.core.blend import blend_logits
+from refinement_model.patches import blend_logits
 from annotator.core.session import AnnotationSession, HALF_WIDTH_MEAN, default_radius
 from refinement_model.errors import Cancelled
 from refinement_model.metrics import score_masks
@@ -279,3 +279,31 @@ def test_patch_states_follow_strokes_done_and_undo():
     assert session.patch_states[0] == 2
     session.undo()
     assert session.patch_states[0] == (1 if first == 0 else 0)
+
+
+def test_revisit_and_coverage_through_the_session():
+    session = make_session(None)
+    assert session.revisit_patch() is None and session.coverage() == 0.0
+    first = session.next_patch()
+    session.skip(first)
+    others = [session.next_patch() for _ in range(3)]   # 4 patches: the others come first
+    assert sorted(others + [first]) == [0, 1, 2, 3]
+    assert session.next_patch() == first                 # then the skipped one again
+    assert session.next_patch() is None
+    assert session.revisit_patch() in (0, 1, 2, 3)
+    for index in range(4):
+        session.mark_done(index)
+    assert session.revisit_patch() is None
+    session.undo()
+    assert session.revisit_patch() == 3
+    assert 0 < session.coverage(done_only=True) < session.coverage() == 1.0
+
+
+def test_memory_of_refined_patches_and_cache_is_reported_and_bounded():
+    session = make_session(cache_bytes=2 * 32 * 32 * 2)     # room for two patch changes
+    assert session.memory_bytes() == {"refined_patches": 0, "cache": 0}
+    for x in (20, 40, 60, 75):
+        session.apply_stroke(Stroke("add", [(x, 50)], 2.0))
+    memory = session.memory_bytes()
+    assert memory["refined_patches"] == 4 * 32 * 32 * 2     # 4 patches, float16 at net size
+    assert 0 < memory["cache"] <= 2 * 32 * 32 * 2

@@ -141,12 +141,30 @@ def test_folder_and_empty_file(tmp_path):
         read_tiff(tmp_path / "e.tif")
 
 
-def test_garbage_tiff(tmp_path):
+def test_garbage_tiff(tmp_path, capfd):
     path = tmp_path / "g.tif"
     path.write_bytes(b"II*\x00" + bytes(range(256)) * 4)
     with pytest.raises(InputError, match="not a readable TIFF") as info:
         read_tiff(path)
     assert info.value.path == str(path)
+    assert capfd.readouterr().err == ""  # one message (the error), no tifffile log line
+
+
+def test_decoded_size_cap(tmp_path):
+    path = tmp_path / "big.tif"
+    tifffile.imwrite(path, np.zeros((4, 4), np.float64))
+    _patch_tag(path, "ImageWidth", 20_000)
+    _patch_tag(path, "ImageLength", 15_000)
+    with pytest.raises(InputError, match="2.2 GB"):
+        read_tiff(path, max_pixels=10**9)
+
+
+def test_uncompressed_data_shorter_than_declared(tmp_path):
+    path = tmp_path / "short.tif"
+    tifffile.imwrite(path, np.zeros((4, 4), np.float32))
+    _patch_tag(path, "ImageWidth", 2000)
+    with pytest.raises(InputError, match="truncated"):
+        read_tiff(path)
 
 
 def test_not_an_image_at_all(tmp_path):
@@ -236,13 +254,19 @@ def test_write_png_bool_and_bad_dtype(tmp_path):
         write_png(tmp_path / "f.png", np.zeros((2, 2), np.float32))
 
 
-def test_png_garbage_and_truncated(tmp_path):
+def test_png_garbage_truncated_and_corrupt(tmp_path, capfd):
     path = tmp_path / "a.png"
     write_png(path, np.random.default_rng(1).integers(0, 255, (50, 50, 3), dtype=np.uint8))
     data = path.read_bytes()
     (tmp_path / "t.png").write_bytes(data[: len(data) // 2])
-    with pytest.raises(InputError, match="corrupt or truncated"):
+    with pytest.raises(InputError, match="truncated"):
         read_png(tmp_path / "t.png")
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF
+    (tmp_path / "c.png").write_bytes(bytes(flipped))
+    with pytest.raises(InputError, match="bad checksum"):
+        read_png(tmp_path / "c.png")
+    assert capfd.readouterr().err == ""  # refused before the decoder could print warnings
     (tmp_path / "g.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
     with pytest.raises(InputError, match="not a PNG"):
         read_png(tmp_path / "g.png")
@@ -303,3 +327,18 @@ def test_mask_wrong_size_and_bit_depth(tmp_path):
         read_binary_mask(tmp_path / "x.bin")
     with pytest.raises(ValueError, match="channel"):
         read_binary_mask(tmp_path / "m.png", channel="green")
+
+
+def test_png_gray_alpha_one_bit_and_palette(tmp_path):
+    from PIL import Image  # a matplotlib dependency; cv2 cannot write these formats
+
+    gray_alpha = np.zeros((3, 4, 2), np.uint8)
+    gray_alpha[0, 0, 0], gray_alpha[1, 2, 1] = 77, 255
+    Image.fromarray(gray_alpha, "LA").save(tmp_path / "la.png")
+    assert read_png(tmp_path / "la.png")[0, 0].tolist() == [77, 77, 77, 0]
+    assert image_shape(tmp_path / "la.png") == (3, 4, 4)
+    assert np.argwhere(read_binary_mask(tmp_path / "la.png")).tolist() == [[1, 2]]
+    Image.fromarray(np.eye(3, dtype=bool)).save(tmp_path / "one.png")
+    np.testing.assert_array_equal(read_png(tmp_path / "one.png"), np.eye(3) * 255)
+    Image.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4), "P").save(tmp_path / "p.png")
+    assert read_png(tmp_path / "p.png").shape == image_shape(tmp_path / "p.png") == (3, 4, 3)

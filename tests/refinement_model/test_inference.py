@@ -21,6 +21,11 @@ def base():
 
 
 @pytest.fixture(scope="module")
+def fast_base(base):
+    return FastNet(base, net_size=32)
+
+
+@pytest.fixture(scope="module")
 def refiner():
     torch.manual_seed(4)
     return create_model("refiner", **TINY).eval()
@@ -40,18 +45,18 @@ def test_fast_path_equals_eager(base):
     assert next(base.parameters()).is_contiguous()
 
 
-def test_predict_image_matches_manual_stitching(base):
+def test_predict_image_matches_manual_stitching(base, fast_base):
     rng = np.random.default_rng(1)
     image = rng.normal(size=(1, 100, 90)).astype(np.float32)
     before = image.copy()
     grid = PatchGrid(100, 90, patch_size=64, stride=32, net_size=32)
     eager = FastNet(base, optimise=False)
     expected = [eager(grid.extract(image, i)[None])[0] for i in range(len(grid))]
-    got = list(predict_patch_logits(base, image, grid, batch_size=4))
+    got = list(predict_patch_logits(fast_base, image, grid, batch_size=4))
     assert len(got) == len(grid)
     assert max(np.abs(a - b).max() for a, b in zip(got, expected)) < EQUALITY_TOLERANCE
     calls = []
-    probs = predict_image(base, image, grid=grid, batch_size=4,
+    probs = predict_image(fast_base, image, grid=grid, batch_size=4,
                           progress=lambda done, total: calls.append((done, total)))
     assert probs.shape == (100, 90) and probs.dtype == np.float32
     assert 0 <= probs.min() and probs.max() <= 1
@@ -59,12 +64,13 @@ def test_predict_image_matches_manual_stitching(base):
     np.testing.assert_array_equal(image, before)
 
 
-def test_predict_image_cancel(base):
+def test_predict_image_cancel(fast_base):
     grid = PatchGrid(64, 64, patch_size=32, stride=16, net_size=32)
+    image = np.zeros((1, 64, 64), np.float32)
     with pytest.raises(Cancelled):
-        predict_image(base, np.zeros((1, 64, 64), np.float32), grid=grid, cancel=lambda: True)
+        predict_image(fast_base, image, grid=grid, cancel=lambda: True)
     with pytest.raises(ValueError, match="batch_size"):
-        list(predict_patch_logits(base, np.zeros((1, 64, 64), np.float32), grid, batch_size=0))
+        list(predict_patch_logits(fast_base, image, grid, batch_size=0))
 
 
 def test_patch_refiner_from_checkpoint_equals_eager(refiner, tmp_path):

@@ -159,6 +159,12 @@ def test_plain_functions_agree_with_score_masks():
     assert recall(pred, gt) == scores["recall"]
 
 
+def test_float_masks_of_zeros_and_ones_are_accepted():
+    gt = np.zeros((4, 4), dtype=np.float32)
+    gt[1] = 1
+    assert score_masks(gt, gt.astype(bool))["iou"] == 1.0
+
+
 def test_inputs_not_modified():
     gt = np.zeros((6, 6), dtype=bool)
     gt[2:4] = True
@@ -178,6 +184,7 @@ def test_inputs_not_modified():
     ({"pred": np.zeros((4, 4)), "gt": np.zeros((4, 4)), "gt_skeleton": np.ones((4, 4))},
      "gt_skeleton"),
     ({"pred": np.array([["a"]]), "gt": np.zeros((1, 1))}, "pred"),
+    ({"pred": np.zeros((2, 2)), "gt": np.full((2, 2), 0.7)}, "gt is a float array"),
 ])
 def test_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):

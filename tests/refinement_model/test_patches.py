@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 
 from refinement_model.errors import Cancelled
-from refinement_model.patches import PatchGrid, border_weight_map, stitch_logits, stitch_region
+from refinement_model.patches import (
+    PatchGrid, border_weight_map, stitch_logits, stitch_region, stitch_region_logits,
+)
 
 
 def small_grid(height=40, width=56):
@@ -174,6 +176,28 @@ def test_single_patch_update_matches_full_restitch():
     y0, x0, y1, x1 = grid.region(9)
     view[y0:y1, x0:x1] = stitch_region(grid, logits, (y0, x0, y1, x1))
     np.testing.assert_array_equal(view, stitch_logits(grid, logits.values()))
+
+
+def test_overlaps_map_patch_pixels_to_region_pixels():
+    grid = PatchGrid(700, 1000)
+    overlaps = grid.overlaps((600, 300, 610, 310))
+    assert [index for index, _, _ in overlaps] == [3, 4]
+    index, inside, target = overlaps[1]  # patch 4 starts at (188, 256)
+    assert inside == np.s_[412:422, 44:54] and target == np.s_[0:10, 0:10]
+
+
+def test_region_logits_with_missing_patches():
+    grid = small_grid()
+    region = grid.region(9)
+    # only patch 9 changed by +2: the change fades towards its border, zero elsewhere
+    change = stitch_region_logits(grid, {9: np.full((8, 8), 2.0)}, region, missing=0.0)
+    assert change.dtype == np.float32 and change.shape == (16, 16)
+    assert 0 < change.min() and change.max() <= 2
+    full = {i: np.full((8, 8), 2.0 if i == 9 else 0.0) for i in range(len(grid))}
+    np.testing.assert_allclose(1 / (1 + np.exp(-change)), stitch_region(grid, full, region),
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="lacks patch"):
+        stitch_region_logits(grid, {9: np.zeros((8, 8))}, region)
 
 
 def test_stitch_region_validates():
