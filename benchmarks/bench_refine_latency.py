@@ -20,9 +20,10 @@ import time
 import numpy as np
 import torch
 
-from refinement_model.inference import EQUALITY_TOLERANCE, SHIPPED_WEIGHTS, PatchRefiner
 from refinement_model.checkpoints import load_checkpoint
+from refinement_model.inference import EQUALITY_TOLERANCE, PatchRefiner
 from refinement_model.nets import create_model, refiner_input
+from refinement_model.shipped import WEIGHTS
 
 P50_TARGET_MS, P95_TARGET_MS = 30.0, 50.0
 
@@ -45,7 +46,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    shipped = SHIPPED_WEIGHTS / "refiner.safetensors"
+    shipped = WEIGHTS / "refiner.safetensors"
     if shipped.is_file():
         model, _ = load_checkpoint(shipped, kind="refiner")
         source = str(shipped)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Mapping
 
 import torch
@@ -44,15 +44,19 @@ def write_tensors(path, tensors: Mapping[str, torch.Tensor], metadata: Mapping) 
     path = os.fspath(path)
     text = json.dumps(dict(metadata), sort_keys=True)
     contiguous = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".safetensors.tmp", dir=folder)
-    os.close(handle)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    temporary = f"{path}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
     try:
+        # safetensors leaves new files 0600, which would make shipped weights private: give
+        # the file the mode an ordinary new file gets (umask applied).
+        open(temporary, "xb").close()
+        mode = os.stat(temporary).st_mode
         save_file(contiguous, temporary, metadata={METADATA_KEY: text})
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
-        os.unlink(temporary)
+        if os.path.exists(temporary):
+            os.unlink(temporary)
         raise
 
 

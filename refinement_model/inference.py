@@ -14,13 +14,12 @@ import copy
 import os
 import warnings
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from refinement_model.checkpoints import load_checkpoint
-from refinement_model.errors import Cancelled, CheckpointError
+from refinement_model.errors import Cancelled
 from refinement_model.nets import refiner_input
 from refinement_model.patches import PatchGrid, stitch_logits
 
@@ -29,28 +28,13 @@ __all__ = [
     "FastNet",
     "PatchRefiner",
     "Predictor",
-    "SHIPPED_WEIGHTS",
     "predict_image",
     "predict_patch_logits",
     "predict_view",
-    "shipped_checkpoint",
 ]
 
 # Largest |logit| difference allowed between the optimised path and eager PyTorch.
 EQUALITY_TOLERANCE = 1e-3
-#: Folder of the shipped checkpoints (``base.safetensors``, ``refiner.safetensors``).
-SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "resources" / "weights"
-
-
-def shipped_checkpoint(kind: str) -> Path:
-    """Path of the shipped ``"base"`` or ``"refiner"`` checkpoint; CheckpointError if absent."""
-    if kind not in ("base", "refiner"):
-        raise ValueError(f"kind must be 'base' or 'refiner', got {kind!r}")
-    path = SHIPPED_WEIGHTS / f"{kind}.safetensors"
-    if not path.is_file():
-        raise CheckpointError(path, "the shipped weights are missing (train them with "
-                                    "scripts/train_shipped.sh)")
-    return path
 
 
 class FastNet:

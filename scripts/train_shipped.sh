@@ -20,10 +20,13 @@ mkdir -p "$OUT" resources/weights
 [ -d data/val ] || $ETMIRA synth data/val --views 3 --first 101 --size 2048x2048 --seed $VAL_SEED
 [ -d data/test ] || $ETMIRA synth data/test --views 3 --first 201 --size 2048x2048 --seed $TEST_SEED
 
-date -u +"%H:%M:%S base training starts"
-$ETMIRA train base --data data/train --val data/val --out $OUT/base.safetensors \
-    --data-seed $TRAIN_SEED --seed 0 --batch-size 16 --crop 128 --threads 1 --val-every 150 --patience 8 \
-    --max-minutes "$BASE_MINUTES"
+# A finished base is kept (delete data/shipped/base.safetensors to train it again).
+if [ ! -f $OUT/base.safetensors ]; then
+    date -u +"%H:%M:%S base training starts"
+    $ETMIRA train base --data data/train --val data/val --out $OUT/base.safetensors \
+        --data-seed $TRAIN_SEED --seed 0 --batch-size 16 --crop 128 --threads 1 \
+        --val-every 150 --patience 8 --max-minutes "$BASE_MINUTES"
+fi
 cp $OUT/base.safetensors resources/weights/base.safetensors
 
 date -u +"%H:%M:%S refiner training starts"

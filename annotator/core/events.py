@@ -4,8 +4,9 @@
 one event at a time (``_apply``) to the stroke stack, the patch versions, the history, the queue
 and, region by region, to the arrays. During replay it runs *deferred*: only the cheap
 bookkeeping is done per event, and ``_rebuild`` then computes each array once, refining only
-the patch versions that are finally shown. Both paths give bit-identical arrays because every
-pixel is a deterministic function of the final stroke stack and patch versions.
+the patch versions that are finally shown (a new session is the replay of the empty journal).
+Both paths give bit-identical arrays because every pixel is a deterministic function of the
+final stroke stack and patch versions, whatever region it is computed in.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
 
 from annotator.core.blend import blend_probabilities
 from annotator.core.history import (BASE_VERSION, DeltaCache, DoneStep, History, StrokeRecord,
@@ -26,6 +28,9 @@ from refinement_model.strokes import Stroke, rasterize_stroke, stroke_channel
 __all__ = ["Change", "EVENT_TYPES", "EventLog"]
 
 EVENT_TYPES = ("stroke", "done", "undo", "redo", "visit", "skip")
+# Rows rebuilt at once: few patches straddle two slabs (and are upsampled twice), and the
+# temporaries stay small enough for the allocator to reuse their memory.
+_SLAB_ROWS = 512
 
 
 @dataclass(frozen=True)
@@ -207,21 +212,16 @@ class EventLog:
                                                   self.base_logits[window] > 0)
         return region
 
-    def _refined_bands(self) -> list[tuple[int, int, int, int]]:
-        """Rows of the view between patch edges, each spanning its refined patches.
-
-        Blending band by band upsamples each refined patch change about twice, where blending
-        patch by patch would upsample it once per overlapping neighbour."""
-        grid = self.grid
-        boxes = np.array([patch_box(grid, index) for index in sorted(self._versions)],
-                         dtype=np.int64).reshape(-1, 4)
-        edges = np.unique(np.clip(grid.boxes[:, [0, 2]], 0, grid.height))
-        bands = []
-        for y0, y1 in zip(edges[:-1].tolist(), edges[1:].tolist()):
-            inside = boxes[(boxes[:, 0] < y1) & (boxes[:, 2] > y0)]
-            if len(inside):
-                bands.append((y0, int(inside[:, 1].min()), y1, int(inside[:, 3].max())))
-        return bands
+    def _slabs(self) -> list[tuple[int, int]]:
+        """Row ranges of the view between patch edges, each ``_SLAB_ROWS`` high or more (but the
+        last)."""
+        edges = np.unique(np.clip(self.grid.boxes[:, [0, 2]], 0, self.grid.height)).tolist()
+        slabs, top = [], edges[0]
+        for edge in edges[1:]:
+            if edge - top >= _SLAB_ROWS or edge == edges[-1]:
+                slabs.append((top, edge))
+                top = edge
+        return slabs
 
     def _replay(self, events, patch_deltas, progress, cancel) -> None:
         self._known = {(int(p), int(seq)): np.asarray(delta, dtype=np.float16)
@@ -237,7 +237,10 @@ class EventLog:
         self._known = {}
 
     def _rebuild(self, progress, cancel) -> None:
-        """Compute every array from the stroke stack and patch versions (after replay)."""
+        """Compute every array of a fresh session from the stroke stack and patch versions.
+
+        Each pixel is computed once, slab by slab (see ``_SLAB_ROWS``); the patch scores once,
+        at the end."""
         for done, (index, seq) in enumerate(sorted(self._versions.items())):
             if cancel is not None and cancel():
                 raise Cancelled("replay cancelled")
@@ -247,13 +250,27 @@ class EventLog:
         for record in self._strokes:
             self._burn(record)
         self._annotated = int(np.count_nonzero(self._user_map))
-        # replay runs on a fresh session: the probabilities are still those of the base model
-        bands = self._refined_bands()
-        for band in bands:
-            self._probabilities[_window(band)] = blend_probabilities(
-                self.grid, self.base_logits, self._deltas, band)
-            self.queue.update(self._probabilities, band)
-        # outside every stroke and refined patch the constructor's arrays are already right
-        changed = union(*bands, *(record.box for record in self._strokes))
-        if changed is not None:
-            self._refresh(changed, None)
+        grid, base = self.grid, self.base_logits
+        refined = np.array([patch_box(grid, index) for index in sorted(self._versions)],
+                           dtype=np.int64).reshape(-1, 4)
+        # outside every stroke and refined patch the provenance stays "model", as live edits
+        # leave it
+        changed = union(*refined.tolist(), *(record.box for record in self._strokes))
+        for y0, y1 in self._slabs():
+            rows = np.s_[y0:y1]
+            inside = refined[(refined[:, 0] < y1) & (refined[:, 2] > y0)]
+            x0, x1 = (int(inside[:, 1].min()), int(inside[:, 3].max())) if len(inside) else (0, 0)
+            # where no refined patch reaches, the blend is the base logits unchanged
+            for a, b in ((0, x0), (x1, grid.width)):
+                if a < b:
+                    expit(base[rows, a:b], out=self._probabilities[rows, a:b])
+            if x0 < x1:
+                self._probabilities[rows, x0:x1] = blend_probabilities(grid, base, self._deltas,
+                                                                       (y0, x0, y1, x1))
+            self._mask[rows] = final_mask(self._probabilities[rows], self._user_map[rows])
+            if changed is not None and changed[0] < y1 and y0 < changed[2]:
+                window = _window((max(y0, changed[0]), changed[1], min(y1, changed[2]),
+                                  changed[3]))
+                self._provenance[window] = provenance_map(
+                    self._user_map[window], self._mask[window], base[window] > 0)
+        self.queue.update(self._probabilities)

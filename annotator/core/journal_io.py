@@ -98,7 +98,9 @@ def read_strokes(path: str | os.PathLike) -> list[Stroke]:
     return parse_strokes(read_document(path), source=path)
 
 
-def write_strokes(path: str | os.PathLike, strokes: Iterable[Stroke], **extra) -> None:
-    """Write a stroke file atomically; `extra` as in :func:`strokes_document`."""
-    write_text(path, json.dumps(strokes_document(strokes, **extra), indent=1,
-                                allow_nan=False) + "\n")
+def write_strokes(path: str | os.PathLike, strokes: Iterable[Stroke], *,
+                  events: Iterable[Mapping] | None = None, effort: Mapping | None = None,
+                  view: Mapping | None = None) -> None:
+    """Write a stroke file atomically (see :func:`strokes_document` for the options)."""
+    document = strokes_document(strokes, events=events, effort=effort, view=view)
+    write_text(path, json.dumps(document, indent=1, allow_nan=False) + "\n")

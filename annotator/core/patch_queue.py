@@ -32,16 +32,20 @@ def check_patch_index(grid: PatchGrid, index) -> int:
     return int(index)
 
 
-def _check_view_maps(probabilities, grid: PatchGrid, mirror_mask) -> tuple[np.ndarray, np.ndarray]:
+def _check_probabilities(probabilities, grid: PatchGrid) -> np.ndarray:
     probabilities = np.asarray(probabilities)
-    mirror_mask = np.asarray(mirror_mask)
     if probabilities.shape != grid.shape:
         raise ValueError(f"probabilities must have the grid's shape {grid.shape}, "
                          f"got {probabilities.shape}")
+    return probabilities
+
+
+def _check_mirror_mask(mirror_mask, grid: PatchGrid) -> np.ndarray:
+    mirror_mask = np.asarray(mirror_mask)
     if mirror_mask.shape != grid.shape or mirror_mask.dtype != bool:
         raise ValueError(f"mirror_mask must be a bool array of shape {grid.shape}, "
                          f"got {mirror_mask.dtype} {mirror_mask.shape}")
-    return probabilities, mirror_mask
+    return mirror_mask
 
 
 class _Cells:
@@ -126,8 +130,8 @@ def patch_scores(probabilities, grid: PatchGrid, mirror_mask) -> np.ndarray:
 
 
 def _scored_cells(probabilities, grid: PatchGrid, mirror_mask) -> _Cells:
-    probabilities, mirror_mask = _check_view_maps(probabilities, grid, mirror_mask)
-    cells = _Cells(grid, mirror_mask)
+    probabilities = _check_probabilities(probabilities, grid)
+    cells = _Cells(grid, _check_mirror_mask(mirror_mask, grid))
     cells.update(probabilities)
     return cells
 
@@ -173,9 +177,9 @@ class PatchQueue:
     grid : PatchGrid
     mirror_mask : (H, W) bool ndarray
         The mirror area; patches without mirror pixels are never queued. Kept by reference.
-    probabilities : (H, W) float ndarray
+    probabilities : (H, W) float ndarray, optional
         Current line probabilities, scored as in :func:`patch_scores`; call :meth:`update`
-        where they change.
+        where they change. Without them every score is 0 until :meth:`update`.
 
     Attributes
     ----------
@@ -193,21 +197,27 @@ class PatchQueue:
     current stroke touches it, else ``VISITED`` if it was shown, else ``NOT_SEEN``.
     """
 
-    def __init__(self, grid: PatchGrid, mirror_mask, probabilities):
+    def __init__(self, grid: PatchGrid, mirror_mask, probabilities=None):
         self.grid = grid
-        self._cells = _scored_cells(probabilities, grid, mirror_mask)
-        self.scores = self._cells.scores()
+        self._cells = _Cells(grid, _check_mirror_mask(mirror_mask, grid))
+        self.scores = np.zeros(len(grid), dtype=np.float64)
+        if probabilities is not None:
+            self.update(_check_probabilities(probabilities, grid))
         self.eligible = self._cells.patch_sums(self._cells.mirror_counts) > 0
         self.visited = np.zeros(len(grid), dtype=bool)
         self.done = np.zeros(len(grid), dtype=bool)
         self.stroke_counts = np.zeros(len(grid), dtype=np.int64)
         self.skipped: list[int] = []
 
-    def update(self, probabilities, region) -> None:
-        """Rescore after the probabilities changed inside ``region`` (y0, x0, y1, x1)."""
+    def update(self, probabilities, region=None) -> None:
+        """Rescore after the probabilities changed inside ``region`` (y0, x0, y1, x1; default
+        the whole view)."""
         self._cells.update(probabilities, region)
-        touched = self.grid.patches_touching(*region)
-        self.scores[touched] = self._cells.scores(touched.tolist())
+        if region is None:
+            self.scores[:] = self._cells.scores()
+        else:
+            touched = self.grid.patches_touching(*region)
+            self.scores[touched] = self._cells.scores(touched.tolist())
 
     @property
     def states(self) -> np.ndarray:

@@ -33,14 +33,16 @@ import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+
 import numpy as np
 from scipy.special import logit
 
 from annotator.core.project_file import needs_recovery
 from annotator.core.project_store import ProjectStore
-from annotator.core.regions import union
 from annotator.core.session import AnnotationSession
 from refinement_model.errors import InputError, ProjectError
+from refinement_model.patches import PatchGrid
+from refinement_model.views import load_view
 
 __all__ = ["Project", "StoredView", "create_project", "file_record", "needs_recovery",
            "new_project", "open_project", "project_summary", "replay_stored"]
@@ -165,10 +167,9 @@ class Project:
         blobs.update({_delta_key(p): None for p in self._versions if p not in deltas})
         if not events and not blobs and not self._regions:
             return 0
-        region = union(*self._regions)
         arrays = {name: getattr(session, name) for name in STATE_LAYERS}
-        self.store.commit(events=events, arrays=arrays, regions=[] if region is None else [region],
-                          blobs=blobs, meta={"summary": _summary(session)})
+        self.store.commit(events=events, arrays=arrays, regions=self._regions, blobs=blobs,
+                          meta={"summary": _summary(session)})
         self._saved += len(events)
         self._regions = []
         self._versions = {p: v for p, (v, _) in deltas.items()}
@@ -243,9 +244,7 @@ def _unpack_delta(path: str, data: bytes) -> tuple[int, np.ndarray]:
     return int(header[0]), np.frombuffer(data[24:], "<f2").reshape(header[1:]).astype(np.float16)
 
 
-def _grid(meta: dict, shape):
-    from refinement_model.patches import PatchGrid
-
+def _grid(meta: dict, shape) -> PatchGrid:
     return PatchGrid(*shape, **meta.get("grid", {}))
 
 
@@ -325,7 +324,6 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
     from refinement_model.checkpoints import read_metadata
     from refinement_model.inference import PatchRefiner, Predictor
     from refinement_model.nets import ModelSpec
-    from refinement_model.views import load_view
 
     if os.path.exists(path) and not overwrite:
         raise ProjectError(path, "already exists (choose another name or overwrite it)")
@@ -356,8 +354,13 @@ class StoredView:
 
 
 def _stored_deltas(store: ProjectStore) -> dict:
-    return {int(key.split("/")[1]): _unpack_delta(store.path, store.blob(key))
-            for key in store.blob_keys("delta/")}
+    deltas = {}
+    for key, data in store.blobs("delta/").items():
+        patch = key.removeprefix("delta/")
+        if not patch.isdigit():
+            raise ProjectError(store.path, "the project file is damaged (a refined patch)")
+        deltas[int(patch)] = _unpack_delta(store.path, data)
+    return deltas
 
 
 def _replay(store: ProjectStore, meta: dict, view, refine, base_logits, cancel):
@@ -393,7 +396,7 @@ def project_summary(store: ProjectStore) -> dict:
     return dict(store.meta().get("summary", {}))
 
 
-def _load_refiner(meta: dict, path: str, warnings: list):
+def _load_refiner(meta: dict, warnings: list):
     record = meta.get("models", {}).get("refiner")
     if record is None:
         return None
@@ -422,7 +425,7 @@ def open_project(path: str | os.PathLike, *, view=None, refine="stored", readonl
     readonly : bool, keyword-only
         Open without the lock and never write (autocommit is then off).
     progress, cancel : optional
-        Over reading the base logits.
+        ``progress(done, total)`` over loading the view, then over reading the base logits.
 
     Raises
     ------
@@ -431,8 +434,9 @@ def open_project(path: str | os.PathLike, *, view=None, refine="stored", readonl
     InputError
         The view's files cannot be loaded.
     """
-    from refinement_model.views import load_view
-
+    stored_refiner = isinstance(refine, str)
+    if stored_refiner and refine != "stored":
+        raise ValueError(f"refine must be 'stored', None or a refine function, got {refine!r}")
     store = ProjectStore.open(path, readonly=readonly)
     try:
         meta = _checked_meta(store)
@@ -440,17 +444,21 @@ def open_project(path: str | os.PathLike, *, view=None, refine="stored", readonl
         if view is None:
             if "depth" not in meta["view"]["files"]:
                 raise ProjectError(path, "the project records no view files: give the view")
-            view = load_view(meta["view"]["files"]["depth"]["path"], cancel=cancel)
+            view = load_view(meta["view"]["files"]["depth"]["path"], progress=progress,
+                             cancel=cancel)
         elif isinstance(view, (str, os.PathLike)):
-            view = load_view(view, meta["view"]["view_id"], cancel=cancel)
-        refine = _load_refiner(meta, path, warnings) if refine == "stored" else refine
+            view = load_view(view, meta["view"]["view_id"], progress=progress, cancel=cancel)
+        refine = _load_refiner(meta, warnings) if stored_refiner else refine
         base_logits = store.read_layer("base_logits", progress=progress, cancel=cancel)
         if base_logits.shape != view.mirror_mask.shape:
             raise InputError(path, f"the project is for a view of {base_logits.shape} pixels, "
                              f"this view has {view.mirror_mask.shape}")
         session = _replay(store, meta, view, refine, base_logits, cancel)
         # User map and provenance follow from the same state: checking the mask suffices.
-        consistent = np.array_equal(store.read_layer("mask"), session.mask)
+        # Compared in place (the stored copy is not needed afterwards): no view-sized temporary.
+        stored = store.read_layer("mask")
+        consistent = stored.shape == session.mask.shape and \
+            not np.logical_xor(stored, session.mask, out=stored).any()
         project = Project(store, session, autocommit=autocommit and not readonly,
                           warnings=warnings)
         if not consistent:

@@ -48,6 +48,7 @@ from annotator.core.project_file import (APPLICATION_ID, SCHEMA_VERSION, SQLITE_
                                          ProjectLock, fsync, needs_recovery, read_header)
 from annotator.core.tile_codec import CODEC, DTYPES, decode_tile, encode_tile, tile_boxes
 from refinement_model.errors import Cancelled, ProjectError
+from refinement_model.imageio import MAX_PIXELS
 
 # needs_recovery, read_header and SQLITE_MAGIC are re-exported for callers of the store.
 __all__ = ["DEFAULT_TILE", "SQLITE_MAGIC", "ProjectStore", "needs_recovery", "read_header"]
@@ -317,19 +318,25 @@ class ProjectStore:
 
     def blob(self, key: str) -> bytes | None:
         """The blob stored under `key`, or None."""
-        rows = self._query("SELECT crc, data FROM blobs WHERE key = ?", (key,))
-        if not rows:
-            return None
-        crc, data = rows[0]
-        if zlib.crc32(data) != crc:
-            raise ProjectError(self.path, f"the project file is damaged (blob {key})")
-        return bytes(data)
+        return self.blobs(key, exact=True).get(key)
 
-    def blob_keys(self, prefix: str = "") -> list[str]:
-        """Keys of the stored blobs starting with `prefix`, sorted."""
-        rows = self._query("SELECT key FROM blobs WHERE substr(key, 1, ?) = ? ORDER BY key",
-                           (len(prefix), prefix))
-        return [row[0] for row in rows]
+    def blobs(self, prefix: str = "", *, exact: bool = False) -> dict[str, bytes]:
+        """The blobs whose keys start with `prefix` (or equal it, with `exact`), by key, sorted.
+
+        Raises
+        ------
+        ProjectError
+            If a blob fails its checksum.
+        """
+        condition = "key = ?" if exact else "substr(key, 1, ?) = ?"
+        parameters = (prefix,) if exact else (len(prefix), prefix)
+        out = {}
+        for key, crc, data in self._rows(
+                f"SELECT key, crc, data FROM blobs WHERE {condition} ORDER BY key", parameters):
+            if zlib.crc32(data) != crc:
+                raise ProjectError(self.path, f"the project file is damaged (blob {key})")
+            out[key] = bytes(data)
+        return out
 
     # ---- writing ----------------------------------------------------------------------------
 
@@ -489,7 +496,8 @@ class ProjectStore:
             if codec != CODEC:
                 raise ProjectError(self.path, f"layer {name} uses the codec {codec!r}, which "
                                    "this etmira cannot read")
-            if dtype not in DTYPES or min(height, width) < 1 or tile < 16:
+            if dtype not in DTYPES or min(height, width) < 1 or height * width > MAX_PIXELS \
+                    or tile < 16:
                 raise ProjectError(self.path, f"the project file is damaged (layer {name})")
             layers[name] = (np.dtype(dtype), (height, width), tile)
         return layers

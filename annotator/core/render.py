@@ -55,7 +55,7 @@ class LayerSettings:
     base: str = "depth"
     azimuth: float = 135.0
     elevation: float = 20.0
-    prediction_opacity: float = 0.55
+    prediction_opacity: float = 0.45
     skeleton: bool = False
     strokes: bool = True
     error_map: bool = False
@@ -194,9 +194,14 @@ def blend(rgb: np.ndarray, alpha: np.ndarray, color) -> np.ndarray:
         raise ValueError(f"rgb must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
     if alpha.shape != rgb.shape[:2]:
         raise ValueError(f"alpha must have shape {rgb.shape[:2]}, got {alpha.shape}")
-    a = alpha.astype(np.float32)[..., None]
-    out = rgb.astype(np.float32) * (1.0 - a) + np.asarray(color, np.float32) * a
-    return (out + 0.5).astype(np.uint8)
+    out = rgb.copy()
+    # Overlays are sparse (thin lines): blend only the pixels they touch.
+    touched = alpha > 0
+    if touched.any():
+        a = alpha[touched].astype(np.float32)[:, None]
+        mixed = rgb[touched].astype(np.float32) * (1.0 - a) + np.asarray(color, np.float32) * a
+        out[touched] = (mixed + 0.5).astype(np.uint8)
+    return out
 
 
 def error_classes(mask: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -234,15 +239,13 @@ class Tile:
     """The layers of one tile at one zoom level, all of the same (h, w).
 
     Only the arrays the settings need must be present; ``None`` means not available.
-    ``depth``/``albedo``/``raking`` uint8 grey, ``normals`` int8 (h, w, 3), ``probabilities``
-    uint8 (0..255), ``mask`` bool, ``skeleton`` bool, ``user`` uint8 bit flags, ``truth`` bool,
-    ``proposal_add`` / ``proposal_remove`` bool (the pending refinement's difference).
+    ``depth``/``albedo`` uint8 grey, ``normals`` int8 (h, w, 3), ``mask`` bool (the
+    annotation), ``skeleton`` bool, ``user`` uint8 bit flags, ``truth`` bool.
     """
 
     depth: np.ndarray | None = None
     albedo: np.ndarray | None = None
     normals: np.ndarray | None = None
-    probabilities: np.ndarray | None = None
     mask: np.ndarray | None = None
     skeleton: np.ndarray | None = None
     user: np.ndarray | None = None
@@ -268,19 +271,27 @@ def compose(tile: Tile, settings: LayerSettings) -> np.ndarray:
         classes = error_classes(tile.mask, tile.truth)
         for value, color in enumerate(ERROR_COLORS, start=1):
             rgb = blend(rgb, (classes == value) * np.float32(0.8), color)
-    elif settings.prediction_opacity > 0 and tile.probabilities is not None:
-        alpha = tile.probabilities.astype(np.float32) * np.float32(settings.prediction_opacity / 255)
-        rgb = blend(rgb, alpha, PREDICTION_COLOR)
+    elif settings.prediction_opacity > 0 and tile.mask is not None:
+        # The mask as it will be exported, not the probabilities: doubt would tint everything.
+        rgb = blend(rgb, tile.mask * np.float32(settings.prediction_opacity), PREDICTION_COLOR)
     if settings.skeleton and tile.skeleton is not None:
         rgb = blend(rgb, tile.skeleton, SKELETON_COLOR)
     if settings.strokes and tile.user is not None:
         rgb = blend(rgb, (tile.user & USER_ADD_BIT) * np.float32(0.6), ADD_COLOR)
-        rgb = blend(rgb, (tile.user & USER_ERASE_BIT) * np.float32(0.6 / USER_ERASE_BIT), ERASE_COLOR)
+        rgb = blend(
+            rgb, (tile.user & USER_ERASE_BIT) * np.float32(0.6 / USER_ERASE_BIT), ERASE_COLOR
+        )
     return rgb
 
 
-def proposal_rgba(added: np.ndarray, removed: np.ndarray, *, stroke: np.ndarray | None = None,
-                  stroke_color=ADD_COLOR, opacity: float = 0.85) -> np.ndarray:
+def proposal_rgba(
+    added: np.ndarray,
+    removed: np.ndarray,
+    *,
+    stroke: np.ndarray | None = None,
+    stroke_color=ADD_COLOR,
+    opacity: float = 0.85,
+) -> np.ndarray:
     """The difference a pending refinement would make, as a transparent overlay.
 
     Parameters
@@ -299,7 +310,9 @@ def proposal_rgba(added: np.ndarray, removed: np.ndarray, *, stroke: np.ndarray 
     """
     added, removed = np.asarray(added, bool), np.asarray(removed, bool)
     if added.ndim != 2 or added.shape != removed.shape:
-        raise ValueError(f"added and removed must be 2-D of one shape, got {added.shape}, {removed.shape}")
+        raise ValueError(
+            f"added and removed must be 2-D of one shape, got {added.shape}, {removed.shape}"
+        )
     if stroke is not None and np.shape(stroke) != added.shape:
         raise ValueError(f"stroke must have shape {added.shape}, got {np.shape(stroke)}")
     if not 0.0 <= opacity <= 1.0:

@@ -56,7 +56,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import expit
 
 from annotator.core import regions
 from annotator.core.blend import blend_probabilities
@@ -151,7 +150,8 @@ class AnnotationSession(EventLog):
 
     def __init__(self, view, base_logits, refine=None, *, grid: PatchGrid | None = None,
                  image=None, inputs=("depth",), history_limit: int = 1000,
-                 cache_bytes: int = 32 << 20, clock: Callable[[], float] = time.time):
+                 cache_bytes: int = 32 << 20, clock: Callable[[], float] = time.time,
+                 _events=((), {}, None, None)):
         base_logits = np.asarray(base_logits)
         if base_logits.ndim != 2 or base_logits.dtype != np.float32:
             raise ValueError(f"base_logits must be a 2-D float32 array, got {base_logits.dtype} "
@@ -178,11 +178,13 @@ class AnnotationSession(EventLog):
         self._pending: Proposal | None = None
         self._gt_skeleton = None
         self._scores = None  # of the current mask; dropped whenever the mask changes
-        self._probabilities = expit(base_logits)
+        self._probabilities = np.empty(grid.shape, dtype=np.float32)
         self._user_map = np.zeros(grid.shape, dtype=np.int8)
-        self._mask = self._probabilities > 0.5  # = final_mask: no user pixels yet
+        self._mask = np.empty(grid.shape, dtype=bool)
         self._provenance = np.zeros(grid.shape, dtype=np.uint8)
-        self.queue = PatchQueue(grid, mirror_mask, self._probabilities)
+        self.queue = PatchQueue(grid, mirror_mask)
+        # a new session is the replay of the empty journal: the arrays are computed once, there
+        self._replay(*_events)
 
     # ----------------------------------------------------------------- reading the state
     mask = property(lambda self: _read_only(self._mask),
@@ -399,9 +401,8 @@ class AnnotationSession(EventLog):
         ValueError
             ``"events[i]: ..."`` for an event that is malformed or impossible at its place.
         """
-        session = cls(view, base_logits, refine, **options)
-        session._replay(events, patch_deltas or {}, progress, cancel)
-        return session
+        return cls(view, base_logits, refine, **options,
+                   _events=(events, patch_deltas or {}, progress, cancel))
 
     # ----------------------------------------------------------------- internals
     def _check_idle(self) -> None:

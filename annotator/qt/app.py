@@ -23,12 +23,14 @@ class StartOptions:
     screenshot: str | None = None
     layer: str | None = None
     raking: tuple[float, float] | None = None
+    opacity: float | None = None
     error_map: bool = False
     strokes: str | None = None
     size: tuple[int, int] = (1600, 1000)
     base: str | None = None
     refiner: str | None = None
     project_dir: str | None = None
+    next_patch: bool = False
 
 
 def application() -> QApplication:
@@ -47,8 +49,7 @@ def main(options: StartOptions) -> int:
     from annotator.qt.main_window import MainWindow
 
     app = application()
-    window = MainWindow(base=options.base, refiner=options.refiner,
-                        project_dir=options.project_dir)
+    window = MainWindow(base=options.base, refiner=options.refiner, project_dir=options.project_dir)
     window.resize(*options.size)
     window.show()
     app.processEvents()
@@ -72,21 +73,28 @@ def _start_with(window, options: StartOptions) -> None:
     if options.strokes:
         window.replay_strokes(options.strokes)
     window.apply_start_options(options)
+    if options.next_patch:
+        window.next_patch()
     window.refresh_status()
 
 
 def _offer_recovery(window) -> str | None:
     for path in crashed_projects():
-        if ask(window, "Recover project",
-               f"The project {path} was not closed properly (the app may have crashed).\n\n"
-               "Open it again? Every stroke you committed is in it."):
+        if ask(
+            window,
+            "Recover project",
+            f"The project {path} was not closed properly (the app may have crashed).\n\n"
+            "Open it again? Every stroke you committed is in it.",
+        ):
             return path
     return None
 
 
 def _screenshot(app: QApplication, window, out: str) -> int:
-    for _ in range(3):
-        app.processEvents()
+    app.processEvents()
+    window.canvas.repaint()
+    while window.canvas.pending_tiles:  # every tile sharp, not the coarse stand-in
+        window.canvas.repaint()
     image = window.grab().toImage()
     window.close()
     if not image.save(str(out), "PNG"):

@@ -9,10 +9,11 @@ over once, on release.
 from __future__ import annotations
 
 import math
+import time
 from collections import OrderedDict
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPixmap, QTransform
 from PySide6.QtWidgets import QWidget
 
@@ -21,7 +22,9 @@ from annotator.core import render
 TILE = 256
 MIN_SCALE, MAX_SCALE = 1 / 64, 32.0
 WHEEL_STEP = 1.25
-_CACHE_TILES = 400
+_CACHE_TILES = 600
+# Rendering new tiles stops after this much of a frame; the rest follow in the next frames.
+_FRAME_BUDGET_S = 0.006
 _BACKGROUND = QColor(38, 38, 40)
 _STROKE_COLORS = {"add": QColor(*render.ADD_COLOR, 170), "erase": QColor(*render.ERASE_COLOR, 170)}
 
@@ -65,6 +68,7 @@ class Canvas(QWidget):
         self._stack = None
         self._settings = render.LayerSettings()
         self._tiles: OrderedDict = OrderedDict()
+        self._pending = False
         self._scale = 1.0
         self._offset = np.zeros(2)  # view (x, y) at the widget's top-left corner
         self._proposal = None  # (QImage, x0, y0) in view pixels
@@ -108,9 +112,15 @@ class Canvas(QWidget):
         else:
             y0, x0, y1, x1 = box
             for key in list(self._tiles):
-                level, ty, tx = key
+                level, ty, tx, whole = key
                 size = TILE << level
-                if ty * size < y1 and (ty + 1) * size > y0 and tx * size < x1 and (tx + 1) * size > x0:
+                over = (
+                    ty * size < y1
+                    and (ty + 1) * size > y0
+                    and tx * size < x1
+                    and (tx + 1) * size > x0
+                )
+                if whole or over:
                     del self._tiles[key]
         self.update()
 
@@ -192,7 +202,7 @@ class Canvas(QWidget):
             if self._highlight is not None:
                 self._paint_highlight(painter)
             if self._stroke:
-                self._paint_stroke(painter)
+                self._paint_stroke(painter, event.rect())
             painter.resetTransform()
             if self._mouse is not None and self.tool in _STROKE_COLORS:
                 self._paint_cursor(painter)
@@ -202,7 +212,23 @@ class Canvas(QWidget):
         s = self._scale
         return QTransform(s, 0, 0, s, -self._offset[0] * s, -self._offset[1] * s)
 
+    @property
+    def pending_tiles(self) -> bool:
+        """Whether the last frame left tiles to render (they follow in the next frames)."""
+        return self._pending
+
+    def _level_transform(self, level: int) -> QTransform:
+        factor = self._scale * (1 << level)
+        return QTransform(
+            factor, 0, 0, factor, -self._offset[0] * self._scale, -self._offset[1] * self._scale
+        )
+
     def _paint_tiles(self, painter: QPainter, rect: QRect) -> None:
+        """Draw the visible tiles; those not cached are rendered within a time budget.
+
+        Tiles beyond the budget show the coarsest level (one small image of the whole view)
+        for a frame or two, as map viewers do, so zooming and panning never stall.
+        """
         level = self.level()
         size = TILE << level
         h, w = self._stack.shape
@@ -210,24 +236,62 @@ class Canvas(QWidget):
         x1, y1 = self.widget_to_view(QPointF(rect.right() + 1, rect.bottom() + 1))
         tx0, ty0 = max(int(x0 // size), 0), max(int(y0 // size), 0)
         tx1, ty1 = min(int(x1 // size), (w - 1) // size), min(int(y1 // size), (h - 1) // size)
-        factor = self._scale * (1 << level)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, factor < 1.0)
-        painter.setTransform(
-            QTransform(factor, 0, 0, factor, -self._offset[0] * self._scale, -self._offset[1] * self._scale)
+        painter.setRenderHint(
+            QPainter.RenderHint.SmoothPixmapTransform, self._scale * (1 << level) < 1
         )
-        for ty in range(ty0, ty1 + 1):
-            for tx in range(tx0, tx1 + 1):
-                painter.drawPixmap(QPointF(tx * TILE, ty * TILE), self._tile(level, ty, tx))
+        painter.setTransform(self._level_transform(level))
+        deadline = time.perf_counter() + _FRAME_BUDGET_S
+        # Render first, then draw: the budget goes to new tiles, not to drawing cached ones.
+        tiles = [
+            ((ty, tx), self._tile(level, ty, tx, now=time.perf_counter() < deadline))
+            for ty in range(ty0, ty1 + 1)
+            for tx in range(tx0, tx1 + 1)
+        ]
+        missing = []
+        for (ty, tx), tile in tiles:
+            if tile is None:
+                missing.append(QRectF(tx * TILE, ty * TILE, TILE, TILE))
+            else:
+                painter.drawPixmap(QPointF(tx * TILE, ty * TILE), tile)
+        self._pending = bool(missing)
+        if missing:
+            top = self._stack.n_levels - 1
+            overview = self._tile(top, 0, 0, whole=True)
+            shrink = 1.0 / (1 << (top - level))
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+            for target in missing:
+                source = QRectF(
+                    target.x() * shrink,
+                    target.y() * shrink,
+                    target.width() * shrink,
+                    target.height() * shrink,
+                )
+                painter.drawPixmap(target, overview, source)
+            QTimer.singleShot(0, self.update)
         painter.resetTransform()
 
-    def _tile(self, level: int, ty: int, tx: int) -> QPixmap:
-        key = (level, ty, tx)
+    def _tile(self, level: int, ty: int, tx: int, *, now: bool = True, whole: bool = False):
+        """The cached pixmap of a tile; rendered if needed and ``now`` (else None).
+
+        ``whole`` asks for the entire level as one tile (the top level, for the fallback).
+        """
+        key = (level, ty, tx, whole)
         image = self._tiles.get(key)
         if image is not None:
             self._tiles.move_to_end(key)
             return image
+        if not now:
+            return None
         shape = self._stack.depth.levels[level].shape
-        box = (ty * TILE, tx * TILE, min((ty + 1) * TILE, shape[0]), min((tx + 1) * TILE, shape[1]))
+        if whole:
+            box = (0, 0, *shape[:2])
+        else:
+            box = (
+                ty * TILE,
+                tx * TILE,
+                min((ty + 1) * TILE, shape[0]),
+                min((tx + 1) * TILE, shape[1]),
+            )
         # A pixmap is in the screen's format: drawing it needs no conversion, frame after frame.
         rgb = render.compose(self._stack.tile(level, box, self._settings), self._settings)
         image = QPixmap.fromImage(numpy_to_qimage(rgb))
@@ -238,23 +302,48 @@ class Canvas(QWidget):
 
     def _paint_highlight(self, painter: QPainter) -> None:
         y0, x0, y1, x1 = self._highlight
-        pen = QPen(QColor(255, 255, 255, 200), 1.5)
-        pen.setCosmetic(True)
-        pen.setStyle(Qt.PenStyle.DashLine)
-        painter.setPen(pen)
         painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+        # A dark line under a bright dashed one stays visible on light and dark bronze.
+        for color, width, style in (
+            (QColor(0, 0, 0, 170), 4.0, Qt.PenStyle.SolidLine),
+            (QColor(255, 214, 0), 2.0, Qt.PenStyle.DashLine),
+        ):
+            pen = QPen(color, width, style)
+            pen.setCosmetic(True)
+            painter.setPen(pen)
+            painter.drawRect(QRectF(x0, y0, x1 - x0, y1 - y0))
 
-    def _paint_stroke(self, painter: QPainter) -> None:
+    def _paint_stroke(self, painter: QPainter, rect: QRect) -> None:
+        """Draw the stroke in progress, only its segments near ``rect`` (widget pixels).
+
+        A mouse move dirties a small rectangle; stroking only the segments there keeps the cost
+        per event constant however long the drag. One path per call, so the translucent ink
+        is not doubled where segments overlap.
+        """
         pen = QPen(_STROKE_COLORS[self.tool], 2 * self.radius)
         pen.setCapStyle(Qt.PenCapStyle.RoundCap)
         pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
         painter.setPen(pen)
-        path = QPainterPath(QPointF(*self._stroke[0]))
-        for x, y in self._stroke[1:]:
-            path.lineTo(x, y)
-        if len(self._stroke) == 1:
-            path.lineTo(self._stroke[0][0] + 1e-3, self._stroke[0][1])
+        points = np.asarray(self._stroke)
+        if len(points) == 1:
+            points = np.vstack([points, points + (1e-3, 0)])
+        (x0, y0), (x1, y1) = self.widget_to_view(rect.topLeft()), self.widget_to_view(
+            rect.bottomRight()
+        )
+        lo, hi = np.minimum(points[:-1], points[1:]), np.maximum(points[:-1], points[1:])
+        near = (
+            (hi[:, 0] >= x0 - self.radius)
+            & (lo[:, 0] <= x1 + self.radius)
+            & (hi[:, 1] >= y0 - self.radius)
+            & (lo[:, 1] <= y1 + self.radius)
+        )
+        path = QPainterPath()
+        previous = -2
+        for i in np.flatnonzero(near).tolist():
+            if i != previous + 1:
+                path.moveTo(*points[i])
+            path.lineTo(*points[i + 1])
+            previous = i
         painter.drawPath(path)
 
     def _paint_cursor(self, painter: QPainter) -> None:
@@ -273,11 +362,17 @@ class Canvas(QWidget):
     # ---- input ---------------------------------------------------------------------------
     def mousePressEvent(self, event) -> None:
         button = event.button()
-        if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and self._space):
+        if button == Qt.MouseButton.MiddleButton or (
+            button == Qt.MouseButton.LeftButton and self._space
+        ):
             self._pan_from = event.position()
             self._space_panned = self._space
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
-        elif button == Qt.MouseButton.LeftButton and self._stack is not None and self.tool in _STROKE_COLORS:
+        elif (
+            button == Qt.MouseButton.LeftButton
+            and self._stack is not None
+            and self.tool in _STROKE_COLORS
+        ):
             self._stroke = [self.widget_to_view(event.position())]
             self.update(self._dirty_rect(event.position(), event.position()))
 

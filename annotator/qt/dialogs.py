@@ -20,7 +20,10 @@ def error_message(error: BaseException) -> str:
     if isinstance(error, OSError):
         name = f" {error.filename}" if error.filename else ""
         return f"Could not access{name}:\n\n{error.strerror or error}"
-    return f"Something went wrong ({type(error).__name__}): {error}\n\nYour work is saved; you may go on."
+    return (
+        f"Something went wrong ({type(error).__name__}): {error}\n\n"
+        "Every committed stroke is saved; you may go on."
+    )
 
 
 def show_error(parent: QWidget | None, error: BaseException, *, title: str = "etmira") -> None:

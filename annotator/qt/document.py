@@ -86,25 +86,35 @@ def open_document(path, *, project_dir, base=None, refiner=None, parent=None):
     if is_project_file(path):
         project = run_with_progress(
             lambda progress, cancel: projects.open_project(path, progress=progress, cancel=cancel),
-            label=f"Opening {path.name}...", parent=parent)
+            label=f"Opening {path.name}...",
+            parent=parent,
+        )
     else:
         target = project_for_view(path, project_dir)
         if target.exists():
             project = run_with_progress(
-                lambda progress, cancel: projects.open_project(target, progress=progress,
-                                                               cancel=cancel),
-                label=f"Opening the saved work on {path.name}...", parent=parent)
+                lambda progress, cancel: projects.open_project(
+                    target, progress=progress, cancel=cancel
+                ),
+                label=f"Opening the saved work on {path.name}...",
+                parent=parent,
+            )
         else:
             base, refiner = _checkpoints(base, refiner)
             target.parent.mkdir(parents=True, exist_ok=True)
             project = run_with_progress(
                 lambda progress, cancel: projects.new_project(
-                    target, path, base=base, refiner=refiner, progress=progress, cancel=cancel),
+                    target, path, base=base, refiner=refiner, progress=progress, cancel=cancel
+                ),
                 label=f"Finding the lines on {path.name} (runs once; the result is kept)...",
-                parent=parent)
+                parent=parent,
+            )
     try:
-        stack = run_with_progress(lambda progress, cancel: build_stack(project.session),
-                                  label="Preparing the display...", parent=parent)
+        stack = run_with_progress(
+            lambda progress, cancel: build_stack(project.session),
+            label="Preparing the display...",
+            parent=parent,
+        )
     except BaseException:
         project.close()
         raise
@@ -114,9 +124,10 @@ def open_document(path, *, project_dir, base=None, refiner=None, parent=None):
 def build_stack(session) -> LayerStack:
     """The display pyramids of a session's view and annotation."""
     view = session.view
-    stack = LayerStack(depth=view.depth, albedo=view.albedo, normals=view.normals,
-                       truth=view.ground_truth)
-    stack.set_annotation(session.probabilities, session.mask, session.user_map)
+    stack = LayerStack(
+        depth=view.depth, albedo=view.albedo, normals=view.normals, truth=view.ground_truth
+    )
+    stack.set_annotation(session.mask, session.user_map)
     return stack
 
 
@@ -153,9 +164,13 @@ def export(kind: str, path, project) -> str:
     elif kind == "provenance":
         writers.write_provenance_png(path, session.provenance, mask)
     elif kind == "journal":
-        write_strokes(path, session.strokes, events=session.journal, effort=project.summary(),
-                      view={"view_id": session.view.view_id, "height": mask.shape[0],
-                            "width": mask.shape[1]})
+        write_strokes(
+            path,
+            session.strokes,
+            events=session.journal,
+            effort=project.summary(),
+            view={"view_id": session.view.view_id, "height": mask.shape[0], "width": mask.shape[1]},
+        )
     else:
         raise ValueError(f"kind must be one of {tuple(EXPORTS)}, got {kind!r}")
     return f"Wrote {path}"

@@ -20,7 +20,12 @@ from PySide6.QtWidgets import (
 
 from annotator.core.render import BASE_LAYERS, LayerSettings
 
-_BASE_LABELS = {"depth": "Depth", "albedo": "Albedo", "normals": "Normals", "raking": "Raking light"}
+_BASE_LABELS = {
+    "depth": "Depth",
+    "albedo": "Albedo",
+    "normals": "Normals",
+    "raking": "Raking light",
+}
 
 
 class LayerPanel(QWidget):
@@ -96,8 +101,15 @@ class LayerPanel(QWidget):
 
     def set_settings(self, settings: LayerSettings) -> None:
         """Show ``settings`` in the widgets without echoing a change back."""
-        widgets = (self._base, self.azimuth, self.elevation, self.opacity, self.skeleton,
-                   self.strokes, self.error_map)
+        widgets = (
+            self._base,
+            self.azimuth,
+            self.elevation,
+            self.opacity,
+            self.skeleton,
+            self.strokes,
+            self.error_map,
+        )
         for widget in widgets:
             widget.blockSignals(True)
         self._base.button(BASE_LAYERS.index(settings.base)).setChecked(True)
@@ -119,11 +131,17 @@ class LayerPanel(QWidget):
 
     def _update_legend(self) -> None:
         if self._settings.error_map:
-            text = ("<span style='color:#f5f5f5'>&#9632;</span> found &nbsp; "
-                    "<span style='color:#ff3c3c'>&#9632;</span> superfluous &nbsp; "
-                    "<span style='color:#3c8cff'>&#9632;</span> missed")
+            text = (
+                "<span style='color:#c8c8c8'>&#9632;</span> found<br>"
+                "<span style='color:#ff3c3c'>&#9632;</span> superfluous (not in the truth)<br>"
+                "<span style='color:#3c8cff'>&#9632;</span> missed"
+            )
         else:
-            text = ("<span style='color:#00beff'>&#9632;</span> prediction &nbsp; "
-                    "<span style='color:#28dc46'>&#9632;</span> added &nbsp; "
-                    "<span style='color:#ff325a'>&#9632;</span> erased")
+            text = (
+                "<span style='color:#00beff'>&#9632;</span> traced lines (the mask)<br>"
+                "<span style='color:#28dc46'>&#9632;</span> / "
+                "<span style='color:#ff325a'>&#9632;</span> added / erased by you<br>"
+                "<span style='color:#ffaa00'>&#9632;</span> / "
+                "<span style='color:#be46ff'>&#9632;</span> network adds / removes (preview)"
+            )
         self._legend.setText(text)

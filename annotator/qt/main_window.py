@@ -6,21 +6,23 @@ repaints what the session's change listener reports; it holds no annotation stat
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow
+from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow
 
 from annotator.core import render
+from annotator.core.session import default_radius
 from annotator.qt import document
 from annotator.qt.canvas import Canvas
 from annotator.qt.dialogs import guarded, show_error
 from annotator.qt.layers import LayerPanel
 from annotator.qt.queue_panel import QueuePanel
 from annotator.qt.tools import ToolBar, icon
-from annotator.qt.workers import run_with_progress
+from annotator.qt.workers import LatestCall, run_with_progress
 from refinement_model.strokes import Stroke, rasterize_stroke
 
 # Scores over the whole view cost a moment on 60 Mpx: computed once the user pauses.
@@ -48,27 +50,32 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("etmira annotate")
         self.canvas = Canvas()
         self.setCentralWidget(self.canvas)
-        self.tools = ToolBar(self)
+        self.tools = ToolBar(self, radius=default_radius())
         self.addToolBar(self.tools)
         self.layers = LayerPanel()
         self.queue = QueuePanel()
-        self._dock("Layers", self.layers, "layersDock")
-        self._dock("Patch queue", self.queue, "queueDock")
+        self._dock("Patch queue", self.queue, "queueDock", Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("Layers", self.layers, "layersDock", Qt.DockWidgetArea.RightDockWidgetArea)
         self._status_labels()
         self._score_timer = QTimer(self, singleShot=True, interval=_SCORE_DELAY_MS)
-        self._score_timer.timeout.connect(self._update_scores)
+        self._score_timer.timeout.connect(self._request_scores)
+        self._scores = LatestCall(self)
+        self._scores.finished.connect(self._show_scores)
+        self._scores.failed.connect(lambda error: show_error(self, error))
         self._actions()
         self._connect()
         self._set_enabled(False)
 
     # ---- building ------------------------------------------------------------------------
-    def _dock(self, title: str, widget, name: str) -> None:
+    def _dock(self, title: str, widget, name: str, area) -> None:
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
         dock.setWidget(widget)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
+        self.addDockWidget(area, dock)
 
     def _status_labels(self) -> None:
         self.position_label, self.brush_label = QLabel(), QLabel()
@@ -106,10 +113,12 @@ class MainWindow(QMainWindow):
         self.undo_action = self._action(edit, "&Undo", self.undo, "Ctrl+Z")
         self.redo_action = self._action(edit, "&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
         edit.addSeparator()
-        self.accept_action = self._action(edit, "&Accept refinement", self.accept_proposal,
-                                          ["Return", "Enter"], "accept")
-        self.reject_action = self._action(edit, "Re&ject refinement (keep my stroke)",
-                                          self.reject_proposal, "Esc", "reject")
+        self.accept_action = self._action(
+            edit, "&Accept refinement", self.accept_proposal, ["Return", "Enter"], "accept"
+        )
+        self.reject_action = self._action(
+            edit, "Re&ject refinement (keep my stroke)", self.reject_proposal, "Esc", "reject"
+        )
 
         view = bar.addMenu("&View")
         self._action(view, "&Fit", self.canvas.fit, "F", "fit")
@@ -148,8 +157,13 @@ class MainWindow(QMainWindow):
         self._set_radius(self.tools.radius)
 
     def _set_enabled(self, on: bool) -> None:
-        for action in (self.save_action, self.save_as_action, self.undo_action, self.redo_action,
-                       self.next_action):
+        for action in (
+            self.save_action,
+            self.save_as_action,
+            self.undo_action,
+            self.redo_action,
+            self.next_action,
+        ):
             action.setEnabled(on)
         self.export_menu.setEnabled(on)
         self._update_edit_actions()
@@ -158,8 +172,12 @@ class MainWindow(QMainWindow):
     def load(self, path) -> None:
         """Open a view folder or project file (raises on bad input; see :meth:`open_path`)."""
         project, stack = document.open_document(
-            path, project_dir=self._project_dir, base=self._models[0], refiner=self._models[1],
-            parent=self)
+            path,
+            project_dir=self._project_dir,
+            base=self._models[0],
+            refiner=self._models[1],
+            parent=self,
+        )
         self.show_project(project, stack)
 
     def show_project(self, project, stack) -> None:
@@ -189,6 +207,8 @@ class MainWindow(QMainWindow):
     def close_project(self) -> None:
         if self.project is None:
             return
+        self._score_timer.stop()
+        self._scores.wait()
         self.project.session.remove_listener(self._on_change)
         self.project.close()
         self.project = self.stack = None
@@ -207,8 +227,12 @@ class MainWindow(QMainWindow):
             self.open_path(folder)
 
     def open_project_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a project", str(self._project_dir),
-                                              f"etmira projects (*{document.PROJECT_SUFFIX})")
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Open a project",
+            str(self._project_dir),
+            f"etmira projects (*{document.PROJECT_SUFFIX})",
+        )
         if path:
             self.open_path(path)
 
@@ -216,20 +240,29 @@ class MainWindow(QMainWindow):
     def save(self) -> None:
         """Write anything pending (every stroke is already saved when committed)."""
         written = self.project.commit()
-        self.statusBar().showMessage(f"Saved to {self.project.path}"
-                                     + (f" ({written} pending events written)" if written else ""),
-                                     4000)
+        self.statusBar().showMessage(
+            f"Saved to {self.project.path}"
+            + (f" ({written} pending events written)" if written else ""),
+            4000,
+        )
 
     @guarded
     def save_as(self, path=None) -> None:
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Save the project as", str(self._project_dir),
-                                                  f"etmira projects (*{document.PROJECT_SUFFIX})")
+            path, _ = QFileDialog.getSaveFileName(
+                self,
+                "Save the project as",
+                str(self._project_dir),
+                f"etmira projects (*{document.PROJECT_SUFFIX})",
+            )
             if not path:
                 return
         self._settle()
-        run_with_progress(lambda progress, cancel: self.project.save_as(path, progress=progress),
-                          label=f"Saving {Path(path).name}...", parent=self)
+        run_with_progress(
+            lambda progress, cancel: self.project.save_as(path, progress=progress),
+            label=f"Saving {Path(path).name}...",
+            parent=self,
+        )
         document.remember_project(self.project.path)
         self.setWindowTitle(f"{self.project.session.view.view_id} - {Path(path).name} - etmira")
         self.statusBar().showMessage(f"Saved as {path}; you now work in it", 5000)
@@ -243,8 +276,11 @@ class MainWindow(QMainWindow):
             if not path:
                 return
         self._settle()
-        message = run_with_progress(lambda progress, cancel: document.export(kind, path, self.project),
-                                    label=f"Writing {Path(path).name}...", parent=self)
+        message = run_with_progress(
+            lambda progress, cancel: document.export(kind, path, self.project),
+            label=f"Writing {Path(path).name}...",
+            parent=self,
+        )
         self.statusBar().showMessage(message, 5000)
 
     def replay_strokes(self, path) -> None:
@@ -261,10 +297,16 @@ class MainWindow(QMainWindow):
             changes["base"] = options.layer
         if options.raking:
             changes.update(base="raking", azimuth=options.raking[0], elevation=options.raking[1])
-        if options.error_map and self.project and self.project.session.view.ground_truth is not None:
+        if options.opacity is not None:
+            changes["prediction_opacity"] = options.opacity
+        if (
+            options.error_map
+            and self.project
+            and self.project.session.view.ground_truth is not None
+        ):
             changes["error_map"] = True
         if changes:
-            settings = render.LayerSettings(**{**self.layers.settings.__dict__, **changes})
+            settings = dataclasses.replace(self.layers.settings, **changes)
             self.layers.set_settings(settings)
             self.canvas.set_settings(settings)
 
@@ -282,19 +324,26 @@ class MainWindow(QMainWindow):
         if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
             self.statusBar().showMessage("The stroke is outside the view", 3000)
             return
-        proposal = session.propose_stroke(stroke)
+        QApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
+        try:
+            proposal = session.propose_stroke(stroke)
+        finally:
+            QApplication.restoreOverrideCursor()
         if not proposal.deltas:  # nothing to choose between: no refiner
             session.accept()
             return
         y0, x0, y1, x1 = proposal.region
         own = rasterize_stroke(stroke, (y1 - y0, x1 - x0), origin=(x0, y0))
         color = render.ADD_COLOR if kind == "add" else render.ERASE_COLOR
-        self.canvas.set_proposal(proposal.region, render.proposal_rgba(
-            proposal.added, proposal.removed, stroke=own, stroke_color=color))
+        self.canvas.set_proposal(
+            proposal.region,
+            render.proposal_rgba(proposal.added, proposal.removed, stroke=own, stroke_color=color),
+        )
         self._update_edit_actions()
         self.statusBar().showMessage(
             f"Network: +{int(proposal.added.sum())} / -{int(proposal.removed.sum())} px "
-            "(orange adds, violet removes). Enter accepts, Esc keeps only your stroke.")
+            "(orange adds, violet removes). Enter accepts, Esc keeps only your stroke."
+        )
 
     @guarded
     def accept_proposal(self) -> None:
@@ -332,8 +381,9 @@ class MainWindow(QMainWindow):
         self._settle()
         index = self.project.session.next_patch()
         if index is None:
-            self.statusBar().showMessage("Every patch has been seen. Patches not done are in the list.",
-                                         6000)
+            self.statusBar().showMessage(
+                "Every patch has been seen. Patches not done are in the list.", 6000
+            )
             return
         self._show_patch(index)
 
@@ -370,8 +420,7 @@ class MainWindow(QMainWindow):
     def _on_change(self, change) -> None:
         session = self.project.session
         if change.region is not None:
-            self.stack.set_annotation(session.probabilities, session.mask, session.user_map,
-                                      box=change.region)
+            self.stack.set_annotation(session.mask, session.user_map, box=change.region)
             self.canvas.invalidate(change.region)
             self.queue.forget_thumbnails(_patches_over(session.grid.boxes, change.region))
             self._score_timer.start()
@@ -397,26 +446,34 @@ class MainWindow(QMainWindow):
     def refresh_status(self) -> None:
         """Bring the scores and effort counters up to date now (they normally lag a moment)."""
         self._score_timer.stop()
-        self._update_scores()
+        self._request_scores()
+        self._scores.wait()
         self._update_effort()
 
-    def _update_scores(self) -> None:
-        scores = None if self.project is None else self.project.session.scores()
-        self.score_label.setText("" if scores is None else
-                                 f"pFM {scores['pfm']:.3f}  IoU {scores['iou']:.3f}")
+    def _request_scores(self) -> None:
+        # Over 60 Mpx the scores take a moment: off the GUI thread, only the latest request.
+        if self.project is not None:
+            self._scores.submit(self.project.session.scores)
+
+    def _show_scores(self, scores) -> None:
+        self.score_label.setText(
+            "" if scores is None else f"pFM {scores['pfm']:.3f}  IoU {scores['iou']:.3f}"
+        )
 
     def _update_effort(self) -> None:
         effort = self.project.session.effort()
         minutes = effort["time_s"] / 60
         self.effort_label.setText(
             f"{effort['strokes']} strokes, {effort['annotated_pixels']:,} px drawn, "
-            f"{effort['accepted']} refinements kept, {minutes:.0f} min")
+            f"{effort['accepted']} refinements kept, {minutes:.0f} min"
+        )
 
     # ---- small things --------------------------------------------------------------------
     def _set_tool(self, tool: str) -> None:
         self.canvas.tool = tool
-        self.canvas.setCursor(Qt.CursorShape.OpenHandCursor if tool == "pan"
-                              else Qt.CursorShape.CrossCursor)
+        self.canvas.setCursor(
+            Qt.CursorShape.OpenHandCursor if tool == "pan" else Qt.CursorShape.CrossCursor
+        )
 
     def _set_radius(self, radius: float) -> None:
         self.canvas.radius = radius
@@ -424,7 +481,9 @@ class MainWindow(QMainWindow):
         self._show_brush()
 
     def _show_brush(self) -> None:
-        self.brush_label.setText(f"brush {2 * self.canvas.radius:.1f} px   zoom {self.canvas.scale:.0%}")
+        self.brush_label.setText(
+            f"brush {2 * self.canvas.radius:.1f} px   zoom {self.canvas.scale:.0%}"
+        )
 
     def _show_position(self, x: float, y: float) -> None:
         self.position_label.setText(f"x {int(np.floor(x))}  y {int(np.floor(y))}")

@@ -101,7 +101,9 @@ class Pyramid:
                 -(-x1 // 2), self.levels[level].shape[1]
             )
             below = self.levels[level - 1][2 * y0 : 2 * y1, 2 * x0 : 2 * x1]
-            self.levels[level][y0:y1, x0:x1] = halve(below, reduce=self.reduce)[: y1 - y0, : x1 - x0]
+            self.levels[level][y0:y1, x0:x1] = halve(below, reduce=self.reduce)[
+                : y1 - y0, : x1 - x0
+            ]
 
 
 class LayerStack:
@@ -120,9 +122,12 @@ class LayerStack:
         self.depth = Pyramid(render.to_uint8(depth, **_limits(depth)), min_size=min_size)
         self.albedo = Pyramid(render.to_uint8(albedo, **_limits(albedo)), min_size=min_size)
         self.normals = Pyramid(render.encode_normals(normals), min_size=min_size)
-        self.truth = None if truth is None else Pyramid(np.array(truth, bool), reduce="max", min_size=min_size)
+        self.truth = (
+            None
+            if truth is None
+            else Pyramid(np.array(truth, bool), reduce="max", min_size=min_size)
+        )
         shape = self.depth.shape
-        self.probabilities = Pyramid(np.zeros(shape, np.uint8), reduce="max", min_size=min_size)
         self.mask = Pyramid(np.zeros(shape, bool), reduce="max", min_size=min_size)
         self.user = Pyramid(np.zeros(shape, np.uint8), reduce="or", min_size=min_size)
 
@@ -135,12 +140,11 @@ class LayerStack:
     def n_levels(self) -> int:
         return len(self.depth.levels)
 
-    def set_annotation(self, probabilities, mask, user_map, box=None) -> None:
+    def set_annotation(self, mask, user_map, box=None) -> None:
         """Take the session's arrays, for the whole view or only ``box`` = (y0, x0, y1, x1).
 
         Parameters
         ----------
-        probabilities : (H, W) float array in [0, 1]
         mask : (H, W) bool array
         user_map : (H, W) int array in {-1, 0, +1}
         box : tuple of 4 ints or None
@@ -148,8 +152,6 @@ class LayerStack:
         """
         y0, x0, y1, x1 = (0, 0, *self.shape) if box is None else box
         region = (slice(y0, y1), slice(x0, x1))
-        probs = np.clip(np.asarray(probabilities[region], np.float32) * 255 + 0.5, 0, 255)
-        self.probabilities.update((y0, x0, y1, x1), probs.astype(np.uint8))
         self.mask.update((y0, x0, y1, x1), np.asarray(mask[region], bool))
         self.user.update((y0, x0, y1, x1), render.encode_user_map(user_map[region]))
 
@@ -160,7 +162,6 @@ class LayerStack:
             depth=self.depth.region(level, box) if settings.base == "depth" else None,
             albedo=self.albedo.region(level, box) if settings.base == "albedo" else None,
             normals=self.normals.region(level, box) if needs_normals else None,
-            probabilities=self.probabilities.region(level, box),
             mask=self.mask.region(level, box),
             skeleton=self._skeleton(level, box) if settings.skeleton else None,
             user=self.user.region(level, box),

@@ -23,7 +23,7 @@ from annotator.qt.tools import icon
 
 THUMBNAIL = 64
 # Thumbnails keep one look whatever the canvas shows, so they are drawn once per mask change.
-THUMBNAIL_SETTINGS = render.LayerSettings(base="depth", prediction_opacity=0.7, strokes=True)
+THUMBNAIL_SETTINGS = render.LayerSettings(base="depth", prediction_opacity=0.45, strokes=True)
 # The list shows this many of the worst open patches; more would only slow the refresh.
 _LISTED = 80
 
@@ -70,7 +70,9 @@ class QueuePanel(QWidget):
         self.list = QListWidget()
         self.list.setIconSize(QSize(THUMBNAIL, THUMBNAIL))
         self.list.setUniformItemSizes(True)
-        self.list.itemActivated.connect(lambda item: self.jumpRequested.emit(item.data(Qt.ItemDataRole.UserRole)))
+        self.list.itemActivated.connect(
+            lambda item: self.jumpRequested.emit(item.data(Qt.ItemDataRole.UserRole))
+        )
         layout.addWidget(self.list, 1)
         self._thumbnails: dict[int, QIcon] = {}
 
@@ -81,16 +83,19 @@ class QueuePanel(QWidget):
         order = open_patches[np.argsort(-queue.scores[open_patches], kind="stable")][:_LISTED]
         self.list.clear()
         for index in order.tolist():
-            item = QListWidgetItem(self._thumbnail(index, queue, stack),
-                                   f"#{index}  {STATE_NAMES[states[index]]}\nscore {queue.scores[index]:.3f}")
+            item = QListWidgetItem(
+                self._thumbnail(index, queue, stack),
+                f"#{index}  {STATE_NAMES[states[index]]}\nscore {queue.scores[index]:.3f}",
+            )
             item.setData(Qt.ItemDataRole.UserRole, index)
             self.list.addItem(item)
             if index == current:
                 self.list.setCurrentItem(item)
         self.coverage.setValue(int(round(queue.coverage() * 1000)))
         done = int(np.count_nonzero(queue.done & queue.eligible))
-        self.summary.setText(f"{done} of {int(queue.eligible.sum())} patches done, "
-                             f"{len(open_patches)} open")
+        self.summary.setText(
+            f"{done} of {int(queue.eligible.sum())} patches done, " f"{len(open_patches)} open"
+        )
 
     def forget_thumbnails(self, indices=None) -> None:
         """Drop cached thumbnails (all, or of the given patches) after the mask changed."""
@@ -106,11 +111,18 @@ class QueuePanel(QWidget):
             y0, x0, y1, x1 = (int(v) for v in queue.grid.boxes[index])
             level = max(int(np.log2(max(y1 - y0, x1 - x0) / THUMBNAIL)), 0)
             level = min(level, stack.n_levels - 1)
-            box = (y0 >> level, x0 >> level, max(y1 >> level, (y0 >> level) + 1),
-                   max(x1 >> level, (x0 >> level) + 1))
+            box = (
+                y0 >> level,
+                x0 >> level,
+                max(y1 >> level, (y0 >> level) + 1),
+                max(x1 >> level, (x0 >> level) + 1),
+            )
             rgb = render.compose(stack.tile(level, box, THUMBNAIL_SETTINGS), THUMBNAIL_SETTINGS)
             pixmap = QPixmap.fromImage(numpy_to_qimage(rgb)).scaled(
-                THUMBNAIL, THUMBNAIL, Qt.AspectRatioMode.KeepAspectRatio,
-                Qt.TransformationMode.SmoothTransformation)
+                THUMBNAIL,
+                THUMBNAIL,
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
             cached = self._thumbnails[index] = QIcon(pixmap)
         return cached

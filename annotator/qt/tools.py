@@ -12,7 +12,7 @@ ICON_DIR = Path(__file__).resolve().parents[2] / "resources" / "icons"
 TOOLS = ("add", "erase", "pan")
 MIN_RADIUS, MAX_RADIUS = 0.5, 200.0
 # One press of [ or ] changes the width by this factor: ten presses double or halve it.
-WIDTH_STEP = 2 ** 0.1
+WIDTH_STEP = 2**0.1
 
 
 def icon(name: str) -> QIcon:
@@ -35,13 +35,16 @@ class ToolBar(QToolBar):
     toolChanged = Signal(str)
     radiusChanged = Signal(float)
 
-    def __init__(self, parent=None, *, radius: float = 6.19):
+    def __init__(self, parent=None, *, radius: float):
         super().__init__("Tools", parent)
         self.setObjectName("tools")
         group = QActionGroup(self)
         self.actions_by_tool: dict[str, QAction] = {}
-        specs = (("add", "brush", "Add brush", "B"), ("erase", "eraser", "Erase brush", "E"),
-                 ("pan", "pan", "Pan (or hold Space, or drag with the middle button)", "H"))
+        specs = (
+            ("add", "brush", "Add brush", "B"),
+            ("erase", "eraser", "Erase brush", "E"),
+            ("pan", "pan", "Pan (or hold Space, or drag with the middle button)", "H"),
+        )
         for tool, icon_name, text, key in specs:
             action = QAction(icon(icon_name), text, self)
             action.setCheckable(True)

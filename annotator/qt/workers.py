@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from PySide6.QtCore import QEventLoop, Qt, QThread, Signal
+from PySide6.QtCore import QEventLoop, QObject, Qt, QThread, QTimer, Signal
 from PySide6.QtWidgets import QProgressDialog, QWidget
 
 # The dialog appears only when work takes longer than this (milliseconds).
@@ -24,7 +24,9 @@ class _Thread(QThread):
 
     def run(self) -> None:
         try:
-            self.result = self._function(progress=self.progressed.emit, cancel=self.cancel_event.is_set)
+            self.result = self._function(
+                progress=self.progressed.emit, cancel=self.cancel_event.is_set
+            )
         except BaseException as error:  # handed to the GUI thread, which re-raises it
             self.error = error
 
@@ -44,12 +46,17 @@ def run_with_progress(function: Callable, *, label: str, parent: QWidget | None 
     dialog.setWindowTitle("etmira")
     dialog.setWindowModality(Qt.WindowModality.WindowModal)
     dialog.setMinimumDuration(_SHOW_AFTER_MS)
+    dialog.setAutoClose(False)
     dialog.setAutoReset(False)
     thread = _Thread(function)
     thread.progressed.connect(lambda done, total: _show_progress(dialog, done, total))
     dialog.canceled.connect(thread.cancel_event.set)
     loop = QEventLoop()
     thread.finished.connect(loop.quit)
+    # Shown after a moment even when the work reports no progress (loading files, say).
+    show = QTimer(dialog, singleShot=True, interval=_SHOW_AFTER_MS)
+    show.timeout.connect(dialog.show)
+    show.start()
     thread.start()
     if not thread.isFinished():
         loop.exec()
@@ -65,3 +72,47 @@ def _show_progress(dialog: QProgressDialog, done: int, total: int) -> None:
     if dialog.maximum() != total:
         dialog.setMaximum(max(int(total), 1))
     dialog.setValue(min(int(done), dialog.maximum()))
+
+
+class LatestCall(QObject):
+    """Run one Qt-free function at a time off the GUI thread, keeping only the newest request.
+
+    For figures that lag the user's work (scores over 60 Mpx): while a call runs, a new
+    request replaces any waiting one, so the GUI never queues outdated work. ``finished(result)``
+    is emitted on the GUI thread; errors go to ``failed(error)``.
+    """
+
+    finished = Signal(object)
+    failed = Signal(object)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._thread: _Thread | None = None
+        self._waiting: Callable | None = None
+
+    def submit(self, function: Callable) -> None:
+        """Call ``function()`` when the running call (if any) is over."""
+        if self._thread is not None:
+            self._waiting = function
+            return
+        self._thread = _Thread(lambda progress, cancel: function())
+        self._thread.finished.connect(self._done)
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Block until nothing runs or waits (for closing and tests)."""
+        while self._thread is not None:
+            self._thread.wait()
+            self._done()
+
+    def _done(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        if thread.error is not None:
+            self.failed.emit(thread.error)
+        else:
+            self.finished.emit(thread.result)
+        if self._waiting is not None:
+            function, self._waiting = self._waiting, None
+            self.submit(function)

@@ -35,8 +35,9 @@ def run(args) -> int:
 
     from refinement_model.errors import InputError
     from refinement_model.imageio import write_png
-    from refinement_model.inference import Predictor, shipped_checkpoint
+    from refinement_model.inference import Predictor
     from refinement_model.metrics import score_masks
+    from refinement_model.shipped import shipped_checkpoint
     from refinement_model.views import find_views, load_view
 
     if not 0 < args.threshold < 1:

@@ -1,7 +1,7 @@
 """``etmira train base|refiner``: train the networks on folders of annotated views.
 
-Runs in one process, or under ``torchrun --nproc_per_node=N -m annotator.cli train ...`` with
-DDP (gloo on CPU, NCCL on GPU).
+Runs in one process, or under ``torchrun --nproc_per_node=N $(which etmira) train ...`` with
+DDP (gloo on CPU, NCCL on GPU); rank 0 validates, saves and shows the progress bar.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ def _common(parser) -> None:
     parser.add_argument("--data", nargs="+", required=True, metavar="DIR",
                         help="folders of training views (real layout, e.g. from etmira synth)")
     parser.add_argument("--val", nargs="+", metavar="DIR",
-                        help="folders of validation views (default: the last training view "
-                             "is held out)")
+                        help="folders of validation views (default: the last --data "
+                             "folder is held out)")
     parser.add_argument("--out", required=True, metavar="CKPT",
                         help="checkpoint to write (.safetensors); the best model is kept")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -80,17 +80,23 @@ def _split(args):
 def run(args) -> int:
     import torch
 
+    from refinement_model.errors import InputError
     from refinement_model.nets import DEFAULT_DECODER_CHANNELS, DEFAULT_ENCODER, ModelSpec
-    from refinement_model.training.base import train_base
+    from refinement_model.training.base import GridOptions, check_crop, train_base
     from refinement_model.training.distributed import init_distributed
     from refinement_model.training.loop import TrainConfig
     from refinement_model.training.refiner import train_refiner
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = TrainConfig(batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps,
-                         max_minutes=args.max_minutes, val_every=args.val_every,
-                         patience=args.patience, focal_weight=args.focal_weight, seed=args.seed)
+    try:
+        config = TrainConfig(batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps,
+                             max_minutes=args.max_minutes, val_every=args.val_every,
+                             patience=args.patience, focal_weight=args.focal_weight,
+                             seed=args.seed)
+        check_crop(args.crop, GridOptions())
+    except ValueError as error:  # bad option values: one line, exit status 2
+        raise InputError(None, str(error)) from None
     data, val = _split(args)
     command = shlex.join(["etmira"] + sys.argv[1:]) if sys.argv else None
     common = dict(data=data, val=val, out=args.out, config=config, crop=args.crop,
@@ -100,9 +106,13 @@ def run(args) -> int:
     ctx = init_distributed()
     try:
         if args.kind == "base":
-            spec = ModelSpec(kind="base", arch=args.arch,
-                             encoder=args.encoder or DEFAULT_ENCODER, inputs=tuple(args.inputs),
-                             decoder_channels=decoder or DEFAULT_DECODER_CHANNELS)
+            try:
+                spec = ModelSpec(kind="base", arch=args.arch,
+                                 encoder=args.encoder or DEFAULT_ENCODER,
+                                 inputs=tuple(args.inputs),
+                                 decoder_channels=decoder or DEFAULT_DECODER_CHANNELS)
+            except ValueError as error:
+                raise InputError(None, str(error)) from None
             best = train_base(spec=spec, ctx=ctx, **common)
         else:
             best = train_refiner(base=args.base, arch=args.arch, encoder=args.encoder,

@@ -16,6 +16,8 @@ from refinement_model.imageio import read_binary_mask, write_png, write_tiff
 from refinement_model.nets import create_model
 from refinement_model.strokes import Stroke
 
+pytestmark = pytest.mark.slow  # tiny torch models, but tracing and imports take seconds
+
 SHAPE = (96, 128)
 TINY = {"decoder_channels": (8, 8, 8, 8, 8)}
 GRID = {"patch_size": 64, "stride": 32, "net_size": 64}

@@ -82,3 +82,13 @@ def test_update_rescores_only_where_probabilities_changed():
     queue.update(p, (0, 10, 8, 12))
     assert queue.scores == pytest.approx([0, 16 / 64])
     assert np.array_equal(queue.scores, patch_scores(p, grid, mirror))
+
+
+def test_queue_scored_later_equals_queue_scored_at_once():
+    grid = PatchGrid(8, 12, patch_size=8, stride=4, net_size=4)
+    mirror = np.ones((8, 12), bool)
+    p = np.random.default_rng(0).uniform(size=(8, 12))
+    queue = PatchQueue(grid, mirror)
+    assert not queue.scores.any()
+    queue.update(p)                       # the whole view
+    assert np.array_equal(queue.scores, PatchQueue(grid, mirror, p).scores)

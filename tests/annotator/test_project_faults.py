@@ -153,6 +153,16 @@ def test_wrong_schema_version_is_refused(pristine, tmp_path):
     _refused(*_damaged(pristine, tmp_path, "v.etmira", bump), "schema version 99")
 
 
+def test_absurd_layer_size_is_refused_before_allocating(pristine, tmp_path):
+    def enlarge(path):
+        connection = sqlite3.connect(path)
+        connection.execute("UPDATE layers SET height = 1000000, width = 1000000")
+        connection.commit()
+        connection.close()
+
+    _refused(*_damaged(pristine, tmp_path, "huge.etmira", enlarge), "damaged")
+
+
 def test_png_and_foreign_database_are_not_projects(pristine, tmp_path):
     png = tmp_path / "x.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(300))

@@ -71,9 +71,9 @@ def test_commit_rewrites_only_dirty_tiles_and_survives_reopen(store, tmp_path):
         assert again.event_count() == 1
         assert again.meta()["effort"] == {"strokes": 1}
         assert again.blob("history/0") == b"abc" and again.blob("nope") is None
-        assert again.blob_keys("history/") == ["history/0"]
+        assert again.blobs("history/") == {"history/0": b"abc"} == again.blobs("hist")
         again.commit(blobs={"history/0": None}, events=[{"n": 2}, {"n": 3}])
-        assert again.blob_keys() == [] and again.events(start=1) == [{"n": 2}, {"n": 3}]
+        assert again.blobs() == {} and again.events(start=1) == [{"n": 2}, {"n": 3}]
 
 
 def test_commit_validates_before_writing(store):

@@ -3,7 +3,7 @@ save, reopen, export, and a bad file that shows a dialog while the app goes on."
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QSettings, QStandardPaths, Qt
+from PySide6.QtCore import QSettings, QStandardPaths, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from annotator.qt.main_window import MainWindow
@@ -24,7 +24,9 @@ def dialogs(tmp_path, qapp, monkeypatch):
     """Settings in a temporary folder; error dialogs recorded instead of shown (modal)."""
     QStandardPaths.setTestModeEnabled(True)
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    QSettings.setPath(
+        QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings")
+    )
     shown = []
     monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text: shown.append(text))
     # Tracing the tiny models takes seconds; eager mode computes the same logits.
@@ -81,6 +83,9 @@ def test_stroke_refines_undo_save_reopen_export(window, qtbot, tmp_path, files):
     assert session.patch_deltas()  # refined patches are part of the mask now
     assert canvas.grab().toImage().pixelColor(pixel) != shown_before
     assert "1 strokes" in window.effort_label.text()
+    window.refresh_status()
+    scores = session.scores()
+    assert window.score_label.text() == f"pFM {scores['pfm']:.3f}  IoU {scores['iou']:.3f}"
 
     window.undo_action.trigger()
     np.testing.assert_array_equal(session.mask, before)
@@ -131,3 +136,54 @@ def test_bad_file_shows_dialog_and_app_goes_on(window, qtbot, tmp_path, dialogs)
     assert window.open_path(tmp_path / "missing") is None
     assert "missing" in shown[1]
     shown.clear()
+
+
+def test_project_left_by_a_crash_is_offered(window, monkeypatch):
+    from annotator.qt import app
+    from annotator.qt.document import crashed_projects
+
+    path = window.project.path
+    window.close_project()
+    assert crashed_projects() == []
+    with open(path + ".lock", "w") as handle:  # what a killed instance leaves behind
+        handle.write("12345")
+    assert crashed_projects() == [path]
+    asked = []
+    monkeypatch.setattr(
+        QMessageBox,
+        "question",
+        lambda parent, title, text: asked.append(text) or QMessageBox.StandardButton.Yes,
+    )
+    assert app._offer_recovery(window) == path
+    assert path in asked[0] and "not closed properly" in asked[0]
+    assert window.open_path(path) is True  # opening recovers it
+
+
+def test_keyboard_shortcuts(window, qtbot):
+    window.activateWindow()
+    window.canvas.setFocus()
+    qtbot.waitUntil(window.isActiveWindow, timeout=2000)
+    canvas = window.canvas
+    qtbot.keyClick(canvas, Qt.Key.Key_E)
+    assert canvas.tool == "erase"
+    qtbot.keyClick(canvas, Qt.Key.Key_B)
+    assert canvas.tool == "add"
+    radius = canvas.radius
+    qtbot.keyClick(canvas, Qt.Key.Key_BracketRight)
+    assert canvas.radius > radius
+    qtbot.keyClick(canvas, Qt.Key.Key_N)
+    first = window.current_patch
+    assert first is not None
+    qtbot.keyClick(canvas, Qt.Key.Key_Space)  # a tap, not a drag: next patch too
+    assert window.current_patch not in (None, first)
+    drag(qtbot, canvas, [(20, 70), (60, 70)])
+    qtbot.keyClick(canvas, Qt.Key.Key_Return)
+    assert window.project.session.pending is None and window.project.session.strokes
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert not window.project.session.strokes
+    qtbot.keyClick(
+        canvas,
+        Qt.Key.Key_Z,
+        Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
+    )
+    assert window.project.session.strokes

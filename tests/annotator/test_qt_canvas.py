@@ -14,7 +14,9 @@ def _stack(h=300, w=400):
     rng = np.random.default_rng(0)
     normals = np.zeros((h, w, 3), np.float32)
     normals[..., 2] = 1
-    return LayerStack(depth=rng.random((h, w)), albedo=rng.random((h, w)), normals=normals, min_size=64)
+    return LayerStack(
+        depth=rng.random((h, w)), albedo=rng.random((h, w)), normals=normals, min_size=64
+    )
 
 
 @pytest.fixture
@@ -52,7 +54,9 @@ def test_drag_emits_one_stroke_in_view_pixels(canvas, qtbot):
     canvas.one_to_one()
     canvas.tool, canvas.radius = "erase", 4.0
     strokes = []
-    canvas.strokeFinished.connect(lambda kind, points, radius: strokes.append((kind, points, radius)))
+    canvas.strokeFinished.connect(
+        lambda kind, points, radius: strokes.append((kind, points, radius))
+    )
     start = canvas.view_to_widget(100, 100).toPoint()
     qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=start)
     for dx in (5, 10, 20):
@@ -83,12 +87,28 @@ def test_invalidate_redraws_changed_tiles(canvas, qtbot):
     canvas.fit()
     stack = canvas.stack
     before = canvas.grab().toImage()
-    probabilities = np.zeros(stack.shape, np.float32)
-    probabilities[100:140, :] = 1.0
-    stack.set_annotation(probabilities, probabilities > 0.5, np.zeros(stack.shape, np.int8), box=(90, 0, 150, 400))
+    mask = np.zeros(stack.shape, bool)
+    mask[100:140, :] = True
+    stack.set_annotation(mask, np.zeros(stack.shape, np.int8), box=(90, 0, 150, 400))
     canvas.invalidate((90, 0, 150, 400))
     after = canvas.grab().toImage()
     centre = canvas.view_to_widget(200, 120).toPoint()
     corner = canvas.view_to_widget(200, 10).toPoint()
     assert before.pixelColor(centre) != after.pixelColor(centre)
     assert before.pixelColor(corner) == after.pixelColor(corner)
+
+
+def test_tiles_beyond_frame_budget_follow_in_later_frames(canvas, qtbot, monkeypatch):
+    from annotator.qt import canvas as canvas_module
+
+    canvas.one_to_one()
+    final = canvas.grab().toImage()
+    canvas.invalidate()
+    monkeypatch.setattr(canvas_module, "_FRAME_BUDGET_S", 0.0)
+    first = canvas.grab().toImage()
+    assert canvas.pending_tiles  # the coarse overview stands in this frame
+    centre = canvas.view_to_widget(200, 150).toPoint()
+    assert first.pixelColor(centre) != canvas_module._BACKGROUND
+    monkeypatch.setattr(canvas_module, "_FRAME_BUDGET_S", 1.0)
+    qtbot.waitUntil(lambda: not canvas.pending_tiles, timeout=2000)
+    assert canvas.grab().toImage() == final

@@ -82,8 +82,9 @@ def test_proposal_rgba_colours_and_transparency():
     assert out[0, 0].tolist() == [*render.PROPOSAL_ADD_COLOR, 255]
     assert out[0, 1].tolist() == [*render.PROPOSAL_REMOVE_COLOR, 255]
     assert out[0, 2, 3] == 0
-    with_stroke = render.proposal_rgba(added, removed, stroke=np.array([[True, True, True]]),
-                                       stroke_color=(1, 2, 3), opacity=1.0)
+    with_stroke = render.proposal_rgba(
+        added, removed, stroke=np.array([[True, True, True]]), stroke_color=(1, 2, 3), opacity=1.0
+    )
     # The difference stays on top of the stroke; the rest of the stroke shows, fainter.
     assert with_stroke[0, 0].tolist() == [*render.PROPOSAL_ADD_COLOR, 255]
     assert with_stroke[0, 2].tolist() == [1, 2, 3, round(255 * 0.7)]
@@ -91,11 +92,10 @@ def test_proposal_rgba_colours_and_transparency():
 
 def _tile():
     depth = np.full((2, 2), 10, np.uint8)
-    probabilities = np.array([[255, 0], [0, 0]], np.uint8)
-    mask = probabilities > 127
+    mask = np.array([[1, 0], [0, 0]], bool)
     truth = np.array([[1, 1], [0, 0]], bool)
     user = np.array([[0, 0], [0, render.USER_ADD_BIT]], np.uint8)
-    return Tile(depth=depth, probabilities=probabilities, mask=mask, truth=truth, user=user)
+    return Tile(depth=depth, mask=mask, truth=truth, user=user)
 
 
 def test_compose_prediction_overlay_with_opacity():
@@ -109,8 +109,12 @@ def test_compose_prediction_overlay_with_opacity():
 
 def test_compose_error_map_replaces_prediction():
     out = render.compose(_tile(), LayerSettings(error_map=True, strokes=False))
-    tp = render.blend(np.full((1, 1, 3), 10, np.uint8), np.full((1, 1), 0.8), render.ERROR_COLORS[0])
-    fn = render.blend(np.full((1, 1, 3), 10, np.uint8), np.full((1, 1), 0.8), render.ERROR_COLORS[2])
+    tp = render.blend(
+        np.full((1, 1, 3), 10, np.uint8), np.full((1, 1), 0.8), render.ERROR_COLORS[0]
+    )
+    fn = render.blend(
+        np.full((1, 1, 3), 10, np.uint8), np.full((1, 1), 0.8), render.ERROR_COLORS[2]
+    )
     assert out[0, 0].tolist() == tp[0, 0].tolist()
     assert out[0, 1].tolist() == fn[0, 0].tolist()
     assert tuple(out[1, 0]) == (10, 10, 10)
@@ -118,7 +122,9 @@ def test_compose_error_map_replaces_prediction():
 
 def test_compose_strokes_on_top():
     out = render.compose(_tile(), LayerSettings(prediction_opacity=0.0, strokes=True))
-    expected = render.blend(np.full((1, 1, 3), 10, np.uint8), np.full((1, 1), 0.6), render.ADD_COLOR)
+    expected = render.blend(
+        np.full((1, 1, 3), 10, np.uint8), np.full((1, 1), 0.6), render.ADD_COLOR
+    )
     assert out[1, 1].tolist() == expected[0, 0].tolist()
 
 

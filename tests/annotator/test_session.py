@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from annotator.core import provenance as prov
+from annotator.core import events, provenance as prov
 from refinement_model.patches import blend_logits
 from annotator.core.session import AnnotationSession, HALF_WIDTH_MEAN, default_radius
 from refinement_model.errors import Cancelled
@@ -206,6 +206,19 @@ def test_replay_with_stored_patch_deltas_needs_no_refiner():
     assert_same_state(state(session), state(again))
     with pytest.raises(ValueError, match="no refiner"):
         replayed(session, None)
+
+
+@pytest.mark.parametrize("slab_rows", [1, 64])
+def test_replay_rebuilt_in_any_slabs_equals_the_live_session(monkeypatch, slab_rows):
+    session = make_session()
+    for stroke in (ADD, ERASE, Stroke("add", [(5, 61), (40, 61)], 2.0)):
+        session.apply_stroke(stroke)
+    session.undo()
+    session.apply_stroke(Stroke("erase", [(70, 80), (90, 85)], 2.0), refine=False)
+    monkeypatch.setattr(events, "_SLAB_ROWS", slab_rows)
+    for again in (replayed(session), replayed(session, None, patch_deltas=session.patch_deltas())):
+        assert_same_state(state(session), state(again))
+        assert np.array_equal(again.queue.scores, session.queue.scores)
 
 
 def test_replay_names_the_bad_event():

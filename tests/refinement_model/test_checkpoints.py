@@ -92,3 +92,14 @@ def test_model_info_cli(saved, capsys, tmp_path):
     (tmp_path / "x.safetensors").write_bytes(b"nothing")
     assert main(["model-info", str(tmp_path / "x.safetensors")]) == 2
     assert "not a safetensors" in capsys.readouterr().err
+
+
+def test_saved_file_is_readable_by_others(saved):
+    import os
+    import stat
+
+    mode = os.stat(saved[0] / "base.safetensors").st_mode
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(mode) == 0o666 & ~umask
+    assert not [p for p in os.listdir(saved[0]) if p.endswith(".tmp")]

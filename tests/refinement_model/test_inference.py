@@ -28,7 +28,10 @@ def fast_base(base):
 @pytest.fixture(scope="module")
 def refiner():
     torch.manual_seed(4)
-    return create_model("refiner", **TINY).eval()
+    model = create_model("refiner", **TINY).eval()
+    for parameter in model.net.segmentation_head.parameters():  # as if trained: not identity
+        torch.nn.init.normal_(parameter, std=0.5)
+    return model
 
 
 def test_fast_path_equals_eager(base):
@@ -106,3 +109,27 @@ def test_patch_refiner_refuses_bad_input(refiner, base):
         engine.refine(np.zeros((1, 64, 64), np.float32), np.zeros((64, 64)), np.zeros((32, 32)))
     with pytest.raises(ValueError, match="refiner"):
         PatchRefiner(base)
+
+
+def test_predict_cli_writes_mask_and_probabilities(base, tmp_path, capsys):
+    from annotator.cli import main
+    from refinement_model.imageio import read_png
+    from refinement_model.views import load_view
+
+    assert main(["synth", str(tmp_path / "views"), "--views", "1", "--size", "160x128"]) == 0
+    checkpoint = tmp_path / "base.safetensors"
+    save_checkpoint(checkpoint, base)
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "views"), "--base", str(checkpoint),
+                 "-o", str(tmp_path / "out"), "--score"]) == 0
+    view = load_view(tmp_path / "views", "SYN-0001_R")
+    mask = read_png(tmp_path / "out" / "SYN-0001_R_prediction.png")
+    probs = read_png(tmp_path / "out" / "SYN-0001_R_probability.png")
+    assert mask.shape == probs.shape == (128, 160)
+    assert set(np.unique(mask)) <= {0, 255}
+    assert not mask[~view.mirror_mask].any() and not probs[~view.mirror_mask].any()
+    np.testing.assert_array_equal(mask > 0, probs > 127.5)
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert '"view": "SYN-0001_R"' in printed[0] and '"view": "mean"' in printed[-1]
+    assert main(["predict", str(tmp_path / "views"), "--base", str(checkpoint),
+                 "-o", str(tmp_path / "out"), "--threshold", "2"]) == 2

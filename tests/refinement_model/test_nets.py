@@ -56,3 +56,15 @@ def test_refiner_input_scales_and_clips_logits():
     assert torch.equal(scale_base_logits(logits), stacked[:, 1])
     with pytest.raises(ValueError, match="strokes"):
         refiner_input(image, logits, torch.zeros(1, 3, 3))
+
+
+def test_untrained_refiner_reproduces_clipped_base_logits():
+    torch.manual_seed(0)
+    refiner = create_model("refiner", **TINY).eval()
+    image = torch.randn(1, 1, 64, 64)
+    logits = 20 * torch.randn(1, 64, 64)
+    strokes = torch.zeros(1, 64, 64)
+    strokes[:, 10:20, 10:20] = 1
+    with torch.no_grad():
+        out = refiner(refiner_input(image, logits, strokes))[:, 0]
+    assert torch.allclose(out, logits.clamp(-LOGIT_SCALE, LOGIT_SCALE), atol=1e-5)

@@ -20,7 +20,7 @@ from refinement_model.training.data import (
     TrainingView, dihedral, downsample_view, sample_patches)
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop
 from refinement_model.training.losses import SegmentationLoss
-from refinement_model.training.refiner import simulate_strokes
+from refinement_model.training.refiner import simulate_strokes, train_refiner
 
 TINY = (8, 8, 8, 8, 8)
 GEOMETRY = GridOptions(patch_size=64, stride=32, net_size=32)
@@ -62,7 +62,7 @@ def test_sample_patches_centred_on_lines():
     assert (targets.sum(axis=(1, 2)) == 9).all()  # the horizontal line crosses the patch
     again, _ = sample_patches([view], 6, size=9, rng=0, line_fraction=1.0, augmentation=None)
     np.testing.assert_array_equal(images, again)  # reproducible from the seed
-    augmented, lines = sample_patches([view], 20, size=9, rng=1)
+    _, lines = sample_patches([view], 20, size=9, rng=1)
     assert lines.any(axis=(1, 2)).mean() > 0.5
 
 
@@ -150,12 +150,18 @@ def test_resume_continues_exactly(tmp_path):
                for k in straight)
 
 
-def test_train_base_writes_checkpoint_with_metadata(views, tmp_path):
-    out = tmp_path / "base.safetensors"
+@pytest.fixture(scope="module")
+def tiny_base(views, tmp_path_factory):
+    out = tmp_path_factory.mktemp("base") / "base.safetensors"
     spec = ModelSpec(kind="base", decoder_channels=TINY)
     best = train_base(data=[views / "train"], val=[views / "val"], out=out, spec=spec,
                       config=TrainConfig(max_steps=2, val_every=1, batch_size=2),
                       geometry=GEOMETRY, data_seed=3)
+    return out, best
+
+
+def test_train_base_writes_checkpoint_with_metadata(tiny_base):
+    out, best = tiny_base
     metadata = read_metadata(out)
     assert metadata["training"]["data_seed"] == 3
     assert metadata["patch_size"] == 64 and metadata["net_size"] == 32
@@ -163,6 +169,21 @@ def test_train_base_writes_checkpoint_with_metadata(views, tmp_path):
     assert set(metadata["channel_stats"]) == {"depth"}
     assert resume_path(out).exists()
     load_checkpoint(out, kind="base")
+
+
+def test_train_refiner_on_frozen_base(views, tiny_base, tmp_path):
+    out = tmp_path / "refiner.safetensors"
+    best = train_refiner(base=tiny_base[0], data=[views / "train"], val=[views / "val"],
+                         out=out, config=TrainConfig(max_steps=2, val_every=1, batch_size=2),
+                         pool_size=4, val_per_view=4, data_seed=3)
+    model, metadata = load_checkpoint(out, kind="refiner", inputs=("depth",))
+    assert model.spec.decoder_channels == TINY          # the base's network by default
+    assert metadata["net_size"] == 32                   # and its patch geometry
+    validation = metadata["validation"]
+    assert validation["gain"] == best["gain"] == best["score"]
+    assert validation["gain"] == pytest.approx(
+        validation["refined_pfm"] / validation["human_pfm"] - 1)
+    assert metadata["training"]["base"]["validation"]["pfm"] == tiny_base[1]["pfm"]
 
 
 def _free_port():

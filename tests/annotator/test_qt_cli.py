@@ -1,0 +1,57 @@
+"""``etmira annotate``: Qt stays off the CLI's import path; --screenshot renders and exits."""
+
+import subprocess
+import sys
+
+import pytest
+from PySide6.QtGui import QImage
+
+from annotator.cli import main
+from tests.annotator.test_qt_app import dialogs, files  # noqa: F401 - shared fixtures
+
+pytestmark = pytest.mark.gui
+
+
+def test_cli_module_does_not_import_qt():
+    code = (
+        "import sys, annotator.cli as c; c.build_parser(); "
+        "print(any(m.startswith('PySide6') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_screenshot_of_a_view(files, tmp_path):
+    root, view, base, refiner = files
+    out = tmp_path / "shot.png"
+    status = main(
+        [
+            "annotate",
+            str(view),
+            "--base",
+            str(base),
+            "--refiner",
+            str(refiner),
+            "--project-dir",
+            str(tmp_path / "projects"),
+            "--layer",
+            "raking",
+            "--size",
+            "1000x700",
+            "--next-patch",
+            "--screenshot",
+            str(out),
+        ]
+    )
+    assert status == 0
+    image = QImage(str(out))
+    assert (image.width(), image.height()) == (1000, 700)
+    assert list((tmp_path / "projects").glob("*.etmira"))  # the prediction is cached
+
+
+def test_screenshot_of_bad_input_exits_2_with_one_line(tmp_path, capsys):
+    bad = tmp_path / "junk.etmira"
+    bad.write_bytes(b"not a project at all")
+    assert main(["annotate", str(bad), "--screenshot", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "junk.etmira" in err[0]

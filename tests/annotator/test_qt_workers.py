@@ -1,0 +1,78 @@
+"""Work off the GUI thread: result, errors and cancel come back to the caller."""
+
+import threading
+import time
+
+import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QProgressDialog, QPushButton
+
+from annotator.qt.workers import run_with_progress
+from refinement_model.errors import Cancelled, InputError
+
+pytestmark = pytest.mark.gui
+
+
+def test_result_and_progress_from_another_thread(qapp):
+    threads = []
+
+    def work(progress, cancel):
+        threads.append(threading.get_ident())
+        for i in range(3):
+            progress(i + 1, 3)
+        return "done"
+
+    assert run_with_progress(work, label="x") == "done"
+    assert threads and threads[0] != threading.get_ident()
+
+
+def test_error_is_raised_on_the_gui_thread(qapp):
+    def work(progress, cancel):
+        raise InputError("a.tif", "truncated")
+
+    with pytest.raises(InputError, match="a.tif"):
+        run_with_progress(work, label="x")
+
+
+def test_cancel_button_stops_the_work(qapp):
+    def work(progress, cancel):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            progress(1, 100)
+            if cancel():
+                raise Cancelled("stopped")
+            time.sleep(0.01)
+        return "not cancelled"
+
+    def press_cancel():
+        dialogs = [w for w in QApplication.topLevelWidgets() if isinstance(w, QProgressDialog)]
+        if dialogs and dialogs[0].isVisible():
+            dialogs[0].findChild(QPushButton).click()  # as the user does
+        else:
+            QTimer.singleShot(50, press_cancel)
+
+    QTimer.singleShot(50, press_cancel)
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        run_with_progress(work, label="long work")
+    assert time.monotonic() - started < 5
+
+
+def test_latest_call_keeps_only_the_newest_request(qapp, qtbot):
+    from annotator.qt.workers import LatestCall
+
+    calls = LatestCall()
+    results = []
+    calls.finished.connect(results.append)
+    release = threading.Event()
+    calls.submit(lambda: release.wait(5) and "first")
+    calls.submit(lambda: "outdated")
+    calls.submit(lambda: "newest")
+    release.set()
+    qtbot.waitUntil(lambda: len(results) == 2, timeout=3000)
+    assert results == ["first", "newest"]
+    errors = []
+    calls.failed.connect(errors.append)
+    calls.submit(lambda: 1 / 0)
+    calls.wait()
+    assert isinstance(errors[0], ZeroDivisionError)
