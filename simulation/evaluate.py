@@ -13,7 +13,7 @@ from refinement_model.metrics import thin
 from refinement_model.patches import PatchGrid
 from simulation.protocol import ProtocolConfig, run_protocol
 from simulation.ranking import oracle_scores, ranking_quality, uncertainty_scores
-from simulation.runs import run_path, setting_config, write_manifest, write_records
+from simulation.runs import merge_manifest, run_path, setting_config, write_records
 
 
 def view_files_with_ground_truth(paths: Sequence) -> list:
@@ -49,8 +49,9 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
                    record_every: int = 10, show_progress: bool = False) -> dict:
     """Run every setting with every seed on every view with ground truth under ``paths``.
 
-    Writes ``out/runs/<view>/<setting>_seed<k>.csv`` as each run ends and ``out/manifest.json``
-    (updated after each view, so an interrupted simulation keeps what it finished).
+    Writes ``out/runs/<view>/<setting>_seed<k>.csv`` as each run ends and merges this
+    simulation into ``out/manifest.json`` after each view (so an interrupted simulation keeps
+    what it finished, and several processes may share ``out``).
 
     Returns
     -------
@@ -89,8 +90,8 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
                 manifest["seconds"][f"{view.view_id}/{setting}/{seed}"] = round(
                     time.perf_counter() - started, 1)
         manifest["views"].append(view.view_id)
-        write_manifest(out, manifest)
-    return manifest
+        merged = merge_manifest(out, manifest)
+    return merged
 
 
 def probability_logits(probabilities) -> np.ndarray:

@@ -9,6 +9,7 @@ Layout of a simulation folder::
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -75,6 +76,38 @@ def write_manifest(folder, manifest: dict) -> None:
     Path(folder).mkdir(parents=True, exist_ok=True)
     text = json.dumps(manifest, indent=2, sort_keys=True)
     atomic_write(Path(folder) / MANIFEST, lambda temporary: Path(temporary).write_text(text))
+
+
+def merge_manifest(folder, manifest: dict) -> dict:
+    """Add a simulation's manifest to the one already in ``folder`` and write the union.
+
+    Several ``etmira simulate`` processes (one per view, say, to use every core) can share one
+    output folder: a lock file serialises the read-modify-write. Lists (views, settings, seeds)
+    are united, mappings (per-view figures) merged; the run parameters must agree.
+
+    Returns
+    -------
+    merged : dict
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / (MANIFEST + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = folder / MANIFEST
+        merged = read_manifest(folder) if path.exists() else {}
+        for key, value in manifest.items():
+            old = merged.get(key)
+            if isinstance(value, list):
+                merged[key] = sorted(set(old or []) | set(value))
+            elif isinstance(value, dict):
+                merged[key] = {**(old or {}), **value}
+            elif old is not None and old != value:
+                raise InputError(path, f"holds runs with {key} = {old!r}, this simulation has "
+                                 f"{value!r}: choose another --out folder")
+            else:
+                merged[key] = value
+        write_manifest(folder, merged)
+    return merged
 
 
 def read_manifest(folder) -> dict:

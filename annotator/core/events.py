@@ -29,7 +29,7 @@ __all__ = ["Change", "EVENT_TYPES", "EventLog"]
 
 EVENT_TYPES = ("stroke", "done", "undo", "redo", "visit", "skip")
 # Rows rebuilt at once: few patches straddle two slabs (and are upsampled twice), and the
-# temporaries stay small enough for the allocator to reuse their memory.
+# blending temporaries stay small.
 _SLAB_ROWS = 512
 
 
@@ -239,8 +239,8 @@ class EventLog:
     def _rebuild(self, progress, cancel) -> None:
         """Compute every array of a fresh session from the stroke stack and patch versions.
 
-        Each pixel is computed once, slab by slab (see ``_SLAB_ROWS``); the patch scores once,
-        at the end."""
+        Each array is computed once, slab by slab (see ``_SLAB_ROWS``), blending only the columns
+        that refined patches cover; the patch scores once, at the end."""
         for done, (index, seq) in enumerate(sorted(self._versions.items())):
             if cancel is not None and cancel():
                 raise Cancelled("replay cancelled")
@@ -259,14 +259,20 @@ class EventLog:
         for y0, y1 in self._slabs():
             rows = np.s_[y0:y1]
             inside = refined[(refined[:, 0] < y1) & (refined[:, 2] > y0)]
-            x0, x1 = (int(inside[:, 1].min()), int(inside[:, 3].max())) if len(inside) else (0, 0)
-            # where no refined patch reaches, the blend is the base logits unchanged
-            for a, b in ((0, x0), (x1, grid.width)):
-                if a < b:
-                    expit(base[rows, a:b], out=self._probabilities[rows, a:b])
-            if x0 < x1:
+            runs = []  # the columns the slab's refined patches cover, as merged ranges
+            for x0, x1 in sorted(inside[:, [1, 3]].tolist()):
+                if runs and x0 <= runs[-1][1]:
+                    runs[-1][1] = max(runs[-1][1], x1)
+                else:
+                    runs.append([x0, x1])
+            # between the runs the blend is the base logits unchanged: only their sigmoid
+            left = 0
+            for x0, x1 in runs:
+                expit(base[rows, left:x0], out=self._probabilities[rows, left:x0])
                 self._probabilities[rows, x0:x1] = blend_probabilities(grid, base, self._deltas,
                                                                        (y0, x0, y1, x1))
+                left = x1
+            expit(base[rows, left:], out=self._probabilities[rows, left:])
             self._mask[rows] = final_mask(self._probabilities[rows], self._user_map[rows])
             if changed is not None and changed[0] < y1 and y0 < changed[2]:
                 window = _window((max(y0, changed[0]), changed[1], min(y1, changed[2]),

@@ -241,7 +241,9 @@ def _unpack_delta(path: str, data: bytes) -> tuple[int, np.ndarray]:
     if len(header) != 3 or header[1] < 1 or header[2] < 1 or \
             len(data) != 24 + 2 * int(header[1]) * int(header[2]):
         raise ProjectError(path, "the project file is damaged (a refined patch)")
-    return int(header[0]), np.frombuffer(data[24:], "<f2").reshape(header[1:]).astype(np.float16)
+    # a read-only view of the blob, no copy: the session never modifies a patch change
+    delta = np.frombuffer(data, "<f2", offset=24).reshape(header[1:])
+    return int(header[0]), delta.astype(np.float16, copy=False)
 
 
 def _grid(meta: dict, shape) -> PatchGrid:

@@ -151,7 +151,7 @@ class AnnotationSession(EventLog):
     def __init__(self, view, base_logits, refine=None, *, grid: PatchGrid | None = None,
                  image=None, inputs=("depth",), history_limit: int = 1000,
                  cache_bytes: int = 32 << 20, clock: Callable[[], float] = time.time,
-                 _events=((), {}, None, None)):
+                 _events=None):
         base_logits = np.asarray(base_logits)
         if base_logits.ndim != 2 or base_logits.dtype != np.float32:
             raise ValueError(f"base_logits must be a 2-D float32 array, got {base_logits.dtype} "
@@ -183,8 +183,8 @@ class AnnotationSession(EventLog):
         self._mask = np.empty(grid.shape, dtype=bool)
         self._provenance = np.zeros(grid.shape, dtype=np.uint8)
         self.queue = PatchQueue(grid, mirror_mask)
-        # a new session is the replay of the empty journal: the arrays are computed once, there
-        self._replay(*_events)
+        # the arrays are computed once, after the journal (``replay``'s ``_events``, else none)
+        self._replay(*(_events or ((), {}, None, None)))
 
     # ----------------------------------------------------------------- reading the state
     mask = property(lambda self: _read_only(self._mask),

@@ -7,7 +7,8 @@ from refinement_model.errors import InputError
 from simulation.analysis import (effort_ratio, effort_reduction, mean_curves, pixels_to_reach,
                                  step_interpolate)
 from simulation.report import write_report
-from simulation.runs import read_records, run_path, write_manifest, write_records
+from simulation.runs import (merge_manifest, read_manifest, read_records, run_path,
+                             write_manifest, write_records)
 
 
 def test_step_interpolate_holds_the_last_value():
@@ -91,3 +92,19 @@ def test_report_refuses_a_folder_without_runs(tmp_path):
     bad.write_text("hello\n1\n")
     with pytest.raises(InputError, match="not a simulation run"):
         read_records(bad)
+
+
+def test_simulations_sharing_a_folder_merge_their_manifests(tmp_path):
+    first = {"views": ["A_R"], "settings": ["both"], "seeds": [0], "steps": 50,
+             "spearman_gt_free": {"A_R": 0.3}}
+    second = {"views": ["B_R"], "settings": ["both", "gt_free"], "seeds": [0, 1], "steps": 50,
+              "spearman_gt_free": {"B_R": 0.5}}
+    merge_manifest(tmp_path, first)
+    merged = merge_manifest(tmp_path, second)
+    assert merged == read_manifest(tmp_path)
+    assert merged["views"] == ["A_R", "B_R"] and merged["seeds"] == [0, 1]
+    assert merged["settings"] == ["both", "gt_free"]
+    assert merged["spearman_gt_free"] == {"A_R": 0.3, "B_R": 0.5}
+    with pytest.raises(InputError, match="steps"):
+        merge_manifest(tmp_path, {**first, "steps": 3000})
+    assert read_manifest(tmp_path)["steps"] == 50
