@@ -16,8 +16,9 @@ from simulation.ranking import oracle_scores, ranking_quality, uncertainty_score
 from simulation.runs import merge_manifest, run_path, setting_config, write_records
 
 
-def view_files_with_ground_truth(paths: Sequence) -> list:
-    """Every view under the given folders that has ground truth (ViewFiles, sorted by id)."""
+def view_files_with_ground_truth(paths: Sequence, *, only: Sequence[str] | None = None) -> list:
+    """Every view under the given folders that has ground truth (ViewFiles, sorted by id),
+    or only those whose id is in ``only``."""
     from refinement_model.views import find_views
 
     views = []
@@ -26,6 +27,11 @@ def view_files_with_ground_truth(paths: Sequence) -> list:
         if not found:
             raise InputError(path, "no view (normals, albedo and depth TIFFs) found here")
         views += [files for files in found if files.drawings is not None]
+    if only:
+        missing = sorted(set(only) - {files.view_id for files in views})
+        if missing:
+            raise InputError(paths[0], f"no view with ground truth named {', '.join(missing)}")
+        views = [files for files in views if files.view_id in only]
     if not views:
         raise InputError(paths[0], "no view with ground truth (<view_id>_drawings.png) found")
     return sorted(views, key=lambda files: files.view_id)
@@ -46,8 +52,10 @@ def gt_free_ranking_quality(probabilities, ground_truth, grid: PatchGrid, *,
 
 def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int = 3000,
                    seeds: int = 3, settings: Sequence[str] = ("both", "gt_free"),
-                   record_every: int = 10, show_progress: bool = False) -> dict:
-    """Run every setting with every seed on every view with ground truth under ``paths``.
+                   record_every: int = 10, only: Sequence[str] | None = None,
+                   show_progress: bool = False) -> dict:
+    """Run every setting with every seed on every view with ground truth under ``paths``
+    (or on the views named in ``only``).
 
     Writes ``out/runs/<view>/<setting>_seed<k>.csv`` as each run ends and merges this
     simulation into ``out/manifest.json`` after each view (so an interrupted simulation keeps
@@ -61,10 +69,10 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
     from refinement_model.shipped import shipped_checkpoint
     from refinement_model.views import load_view, network_input
 
+    files = view_files_with_ground_truth(paths, only=only)
     base = Path(base) if base else shipped_checkpoint("base")
     refiner = Path(refiner) if refiner else shipped_checkpoint("refiner")
     predictor, patch_refiner = Predictor(base), PatchRefiner(refiner)
-    files = view_files_with_ground_truth(paths)
     manifest = {"views": [], "settings": list(settings), "seeds": list(range(seeds)),
                 "steps": steps, "record_every": record_every, "base": str(base),
                 "refiner": str(refiner), "spearman_gt_free": {}, "seconds": {}}

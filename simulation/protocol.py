@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import expit
 
 from refinement_model.errors import Cancelled
 from refinement_model.metrics import pseudo_f_measure, score_masks, thin
@@ -217,8 +218,7 @@ def run_protocol(image, base_logits, ground_truth, refine: RefineFunction, *,
         raise ValueError(f"grid covers {grid.shape}, the view is {base_logits.shape}")
     rng = np.random.default_rng(rng)
     state = _ViewState(image, base_logits, ground_truth, mirror_mask, grid, refine, config)
-    initial_probabilities = 1.0 / (1.0 + np.exp(-base_logits))
-    queue = _initial_queue(state, initial_probabilities)
+    queue = _initial_queue(state)
     failures = np.zeros(len(grid), int)
     records = [_record(state, 0)]
     for step in range(1, config.steps + 1):
@@ -229,7 +229,7 @@ def run_protocol(image, base_logits, ground_truth, refine: RefineFunction, *,
             committed = _attempt(state, index, rng)
             failures[index] = 0 if committed else failures[index] + 1
             if failures[index] < config.max_failures:
-                heapq.heappush(queue, (_priority(state, index, initial_probabilities), index))
+                heapq.heappush(queue, (_priority(state, index), index))
         if step % config.record_every == 0 or step == config.steps:
             records.append(_record(state, step))
         if progress is not None:
@@ -285,17 +285,17 @@ def _improves_human(state: _ViewState, index: int, stroke: Stroke) -> bool:
     return pseudo_f_measure(after, gt, **options) > pseudo_f_measure(before, gt, **options)
 
 
-def _initial_queue(state: _ViewState, initial_probabilities) -> list:
+def _initial_queue(state: _ViewState) -> list:
     queue = []
     for index in range(len(state.grid)):
-        priority = _priority(state, index, initial_probabilities)
+        priority = _priority(state, index)
         if np.isfinite(priority):
             queue.append((priority, index))
     heapq.heapify(queue)
     return queue
 
 
-def _priority(state: _ViewState, index: int, initial_probabilities) -> float:
+def _priority(state: _ViewState, index: int) -> float:
     """Heap key of a patch: smaller pops first, so badness is negated."""
     y0, x0, y1, x1 = state.grid.region(index)
     window = np.s_[y0:y1, x0:x1]
@@ -304,9 +304,8 @@ def _priority(state: _ViewState, index: int, initial_probabilities) -> float:
         badness = oracle_score(state.network_mask(window), state.ground_truth[window],
                                mirror_mask=mirror, gt_skeleton=state.gt_skeleton[window])
     else:
-        probabilities = 1.0 / (1.0 + np.exp(-state.network_logits[window]))
-        badness = uncertainty_score(probabilities, mirror_mask=mirror,
-                                    initial_probabilities=initial_probabilities[window])
+        probabilities = expit(state.network_logits[window])
+        badness = uncertainty_score(probabilities, mirror_mask=mirror)
     return -float(badness)
 
 

@@ -1,8 +1,8 @@
 """Which patch to look at next: the oracle ranking and a ranking that needs no ground truth.
 
 The paper ranks patches by their true pFM, which a real user's app cannot know. The GT-free score
-here uses what the app does know: how undecided the current prediction is and how much the
-refiner has changed it. Both rankings order patches worst first.
+uses what the app does know: how undecided the current prediction is. Both rankings order
+patches worst first.
 """
 
 from __future__ import annotations
@@ -13,17 +13,15 @@ from scipy import stats
 from refinement_model.metrics import pseudo_f_measure
 from refinement_model.patches import PatchGrid
 
-# Probabilities between these bounds count as undecided.
-_UNDECIDED = (0.2, 0.8)
+def uncertainty_score(probabilities, *, mirror_mask=None) -> float:
+    """GT-free badness of one patch: the mean Gini impurity ``4 p (1 - p)`` over its mirror pixels.
 
-
-def uncertainty_score(probabilities, *, mirror_mask=None, initial_probabilities=None) -> float:
-    """GT-free badness of one patch: higher means it more likely needs correcting.
-
-    The share of mirror-area pixels whose probability is undecided (in (0.2, 0.8)) plus their
-    mean binary entropy, each in [0, 1]; when the initial probabilities are given, plus the share
-    of pixels whose decision differs from the initial one (a patch that refinements changed a lot
-    deserves a second look).
+    The impurity is 1 at p = 0.5 and 0 at 0 and 1 (ranked like the binary entropy, four times
+    cheaper); undecided pixels sit on and around doubtful lines, so the score grows with doubt
+    and with line content. Averaging over mirror pixels (not the patch area) keeps patches on
+    the rim of the disc comparable: on the default synthetic test views it ranks patches by true
+    badness with a Spearman correlation up to 0.65, where the sum over the patch does not
+    correlate at all (``etmira simulate`` records it per view).
 
     Parameters
     ----------
@@ -31,27 +29,20 @@ def uncertainty_score(probabilities, *, mirror_mask=None, initial_probabilities=
         Current line probabilities of the patch.
     mirror_mask : (h, w) bool array, optional
         Mirror area of the patch; without mirror pixels the score is -inf (never visited).
-    initial_probabilities : (h, w) float array, optional
-        The base model's probabilities there, for the disagreement term.
 
     Returns
     -------
-    score : float
+    score : float in [0, 1], or -inf
     """
-    p = np.asarray(probabilities, dtype=np.float64)
+    p = np.asarray(probabilities, dtype=np.float32)
     inside = (np.ones(p.shape, bool) if mirror_mask is None
               else _same_shape(mirror_mask, p.shape, "mirror_mask"))
-    if not inside.any():
+    count = np.count_nonzero(inside)
+    if count == 0:
         return -np.inf
-    p = p[inside]
-    undecided = np.count_nonzero((p > _UNDECIDED[0]) & (p < _UNDECIDED[1])) / p.size
-    q = np.clip(p, 1e-6, 1 - 1e-6)
-    entropy = float(np.mean(-(q * np.log2(q) + (1 - q) * np.log2(1 - q))))
-    score = undecided + entropy
-    if initial_probabilities is not None:
-        initial = _same_shape(initial_probabilities, inside.shape, "initial_probabilities")
-        score += np.count_nonzero((initial[inside] > 0.5) != (p > 0.5)) / p.size
-    return float(score)
+    impurity = np.subtract(1, p, dtype=np.float32)
+    impurity *= p
+    return 4 * float(impurity[inside].sum(dtype=np.float64)) / count
 
 
 def oracle_score(mask, ground_truth, *, mirror_mask=None, gt_skeleton=None) -> float:
@@ -69,11 +60,12 @@ def oracle_score(mask, ground_truth, *, mirror_mask=None, gt_skeleton=None) -> f
     return 1.0 - pseudo_f_measure(mask, ground_truth, mask=mirror_mask, gt_skeleton=gt_skeleton)
 
 
-def uncertainty_scores(probabilities, grid: PatchGrid, *, mirror_mask=None,
-                       initial_probabilities=None) -> np.ndarray:
-    """:func:`uncertainty_score` of every patch of ``grid``; (H, W) maps in, (N,) float64 out."""
-    maps = _check_maps(grid, probabilities=probabilities, mirror_mask=mirror_mask,
-                       initial_probabilities=initial_probabilities)
+def uncertainty_scores(probabilities, grid: PatchGrid, *, mirror_mask=None) -> np.ndarray:
+    """:func:`uncertainty_score` of every patch of ``grid``; (H, W) maps in, (N,) float64 out.
+
+    The app's patch queue (:mod:`annotator.core.patch_queue`) keeps the same scores up to date
+    incrementally."""
+    maps = _check_maps(grid, probabilities=probabilities, mirror_mask=mirror_mask)
     return np.array([uncertainty_score(**_crop(maps, box)) for box in grid.boxes.tolist()])
 
 

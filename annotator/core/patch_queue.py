@@ -1,10 +1,9 @@
 """Which patch to look at next: a ranking without ground truth, and per-patch review state.
 
-:func:`rank_patches` orders patches worst first by the uncertainty of the prediction inside the
-mirror area: the binary entropy of the probabilities summed over the patch's mirror pixels and
-divided by the patch area. Entropy is high only near undecided pixels, which sit on and around
-lines, so the score grows with both doubt and line content, and patches mostly outside the
-mirror rank low. The evaluation protocol reuses it as its GT-free queue.
+:func:`rank_patches` orders patches worst first by the GT-free score of the evaluation
+(:func:`simulation.ranking.uncertainty_score`: the mean Gini impurity ``4 p (1 - p)`` of the
+prediction over the patch's mirror pixels), kept up to date from per-cell sums after each
+local change.
 
 :class:`PatchQueue` keeps the per-patch state (not seen, visited, refined, done), the skip list
 and the coverage (share of the mirror area inside reviewed patches). The session owns one and is
@@ -88,7 +87,10 @@ class _Cells:
 
     def scores(self, indices=None) -> np.ndarray:
         """:func:`patch_scores` from the current cell sums."""
-        return self.patch_sums(self.uncertainty, indices) / float(self.grid.patch_size) ** 2
+        counts = self.patch_sums(self.mirror_counts, indices)
+        sums = self.patch_sums(self.uncertainty, indices)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(counts > 0, sums / np.maximum(counts, 1), -np.inf)
 
     def share(self, patches: np.ndarray) -> float:
         """Share of the mirror pixels inside the union of the given patches (bool (N,))."""
@@ -122,9 +124,9 @@ def patch_scores(probabilities, grid: PatchGrid, mirror_mask) -> np.ndarray:
     Returns
     -------
     scores : (N,) float64 ndarray
-        ``4 p (1 - p)`` (1 at p = 0.5, 0 at 0 and 1; the binary Gini impurity, ranked like the
-        entropy but four times cheaper) summed over the patch's mirror pixels, divided by
-        ``patch_size ** 2``; in [0, 1].
+        :func:`simulation.ranking.uncertainty_score` of every patch (the mean of ``4 p (1 - p)``
+        over the patch's mirror pixels, -inf without mirror pixels), the ranking the evaluation
+        measured, computed from per-cell sums so that local updates stay cheap.
     """
     return _scored_cells(probabilities, grid, mirror_mask).scores()
 

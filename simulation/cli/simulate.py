@@ -24,6 +24,9 @@ def register(subparsers) -> None:
     parser.add_argument("--settings", type=_settings, default=list(MAIN_SETTINGS),
                         help="comma-separated settings among " + ", ".join(SETTINGS) +
                         ", or 'all' (default: " + ",".join(MAIN_SETTINGS) + ")")
+    parser.add_argument("--only", action="append", metavar="VIEW_ID",
+                        help="simulate only this view (repeatable); e.g. one process per view, "
+                        "all writing to the same --out")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.set_defaults(func=run)
 
@@ -42,6 +45,6 @@ def run(args) -> int:
 
     simulate_views(args.views, out=args.out, base=args.base, refiner=args.refiner,
                    steps=args.steps, seeds=args.seeds, settings=args.settings,
-                   record_every=args.record_every, show_progress=True)
+                   record_every=args.record_every, only=args.only, show_progress=True)
     print(f"wrote runs to {args.out}; summarise with: etmira report {args.out}")
     return 0

@@ -14,14 +14,15 @@ def test_rank_patches_worst_first_inside_the_mirror():
     grid = grid_2x2()
     p = np.zeros((8, 8), np.float32)
     p[:4, 4:] = 0.5       # patch 1: all undecided
-    p[4:, :4] = 0.5       # patch 2: undecided, but half outside the mirror
+    p[4:, :2] = 0.5       # patch 2: half undecided; the other half is outside the mirror
     p[4:, 4:] = 0.5       # patch 3: undecided, wholly outside the mirror
     mirror = np.ones((8, 8), bool)
     mirror[4:, 2:] = False
     before = p.copy()
     order, scores = rank_patches(p, grid, mirror)
     assert order.tolist() == [1, 2, 0]     # patch 3 holds no mirror pixel: never queued
-    assert scores.tolist() == pytest.approx([0.0, 1.0, 0.5, 0.0])
+    # Mean over mirror pixels: patch 2 counts only its inside half, which is all undecided.
+    assert scores.tolist() == pytest.approx([0.0, 1.0, 1.0, -np.inf])
     assert np.array_equal(p, before)
 
 
@@ -92,3 +93,17 @@ def test_queue_scored_later_equals_queue_scored_at_once():
     assert not queue.scores.any()
     queue.update(p)                       # the whole view
     assert np.array_equal(queue.scores, PatchQueue(grid, mirror, p).scores)
+
+
+def test_queue_scores_are_the_evaluated_gt_free_ranking():
+    # The session keeps, incrementally, exactly the score the evaluation protocol measured.
+    from refinement_model.patches import PatchGrid
+    from simulation.ranking import uncertainty_scores
+
+    rng = np.random.default_rng(1)
+    grid = PatchGrid(96, 80, patch_size=32, stride=16, net_size=16)
+    probabilities = rng.random((96, 80)).astype(np.float32)
+    mirror = np.zeros((96, 80), bool)
+    mirror[10:90, 5:60] = True
+    expected = uncertainty_scores(probabilities, grid, mirror_mask=mirror)
+    np.testing.assert_allclose(patch_scores(probabilities, grid, mirror), expected, rtol=1e-6)
