@@ -34,25 +34,37 @@ def load_simulation(folder) -> tuple[dict, dict]:
     return manifest, runs
 
 
+def _setting_row(runs_by_view: dict, curves_by_view: dict, views) -> dict:
+    """Means over ``views`` of one setting's final scores and curve figures."""
+    finals = [final_scores(runs_by_view[view]) for view in views]
+    row = {key: _mean([f[key] for f in finals]) for key in finals[0]}
+    curves = [curves_by_view[view] for view in views]
+    row["mean_relative_gain"] = _mean([float(np.mean(c.relative_gain)) for c in curves])
+    row["peak_relative_gain"] = _mean([float(np.max(c.relative_gain)) for c in curves])
+    row["effort_reduction"] = _mean([effort_reduction(c) for c in curves])
+    row["views"] = sorted(views)
+    row["runs"] = sum(len(runs_by_view[view]) for view in views)
+    return row
+
+
 def summarise(manifest: dict, runs: dict) -> tuple[dict, dict]:
-    """Headline numbers (summary.json) and per-setting tables from loaded runs.
+    """Headline numbers (summary.json), per-setting rows and ablation tables from loaded runs.
 
     Headline numbers are means over views of per-view values; per-view curves are means over
-    seeds.
+    seeds. Each ablation table compares its settings on the views they all ran on.
     """
     curves = {setting: {view: mean_curves(seeds) for view, seeds in by_view.items()}
               for setting, by_view in runs.items()}
-    table = {}
-    for setting, by_view in runs.items():
-        finals = [final_scores(seeds) for seeds in by_view.values()]
-        row = {key: _mean([f[key] for f in finals]) for key in finals[0]}
-        row["mean_relative_gain"] = _mean([float(np.mean(c.relative_gain))
-                                           for c in curves[setting].values()])
-        row["peak_relative_gain"] = _mean([float(np.max(c.relative_gain))
-                                           for c in curves[setting].values()])
-        row["effort_reduction"] = _mean([effort_reduction(c) for c in curves[setting].values()])
-        row["seeds"] = len(manifest["seeds"])
-        table[setting] = row
+    table = {setting: _setting_row(by_view, curves[setting], by_view)
+             for setting, by_view in runs.items()}
+    ablations = {}
+    for title, rows in _ABLATIONS.items():
+        names = [name for name, _ in rows]
+        if all(name in runs for name in names):
+            shared = set.intersection(*(set(runs[name]) for name in names))
+            if shared:
+                ablations[title] = {name: _setting_row(runs[name], curves[name], shared)
+                                    for name in names}
     main = table.get("both", {})
     summary = {
         "peak_relative_gain": main.get("peak_relative_gain"),
@@ -70,7 +82,7 @@ def summarise(manifest: dict, runs: dict) -> tuple[dict, dict]:
         summary["gt_free_effort_ratio"] = _mean([effort_ratio(curves["gt_free"][v],
                                                               curves["both"][v])
                                                  for v in curves["both"] if v in curves["gt_free"]])
-    return summary, {"table": table, "curves": curves}
+    return summary, {"table": table, "ablations": ablations, "curves": curves}
 
 
 def write_report(folder, out=None) -> dict:
@@ -84,7 +96,7 @@ def write_report(folder, out=None) -> dict:
     summary, details = summarise(manifest, runs)
     plots = _plot(details["curves"], out)
     _atomic_text(out / "summary.json", json.dumps(_jsonable(summary), indent=2, sort_keys=True))
-    _atomic_text(out / "report.md", _markdown(manifest, summary, details["table"], plots))
+    _atomic_text(out / "report.md", _markdown(manifest, summary, details, plots))
     return summary
 
 
@@ -124,7 +136,7 @@ def _band(axis, x, mean, std, label, color):
     axis.fill_between(x, mean - std, mean + std, color=color, alpha=0.2, lw=0)
 
 
-def _markdown(manifest: dict, summary: dict, table: dict, plots: list[str]) -> str:
+def _markdown(manifest: dict, summary: dict, details: dict, plots: list[str]) -> str:
     def pct(value):
         return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.1f}%"
 
@@ -152,18 +164,23 @@ def _markdown(manifest: dict, summary: dict, table: dict, plots: list[str]) -> s
         f"| GT-free ranking: effort relative to the oracle's | "
         f"{_fmt(summary.get('gt_free_effort_ratio'))} |", "",
     ]
+    table = details["table"]
     for title, rows in _ABLATIONS.items():
-        if not all(name in table for name, _ in rows):
+        if title not in details["ablations"]:
             continue
+        ablation = details["ablations"][title]
+        first = ablation[rows[0][0]]
         lines += [f"## Ablation: {title.lower()}", "",
-                  "| setting | IoU | pFM | mean pFM Δ over human only |", "|---|---|---|---|",
-                  f"| initial prediction | {num(table['both']['initial_iou'])} | "
-                  f"{num(table['both']['initial_pfm'])} | - |"]
+                  f"On {', '.join(first['views'])}.", "",
+                  "| setting | IoU | pFM | mean pFM Δ over human only | runs |",
+                  "|---|---|---|---|---|",
+                  f"| initial prediction | {num(first['initial_iou'])} | "
+                  f"{num(first['initial_pfm'])} | - | - |"]
         for name, label in rows:
-            row = table[name]
+            row = ablation[name]
             lines.append(f"| {label} | {num(row['iou_network'], row['iou_network_std'])} | "
                          f"{num(row['pfm_network'], row['pfm_network_std'])} | "
-                         f"{pct(row['mean_relative_gain'])} |")
+                         f"{pct(row['mean_relative_gain'])} | {row['runs']} |")
         lines.append("")
     lines += ["## All settings", "",
               "| setting | final pFM human | final pFM network | peak gain | effort reduction |",

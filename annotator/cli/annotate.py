@@ -84,7 +84,9 @@ def run(args) -> int:
     from annotator.qt.app import StartOptions, main
 
     # The options mirror the parser's destinations one to one.
-    options = StartOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(StartOptions)})
+    options = StartOptions(
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(StartOptions)}
+    )
     return main(options)
 
 

@@ -129,6 +129,11 @@ class Canvas(QWidget):
         self._proposal = None if rgba is None else (numpy_to_qimage(rgba), box[1], box[0])
         self.update()
 
+    @property
+    def has_proposal(self) -> bool:
+        """Whether a refinement's difference is shown."""
+        return self._proposal is not None
+
     def set_highlight(self, box=None) -> None:
         """Outline the patch ``box`` = (y0, x0, y1, x1) the user works on (None: none)."""
         self._highlight = box

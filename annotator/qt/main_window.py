@@ -424,8 +424,9 @@ class MainWindow(QMainWindow):
             self.canvas.invalidate(change.region)
             self.queue.forget_thumbnails(_patches_over(session.grid.boxes, change.region))
             self._score_timer.start()
-        if session.pending is None:
+        if session.pending is None and self.canvas.has_proposal:
             self.canvas.set_proposal(None)
+            self.statusBar().clearMessage()  # the proposal's "Enter accepts..." line
         if change.region is not None or change.patches:
             self._refresh_queue()
         self._update_edit_actions()
@@ -489,8 +490,7 @@ class MainWindow(QMainWindow):
         self.position_label.setText(f"x {int(np.floor(x))}  y {int(np.floor(y))}")
 
     def _zoom(self, factor: float) -> None:
-        centre = self.canvas.rect().center()
-        self.canvas.zoom_at(factor, centre.toPointF())
+        self.canvas.zoom_at(factor, self.canvas.rect().center().toPointF())
 
 
 def _patches_over(boxes: np.ndarray, region) -> np.ndarray:

@@ -76,8 +76,10 @@ def test_stroke_refines_undo_save_reopen_export(window, qtbot, tmp_path, files):
     assert proposal is not None and proposal.deltas  # the refiner ran on release
     assert proposal.stroke.kind == "add" and len(proposal.stroke.points) == 4
     assert window.accept_action.isEnabled()
+    assert "Enter accepts" in window.statusBar().currentMessage()
     window.accept_action.trigger()
     assert session.pending is None
+    assert window.statusBar().currentMessage() == "" and not canvas.has_proposal
     assert session.user_map[70, 30:90].tolist() == [1] * 60
     assert session.mask[70, 30:90].all()
     assert session.patch_deltas()  # refined patches are part of the mask now

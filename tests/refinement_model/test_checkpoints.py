@@ -12,6 +12,8 @@ from refinement_model.checkpoints import load_checkpoint, read_metadata, save_ch
 from refinement_model.errors import CheckpointError
 from refinement_model.nets import create_model
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY = {"decoder_channels": (8, 8, 8, 8, 8)}
 
 

@@ -11,6 +11,8 @@ from refinement_model.inference import (
 from refinement_model.nets import create_model, refiner_input
 from refinement_model.patches import PatchGrid
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY = {"decoder_channels": (8, 8, 8, 8, 8)}
 
 

@@ -6,6 +6,8 @@ import torch
 from refinement_model.nets import (
     LOGIT_SCALE, ModelSpec, create_model, refiner_input, scale_base_logits)
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY = {"decoder_channels": (8, 8, 8, 8, 8)}
 
 

@@ -22,17 +22,10 @@ from refinement_model.training.loop import TrainConfig, resume_path, train_loop
 from refinement_model.training.losses import SegmentationLoss
 from refinement_model.training.refiner import simulate_strokes, train_refiner
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY = (8, 8, 8, 8, 8)
 GEOMETRY = GridOptions(patch_size=64, stride=32, net_size=32)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks train faster on one thread, and the test machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
