@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -74,8 +75,8 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
     refiner = Path(refiner) if refiner else shipped_checkpoint("refiner")
     predictor, patch_refiner = Predictor(base), PatchRefiner(refiner)
     manifest = {"views": [], "settings": list(settings), "seeds": list(range(seeds)),
-                "steps": steps, "record_every": record_every, "base": str(base),
-                "refiner": str(refiner), "spearman_gt_free": {}, "seconds": {}}
+                "steps": steps, "record_every": record_every, "base": _shown(base),
+                "refiner": _shown(refiner), "spearman_gt_free": {}, "seconds": {}}
     for view_files in files:
         view = load_view(view_files.depth)
         probabilities = predictor.predict_view(view, progress=_bar(show_progress,
@@ -100,6 +101,12 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
         manifest["views"].append(view.view_id)
         merged = merge_manifest(out, manifest)
     return merged
+
+
+def _shown(path: Path) -> str:
+    """A path as the manifest shows it: relative to the working folder when inside it."""
+    relative = os.path.relpath(path)
+    return relative if not relative.startswith("..") else str(path)
 
 
 def probability_logits(probabilities) -> np.ndarray:

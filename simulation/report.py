@@ -143,7 +143,7 @@ def _markdown(manifest: dict, summary: dict, details: dict, plots: list[str]) ->
     def num(value, std=None):
         if value is None or not math.isfinite(value):
             return "n/a"
-        return f"{100 * value:.2f}" + ("" if std is None else f" ± {100 * std:.2f}")
+        return f"{100 * value:.2f}" + ("" if not std else f" ± {100 * std:.2f}")
 
     lines = [
         "# Simulated annotation: human only vs human + network", "",
