@@ -25,6 +25,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from annotator.qt.canvas import Canvas  # noqa: E402
 from annotator.qt.pyramid import LayerStack  # noqa: E402
+from refinement_model.shipped import WEIGHTS  # noqa: E402
 
 FULL = (6716, 8964)
 
@@ -176,7 +177,7 @@ def main(argv):
 
     with tempfile.TemporaryDirectory() as tmp:
         release = bench_release(shape, (depth, albedo, normals), SpreadRefiner(), tmp)
-    shipped = Path(__file__).resolve().parents[1] / "resources" / "weights" / "refiner.safetensors"
+    shipped = WEIGHTS / "refiner.safetensors"
     if "--refiner" in argv:  # a checkpoint of the same architecture, before weights ship
         shipped = Path(argv[argv.index("--refiner") + 1])
     network = None

@@ -13,17 +13,18 @@ import sys
 
 from refinement_model.errors import EtmiraError
 
+# In the order of the work: the app, the data, the networks, scoring, the evaluation.
 COMMAND_MODULES = (
-    "simulation.cli.simulate",
-    "simulation.cli.report",
     "annotator.cli.annotate",
     "annotator.cli.project",
-    "refinement_model.cli.model_info",
-    "refinement_model.cli.train",
-    "refinement_model.cli.predict",
-    "refinement_model.cli.score",
     "simulation.cli.synth",
     "simulation.cli.stroke_stats",
+    "refinement_model.cli.train",
+    "refinement_model.cli.model_info",
+    "refinement_model.cli.predict",
+    "refinement_model.cli.score",
+    "simulation.cli.simulate",
+    "simulation.cli.report",
 )
 
 

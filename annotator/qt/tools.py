@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QToolBar
 
-ICON_DIR = Path(__file__).resolve().parents[2] / "resources" / "icons"
+from refinement_model.shipped import RESOURCES
+
+ICON_DIR = RESOURCES / "icons"
 TOOLS = ("add", "erase", "pan")
 MIN_RADIUS, MAX_RADIUS = 0.5, 200.0
 # One press of [ or ] changes the width by this factor: ten presses double or halve it.
