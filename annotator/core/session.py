@@ -424,12 +424,17 @@ class AnnotationSession(EventLog):
             callback(change)
         return change
 
-    def _refine_patch(self, index: int, strokes) -> np.ndarray:
-        if self._refine is None:
-            raise ValueError("this session has no refiner, but a refined patch must be computed")
-        if self._image is None:
+    def prepare_refinement(self) -> None:
+        """Build the refiner's whole-view input now (about a second on a full-size view), so
+        that the first stroke does not pay for it; the app calls it off the GUI thread."""
+        if self._refine is not None and self._image is None:
             from refinement_model.views import network_input
 
             self._image = network_input(self.view, self._inputs)
+
+    def _refine_patch(self, index: int, strokes) -> np.ndarray:
+        if self._refine is None:
+            raise ValueError("this session has no refiner, but a refined patch must be computed")
+        self.prepare_refinement()
         return regions.refine_patch(self.grid, self._refine, self._image, self.base_logits,
                                     index, strokes)

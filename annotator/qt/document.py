@@ -111,7 +111,7 @@ def open_document(path, *, project_dir, base=None, refiner=None, parent=None):
             )
     try:
         stack = run_with_progress(
-            lambda progress, cancel: build_stack(project.session),
+            lambda progress, cancel: _prepare(project.session),
             label="Preparing the display...",
             parent=parent,
         )
@@ -119,6 +119,12 @@ def open_document(path, *, project_dir, base=None, refiner=None, parent=None):
         project.close()
         raise
     return project, stack
+
+
+def _prepare(session) -> LayerStack:
+    """The display pyramids, and the refiner's input so that the first stroke is fast."""
+    session.prepare_refinement()
+    return build_stack(session)
 
 
 def build_stack(session) -> LayerStack:

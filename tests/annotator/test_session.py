@@ -320,3 +320,13 @@ def test_memory_of_refined_patches_and_cache_is_reported_and_bounded():
     memory = session.memory_bytes()
     assert memory["refined_patches"] == 4 * 32 * 32 * 2     # 4 patches, float16 at net size
     assert 0 < memory["cache"] <= 2 * 32 * 32 * 2
+
+
+def test_prepared_refinement_input_gives_the_same_result():
+    # The app builds the refiner's input at open; strokes then refine exactly as before.
+    lazy, prepared = make_session(), make_session()
+    prepared.prepare_refinement()
+    for session in (lazy, prepared):
+        session.apply_stroke(ADD)
+        session.apply_stroke(ERASE)
+    assert_same_state(state(lazy), state(prepared))
