@@ -24,7 +24,7 @@ MIN_SCALE, MAX_SCALE = 1 / 64, 32.0
 WHEEL_STEP = 1.25
 _CACHE_TILES = 600
 # Rendering new tiles stops after this much of a frame; the rest follow in the next frames.
-_FRAME_BUDGET_S = 0.006
+_FRAME_BUDGET_S = 0.008
 _BACKGROUND = QColor(38, 38, 40)
 _STROKE_COLORS = {"add": QColor(*render.ADD_COLOR, 170), "erase": QColor(*render.ERASE_COLOR, 170)}
 
@@ -68,6 +68,8 @@ class Canvas(QWidget):
         self._stack = None
         self._settings = render.LayerSettings()
         self._tiles: OrderedDict = OrderedDict()
+        # Running mean of one tile's render time: a tile starts only if it should end in budget.
+        self._tile_seconds = 0.002
         self._pending = False
         self._scale = 1.0
         self._offset = np.zeros(2)  # view (x, y) at the widget's top-left corner
@@ -247,11 +249,20 @@ class Canvas(QWidget):
         painter.setTransform(self._level_transform(level))
         deadline = time.perf_counter() + _FRAME_BUDGET_S
         # Render first, then draw: the budget goes to new tiles, not to drawing cached ones.
-        tiles = [
-            ((ty, tx), self._tile(level, ty, tx, now=time.perf_counter() < deadline))
-            for ty in range(ty0, ty1 + 1)
-            for tx in range(tx0, tx1 + 1)
-        ]
+        # The first new tile of a frame always renders, so that the view fills in even when
+        # one tile costs more than the budget.
+        rendered = 0
+
+        def affordable() -> bool:
+            return rendered == 0 or time.perf_counter() + self._tile_seconds < deadline
+
+        tiles = []
+        for ty in range(ty0, ty1 + 1):
+            for tx in range(tx0, tx1 + 1):
+                cached = (level, ty, tx, False) in self._tiles
+                tile = self._tile(level, ty, tx, now=cached or affordable())
+                rendered += tile is not None and not cached
+                tiles.append(((ty, tx), tile))
         missing = []
         for (ty, tx), tile in tiles:
             if tile is None:
@@ -297,9 +308,12 @@ class Canvas(QWidget):
                 min((ty + 1) * TILE, shape[0]),
                 min((tx + 1) * TILE, shape[1]),
             )
+        started = time.perf_counter()
         # A pixmap is in the screen's format: drawing it needs no conversion, frame after frame.
         rgb = render.compose(self._stack.tile(level, box, self._settings), self._settings)
         image = QPixmap.fromImage(numpy_to_qimage(rgb))
+        if not whole:
+            self._tile_seconds += 0.2 * (time.perf_counter() - started - self._tile_seconds)
         self._tiles[key] = image
         if len(self._tiles) > _CACHE_TILES:
             self._tiles.popitem(last=False)
