@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Mapping
 
 import torch
@@ -19,6 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from refinement_model.errors import CheckpointError
+from refinement_model.imageio import atomic_write
 from refinement_model.nets import INPUT_CHANNELS, ModelSpec, create_model
 
 __all__ = [
@@ -45,19 +45,15 @@ def write_tensors(path, tensors: Mapping[str, torch.Tensor], metadata: Mapping) 
     text = json.dumps(dict(metadata), sort_keys=True)
     contiguous = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = f"{path}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-    try:
-        # safetensors leaves new files 0600, which would make shipped weights private: give
-        # the file the mode an ordinary new file gets (umask applied).
-        open(temporary, "xb").close()
+
+    def write(temporary) -> None:
+        # safetensors leaves new files 0600, which would make shipped weights private: keep the
+        # mode the temporary file was created with (an ordinary new file's, umask applied).
         mode = os.stat(temporary).st_mode
-        save_file(contiguous, temporary, metadata={METADATA_KEY: text})
+        save_file(contiguous, os.fspath(temporary), metadata={METADATA_KEY: text})
         os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+
+    atomic_write(path, write)
 
 
 def _read_header(path) -> dict:

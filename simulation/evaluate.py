@@ -12,6 +12,7 @@ import numpy as np
 from refinement_model.errors import InputError
 from refinement_model.metrics import thin
 from refinement_model.patches import PatchGrid
+from refinement_model.progress import progress_bar
 from simulation.protocol import ProtocolConfig, run_protocol
 from simulation.ranking import oracle_scores, ranking_quality, uncertainty_scores
 from simulation.runs import merge_manifest, run_path, setting_config, write_records
@@ -79,8 +80,9 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
                 "refiner": _shown(refiner), "spearman_gt_free": {}, "seconds": {}}
     for view_files in files:
         view = load_view(view_files.depth)
-        probabilities = predictor.predict_view(view, progress=_bar(show_progress,
-                                                                   f"{view.view_id}: predict"))
+        with progress_bar(f"{view.view_id}: predict", unit="patch",
+                          enabled=show_progress) as progress:
+            probabilities = predictor.predict_view(view, progress=progress)
         logits = probability_logits(probabilities)
         image = network_input(view, predictor.net.spec.inputs)
         grid = predictor.grid(*view.shape)
@@ -91,10 +93,12 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
                                                             record_every=record_every))
             for seed in manifest["seeds"]:
                 started = time.perf_counter()
-                records = run_protocol(
-                    image, logits, view.ground_truth, patch_refiner.refine,
-                    mirror_mask=view.mirror_mask, grid=grid, config=config, rng=seed,
-                    progress=_bar(show_progress, f"{view.view_id} {setting} seed {seed}"))
+                with progress_bar(f"{view.view_id} {setting} seed {seed}",
+                                  enabled=show_progress) as progress:
+                    records = run_protocol(
+                        image, logits, view.ground_truth, patch_refiner.refine,
+                        mirror_mask=view.mirror_mask, grid=grid, config=config, rng=seed,
+                        progress=progress)
                 write_records(run_path(out, view.view_id, setting, seed), records)
                 manifest["seconds"][f"{view.view_id}/{setting}/{seed}"] = round(
                     time.perf_counter() - started, 1)
@@ -113,22 +117,3 @@ def probability_logits(probabilities) -> np.ndarray:
     """Logits of a probability map, float32, clipped where float32 saturates (|logit| <= 16)."""
     p = np.clip(np.asarray(probabilities, np.float32), 1e-7, 1 - 1e-7)
     return np.log(p / (1 - p)).astype(np.float32)
-
-
-def _bar(show: bool, label: str):
-    """A tqdm-backed progress callback, or None when progress is not shown."""
-    if not show:
-        return None
-    from tqdm import tqdm
-
-    bar = None
-
-    def update(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, desc=label, unit="step", leave=False)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-
-    return update

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import sys
 
+from refinement_model.progress import progress_bar
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -59,19 +61,6 @@ def register(subparsers) -> None:
     export.set_defaults(func=run_export)
 
 
-def _bar(description: str):
-    from tqdm import tqdm
-
-    bar = tqdm(desc=description, unit="patch", disable=None, file=sys.stderr)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    return bar, progress
-
-
 def run_new(args) -> int:
     from annotator.core.project import new_project
     from refinement_model.errors import CheckpointError
@@ -86,8 +75,7 @@ def run_new(args) -> int:
             refiner = None
     elif refiner == "none":
         refiner = None
-    bar, progress = _bar("base model")
-    with bar:
+    with progress_bar("base model", unit="patch") as progress:
         project = new_project(args.output, args.view, base=base, refiner=refiner,
                               view_id=args.view_id, overwrite=args.force, with_refiner=False,
                               progress=progress)
