@@ -296,18 +296,39 @@ class PatchRefiner:
             A new array; the inputs are never modified.
         """
         image_patch = np.asarray(image_patch, dtype=np.float32)
-        channels = self.spec.image_channels
-        if image_patch.ndim != 3 or image_patch.shape[0] != channels:
-            raise ValueError(f"image_patch must have shape ({channels}, S, S), "
+        if image_patch.ndim != 3:
+            raise ValueError(f"image_patch must have shape ({self.spec.image_channels}, S, S), "
                              f"got {image_patch.shape}")
-        size = image_patch.shape[1:]
-        for name, plane in (("base_logits", base_logits), ("stroke_channel", stroke_channel)):
-            if np.shape(plane) != size:
-                raise ValueError(f"{name} must have shape {size}, got {np.shape(plane)}")
+        return self.refine_batch(image_patch[None], np.asarray(base_logits)[None],
+                                 np.asarray(stroke_channel)[None])[0]
+
+    def refine_batch(self, image_patches: np.ndarray, base_logits: np.ndarray,
+                     stroke_channels: np.ndarray) -> np.ndarray:
+        """Refined logits of a batch of patches in one forward pass.
+
+        Parameters
+        ----------
+        image_patches : (B, C, S, S) float32 ndarray
+        base_logits, stroke_channels : (B, S, S) float32 ndarrays
+            As in :meth:`refine`, per patch.
+
+        Returns
+        -------
+        logits : (B, S, S) float32 ndarray
+        """
+        image_patches = np.asarray(image_patches, dtype=np.float32)
+        channels = self.spec.image_channels
+        if image_patches.ndim != 4 or image_patches.shape[1] != channels:
+            raise ValueError(f"image_patches must have shape (B, {channels}, S, S), "
+                             f"got {image_patches.shape}")
+        size = (image_patches.shape[0], *image_patches.shape[2:])
+        for name, planes in (("base_logits", base_logits), ("stroke_channels", stroke_channels)):
+            if np.shape(planes) != size:
+                raise ValueError(f"{name} must have shape {size}, got {np.shape(planes)}")
         stacked = refiner_input(
-            torch.from_numpy(image_patch[None]),
-            torch.from_numpy(np.asarray(base_logits, dtype=np.float32)[None]),
-            torch.from_numpy(np.asarray(stroke_channel, dtype=np.float32)[None]))
-        return self.net(stacked.numpy())[0]
+            torch.from_numpy(image_patches),
+            torch.from_numpy(np.asarray(base_logits, dtype=np.float32)),
+            torch.from_numpy(np.asarray(stroke_channels, dtype=np.float32)))
+        return self.net(stacked.numpy())
 
     __call__ = refine

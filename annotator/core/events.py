@@ -195,7 +195,7 @@ class EventLog:
             position = next(k for k in range(len(self._strokes) - 1, -1, -1)
                             if self._strokes[k].seq == seq)
             strokes = [r.stroke for r in self._strokes[:position + 1] if index in r.patches]
-            delta = self._refine_patch(index, strokes)
+            delta = self._refine_patches({index: strokes})[index]
         return delta
 
     # ----------------------------------------------------------------- arrays

@@ -7,7 +7,7 @@ import numpy as np
 from refinement_model.patches import PatchGrid
 from refinement_model.strokes import stroke_channel
 
-__all__ = ["clip_box", "patch_box", "refine_patch", "union"]
+__all__ = ["clip_box", "patch_box", "refine_patches", "union"]
 
 _DELTA_LIMIT = 1e4
 
@@ -34,35 +34,43 @@ def patch_box(grid: PatchGrid, index: int) -> tuple[int, int, int, int]:
     return clip_box(grid.boxes[index], grid.shape)
 
 
-def refine_patch(grid: PatchGrid, refine, image: np.ndarray, base_logits: np.ndarray,
-                 index: int, strokes) -> np.ndarray:
-    """The refiner's change of one patch, as the session stores it.
+def refine_patches(grid: PatchGrid, refine_many, image: np.ndarray, base_logits: np.ndarray,
+                   jobs) -> dict:
+    """The refiner's change of some patches, as the session stores it, in one batch.
 
     Parameters
     ----------
     grid : PatchGrid
-    refine : callable
-        ``refine(image_patch, base_logits_patch, stroke_channel) -> logits`` at network size.
+    refine_many : callable
+        ``refine_many(image_patches, base_logits_patches, stroke_channels) -> logits`` on
+        (B, ...) batches at network size (see :func:`~annotator.core.refiners.as_refine_fn`).
     image : (C, H, W) float32 ndarray
         Network inputs of the whole view.
     base_logits : (H, W) float32 ndarray
-    index : int
-        The patch.
-    strokes : sequence of Stroke
-        Every stroke on the patch, in drawing order, in view pixels.
+    jobs : mapping of int to sequence of Stroke
+        For each patch index, every stroke on the patch, in drawing order, in view pixels.
 
     Returns
     -------
-    delta : (net_size, net_size) float16 ndarray
+    deltas : dict of int to (net_size, net_size) float16 ndarray
         ``refined - base`` at network size; float16 halves the memory, and because every
         version is rounded the same way a recomputed version equals the stored one exactly.
     """
     n = grid.net_size
-    y0, x0 = grid.boxes[index, :2].tolist()
     # network pixel (0, 0) is the mean of the first 1/scale view pixels: centred half-way
     offset = (1 / grid.scale - 1) / 2
-    channel = stroke_channel(strokes, (n, n), origin=(x0 + offset, y0 + offset), scale=grid.scale)
-    base = grid.extract(base_logits, index).astype(np.float32, copy=False)
-    refined = refine(grid.extract(image, index), base, channel)
+    indices = list(jobs)
+    if not indices:
+        return {}
+    channels, bases, images = [], [], []
+    for index in indices:
+        y0, x0 = grid.boxes[index, :2].tolist()
+        channels.append(stroke_channel(jobs[index], (n, n), origin=(x0 + offset, y0 + offset),
+                                       scale=grid.scale))
+        bases.append(grid.extract(base_logits, index).astype(np.float32, copy=False))
+        images.append(grid.extract(image, index))
+    bases = np.stack(bases)
+    refined = refine_many(np.stack(images), bases, np.stack(channels))
     # clipped into float16's range; logits this large are saturated anyway
-    return np.clip(refined - base, -_DELTA_LIMIT, _DELTA_LIMIT).astype(np.float16)
+    deltas = np.clip(refined - bases, -_DELTA_LIMIT, _DELTA_LIMIT).astype(np.float16)
+    return dict(zip(indices, deltas))

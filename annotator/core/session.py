@@ -229,9 +229,9 @@ class AnnotationSession(EventLog):
         stroke : Stroke
             In view pixels (x = column, y = row); must overlap the view.
         progress : callable(done, total), optional
-            Called after each refined patch.
+            Called once the touched patches are refined (in one batch).
         cancel : callable() -> bool, optional
-            Checked before each patch; raises :class:`Cancelled` (nothing changes).
+            Checked before refining; raises :class:`Cancelled` (nothing changes).
 
         Returns
         -------
@@ -242,14 +242,14 @@ class AnnotationSession(EventLog):
         record = self._record(len(self._journal), stroke)
         deltas = {}
         if self._refine is not None:
+            if cancel is not None and cancel():
+                raise Cancelled("refinement cancelled")
             patches = sorted(record.patches)
-            for done, index in enumerate(patches):
-                if cancel is not None and cancel():
-                    raise Cancelled("refinement cancelled")
-                strokes = [r.stroke for r in self._strokes if index in r.patches] + [stroke]
-                deltas[index] = self._refine_patch(index, strokes)
-                if progress is not None:
-                    progress(done + 1, len(patches))
+            deltas = self._refine_patches({
+                index: [r.stroke for r in self._strokes if index in r.patches] + [stroke]
+                for index in patches})
+            if progress is not None:
+                progress(len(patches), len(patches))
         region = self._stroke_region(record, deltas)
         window = np.s_[region[0]:region[2], region[1]:region[3]]
         user = self._user_map[window].copy()
@@ -432,9 +432,9 @@ class AnnotationSession(EventLog):
 
             self._image = network_input(self.view, self._inputs)
 
-    def _refine_patch(self, index: int, strokes) -> np.ndarray:
+    def _refine_patches(self, jobs) -> dict:
         if self._refine is None:
             raise ValueError("this session has no refiner, but a refined patch must be computed")
         self.prepare_refinement()
-        return regions.refine_patch(self.grid, self._refine, self._image, self.base_logits,
-                                    index, strokes)
+        return regions.refine_patches(self.grid, self._refine, self._image, self.base_logits,
+                                      jobs)

@@ -38,6 +38,9 @@ def _common(parser) -> None:
     parser.add_argument("--arch", default="unet")
     parser.add_argument("--decoder-channels", type=int, nargs="+", metavar="N")
     parser.add_argument("--threads", type=int, help="CPU threads per process")
+    parser.add_argument("--init", metavar="CKPT",
+                        help="start from this checkpoint's weights (the same network) instead "
+                             "of random ones, to fine-tune on other data or settings")
     parser.add_argument("--resume", action="store_true",
                         help="continue from CKPT.resume.safetensors")
 
@@ -77,11 +80,34 @@ def _split(args):
     return args.data[:-1], args.data[-1:]
 
 
+def _model_spec(args):
+    """The network to train, checked before any data are loaded (bad options: InputError)."""
+    from refinement_model.checkpoints import load_checkpoint
+    from refinement_model.errors import InputError
+    from refinement_model.nets import (
+        DEFAULT_DECODER_CHANNELS, DEFAULT_ENCODER, ModelSpec, create_model)
+    from refinement_model.training.refiner import refiner_spec
+
+    decoder = tuple(args.decoder_channels) if args.decoder_channels else None
+    if args.kind == "refiner":
+        base_model, _ = load_checkpoint(args.base, kind="base")
+    try:
+        if args.kind == "base":
+            spec = ModelSpec(kind="base", arch=args.arch, encoder=args.encoder or DEFAULT_ENCODER,
+                             inputs=tuple(args.inputs),
+                             decoder_channels=decoder or DEFAULT_DECODER_CHANNELS)
+            create_model(spec=spec)
+            return spec
+        return refiner_spec(base_model.spec, arch=args.arch, encoder=args.encoder,
+                            decoder_channels=decoder)
+    except ValueError as error:
+        raise InputError(None, str(error)) from None
+
+
 def run(args) -> int:
     import torch
 
     from refinement_model.errors import InputError
-    from refinement_model.nets import DEFAULT_DECODER_CHANNELS, DEFAULT_ENCODER, ModelSpec
     from refinement_model.training.base import GridOptions, check_crop, train_base
     from refinement_model.training.distributed import init_distributed
     from refinement_model.training.loop import TrainConfig
@@ -101,22 +127,15 @@ def run(args) -> int:
     command = shlex.join(["etmira"] + sys.argv[1:]) if sys.argv else None
     common = dict(data=data, val=val, out=args.out, config=config, crop=args.crop,
                   data_seed=args.data_seed,
-                  line_fraction=args.line_fraction, command=command, resume=args.resume)
-    decoder = tuple(args.decoder_channels) if args.decoder_channels else None
+                  line_fraction=args.line_fraction, command=command, resume=args.resume,
+                  init=args.init)
+    spec = _model_spec(args)
     ctx = init_distributed()
     try:
         if args.kind == "base":
-            try:
-                spec = ModelSpec(kind="base", arch=args.arch,
-                                 encoder=args.encoder or DEFAULT_ENCODER,
-                                 inputs=tuple(args.inputs),
-                                 decoder_channels=decoder or DEFAULT_DECODER_CHANNELS)
-            except ValueError as error:
-                raise InputError(None, str(error)) from None
             best = train_base(spec=spec, ctx=ctx, **common)
         else:
-            best = train_refiner(base=args.base, arch=args.arch, encoder=args.encoder,
-                                 decoder_channels=decoder, max_strokes=args.max_strokes,
+            best = train_refiner(base=args.base, spec=spec, max_strokes=args.max_strokes,
                                  pool_size=args.pool_size, ctx=ctx, **common)
     finally:
         ctx.close()

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from refinement_model.checkpoints import save_checkpoint
+from refinement_model.checkpoints import load_checkpoint, save_checkpoint
+from refinement_model.errors import CheckpointError
 from refinement_model.inference import FastNet, predict_image
 from refinement_model.metrics import score_masks
 from refinement_model.nets import ModelSpec, create_model
@@ -20,7 +21,8 @@ from refinement_model.training.data import load_training_views, sample_patches
 from refinement_model.training.distributed import DistContext
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop
 
-__all__ = ["GridOptions", "check_crop", "checkpoint_metadata", "train_base", "validate_views"]
+__all__ = ["GridOptions", "check_crop", "checkpoint_metadata", "initial_model", "train_base",
+           "validate_views"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,39 @@ def check_crop(crop, geometry: GridOptions) -> int:
         raise ValueError(f"crop must be a multiple of 32 in [32, {geometry.net_size}], "
                          f"got {crop!r}")
     return crop
+
+
+def initial_model(spec: ModelSpec, init=None) -> tuple:
+    """The network to train: random weights, or those of checkpoint ``init`` (fine-tuning).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    init : path, optional
+        A checkpoint of exactly this network.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        Trainable (gradients enabled).
+    facts : dict or None
+        What the checkpoint metadata records of ``init`` (path, step, command), None without it.
+
+    Raises
+    ------
+    CheckpointError
+        ``init`` is unreadable or holds another network.
+    """
+    model = create_model(spec=spec)
+    if init is None:
+        return model, None
+    source, metadata = load_checkpoint(init, kind=spec.kind)
+    if source.spec != spec:
+        raise CheckpointError(init, f"it holds another network ({source.spec}) than the one to "
+                                    f"train ({spec})")
+    model.load_state_dict(source.state_dict())
+    return model, {"path": str(init), "step": metadata.get("validation", {}).get("step"),
+                   "command": metadata.get("training", {}).get("command")}
 
 
 def checkpoint_metadata(spec: ModelSpec, geometry: GridOptions, *, config: TrainConfig,
@@ -95,7 +130,7 @@ def validate_views(model, views, geometry: GridOptions, *, batch_size: int = 8) 
 def train_base(*, data, val, out, spec: ModelSpec, config: TrainConfig,
                geometry: GridOptions = GridOptions(), crop: int | None = None,
                data_seed: int | None = None, line_fraction: float = 0.8,
-               command: str | None = None, resume: bool = False,
+               command: str | None = None, resume: bool = False, init=None,
                ctx: DistContext | None = None) -> dict:
     """Train a base network and save the best one (by validation pFM) to ``out``.
 
@@ -120,6 +155,8 @@ def train_base(*, data, val, out, spec: ModelSpec, config: TrainConfig,
     command : str, optional
         The command line (recorded only).
     resume : bool, optional
+    init : path, optional
+        Start from this checkpoint's weights (see :func:`initial_model`).
     ctx : DistContext, optional
 
     Returns
@@ -134,11 +171,11 @@ def train_base(*, data, val, out, spec: ModelSpec, config: TrainConfig,
     ctx = ctx or DistContext()
     crop = check_crop(crop, geometry)
     torch.manual_seed(config.seed)
+    model, init_facts = initial_model(spec, init)
     train_views = load_training_views(data, inputs=spec.inputs, factor=geometry.factor)
     val_views = load_training_views(val, inputs=spec.inputs, factor=1) if ctx.is_main else []
-    model = create_model(spec=spec)
     facts = {"data_seed": data_seed, "data": [str(p) for p in data],
-             "val": [str(p) for p in val],
+             "val": [str(p) for p in val], "init": init_facts,
              "train_views": [v.view_id for v in train_views], "crop": crop}
 
     def next_batch(rng):

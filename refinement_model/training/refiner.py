@@ -20,13 +20,14 @@ from refinement_model.inference import FastNet
 from refinement_model.metrics import score_masks, thin
 from refinement_model.nets import LOGIT_SCALE, ModelSpec, create_model, refiner_input
 from refinement_model.strokes import burn_in, stroke_channel
-from refinement_model.training.base import GridOptions, check_crop, checkpoint_metadata
+from refinement_model.training.base import (
+    GridOptions, check_crop, checkpoint_metadata, initial_model)
 from refinement_model.training.data import (
     dihedral, grid_patches, load_training_views, sample_patches)
 from refinement_model.training.distributed import DistContext
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop
 
-__all__ = ["simulate_strokes", "train_refiner", "validation_patches"]
+__all__ = ["refiner_spec", "simulate_strokes", "train_refiner", "validation_patches"]
 
 
 def simulate_strokes(gt: np.ndarray, prediction: np.ndarray, *, count: int, rng=None,
@@ -145,12 +146,41 @@ def refined_scores(model, patches: dict, *, batch_size: int = 16) -> dict:
             "patches": len(human)}
 
 
-def train_refiner(*, base, data, val, out, arch: str = "unet", encoder: str | None = None,
-                  decoder_channels=None, config: TrainConfig, crop: int | None = None,
-                  max_strokes: int = 3,
+def refiner_spec(base_spec: ModelSpec, *, arch: str = "unet", encoder: str | None = None,
+                 decoder_channels=None) -> ModelSpec:
+    """The spec of a refiner on top of a base network, checked by building the network once.
+
+    Parameters
+    ----------
+    base_spec : ModelSpec
+        The base network's; the refiner takes the same image inputs.
+    arch : str, optional
+    encoder, decoder_channels : optional
+        Default to the base network's.
+
+    Returns
+    -------
+    ModelSpec
+        Of kind "refiner".
+
+    Raises
+    ------
+    ValueError
+        Unknown architecture or encoder, or decoder widths that do not fit the encoder.
+    """
+    spec = ModelSpec(kind="refiner", arch=arch, encoder=encoder or base_spec.encoder,
+                     inputs=base_spec.inputs,
+                     decoder_channels=decoder_channels or base_spec.decoder_channels,
+                     encoder_depth=base_spec.encoder_depth)
+    create_model(spec=spec)
+    return spec
+
+
+def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config: TrainConfig,
+                  crop: int | None = None, max_strokes: int = 3,
                   pool_size: int = 1024, val_per_view: int = 48, data_seed: int | None = None,
                   line_fraction: float = 0.8, command: str | None = None, resume: bool = False,
-                  ctx: DistContext | None = None) -> dict:
+                  init=None, ctx: DistContext | None = None) -> dict:
     """Train a refiner on top of a frozen base checkpoint; save the best to ``out``.
 
     Parameters
@@ -160,8 +190,8 @@ def train_refiner(*, base, data, val, out, arch: str = "unet", encoder: str | No
     data, val : sequence of paths
         Folders of annotated views.
     out : path
-    arch, encoder, decoder_channels : optional
-        Refiner network; encoder and decoder default to the base model's.
+    spec : ModelSpec, optional
+        The refiner network (see :func:`refiner_spec`); default: the base model's network.
     config : TrainConfig
     crop : int, optional
         Side of the training crops in network pixels, cut at random from the pool's
@@ -171,7 +201,7 @@ def train_refiner(*, base, data, val, out, arch: str = "unet", encoder: str | No
     pool_size : int, optional
         Training patches whose base logits are precomputed (per process).
     val_per_view : int, optional
-    data_seed, line_fraction, command, resume, ctx
+    data_seed, line_fraction, command, resume, init, ctx
         As in :func:`~refinement_model.training.base.train_base`.
 
     Returns
@@ -189,10 +219,12 @@ def train_refiner(*, base, data, val, out, arch: str = "unet", encoder: str | No
     geometry = GridOptions(**{k: int(base_meta.get(k, v)) for k, v in
                               GridOptions().__dict__.items()})
     crop = check_crop(crop, geometry)
-    spec = ModelSpec(kind="refiner", arch=arch, encoder=encoder or base_model.spec.encoder,
-                     inputs=base_model.spec.inputs,
-                     decoder_channels=decoder_channels or base_model.spec.decoder_channels,
-                     encoder_depth=base_model.spec.encoder_depth)
+    if spec is None:
+        spec = refiner_spec(base_model.spec)
+    if spec.kind != "refiner" or spec.inputs != base_model.spec.inputs:
+        raise ValueError(f"spec must be a refiner on the base's inputs {base_model.spec.inputs}, "
+                         f"got a {spec.kind} on {spec.inputs}")
+    model, init_facts = initial_model(spec, init)
     base_net = FastNet(base_model, net_size=geometry.net_size)
     train_views = load_training_views(data, inputs=spec.inputs, factor=geometry.factor)
     images, targets = sample_patches(train_views, pool_size, size=geometry.net_size,
@@ -208,7 +240,7 @@ def train_refiner(*, base, data, val, out, arch: str = "unet", encoder: str | No
         del val_views
     facts = {"data_seed": data_seed, "data": [str(p) for p in data],
              "val": [str(p) for p in val], "max_strokes": max_strokes, "pool_size": pool_size,
-             "crop": crop,
+             "crop": crop, "init": init_facts,
              "base": {"model": base_meta["model"], "validation": base_meta.get("validation"),
                       "training": {"data_seed": base_meta.get("training", {}).get("data_seed")}}}
 
@@ -235,6 +267,6 @@ def train_refiner(*, base, data, val, out, arch: str = "unet", encoder: str | No
                                        validation=metrics, command=command)
         save_checkpoint(out, net, metadata={**metadata, "logit_scale": LOGIT_SCALE})
 
-    return train_loop(create_model(spec=spec), next_batch=next_batch, validate=validate,
+    return train_loop(model, next_batch=next_batch, validate=validate,
                       save_best=save_best, config=config, ctx=ctx,
                       resume_file=resume_path(out), resume=resume, desc="train refiner")

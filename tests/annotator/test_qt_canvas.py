@@ -48,6 +48,10 @@ def test_wheel_zoom_keeps_pixel_under_cursor(canvas):
     assert canvas.level() == 0
     canvas.zoom_at(0.2, point)
     assert canvas.level() == 2
+    for scale, level in ((0.7, 0), (0.557, 1), (0.3, 2)):
+        canvas.zoom_at(scale / canvas.scale, point)
+        # level pixels are drawn at 2/3 to 4/3 of a screen pixel
+        assert canvas.level() == level and 2 / 3 < scale * 2**level <= 4 / 3
 
 
 def test_drag_emits_one_stroke_in_view_pixels(canvas, qtbot):

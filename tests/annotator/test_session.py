@@ -330,3 +330,42 @@ def test_prepared_refinement_input_gives_the_same_result():
         session.apply_stroke(ADD)
         session.apply_stroke(ERASE)
     assert_same_state(state(lazy), state(prepared))
+
+
+class BatchCountingRefiner(CountingRefiner):
+    """Also offers ``refine_batch``, as ``PatchRefiner`` does; counts batches and patches."""
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.batches = []
+
+    def refine_batch(self, image_patches, base_logits, stroke_channels):
+        self.batches.append(len(image_patches))
+        return np.stack([self.inner(*job) for job in zip(image_patches, base_logits,
+                                                          stroke_channels)])
+
+
+def test_the_patches_of_a_stroke_are_refined_in_one_batch():
+    batched = BatchCountingRefiner(sigma=1.5, strength=6.0)
+    single = CountingRefiner(sigma=1.5, strength=6.0)
+    sessions = [make_session(refine) for refine in (batched, single)]
+    for session in sessions:
+        proposal = session.propose_stroke(ADD)
+        session.accept()
+    touched = len(proposal.deltas)
+    assert touched > 1
+    assert batched.batches == [touched] and batched.calls == 0
+    assert single.calls == touched
+    assert_same_state(state(sessions[0]), state(sessions[1]))
+
+
+def test_a_refiner_returning_the_wrong_batch_shape_is_refused():
+    def wrong(image_patches, base_logits, stroke_channels):
+        return base_logits[:1]
+
+    refiner = CountingRefiner()
+    refiner.refine_batch = wrong
+    session = make_session(refiner)
+    with pytest.raises(ValueError, match="shape"):
+        session.propose_stroke(ADD)
+    assert session.pending is None and session.journal == []

@@ -101,6 +101,12 @@ def test_patch_refiner_from_checkpoint_equals_eager(refiner, tmp_path):
         np.testing.assert_array_equal(a, b)
     # the stroke channel reaches the output
     assert np.abs(engine(image, logits, -strokes) - got).max() > 0
+    # a batch in one forward pass gives each patch's logits
+    batch = engine.refine_batch(np.stack([image, image]), np.stack([logits, logits]),
+                                np.stack([strokes, -strokes]))
+    assert batch.shape == (2, 64, 64)
+    assert np.abs(batch[0] - got).max() < EQUALITY_TOLERANCE
+    assert np.abs(batch[1] - engine(image, logits, -strokes)).max() < EQUALITY_TOLERANCE
 
 
 def test_patch_refiner_refuses_bad_input(refiner, base):
@@ -109,6 +115,9 @@ def test_patch_refiner_refuses_bad_input(refiner, base):
         engine.refine(np.zeros((3, 64, 64), np.float32), np.zeros((64, 64)), np.zeros((64, 64)))
     with pytest.raises(ValueError, match="stroke_channel"):
         engine.refine(np.zeros((1, 64, 64), np.float32), np.zeros((64, 64)), np.zeros((32, 32)))
+    with pytest.raises(ValueError, match="base_logits"):
+        engine.refine_batch(np.zeros((2, 1, 64, 64), np.float32), np.zeros((1, 64, 64)),
+                            np.zeros((2, 64, 64)))
     with pytest.raises(ValueError, match="refiner"):
         PatchRefiner(base)
 

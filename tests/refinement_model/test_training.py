@@ -15,12 +15,13 @@ from refinement_model.checkpoints import load_checkpoint, read_metadata
 from refinement_model.nets import ModelSpec, create_model
 from refinement_model.patches import PatchGrid
 from refinement_model.strokes import burn_in
-from refinement_model.training.base import GridOptions, train_base
+from refinement_model.errors import CheckpointError
+from refinement_model.training.base import GridOptions, initial_model, train_base
 from refinement_model.training.data import (
     TrainingView, dihedral, downsample_view, sample_patches)
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop
 from refinement_model.training.losses import SegmentationLoss
-from refinement_model.training.refiner import simulate_strokes, train_refiner
+from refinement_model.training.refiner import refiner_spec, simulate_strokes, train_refiner
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -177,6 +178,55 @@ def test_train_refiner_on_frozen_base(views, tiny_base, tmp_path):
     assert validation["gain"] == pytest.approx(
         validation["refined_pfm"] / validation["human_pfm"] - 1)
     assert metadata["training"]["base"]["validation"]["pfm"] == tiny_base[1]["pfm"]
+
+
+def test_fine_tuning_starts_from_the_init_weights(views, tiny_base, tmp_path):
+    base_model, _ = load_checkpoint(tiny_base[0], kind="base")
+    model, facts = initial_model(base_model.spec, tiny_base[0])
+    for name, tensor in base_model.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], tensor)
+    assert all(p.requires_grad for p in model.parameters())
+    assert facts["path"] == str(tiny_base[0]) and facts["step"] == tiny_base[1]["step"]
+    other = ModelSpec(kind="base", decoder_channels=(16, 8, 8, 8, 8))
+    with pytest.raises(CheckpointError, match="another network") as error:
+        initial_model(other, tiny_base[0])
+    assert str(tiny_base[0]) in str(error.value)
+    out = tmp_path / "tuned.safetensors"
+    train_base(data=[views / "train"], val=[views / "val"], out=out, spec=base_model.spec,
+               config=TrainConfig(max_steps=1, val_every=1, batch_size=2), geometry=GEOMETRY,
+               init=tiny_base[0])
+    assert read_metadata(out)["training"]["init"]["path"] == str(tiny_base[0])
+
+
+@pytest.mark.parametrize("kind, option", [
+    ("refiner", ["--encoder", "no-such-encoder"]),
+    ("refiner", ["--decoder-channels", "8", "8"]),
+    ("refiner", ["--arch", "no-such-arch"]),
+    ("base", ["--encoder", "no-such-encoder"]),
+    ("base", ["--decoder-channels", "8", "0", "8", "8", "8"]),
+])
+def test_bad_network_options_refused_before_loading_data(tiny_base, tmp_path, capsys, kind,
+                                                         option):
+    out = tmp_path / "net.safetensors"
+    base = ["--base", str(tiny_base[0])] if kind == "refiner" else []
+    # the data folders do not exist: the options must be refused before they are read
+    code = main(["train", kind, *base, "--data", str(tmp_path / "missing"), "--val",
+                 str(tmp_path / "missing"), "--out", str(out), *option])
+    error = capsys.readouterr().err
+    assert code == 2
+    assert error.count("\n") == 1 and "Traceback" not in error
+    assert option[1] in error
+    assert not out.exists()
+
+
+def test_refiner_spec_follows_the_base(tiny_base):
+    base_spec = load_checkpoint(tiny_base[0], kind="base")[0].spec
+    spec = refiner_spec(base_spec, decoder_channels=(16, 8, 8, 8, 8))
+    assert (spec.kind, spec.inputs, spec.encoder) == ("refiner", base_spec.inputs,
+                                                      base_spec.encoder)
+    assert spec.decoder_channels == (16, 8, 8, 8, 8)
+    with pytest.raises(ValueError, match="nope"):
+        refiner_spec(base_spec, encoder="nope")
 
 
 def _free_port():
