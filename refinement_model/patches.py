@@ -272,6 +272,13 @@ class _Accumulator:
         cv2.accumulateProduct(self._upsampled[inside], weights, self.logit_sum[target])
         cv2.accumulate(weights, self.weight_sum[target])
 
+    def add_constant(self, value: float, inside, target) -> None:
+        """Add a patch of constant logits ``value`` (no resize, no product when it is 0)."""
+        weights = self.weights[inside]
+        if value:
+            self.logit_sum[target] += np.float32(value) * weights
+        cv2.accumulate(weights, self.weight_sum[target])
+
     def mean_logits(self) -> np.ndarray:
         """The weighted mean logits (computed in place; call once)."""
         np.divide(self.logit_sum, self.weight_sum, out=self.logit_sum)
@@ -344,16 +351,16 @@ def stitch_logits(grid: PatchGrid, logits_iterable: Iterable, *,
 def _accumulate_region(grid: PatchGrid, logits_by_index, region, missing) -> _Accumulator:
     region = grid.check_region(region)
     accumulator = _Accumulator(grid, region)
-    constant = None if missing is None else np.full((grid.net_size,) * 2, missing, np.float32)
     for index, inside, target in grid.overlaps(region):
         try:
             logits = logits_by_index[index]
         except (KeyError, IndexError):
-            logits = constant
-        if logits is None:
-            raise ValueError(f"logits_by_index lacks patch {index}, which overlaps the "
-                             f"region {region}")
-        accumulator.add(index, logits, inside, target)
+            if missing is None:
+                raise ValueError(f"logits_by_index lacks patch {index}, which overlaps the "
+                                 f"region {region}") from None
+            accumulator.add_constant(missing, inside, target)
+        else:
+            accumulator.add(index, logits, inside, target)
     return accumulator
 
 

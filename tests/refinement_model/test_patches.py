@@ -198,6 +198,11 @@ def test_region_logits_with_missing_patches():
                                rtol=1e-6)
     with pytest.raises(ValueError, match="lacks patch"):
         stitch_region_logits(grid, {9: np.zeros((8, 8))}, region)
+    # a non-zero constant for the missing patches: the same as giving them
+    given = {i: np.full((8, 8), 2.0 if i == 9 else -1.5) for i in range(len(grid))}
+    np.testing.assert_allclose(
+        stitch_region_logits(grid, {9: np.full((8, 8), 2.0)}, region, missing=-1.5),
+        stitch_region_logits(grid, given, region), atol=1e-6)
 
 
 def test_stitch_region_validates():
