@@ -1,8 +1,8 @@
 """Which patch to look at next: the oracle ranking and a ranking that needs no ground truth.
 
 The paper ranks patches by their true pFM, which a real user's app cannot know. The GT-free score
-uses what the app does know: how undecided the current prediction is. Both rankings order
-patches worst first.
+uses what the app does know: how undecided the current prediction is for the lines it draws.
+Both rankings order patches worst first.
 """
 
 from __future__ import annotations
@@ -13,15 +13,21 @@ from scipy import stats
 from refinement_model.metrics import pseudo_f_measure
 from refinement_model.patches import PatchGrid
 
-def uncertainty_score(probabilities, *, mirror_mask=None) -> float:
-    """GT-free badness of one patch: the mean Gini impurity ``4 p (1 - p)`` over its mirror pixels.
+#: Fewest line pixels an uncertainty score divides by, as a share of the patch's mirror pixels:
+#: keeps nearly empty patches with a few doubtful pixels from topping the queue.
+LINE_FLOOR = 0.01
 
-    The impurity is 1 at p = 0.5 and 0 at 0 and 1 (ranked like the binary entropy, four times
-    cheaper); undecided pixels sit on and around doubtful lines, so the score grows with doubt
-    and with line content. Averaging over mirror pixels (not the patch area) keeps patches on
-    the rim of the disc comparable: on the default synthetic test views it ranks patches by true
-    badness with a Spearman correlation up to 0.65, where the sum over the patch does not
-    correlate at all (``etmira simulate`` records it per view).
+
+def uncertainty_score(probabilities, *, mirror_mask=None) -> float:
+    """GT-free badness of one patch: its doubt per predicted line pixel.
+
+    The doubt is the Gini impurity ``4 p (1 - p)`` (1 at p = 0.5, 0 at 0 and 1; ranked like the
+    binary entropy, four times cheaper) summed over the patch's mirror pixels; it is divided by
+    the number of predicted line pixels (p > 0.5; at least :data:`LINE_FLOOR` of the mirror
+    pixels). pFM is a relative measure, so the doubt must be relative too: the mean impurity
+    over the patch grows with the amount of line as much as with its doubt, and ranked the
+    patches of the default synthetic views by true badness with a Spearman correlation of
+    -0.46 to +0.56; per line pixel it gives +0.55 to +0.78 on the validation and test views.
 
     Parameters
     ----------
@@ -32,7 +38,7 @@ def uncertainty_score(probabilities, *, mirror_mask=None) -> float:
 
     Returns
     -------
-    score : float in [0, 1], or -inf
+    score : float >= 0 (at most 1 / LINE_FLOOR), or -inf
     """
     p = np.asarray(probabilities, dtype=np.float32)
     inside = (np.ones(p.shape, bool) if mirror_mask is None
@@ -42,7 +48,9 @@ def uncertainty_score(probabilities, *, mirror_mask=None) -> float:
         return -np.inf
     impurity = np.subtract(1, p, dtype=np.float32)
     impurity *= p
-    return 4 * float(impurity[inside].sum(dtype=np.float64)) / count
+    doubt = 4 * float(impurity[inside].sum(dtype=np.float64))
+    lines = np.count_nonzero(p[inside] > 0.5)
+    return doubt / max(lines, LINE_FLOOR * count)
 
 
 def oracle_score(mask, ground_truth, *, mirror_mask=None, gt_skeleton=None) -> float:

@@ -1,9 +1,9 @@
 """Which patch to look at next: a ranking without ground truth, and per-patch review state.
 
 :func:`rank_patches` orders patches worst first by the GT-free score of the evaluation
-(:func:`simulation.ranking.uncertainty_score`: the mean Gini impurity ``4 p (1 - p)`` of the
-prediction over the patch's mirror pixels), kept up to date from per-cell sums after each
-local change.
+(:func:`simulation.ranking.uncertainty_score`: the Gini impurity ``4 p (1 - p)`` of the
+prediction summed over the patch's mirror pixels, per predicted line pixel), kept up to date
+from per-cell sums after each local change.
 
 :class:`PatchQueue` keeps the per-patch state (not seen, visited, refined, done), the skip list
 and the coverage (share of the mirror area inside reviewed patches). The session owns one and is
@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from refinement_model.patches import PatchGrid
+from simulation.ranking import LINE_FLOOR
 
 __all__ = ["DONE", "NOT_SEEN", "PatchQueue", "REFINED", "STATE_NAMES", "VISITED",
            "check_patch_index", "patch_scores", "rank_patches"]
@@ -67,9 +68,10 @@ class _Cells:
              for y0, y1 in zip(self.ys, self.ys[1:])], dtype=np.int64).reshape(
                 len(self.ys) - 1, len(self.xs) - 1)
         self.uncertainty = np.zeros(self.mirror_counts.shape, dtype=np.float64)
+        self.lines = np.zeros(self.mirror_counts.shape, dtype=np.int64)
 
     def update(self, probabilities: np.ndarray, region=None) -> None:
-        """Recompute the uncertainty sums of the cells overlapping ``region`` (default all)."""
+        """Recompute the sums of the cells overlapping ``region`` (default all)."""
         y0, x0, y1, x1 = (0, 0, self.grid.height, self.grid.width) if region is None else region
         r0, r1 = np.searchsorted(self.ys, [y0, y1], side="right") - [1, 0]
         c0, c1 = np.searchsorted(self.xs, [x0, x1], side="right") - [1, 0]
@@ -77,8 +79,8 @@ class _Cells:
             for c in range(max(c0, 0), min(c1, len(self.xs) - 1)):
                 if self.mirror_counts[r, c]:
                     window = np.s_[self.ys[r]:self.ys[r + 1], self.xs[c]:self.xs[c + 1]]
-                    self.uncertainty[r, c] = _uncertainty(probabilities[window],
-                                                          self.mirror_mask[window])
+                    self.uncertainty[r, c], self.lines[r, c] = _doubt_and_lines(
+                        probabilities[window], self.mirror_mask[window])
 
     def patch_sums(self, cells: np.ndarray, indices=None) -> np.ndarray:
         indices = range(len(self.grid)) if indices is None else indices
@@ -88,9 +90,10 @@ class _Cells:
     def scores(self, indices=None) -> np.ndarray:
         """:func:`patch_scores` from the current cell sums."""
         counts = self.patch_sums(self.mirror_counts, indices)
-        sums = self.patch_sums(self.uncertainty, indices)
+        doubt = self.patch_sums(self.uncertainty, indices)
+        lines = np.maximum(self.patch_sums(self.lines, indices), LINE_FLOOR * counts)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(counts > 0, sums / np.maximum(counts, 1), -np.inf)
+            return np.where(counts > 0, doubt / np.maximum(lines, 1e-12), -np.inf)
 
     def share(self, patches: np.ndarray) -> float:
         """Share of the mirror pixels inside the union of the given patches (bool (N,))."""
@@ -103,11 +106,11 @@ class _Cells:
         return float(self.mirror_counts[covered].sum() / total)
 
 
-def _uncertainty(p: np.ndarray, inside: np.ndarray) -> float:
-    """Sum of ``4 p (1 - p)`` over the pixels inside the mirror (float64)."""
+def _doubt_and_lines(p: np.ndarray, inside: np.ndarray) -> tuple[float, int]:
+    """Sum of ``4 p (1 - p)`` (float64) and count of p > 0.5, over the pixels inside the mirror."""
     u = np.subtract(1, p, dtype=np.float32)
     u *= p
-    return 4 * float(u[inside].sum(dtype=np.float64))
+    return 4 * float(u[inside].sum(dtype=np.float64)), int(np.count_nonzero(p[inside] > 0.5))
 
 
 def patch_scores(probabilities, grid: PatchGrid, mirror_mask) -> np.ndarray:
@@ -124,9 +127,9 @@ def patch_scores(probabilities, grid: PatchGrid, mirror_mask) -> np.ndarray:
     Returns
     -------
     scores : (N,) float64 ndarray
-        :func:`simulation.ranking.uncertainty_score` of every patch (the mean of ``4 p (1 - p)``
-        over the patch's mirror pixels, -inf without mirror pixels), the ranking the evaluation
-        measured, computed from per-cell sums so that local updates stay cheap.
+        :func:`simulation.ranking.uncertainty_score` of every patch (doubt per predicted line
+        pixel, -inf without mirror pixels), the ranking the evaluation measured, computed from
+        per-cell sums so that local updates stay cheap.
     """
     return _scored_cells(probabilities, grid, mirror_mask).scores()
 
@@ -162,7 +165,7 @@ def rank_patches(probabilities, grid: PatchGrid, mirror_mask) -> tuple[np.ndarra
     >>> p = np.zeros((4, 8)); p[:, 4:] = 0.5
     >>> order, scores = rank_patches(p, grid, np.ones((4, 8), bool))
     >>> order.tolist(), scores.tolist()
-    ([1, 0], [0.0, 1.0])
+    ([1, 0], [0.0, 100.0])
     """
     cells = _scored_cells(probabilities, grid, mirror_mask)
     scores = cells.scores()

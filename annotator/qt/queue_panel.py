@@ -85,7 +85,7 @@ class QueuePanel(QWidget):
         for index in order.tolist():
             item = QListWidgetItem(
                 self._thumbnail(index, queue, stack),
-                f"#{index}  {STATE_NAMES[states[index]]}\nscore {queue.scores[index]:.3f}",
+                f"#{index}  {STATE_NAMES[states[index]]}\ndoubt {queue.scores[index]:.2f}",
             )
             item.setData(Qt.ItemDataRole.UserRole, index)
             self.list.addItem(item)

@@ -21,16 +21,19 @@ def test_rank_patches_worst_first_inside_the_mirror():
     before = p.copy()
     order, scores = rank_patches(p, grid, mirror)
     assert order.tolist() == [1, 2, 0]     # patch 3 holds no mirror pixel: never queued
-    # Mean over mirror pixels: patch 2 counts only its inside half, which is all undecided.
-    assert scores.tolist() == pytest.approx([0.0, 1.0, 1.0, -np.inf])
+    # Doubt per line pixel over mirror pixels: no line is predicted (p = 0.5 is not > 0.5), so
+    # patch 1 divides its 16 doubtful pixels by the floor, 1% of 16, and patch 2 its inside
+    # half (8 pixels, all undecided) by 1% of 8.
+    assert scores.tolist() == pytest.approx([0.0, 100.0, 100.0, -np.inf])
     assert np.array_equal(p, before)
 
 
 def test_patch_scores_of_some_patches_and_validation():
     grid = grid_2x2()
     p = np.full((8, 8), 0.5)
-    p[:4, :4] = 0.1                      # 4 * 0.1 * 0.9 = 0.36
-    assert patch_scores(p, grid, np.ones((8, 8), bool)) == pytest.approx([0.36, 1, 1, 1])
+    p[:4, :4] = 0.1                      # 4 * 0.1 * 0.9 = 0.36 per pixel, no line pixel
+    p[4:, 4:] = 0.75                     # 0.75 per pixel, 16 line pixels
+    assert patch_scores(p, grid, np.ones((8, 8), bool)) == pytest.approx([36, 100, 100, 0.75])
     with pytest.raises(ValueError, match="mirror_mask"):
         patch_scores(p, grid, np.ones((8, 8)))
     with pytest.raises(ValueError, match="probabilities"):
@@ -42,11 +45,11 @@ def test_patch_scores_of_some_patches_and_validation():
 def test_queue_next_skip_revisit_and_states():
     grid = grid_2x2()
     p = np.zeros((8, 8))
-    p[:4, 4:] = 0.5                      # scores 0, 1, 0.64, 0.36
-    p[4:, :4] = 0.2
+    p[:4, 4:] = 0.5                      # no line pixel: scores 100 x the mean impurity,
+    p[4:, :4] = 0.2                      # 0, 100, 64, 36
     p[4:, 4:] = 0.1
     queue = PatchQueue(grid, np.ones((8, 8), bool), p)
-    assert queue.scores == pytest.approx([0, 1, 0.64, 0.36])
+    assert queue.scores == pytest.approx([0, 100, 64, 36])
     assert queue.next() == 1
     queue.skip(1)
     assert queue.next() == 2
@@ -81,7 +84,7 @@ def test_update_rescores_only_where_probabilities_changed():
     queue = PatchQueue(grid, mirror, p)
     p[:, 10:] = 0.5                       # only in patch 1
     queue.update(p, (0, 10, 8, 12))
-    assert queue.scores == pytest.approx([0, 16 / 64])
+    assert queue.scores == pytest.approx([0, 16 / (0.01 * 64)])
     assert np.array_equal(queue.scores, patch_scores(p, grid, mirror))
 
 
