@@ -92,6 +92,18 @@ class FastNet:
             return None
         return traced
 
+    def warm_up(self, batch_sizes, size: int) -> None:
+        """Run the traced network once per batch size, so that first calls are not slow.
+
+        TorchScript specialises its graph to the first input shapes it sees; a new batch size
+        costs two to three times a normal call once (measured: 55 instead of 18 ms for one
+        256 x 256 patch).
+        """
+        if self._traced is None:
+            return
+        for count in batch_sizes:
+            self(np.zeros((count, self.spec.in_channels, size, size), np.float32))
+
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Logits of a batch.
 
@@ -275,6 +287,8 @@ class PatchRefiner:
             raise ValueError(f"checkpoint must be a refiner network, got a {model.spec.kind}")
         self.net_size = int(self.metadata.get("net_size", 256))
         self.net = FastNet(model, optimise=optimise, net_size=self.net_size)
+        # a stroke usually touches 1 to 4 patches, refined in one batch
+        self.net.warm_up(range(1, 5), self.net_size)
         self.spec = model.spec
 
     def refine(self, image_patch: np.ndarray, base_logits: np.ndarray,

@@ -51,9 +51,7 @@ def main(argv=None) -> int:
                 window.canvas.set_settings(settings)
             window.refresh_status()
             app.processEvents()
-            window.canvas.repaint()
-            while window.canvas.pending_tiles:
-                window.canvas.repaint()
+            window.canvas.paint_final()
             window.grab().save(str(args.out / f"screenshot_{name}.png"))
 
         shot("open")

@@ -92,9 +92,7 @@ def _offer_recovery(window) -> str | None:
 
 def _screenshot(app: QApplication, window, out: str) -> int:
     app.processEvents()
-    window.canvas.repaint()
-    while window.canvas.pending_tiles:  # every tile sharp, not the coarse stand-in
-        window.canvas.repaint()
+    window.canvas.paint_final()
     image = window.grab().toImage()
     window.close()
     if not image.save(str(out), "PNG"):
