@@ -46,11 +46,37 @@ def uncertainty_score(probabilities, *, mirror_mask=None) -> float:
     count = np.count_nonzero(inside)
     if count == 0:
         return -np.inf
-    impurity = np.subtract(1, p, dtype=np.float32)
-    impurity *= p
-    doubt = 4 * float(impurity[inside].sum(dtype=np.float64))
-    lines = np.count_nonzero(p[inside] > 0.5)
-    return doubt / max(lines, LINE_FLOOR * count)
+    return float(doubt_per_line(*doubt_and_lines(p, inside), count))
+
+
+def doubt_and_lines(probabilities: np.ndarray, inside: np.ndarray) -> tuple[float, int]:
+    """The sums :func:`uncertainty_score` is made of, over the pixels ``inside`` of a window.
+
+    Sums of disjoint windows add up to the sums of their union, which lets the app keep them
+    per cell and rescore only what a stroke changed.
+
+    Parameters
+    ----------
+    probabilities : (h, w) float32 ndarray
+    inside : (h, w) bool ndarray
+
+    Returns
+    -------
+    doubt : float
+        Sum of ``4 p (1 - p)`` (float32 products summed in float64).
+    lines : int
+        Number of pixels with p > 0.5.
+    """
+    impurity = np.subtract(1, probabilities, dtype=np.float32)
+    impurity *= probabilities
+    return (4 * float(impurity[inside].sum(dtype=np.float64)),
+            int(np.count_nonzero(probabilities[inside] > 0.5)))
+
+
+def doubt_per_line(doubt, lines, mirror_pixels):
+    """The score from the sums of :func:`doubt_and_lines` and the mirror pixel count (> 0);
+    scalars or arrays."""
+    return doubt / np.maximum(lines, LINE_FLOOR * np.asarray(mirror_pixels))
 
 
 def oracle_score(mask, ground_truth, *, mirror_mask=None, gt_skeleton=None) -> float:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from refinement_model.patches import PatchGrid
-from simulation.ranking import LINE_FLOOR
+from simulation.ranking import doubt_and_lines, doubt_per_line
 
 __all__ = ["DONE", "NOT_SEEN", "PatchQueue", "REFINED", "STATE_NAMES", "VISITED",
            "check_patch_index", "patch_scores", "rank_patches"]
@@ -79,7 +79,7 @@ class _Cells:
             for c in range(max(c0, 0), min(c1, len(self.xs) - 1)):
                 if self.mirror_counts[r, c]:
                     window = np.s_[self.ys[r]:self.ys[r + 1], self.xs[c]:self.xs[c + 1]]
-                    self.uncertainty[r, c], self.lines[r, c] = _doubt_and_lines(
+                    self.uncertainty[r, c], self.lines[r, c] = doubt_and_lines(
                         probabilities[window], self.mirror_mask[window])
 
     def patch_sums(self, cells: np.ndarray, indices=None) -> np.ndarray:
@@ -91,9 +91,9 @@ class _Cells:
         """:func:`patch_scores` from the current cell sums."""
         counts = self.patch_sums(self.mirror_counts, indices)
         doubt = self.patch_sums(self.uncertainty, indices)
-        lines = np.maximum(self.patch_sums(self.lines, indices), LINE_FLOOR * counts)
+        lines = self.patch_sums(self.lines, indices)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(counts > 0, doubt / np.maximum(lines, 1e-12), -np.inf)
+            return np.where(counts > 0, doubt_per_line(doubt, lines, counts), -np.inf)
 
     def share(self, patches: np.ndarray) -> float:
         """Share of the mirror pixels inside the union of the given patches (bool (N,))."""
@@ -104,13 +104,6 @@ class _Cells:
         for index in np.flatnonzero(patches).tolist():
             covered[slice(*self.rows[index]), slice(*self.cols[index])] = True
         return float(self.mirror_counts[covered].sum() / total)
-
-
-def _doubt_and_lines(p: np.ndarray, inside: np.ndarray) -> tuple[float, int]:
-    """Sum of ``4 p (1 - p)`` (float64) and count of p > 0.5, over the pixels inside the mirror."""
-    u = np.subtract(1, p, dtype=np.float32)
-    u *= p
-    return 4 * float(u[inside].sum(dtype=np.float64)), int(np.count_nonzero(p[inside] > 0.5))
 
 
 def patch_scores(probabilities, grid: PatchGrid, mirror_mask) -> np.ndarray:
