@@ -40,7 +40,8 @@ def _common(parser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads per process")
     parser.add_argument("--init", metavar="CKPT",
                         help="start from this checkpoint's weights (the same network) instead "
-                             "of random ones, to fine-tune on other data or settings")
+                             "of random ones, to fine-tune on other data or settings; a refiner "
+                             "may also start from its base checkpoint")
     parser.add_argument("--resume", action="store_true",
                         help="continue from CKPT.resume.safetensors")
 
@@ -61,7 +62,8 @@ def register(subparsers) -> None:
     refiner.add_argument("--base", required=True, metavar="CKPT", help="frozen base checkpoint")
     refiner.add_argument("--encoder", default=None, help="encoder (default: the base's)")
     refiner.add_argument("--max-strokes", type=int, default=3,
-                         help="strokes in sequence per training patch: 1..N (default 3)")
+                         help="strokes in sequence per training patch: 1..N, log-uniform "
+                              "(default 3)")
     refiner.add_argument("--pool-size", type=int, default=1024,
                          help="training patches with precomputed base logits (default 1024)")
     for sub in (base, refiner):

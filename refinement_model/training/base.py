@@ -7,7 +7,7 @@ model is the one that is best at what ``etmira predict`` does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -55,18 +55,24 @@ def check_crop(crop, geometry: GridOptions) -> int:
 def initial_model(spec: ModelSpec, init=None) -> tuple:
     """The network to train: random weights, or those of checkpoint ``init`` (fine-tuning).
 
+    A refiner may also start from the base network it refines (the same architecture, encoder
+    and decoder): it takes the base's encoder and decoder weights, the two extra input
+    channels (base logits, strokes) start at zero weight and the output head stays zero, so it
+    starts as the identity on the base logits with features that already know the lines.
+
     Parameters
     ----------
     spec : ModelSpec
     init : path, optional
-        A checkpoint of exactly this network.
+        A checkpoint of exactly this network, or, for a refiner, of the matching base network.
 
     Returns
     -------
     model : torch.nn.Module
         Trainable (gradients enabled).
     facts : dict or None
-        What the checkpoint metadata records of ``init`` (path, step, command), None without it.
+        What the checkpoint metadata records of ``init`` (path, kind, step, command), None
+        without it.
 
     Raises
     ------
@@ -76,13 +82,34 @@ def initial_model(spec: ModelSpec, init=None) -> tuple:
     model = create_model(spec=spec)
     if init is None:
         return model, None
-    source, metadata = load_checkpoint(init, kind=spec.kind)
-    if source.spec != spec:
+    source, metadata = load_checkpoint(init)
+    if source.spec == spec:
+        model.load_state_dict(source.state_dict())
+    elif spec.kind == "refiner" and source.spec == replace(spec, kind="base"):
+        _warm_start_from_base(model.net, source)
+    else:
         raise CheckpointError(init, f"it holds another network ({source.spec}) than the one to "
                                     f"train ({spec})")
-    model.load_state_dict(source.state_dict())
-    return model, {"path": str(init), "step": metadata.get("validation", {}).get("step"),
+    return model, {"path": str(init), "kind": source.spec.kind,
+                   "step": metadata.get("validation", {}).get("step"),
                    "command": metadata.get("training", {}).get("command")}
+
+
+def _warm_start_from_base(refiner_net, base) -> None:
+    """Copy a base network's encoder and decoder into a refiner's inner network, in place."""
+    import torch
+
+    target = refiner_net.state_dict()
+    with torch.no_grad():
+        for name, tensor in base.state_dict().items():
+            if name.startswith("segmentation_head."):
+                continue  # kept at zero: the refiner starts as the identity on the base logits
+            weights = target[name]
+            if weights.shape == tensor.shape:
+                weights.copy_(tensor)
+            else:  # the first convolution: the base's image channels, zeros for the extra two
+                weights.zero_()
+                weights[:, :tensor.shape[1]].copy_(tensor)
 
 
 def checkpoint_metadata(spec: ModelSpec, geometry: GridOptions, *, config: TrainConfig,

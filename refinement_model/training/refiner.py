@@ -2,9 +2,11 @@
 
 The base model is frozen, so its logits are computed once for a pool of augmented training
 patches; every step then draws patches from the pool, applies one of the 8 flips/rotations
-(to image, logits and ground truth alike) and simulates 1..k strokes in sequence, each against
-the base prediction with the earlier strokes burned in, as a user correcting a patch stroke by
-stroke would draw them. The stroke channel holds all of them; the target is the ground truth.
+(to image, logits and ground truth alike) and simulates 1..k strokes in sequence (log-uniform
+counts), each against the base prediction with the earlier strokes burned in, as a user
+correcting a patch stroke by stroke would draw them. The stroke channel holds all of them; the
+target is the ground truth. The refiner may start from the base's weights (``init``, see
+:func:`~refinement_model.training.base.initial_model`).
 
 Model selection: on fixed validation patches with one simulated stroke each, the pFM of the
 refined patch (stroke burned in) over the pFM of the human-only patch (stroke burned into the
@@ -27,7 +29,8 @@ from refinement_model.training.data import (
 from refinement_model.training.distributed import DistContext
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop
 
-__all__ = ["refiner_spec", "simulate_strokes", "train_refiner", "validation_patches"]
+__all__ = ["refiner_spec", "simulate_strokes", "stroke_count", "train_refiner",
+           "validation_patches"]
 
 
 def simulate_strokes(gt: np.ndarray, prediction: np.ndarray, *, count: int, rng=None,
@@ -67,6 +70,15 @@ def simulate_strokes(gt: np.ndarray, prediction: np.ndarray, *, count: int, rng=
         strokes.append(stroke)
         current = burn_in(current, [stroke])
     return strokes
+
+
+def stroke_count(rng: np.random.Generator, max_strokes: int) -> int:
+    """Strokes for one training patch, log-uniform in 1..max_strokes: P(k) ~ log((k+1)/k).
+
+    Single strokes stay the most frequent (what one click needs), while patches with dozens of
+    strokes, which the app and the evaluation protocol reach after long sessions, are seen too.
+    """
+    return min(int(np.exp(rng.uniform(0.0, np.log(max_strokes + 1)))), max_strokes)
 
 
 def _logits(net: FastNet, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
@@ -197,7 +209,7 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
         Side of the training crops in network pixels, cut at random from the pool's
         full-size patches (so the base logits carry full-patch context).
     max_strokes : int, optional
-        Each training patch gets 1..max_strokes strokes.
+        Each training patch gets 1..max_strokes strokes (see :func:`stroke_count`).
     pool_size : int, optional
         Training patches whose base logits are precomputed (per process).
     val_per_view : int, optional
@@ -251,7 +263,7 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
             window = np.s_[..., y:y + crop, x:x + crop]
             image, logit, gt = dihedral([images[index][window], logits[index][window],
                                          targets[index][window]], int(rng.integers(8)))
-            count = int(rng.integers(1, max_strokes + 1))
+            count = stroke_count(rng, max_strokes)
             strokes = simulate_strokes(gt, logit > 0, count=count, rng=rng,
                                        scale=geometry.factor)
             rows.append((image, logit, stroke_channel(strokes, gt.shape), gt))

@@ -21,7 +21,9 @@ from refinement_model.training.data import (
     TrainingView, dihedral, downsample_view, sample_patches)
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop
 from refinement_model.training.losses import SegmentationLoss
-from refinement_model.training.refiner import refiner_spec, simulate_strokes, train_refiner
+from refinement_model.nets import refiner_input
+from refinement_model.training.refiner import (
+    refiner_spec, simulate_strokes, stroke_count, train_refiner)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -196,6 +198,43 @@ def test_fine_tuning_starts_from_the_init_weights(views, tiny_base, tmp_path):
                config=TrainConfig(max_steps=1, val_every=1, batch_size=2), geometry=GEOMETRY,
                init=tiny_base[0])
     assert read_metadata(out)["training"]["init"]["path"] == str(tiny_base[0])
+
+
+def test_refiner_warm_started_from_its_base(tiny_base):
+    base_model, _ = load_checkpoint(tiny_base[0], kind="base")
+    model, facts = initial_model(refiner_spec(base_model.spec), tiny_base[0])
+    assert facts["kind"] == "base" and facts["path"] == str(tiny_base[0])
+    inner = model.net.state_dict()
+    copied = 0
+    for name, tensor in base_model.state_dict().items():
+        if name.startswith("segmentation_head."):
+            assert not inner[name].any()        # the refiner starts as the identity
+        elif inner[name].shape == tensor.shape:
+            torch.testing.assert_close(inner[name], tensor)
+            copied += 1
+        else:                                   # first convolution: logits, strokes at zero
+            torch.testing.assert_close(inner[name][:, :tensor.shape[1]], tensor)
+            assert not inner[name][:, tensor.shape[1]:].any()
+    assert copied > 10
+    image = torch.randn(2, 1, 32, 32)
+    logits = 8 * torch.randn(2, 32, 32)
+    strokes = torch.sign(torch.randn(2, 32, 32))
+    with torch.no_grad():
+        out = model.eval()(refiner_input(image, logits, strokes))[:, 0]
+    torch.testing.assert_close(out, logits.clamp(-10, 10))
+    other = ModelSpec(kind="refiner", decoder_channels=(16, 8, 8, 8, 8))
+    with pytest.raises(CheckpointError, match="another network"):
+        initial_model(other, tiny_base[0])
+
+
+def test_stroke_counts_are_log_uniform():
+    rng = np.random.default_rng(0)
+    counts = np.array([stroke_count(rng, 24) for _ in range(20000)])
+    assert counts.min() == 1 and counts.max() == 24
+    shares = np.bincount(counts, minlength=25)[1:] / len(counts)
+    expected = np.log(np.arange(2, 26) / np.arange(1, 25)) / np.log(25)
+    np.testing.assert_allclose(shares, expected, atol=0.01)
+    assert {stroke_count(rng, 1) for _ in range(100)} == {1}
 
 
 @pytest.mark.parametrize("kind, option", [
