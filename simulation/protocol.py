@@ -304,8 +304,8 @@ def _priority(state: _ViewState, index: int) -> float:
         badness = oracle_score(state.network_mask(window), state.ground_truth[window],
                                mirror_mask=mirror, gt_skeleton=state.gt_skeleton[window])
     else:
-        probabilities = expit(state.network_logits[window])
-        badness = uncertainty_score(probabilities, mirror_mask=mirror)
+        badness = uncertainty_score(expit(state.network_logits[window]), mirror_mask=mirror,
+                                    user=state.user[window])
     return -float(badness)
 
 

@@ -18,7 +18,7 @@ from refinement_model.patches import PatchGrid
 LINE_FLOOR = 0.01
 
 
-def uncertainty_score(probabilities, *, mirror_mask=None) -> float:
+def uncertainty_score(probabilities, *, mirror_mask=None, user=None) -> float:
     """GT-free badness of one patch: its doubt per predicted line pixel.
 
     The doubt is the Gini impurity ``4 p (1 - p)`` (1 at p = 0.5, 0 at 0 and 1; ranked like the
@@ -28,6 +28,9 @@ def uncertainty_score(probabilities, *, mirror_mask=None) -> float:
     over the patch grows with the amount of line as much as with its doubt, and ranked the
     patches of the default synthetic views by true badness with a Spearman correlation of
     -0.46 to +0.56; per line pixel it gives +0.55 to +0.78 on the validation and test views.
+    The pixels the user drew are decided: no doubt there, and lines where added (on the
+    validation views this cut the effort of the GT-free ranking from 1.19x to 1.07x the
+    oracle's).
 
     Parameters
     ----------
@@ -35,6 +38,8 @@ def uncertainty_score(probabilities, *, mirror_mask=None) -> float:
         Current line probabilities of the patch.
     mirror_mask : (h, w) bool array, optional
         Mirror area of the patch; without mirror pixels the score is -inf (never visited).
+    user : (h, w) int8 array, optional
+        The user's pixels: +1 added, -1 erased, 0 none.
 
     Returns
     -------
@@ -46,10 +51,13 @@ def uncertainty_score(probabilities, *, mirror_mask=None) -> float:
     count = np.count_nonzero(inside)
     if count == 0:
         return -np.inf
-    return float(doubt_per_line(*doubt_and_lines(p, inside), count))
+    if user is not None:
+        user = _same_shape(user, p.shape, "user")
+    return float(doubt_per_line(*doubt_and_lines(p, inside, user), count))
 
 
-def doubt_and_lines(probabilities: np.ndarray, inside: np.ndarray) -> tuple[float, int]:
+def doubt_and_lines(probabilities: np.ndarray, inside: np.ndarray,
+                    user: np.ndarray | None = None) -> tuple[float, int]:
     """The sums :func:`uncertainty_score` is made of, over the pixels ``inside`` of a window.
 
     Sums of disjoint windows add up to the sums of their union, which lets the app keep them
@@ -59,6 +67,8 @@ def doubt_and_lines(probabilities: np.ndarray, inside: np.ndarray) -> tuple[floa
     ----------
     probabilities : (h, w) float32 ndarray
     inside : (h, w) bool ndarray
+    user : (h, w) int8 ndarray, optional
+        The user's pixels (+1 added, -1 erased): decided, so no doubt, and lines where added.
 
     Returns
     -------
@@ -69,8 +79,13 @@ def doubt_and_lines(probabilities: np.ndarray, inside: np.ndarray) -> tuple[floa
     """
     impurity = np.subtract(1, probabilities, dtype=np.float32)
     impurity *= probabilities
+    lines = probabilities > 0.5
+    if user is not None and user.any():
+        decided = user != 0
+        impurity[decided] = 0
+        lines = np.where(decided, user > 0, lines)
     return (4 * float(impurity[inside].sum(dtype=np.float64)),
-            int(np.count_nonzero(probabilities[inside] > 0.5)))
+            int(np.count_nonzero(lines[inside])))
 
 
 def doubt_per_line(doubt, lines, mirror_pixels):
@@ -94,12 +109,13 @@ def oracle_score(mask, ground_truth, *, mirror_mask=None, gt_skeleton=None) -> f
     return 1.0 - pseudo_f_measure(mask, ground_truth, mask=mirror_mask, gt_skeleton=gt_skeleton)
 
 
-def uncertainty_scores(probabilities, grid: PatchGrid, *, mirror_mask=None) -> np.ndarray:
+def uncertainty_scores(probabilities, grid: PatchGrid, *, mirror_mask=None,
+                       user=None) -> np.ndarray:
     """:func:`uncertainty_score` of every patch of ``grid``; (H, W) maps in, (N,) float64 out.
 
     The app's patch queue (:mod:`annotator.core.patch_queue`) keeps the same scores up to date
     incrementally."""
-    maps = _check_maps(grid, probabilities=probabilities, mirror_mask=mirror_mask)
+    maps = _check_maps(grid, probabilities=probabilities, mirror_mask=mirror_mask, user=user)
     return np.array([uncertainty_score(**_crop(maps, box)) for box in grid.boxes.tolist()])
 
 

@@ -204,8 +204,8 @@ class EventLog:
         if blend_box is not None:
             self._probabilities[_window(blend_box)] = blend_probabilities(
                 self.grid, self.base_logits, self._deltas, blend_box)
-            self.queue.update(self._probabilities, blend_box)
         region = union(box, blend_box)
+        self.queue.update(self._probabilities, region, self._user_map)
         window = _window(region)
         self._mask[window] = final_mask(self._probabilities[window], self._user_map[window])
         self._provenance[window] = provenance_map(self._user_map[window], self._mask[window],
@@ -279,4 +279,4 @@ class EventLog:
                                   changed[3]))
                 self._provenance[window] = provenance_map(
                     self._user_map[window], self._mask[window], base[window] > 0)
-        self.queue.update(self._probabilities)
+        self.queue.update(self._probabilities, user=self._user_map)

@@ -40,6 +40,13 @@ def _check_probabilities(probabilities, grid: PatchGrid) -> np.ndarray:
     return probabilities
 
 
+def _check_user(user, grid: PatchGrid) -> np.ndarray:
+    user = np.asarray(user)
+    if user.shape != grid.shape:
+        raise ValueError(f"user must have the grid's shape {grid.shape}, got {user.shape}")
+    return user
+
+
 def _check_mirror_mask(mirror_mask, grid: PatchGrid) -> np.ndarray:
     mirror_mask = np.asarray(mirror_mask)
     if mirror_mask.shape != grid.shape or mirror_mask.dtype != bool:
@@ -70,7 +77,7 @@ class _Cells:
         self.uncertainty = np.zeros(self.mirror_counts.shape, dtype=np.float64)
         self.lines = np.zeros(self.mirror_counts.shape, dtype=np.int64)
 
-    def update(self, probabilities: np.ndarray, region=None) -> None:
+    def update(self, probabilities: np.ndarray, region=None, user=None) -> None:
         """Recompute the sums of the cells overlapping ``region`` (default all)."""
         y0, x0, y1, x1 = (0, 0, self.grid.height, self.grid.width) if region is None else region
         r0, r1 = np.searchsorted(self.ys, [y0, y1], side="right") - [1, 0]
@@ -80,7 +87,8 @@ class _Cells:
                 if self.mirror_counts[r, c]:
                     window = np.s_[self.ys[r]:self.ys[r + 1], self.xs[c]:self.xs[c + 1]]
                     self.uncertainty[r, c], self.lines[r, c] = doubt_and_lines(
-                        probabilities[window], self.mirror_mask[window])
+                        probabilities[window], self.mirror_mask[window],
+                        None if user is None else user[window])
 
     def patch_sums(self, cells: np.ndarray, indices=None) -> np.ndarray:
         indices = range(len(self.grid)) if indices is None else indices
@@ -106,7 +114,7 @@ class _Cells:
         return float(self.mirror_counts[covered].sum() / total)
 
 
-def patch_scores(probabilities, grid: PatchGrid, mirror_mask) -> np.ndarray:
+def patch_scores(probabilities, grid: PatchGrid, mirror_mask, user=None) -> np.ndarray:
     """Uncertainty score of every patch (higher = worse).
 
     Parameters
@@ -116,6 +124,8 @@ def patch_scores(probabilities, grid: PatchGrid, mirror_mask) -> np.ndarray:
     grid : PatchGrid
     mirror_mask : (H, W) bool ndarray
         The mirror area.
+    user : (H, W) int8 ndarray, optional
+        The user's pixels (+1 added, -1 erased): decided, so without doubt.
 
     Returns
     -------
@@ -124,13 +134,15 @@ def patch_scores(probabilities, grid: PatchGrid, mirror_mask) -> np.ndarray:
         pixel, -inf without mirror pixels), the ranking the evaluation measured, computed from
         per-cell sums so that local updates stay cheap.
     """
-    return _scored_cells(probabilities, grid, mirror_mask).scores()
+    return _scored_cells(probabilities, grid, mirror_mask, user).scores()
 
 
-def _scored_cells(probabilities, grid: PatchGrid, mirror_mask) -> _Cells:
+def _scored_cells(probabilities, grid: PatchGrid, mirror_mask, user=None) -> _Cells:
     probabilities = _check_probabilities(probabilities, grid)
+    if user is not None:
+        user = _check_user(user, grid)
     cells = _Cells(grid, _check_mirror_mask(mirror_mask, grid))
-    cells.update(probabilities)
+    cells.update(probabilities, user=user)
     return cells
 
 
@@ -207,10 +219,10 @@ class PatchQueue:
         self.stroke_counts = np.zeros(len(grid), dtype=np.int64)
         self.skipped: list[int] = []
 
-    def update(self, probabilities, region=None) -> None:
-        """Rescore after the probabilities changed inside ``region`` (y0, x0, y1, x1; default
-        the whole view)."""
-        self._cells.update(probabilities, region)
+    def update(self, probabilities, region=None, user=None) -> None:
+        """Rescore after the probabilities or the user's pixels (``user``, (H, W) int8: +1
+        added, -1 erased) changed inside ``region`` (y0, x0, y1, x1; default the whole view)."""
+        self._cells.update(probabilities, region, user)
         if region is None:
             self.scores[:] = self._cells.scores()
         else:

@@ -110,3 +110,13 @@ def test_queue_scores_are_the_evaluated_gt_free_ranking():
     mirror[10:90, 5:60] = True
     expected = uncertainty_scores(probabilities, grid, mirror_mask=mirror)
     np.testing.assert_allclose(patch_scores(probabilities, grid, mirror), expected, rtol=1e-6)
+    user = rng.choice(np.array([-1, 0, 0, 1], np.int8), size=(96, 80))
+    expected = uncertainty_scores(probabilities, grid, mirror_mask=mirror, user=user)
+    np.testing.assert_allclose(patch_scores(probabilities, grid, mirror, user), expected,
+                               rtol=1e-6)
+    queue = PatchQueue(grid, mirror, probabilities)
+    strokes = np.zeros((96, 80), np.int8)
+    strokes[20:50, 20:40] = user[20:50, 20:40]
+    queue.update(probabilities, (20, 20, 50, 40), strokes)   # only where the strokes are
+    np.testing.assert_allclose(queue.scores, patch_scores(probabilities, grid, mirror, strokes),
+                               rtol=1e-6)

@@ -181,6 +181,21 @@ def test_history_is_bounded():
     assert not replayed(session, None, history_limit=2).can_undo
 
 
+def test_queue_scores_know_the_users_pixels():
+    from annotator.core.patch_queue import patch_scores
+
+    session = make_session()
+    for stroke in (ADD, ERASE):
+        session.apply_stroke(stroke)
+        expected = patch_scores(session.probabilities, session.grid, session.view.mirror_mask,
+                                session.user_map)
+        np.testing.assert_allclose(session.queue.scores, expected, rtol=1e-9)
+    session.undo()
+    expected = patch_scores(session.probabilities, session.grid, session.view.mirror_mask,
+                            session.user_map)
+    np.testing.assert_allclose(session.queue.scores, expected, rtol=1e-9)
+
+
 def test_replay_reproduces_mask_history_and_queue():
     session = make_session()
     session.apply_stroke(ADD)

@@ -37,6 +37,23 @@ def test_nearly_empty_patches_divide_by_the_floor_and_off_mirror_is_never_visite
         uncertainty_score(p, mirror_mask=mirror[:10])
 
 
+def test_the_users_pixels_are_decided():
+    p = _patch(60, 40)
+    user = np.zeros(p.shape, np.int8)
+    user.flat[60:80] = 1                  # half the doubtful pixels added: lines, no doubt
+    user.flat[80:100] = -1                # the other half erased: no doubt, no line
+    doubt = 4 * (60 * 0.98 * 0.02 + 1500 * 0.02 * 0.98)
+    assert uncertainty_score(p, user=user) == pytest.approx(doubt / 80, rel=1e-5)
+    assert uncertainty_score(p, user=np.zeros_like(user)) == uncertainty_score(p)
+    grid = PatchGrid(40, 80, patch_size=40, stride=40, net_size=40)
+    two = np.concatenate([p, p], axis=1)
+    both = np.concatenate([user, np.zeros_like(user)], axis=1)
+    scores = uncertainty_scores(two, grid, user=both)
+    assert scores[0] < scores[1]          # the corrected patch drops in the queue
+    with pytest.raises(ValueError, match="user"):
+        uncertainty_score(p, user=user[:10])
+
+
 def test_the_score_ranks_patches_by_relative_error():
     # Each patch: a line of 8 px rows, some of its pixels doubtful (p = 0.5, counted wrong at
     # 0.5) or missed (p = 0.3): the more of the line is doubtful, the worse its pFM and score.
