@@ -75,7 +75,7 @@ def doubt_and_lines(probabilities: np.ndarray, inside: np.ndarray,
     doubt : float
         Sum of ``4 p (1 - p)`` (float32 products summed in float64).
     lines : int
-        Number of pixels with p > 0.5.
+        Number of pixels with p > 0.5 where the user drew nothing, plus those the user added.
     """
     impurity = np.subtract(1, probabilities, dtype=np.float32)
     impurity *= probabilities

@@ -32,19 +32,12 @@ def check_patch_index(grid: PatchGrid, index) -> int:
     return int(index)
 
 
-def _check_probabilities(probabilities, grid: PatchGrid) -> np.ndarray:
-    probabilities = np.asarray(probabilities)
-    if probabilities.shape != grid.shape:
-        raise ValueError(f"probabilities must have the grid's shape {grid.shape}, "
-                         f"got {probabilities.shape}")
-    return probabilities
-
-
-def _check_user(user, grid: PatchGrid) -> np.ndarray:
-    user = np.asarray(user)
-    if user.shape != grid.shape:
-        raise ValueError(f"user must have the grid's shape {grid.shape}, got {user.shape}")
-    return user
+def _check_grid_shape(array, grid: PatchGrid, name: str) -> np.ndarray:
+    """``array`` as an ndarray, or ``ValueError`` naming it when it is not of the grid's shape."""
+    array = np.asarray(array)
+    if array.shape != grid.shape:
+        raise ValueError(f"{name} must have the grid's shape {grid.shape}, got {array.shape}")
+    return array
 
 
 def _check_mirror_mask(mirror_mask, grid: PatchGrid) -> np.ndarray:
@@ -138,9 +131,9 @@ def patch_scores(probabilities, grid: PatchGrid, mirror_mask, user=None) -> np.n
 
 
 def _scored_cells(probabilities, grid: PatchGrid, mirror_mask, user=None) -> _Cells:
-    probabilities = _check_probabilities(probabilities, grid)
+    probabilities = _check_grid_shape(probabilities, grid, "probabilities")
     if user is not None:
-        user = _check_user(user, grid)
+        user = _check_grid_shape(user, grid, "user")
     cells = _Cells(grid, _check_mirror_mask(mirror_mask, grid))
     cells.update(probabilities, user=user)
     return cells
@@ -212,7 +205,7 @@ class PatchQueue:
         self._cells = _Cells(grid, _check_mirror_mask(mirror_mask, grid))
         self.scores = np.zeros(len(grid), dtype=np.float64)
         if probabilities is not None:
-            self.update(_check_probabilities(probabilities, grid))
+            self.update(_check_grid_shape(probabilities, grid, "probabilities"))
         self.eligible = self._cells.patch_sums(self._cells.mirror_counts) > 0
         self.visited = np.zeros(len(grid), dtype=bool)
         self.done = np.zeros(len(grid), dtype=bool)
