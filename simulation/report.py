@@ -114,8 +114,8 @@ def _plot(curves: dict, out: Path) -> list[str]:
             _band(top, c.pixels, c.human_mean, c.human_std, "human only", "tab:gray")
             _band(top, c.pixels, c.network_mean, c.network_std, "human + network", "tab:red")
             top.set_ylabel("pFM (mirror area)")
-            top.set_title(f"{view}: {setting.replace('_', ' ')} ranking"
-                          if setting == "gt_free" else f"{view}: oracle ranking")
+            top.set_title(f"{view}: GT-free ranking" if setting == "gt_free"
+                          else f"{view}: oracle ranking")
             top.legend(loc="lower right")
             top.grid(alpha=0.3)
             bottom.plot(c.pixels, 100 * c.relative_gain, color="tab:blue")
