@@ -127,7 +127,9 @@ class FastNet:
             else:
                 was_training = self._eager.training
                 self._eager.eval()
-                out = self._eager(x)
+                # a network being trained on a GPU is validated where it lives
+                device = next(self._eager.parameters()).device
+                out = self._eager(x.to(device)).cpu()
                 self._eager.train(was_training)
         return out[:, 0].contiguous().numpy()
 

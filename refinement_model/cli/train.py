@@ -38,6 +38,9 @@ def _common(parser) -> None:
     parser.add_argument("--arch", default="unet")
     parser.add_argument("--decoder-channels", type=int, nargs="+", metavar="N")
     parser.add_argument("--threads", type=int, help="CPU threads per process")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="processes drawing training batches ahead (default 0: none); the "
+                             "batches do not change. Keeps a GPU busy; Linux only")
     parser.add_argument("--init", metavar="CKPT",
                         help="start from this checkpoint's weights (the same network) instead "
                              "of random ones, to fine-tune on other data or settings; a refiner "
@@ -123,6 +126,8 @@ def run(args) -> int:
                              patience=args.patience, focal_weight=args.focal_weight,
                              seed=args.seed)
         check_crop(args.crop, GridOptions())
+        if args.workers < 0:
+            raise ValueError(f"--workers must be >= 0, got {args.workers}")
     except ValueError as error:  # bad option values: one line, exit status 2
         raise InputError(None, str(error)) from None
     data, val = _split(args)
@@ -130,7 +135,7 @@ def run(args) -> int:
     common = dict(data=data, val=val, out=args.out, config=config, crop=args.crop,
                   data_seed=args.data_seed,
                   line_fraction=args.line_fraction, command=command, resume=args.resume,
-                  init=args.init)
+                  init=args.init, workers=args.workers)
     spec = _model_spec(args)
     ctx = init_distributed()
     try:

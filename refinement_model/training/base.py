@@ -71,8 +71,8 @@ def initial_model(spec: ModelSpec, init=None) -> tuple:
     model : torch.nn.Module
         Trainable (gradients enabled).
     facts : dict or None
-        What the checkpoint metadata records of ``init`` (path, kind, step, command), None
-        without it.
+        What the checkpoint metadata records of ``init`` (path, kind, step, command, and the
+        same facts of its own init, so that a chain of runs stays on record), None without it.
 
     Raises
     ------
@@ -92,7 +92,8 @@ def initial_model(spec: ModelSpec, init=None) -> tuple:
                                     f"train ({spec})")
     return model, {"path": str(init), "kind": source.spec.kind,
                    "step": metadata.get("validation", {}).get("step"),
-                   "command": metadata.get("training", {}).get("command")}
+                   "command": metadata.get("training", {}).get("command"),
+                   "init": metadata.get("training", {}).get("init")}
 
 
 def _warm_start_from_base(refiner_net, base) -> None:
@@ -158,7 +159,7 @@ def train_base(*, data, val, out, spec: ModelSpec, config: TrainConfig,
                geometry: GridOptions = GridOptions(), crop: int | None = None,
                data_seed: int | None = None, line_fraction: float = 0.8,
                command: str | None = None, resume: bool = False, init=None,
-               ctx: DistContext | None = None) -> dict:
+               ctx: DistContext | None = None, workers: int = 0) -> dict:
     """Train a base network and save the best one (by validation pFM) to ``out``.
 
     Parameters
@@ -185,6 +186,8 @@ def train_base(*, data, val, out, spec: ModelSpec, config: TrainConfig,
     init : path, optional
         Start from this checkpoint's weights (see :func:`initial_model`).
     ctx : DistContext, optional
+    workers : int, optional
+        Processes drawing training batches ahead (see :func:`train_loop`).
 
     Returns
     -------
@@ -219,4 +222,4 @@ def train_base(*, data, val, out, spec: ModelSpec, config: TrainConfig,
 
     return train_loop(model, next_batch=next_batch, validate=validate, save_best=save_best,
                       config=config, ctx=ctx, resume_file=resume_path(out), resume=resume,
-                      desc="train base")
+                      desc="train base", workers=workers)

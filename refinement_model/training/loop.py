@@ -4,8 +4,11 @@ Adam, gradient clipping, a plateau schedule and early stopping on a validation s
 better), a wall-clock budget, a tqdm bar, and resumable state. The batch of step ``s`` on rank
 ``r`` is drawn from ``np.random.default_rng([seed, r, s])``, so a run is reproducible from its
 seed and a resumed run continues exactly where the interrupted one stopped without storing any
-generator state. The resume file (``<out>.resume.safetensors``) holds the weights, the optimiser
-moments and the loop state as JSON; like checkpoints it never needs unpickling.
+generator state. For the same reason the batches can be drawn by worker processes
+(``workers``, a PyTorch DataLoader over step numbers) without changing them: the CPU-heavy
+sampling and stroke simulation then keep a GPU busy. The resume file
+(``<out>.resume.safetensors``) holds the weights, the optimiser moments and the loop state as
+JSON; like checkpoints it never needs unpickling.
 """
 
 from __future__ import annotations
@@ -120,12 +123,35 @@ def _load_state(path, model, optimizer, scheduler) -> dict:
     return metadata["loop"]
 
 
+class _StepBatches(torch.utils.data.Dataset):
+    """The batch of each step, a function of (seed, rank, step) alone."""
+
+    def __init__(self, next_batch, seed: int, rank: int):
+        self.next_batch, self.seed, self.rank = next_batch, seed, rank
+
+    def __getitem__(self, step: int):
+        return self.next_batch(np.random.default_rng([self.seed, self.rank, step]))
+
+
+def _batches(next_batch, config: TrainConfig, ctx: DistContext, *, first_step: int,
+             workers: int):
+    """An iterator over the (inputs, targets) tensors of steps first_step, first_step + 1, ..."""
+    loader = torch.utils.data.DataLoader(
+        _StepBatches(next_batch, config.seed, ctx.rank), batch_size=None,
+        sampler=range(first_step, config.max_steps), num_workers=workers,
+        # fork hands the sampling closure and its patch pool to the workers without pickling
+        multiprocessing_context="fork" if workers else None,
+        prefetch_factor=4 if workers else None, pin_memory=ctx.device.type == "cuda")
+    return iter(loader)
+
+
 def train_loop(model: torch.nn.Module, *,
                next_batch: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]],
                validate: Callable[[torch.nn.Module], tuple[float, dict]],
                save_best: Callable[[torch.nn.Module, dict], None],
                config: TrainConfig, ctx: DistContext = DistContext(),
-               resume_file=None, resume: bool = False, desc: str = "train") -> dict:
+               resume_file=None, resume: bool = False, desc: str = "train",
+               workers: int = 0) -> dict:
     """Train until early stopping, ``max_steps`` or the time budget.
 
     Parameters
@@ -146,6 +172,9 @@ def train_loop(model: torch.nn.Module, *,
         Continue from ``resume_file``.
     desc : str, optional
         Progress bar label.
+    workers : int, optional
+        Processes that draw batches ahead (0: drawn in this process). The batches are the same
+        either way; workers need the fork start method (Linux).
 
     Returns
     -------
@@ -154,6 +183,8 @@ def train_loop(model: torch.nn.Module, *,
     """
     from tqdm import tqdm
 
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"workers must be a non-negative integer, got {workers!r}")
     plain = getattr(model, "module", model).to(ctx.device)
     net = ctx.wrap(plain)
     loss_fn = SegmentationLoss(focal_weight=config.focal_weight)
@@ -169,11 +200,12 @@ def train_loop(model: torch.nn.Module, *,
     bar = tqdm(total=config.max_steps, initial=state["step"], desc=desc, disable=not ctx.is_main,
                dynamic_ncols=True)
     stop = state["bad"] >= config.patience
+    batches = _batches(next_batch, config, ctx, first_step=state["step"], workers=workers)
     while not stop and state["step"] < config.max_steps:
         net.train()
-        inputs, targets = next_batch(np.random.default_rng([config.seed, ctx.rank, state["step"]]))
-        x = torch.from_numpy(np.ascontiguousarray(inputs, np.float32)).to(ctx.device)
-        y = torch.from_numpy(np.ascontiguousarray(targets, np.float32)).to(ctx.device)
+        inputs, targets = next(batches)
+        x = inputs.to(ctx.device, torch.float32, non_blocking=True)
+        y = targets.to(ctx.device, torch.float32, non_blocking=True)
         loss = loss_fn(net(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -191,6 +223,7 @@ def train_loop(model: torch.nn.Module, *,
             if ctx.is_main and resume_file is not None:
                 _save_state(resume_file, plain, optimizer, scheduler, state)
     bar.close()
+    del batches  # stops the workers
     return state["best"]
 
 

@@ -192,7 +192,7 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
                   crop: int | None = None, max_strokes: int = 3,
                   pool_size: int = 1024, val_per_view: int = 48, data_seed: int | None = None,
                   line_fraction: float = 0.8, command: str | None = None, resume: bool = False,
-                  init=None, ctx: DistContext | None = None) -> dict:
+                  init=None, ctx: DistContext | None = None, workers: int = 0) -> dict:
     """Train a refiner on top of a frozen base checkpoint; save the best to ``out``.
 
     Parameters
@@ -213,7 +213,7 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
     pool_size : int, optional
         Training patches whose base logits are precomputed (per process).
     val_per_view : int, optional
-    data_seed, line_fraction, command, resume, init, ctx
+    data_seed, line_fraction, command, resume, init, ctx, workers
         As in :func:`~refinement_model.training.base.train_base`.
 
     Returns
@@ -237,7 +237,9 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
         raise ValueError(f"spec must be a refiner on the base's inputs {base_model.spec.inputs}, "
                          f"got a {spec.kind} on {spec.inputs}")
     model, init_facts = initial_model(spec, init)
-    base_net = FastNet(base_model, net_size=geometry.net_size)
+    # on a GPU the frozen base runs there in eager mode (the traced path is the CPU's)
+    base_net = FastNet(base_model.to(ctx.device), optimise=ctx.device.type == "cpu",
+                       net_size=geometry.net_size)
     train_views = load_training_views(data, inputs=spec.inputs, factor=geometry.factor)
     images, targets = sample_patches(train_views, pool_size, size=geometry.net_size,
                                      rng=np.random.default_rng([config.seed, ctx.rank, 1]),
@@ -281,4 +283,5 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
 
     return train_loop(model, next_batch=next_batch, validate=validate,
                       save_best=save_best, config=config, ctx=ctx,
-                      resume_file=resume_path(out), resume=resume, desc="train refiner")
+                      resume_file=resume_path(out), resume=resume, desc="train refiner",
+                      workers=workers)

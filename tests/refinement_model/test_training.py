@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from annotator.cli import main
-from refinement_model.checkpoints import load_checkpoint, read_metadata
+from refinement_model.checkpoints import load_checkpoint, read_metadata, read_tensors
 from refinement_model.nets import ModelSpec, create_model
 from refinement_model.patches import PatchGrid
 from refinement_model.strokes import burn_in
@@ -182,6 +182,22 @@ def test_train_refiner_on_frozen_base(views, tiny_base, tmp_path):
     assert metadata["training"]["base"]["validation"]["pfm"] == tiny_base[1]["pfm"]
 
 
+def test_batch_workers_do_not_change_training(views, tiny_base, tmp_path):
+    """Strokes simulated in worker processes give the very batches of the single process."""
+    def trained(workers):
+        out = tmp_path / f"refiner{workers}.safetensors"
+        train_refiner(base=tiny_base[0], data=[views / "train"], val=[views / "val"], out=out,
+                      config=TrainConfig(max_steps=3, val_every=3, batch_size=2, lr=3e-3),
+                      pool_size=4, val_per_view=4, max_strokes=4, workers=workers)
+        return read_tensors(out)[0]
+
+    alone, with_workers = trained(0), trained(2)
+    assert alone.keys() == with_workers.keys()
+    assert all(torch.equal(alone[k], with_workers[k]) for k in alone)
+    with pytest.raises(ValueError, match="workers"):
+        trained(-1)
+
+
 def test_fine_tuning_starts_from_the_init_weights(views, tiny_base, tmp_path):
     base_model, _ = load_checkpoint(tiny_base[0], kind="base")
     model, facts = initial_model(base_model.spec, tiny_base[0])
@@ -198,6 +214,9 @@ def test_fine_tuning_starts_from_the_init_weights(views, tiny_base, tmp_path):
                config=TrainConfig(max_steps=1, val_every=1, batch_size=2), geometry=GEOMETRY,
                init=tiny_base[0])
     assert read_metadata(out)["training"]["init"]["path"] == str(tiny_base[0])
+    # a chain of runs stays on record: the init's own init is kept
+    _, chained = initial_model(base_model.spec, out)
+    assert chained["path"] == str(out) and chained["init"]["path"] == str(tiny_base[0])
 
 
 def test_refiner_warm_started_from_its_base(tiny_base):
