@@ -124,10 +124,8 @@ def run(args) -> int:
         config = TrainConfig(batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps,
                              max_minutes=args.max_minutes, val_every=args.val_every,
                              patience=args.patience, focal_weight=args.focal_weight,
-                             seed=args.seed)
+                             seed=args.seed, workers=args.workers)
         check_crop(args.crop, GridOptions())
-        if args.workers < 0:
-            raise ValueError(f"--workers must be >= 0, got {args.workers}")
     except ValueError as error:  # bad option values: one line, exit status 2
         raise InputError(None, str(error)) from None
     data, val = _split(args)
@@ -135,7 +133,7 @@ def run(args) -> int:
     common = dict(data=data, val=val, out=args.out, config=config, crop=args.crop,
                   data_seed=args.data_seed,
                   line_fraction=args.line_fraction, command=command, resume=args.resume,
-                  init=args.init, workers=args.workers)
+                  init=args.init)
     spec = _model_spec(args)
     ctx = init_distributed()
     try:

@@ -159,7 +159,7 @@ def train_base(*, data, val, out, spec: ModelSpec, config: TrainConfig,
                geometry: GridOptions = GridOptions(), crop: int | None = None,
                data_seed: int | None = None, line_fraction: float = 0.8,
                command: str | None = None, resume: bool = False, init=None,
-               ctx: DistContext | None = None, workers: int = 0) -> dict:
+               ctx: DistContext | None = None) -> dict:
     """Train a base network and save the best one (by validation pFM) to ``out``.
 
     Parameters
@@ -186,8 +186,6 @@ def train_base(*, data, val, out, spec: ModelSpec, config: TrainConfig,
     init : path, optional
         Start from this checkpoint's weights (see :func:`initial_model`).
     ctx : DistContext, optional
-    workers : int, optional
-        Processes drawing training batches ahead (see :func:`train_loop`).
 
     Returns
     -------
@@ -222,4 +220,4 @@ def train_base(*, data, val, out, spec: ModelSpec, config: TrainConfig,
 
     return train_loop(model, next_batch=next_batch, validate=validate, save_best=save_best,
                       config=config, ctx=ctx, resume_file=resume_path(out), resume=resume,
-                      desc="train base", workers=workers)
+                      desc="train base")

@@ -5,8 +5,8 @@ better), a wall-clock budget, a tqdm bar, and resumable state. The batch of step
 ``r`` is drawn from ``np.random.default_rng([seed, r, s])``, so a run is reproducible from its
 seed and a resumed run continues exactly where the interrupted one stopped without storing any
 generator state. For the same reason the batches can be drawn by worker processes
-(``workers``, a PyTorch DataLoader over step numbers) without changing them: the CPU-heavy
-sampling and stroke simulation then keep a GPU busy. The resume file
+(``TrainConfig.workers``, a PyTorch DataLoader over step numbers) without changing them: the
+CPU-heavy sampling and stroke simulation then keep a GPU busy. The resume file
 (``<out>.resume.safetensors``) holds the weights, the optimiser moments and the loop state as
 JSON; like checkpoints it never needs unpickling.
 """
@@ -57,6 +57,9 @@ class TrainConfig:
     focal_weight : float
         Weight of the Focal term added to the Dice loss.
     seed : int
+    workers : int
+        Processes that draw batches ahead (0: drawn in the training process). The batches are
+        the same either way; workers need the fork start method (Linux).
     """
 
     batch_size: int = 8
@@ -70,6 +73,7 @@ class TrainConfig:
     clip_norm: float = 2.0
     focal_weight: float = 0.0
     seed: int = 0
+    workers: int = 0
 
     def __post_init__(self):
         for name in ("batch_size", "max_steps", "val_every", "patience", "plateau_patience"):
@@ -79,6 +83,9 @@ class TrainConfig:
         if not self.lr > 0 or not self.clip_norm > 0 or not 0 < self.plateau_factor < 1:
             raise ValueError("lr and clip_norm must be > 0 and plateau_factor in (0, 1), got "
                              f"{self.lr!r}, {self.clip_norm!r}, {self.plateau_factor!r}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) \
+                or self.workers < 0:
+            raise ValueError(f"workers must be a non-negative integer, got {self.workers!r}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"max_minutes must be > 0, got {self.max_minutes!r}")
 
@@ -133,9 +140,9 @@ class _StepBatches(torch.utils.data.Dataset):
         return self.next_batch(np.random.default_rng([self.seed, self.rank, step]))
 
 
-def _batches(next_batch, config: TrainConfig, ctx: DistContext, *, first_step: int,
-             workers: int):
+def _batches(next_batch, config: TrainConfig, ctx: DistContext, *, first_step: int):
     """An iterator over the (inputs, targets) tensors of steps first_step, first_step + 1, ..."""
+    workers = config.workers
     loader = torch.utils.data.DataLoader(
         _StepBatches(next_batch, config.seed, ctx.rank), batch_size=None,
         sampler=range(first_step, config.max_steps), num_workers=workers,
@@ -150,8 +157,7 @@ def train_loop(model: torch.nn.Module, *,
                validate: Callable[[torch.nn.Module], tuple[float, dict]],
                save_best: Callable[[torch.nn.Module, dict], None],
                config: TrainConfig, ctx: DistContext = DistContext(),
-               resume_file=None, resume: bool = False, desc: str = "train",
-               workers: int = 0) -> dict:
+               resume_file=None, resume: bool = False, desc: str = "train") -> dict:
     """Train until early stopping, ``max_steps`` or the time budget.
 
     Parameters
@@ -172,9 +178,6 @@ def train_loop(model: torch.nn.Module, *,
         Continue from ``resume_file``.
     desc : str, optional
         Progress bar label.
-    workers : int, optional
-        Processes that draw batches ahead (0: drawn in this process). The batches are the same
-        either way; workers need the fork start method (Linux).
 
     Returns
     -------
@@ -183,8 +186,6 @@ def train_loop(model: torch.nn.Module, *,
     """
     from tqdm import tqdm
 
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise ValueError(f"workers must be a non-negative integer, got {workers!r}")
     plain = getattr(model, "module", model).to(ctx.device)
     net = ctx.wrap(plain)
     loss_fn = SegmentationLoss(focal_weight=config.focal_weight)
@@ -200,7 +201,7 @@ def train_loop(model: torch.nn.Module, *,
     bar = tqdm(total=config.max_steps, initial=state["step"], desc=desc, disable=not ctx.is_main,
                dynamic_ncols=True)
     stop = state["bad"] >= config.patience
-    batches = _batches(next_batch, config, ctx, first_step=state["step"], workers=workers)
+    batches = _batches(next_batch, config, ctx, first_step=state["step"])
     while not stop and state["step"] < config.max_steps:
         net.train()
         inputs, targets = next(batches)

@@ -192,7 +192,7 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
                   crop: int | None = None, max_strokes: int = 3,
                   pool_size: int = 1024, val_per_view: int = 48, data_seed: int | None = None,
                   line_fraction: float = 0.8, command: str | None = None, resume: bool = False,
-                  init=None, ctx: DistContext | None = None, workers: int = 0) -> dict:
+                  init=None, ctx: DistContext | None = None) -> dict:
     """Train a refiner on top of a frozen base checkpoint; save the best to ``out``.
 
     Parameters
@@ -213,7 +213,7 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
     pool_size : int, optional
         Training patches whose base logits are precomputed (per process).
     val_per_view : int, optional
-    data_seed, line_fraction, command, resume, init, ctx, workers
+    data_seed, line_fraction, command, resume, init, ctx
         As in :func:`~refinement_model.training.base.train_base`.
 
     Returns
@@ -283,5 +283,4 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
 
     return train_loop(model, next_batch=next_batch, validate=validate,
                       save_best=save_best, config=config, ctx=ctx,
-                      resume_file=resume_path(out), resume=resume, desc="train refiner",
-                      workers=workers)
+                      resume_file=resume_path(out), resume=resume, desc="train refiner")

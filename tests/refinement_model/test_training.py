@@ -187,15 +187,16 @@ def test_batch_workers_do_not_change_training(views, tiny_base, tmp_path):
     def trained(workers):
         out = tmp_path / f"refiner{workers}.safetensors"
         train_refiner(base=tiny_base[0], data=[views / "train"], val=[views / "val"], out=out,
-                      config=TrainConfig(max_steps=3, val_every=3, batch_size=2, lr=3e-3),
-                      pool_size=4, val_per_view=4, max_strokes=4, workers=workers)
+                      config=TrainConfig(max_steps=3, val_every=3, batch_size=2, lr=3e-3,
+                                         workers=workers),
+                      pool_size=4, val_per_view=4, max_strokes=4)
         return read_tensors(out)[0]
 
     alone, with_workers = trained(0), trained(2)
     assert alone.keys() == with_workers.keys()
     assert all(torch.equal(alone[k], with_workers[k]) for k in alone)
     with pytest.raises(ValueError, match="workers"):
-        trained(-1)
+        TrainConfig(workers=-1)
 
 
 def test_fine_tuning_starts_from_the_init_weights(views, tiny_base, tmp_path):
