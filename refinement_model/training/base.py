@@ -37,6 +37,12 @@ class GridOptions:
     def factor(self) -> float:
         return self.net_size / self.patch_size
 
+    @classmethod
+    def of_checkpoint(cls, metadata: dict) -> "GridOptions":
+        """The geometry a checkpoint's metadata records (defaults where it records none)."""
+        return cls(**{name: int(metadata.get(name, default))
+                      for name, default in cls().__dict__.items()})
+
     def grid(self, height: int, width: int) -> PatchGrid:
         return PatchGrid(height, width, patch_size=self.patch_size, stride=self.stride,
                          net_size=self.net_size)

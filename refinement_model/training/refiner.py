@@ -228,8 +228,7 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
     ctx = ctx or DistContext()
     torch.manual_seed(config.seed)
     base_model, base_meta = load_checkpoint(base, kind="base")
-    geometry = GridOptions(**{k: int(base_meta.get(k, v)) for k, v in
-                              GridOptions().__dict__.items()})
+    geometry = GridOptions.of_checkpoint(base_meta)
     crop = check_crop(crop, geometry)
     if spec is None:
         spec = refiner_spec(base_model.spec)
