@@ -4,10 +4,11 @@ The measure training selects on (``refinement_model.training.refiner.refined_sco
 patches with lines per view, one simulated stroke each against the base prediction; the pFM of
 the refined patch (stroke burned in) over the pFM of the human-only patch (stroke burned into
 the base prediction). Run it on the validation views to recheck a checkpoint's recorded figure,
-or on the test views, which choose nothing.
+or on the test views, which choose nothing. With ``--strokes K`` it also follows each patch
+through K strokes, each drawn against the refined patch as in the app (the gain after each).
 
     .venv/bin/python benchmarks/bench_refiner_gain.py [VIEW_DIR ...] [--refiner CKPT]
-        [--base CKPT] [--seed 0]
+        [--base CKPT] [--seed 0] [--strokes 1]
 
 Defaults: data/val and the shipped weights. The last line printed is one JSON object.
 """
@@ -33,6 +34,8 @@ def main() -> None:
     parser.add_argument("--base", default=None, metavar="CKPT")
     parser.add_argument("--refiner", default=None, metavar="CKPT")
     parser.add_argument("--seed", type=int, default=0, help="patches and strokes (default 0)")
+    parser.add_argument("--strokes", type=int, default=1, metavar="K",
+                        help="strokes per patch, each against the refined patch (default 1)")
     args = parser.parse_args()
 
     base_path = args.base or shipped_checkpoint("base")
@@ -43,14 +46,19 @@ def main() -> None:
     patches = validation_patches(FastNet(base, net_size=geometry.net_size), views, geometry,
                                  seed=args.seed)
     refiner, _ = load_checkpoint(refiner_path, kind="refiner", inputs=base.spec.inputs)
-    scores = refined_scores(FastNet(refiner, net_size=geometry.net_size), patches)
+    scores = refined_scores(FastNet(refiner, net_size=geometry.net_size), patches,
+                            strokes=args.strokes, scale=geometry.factor, seed=args.seed)
     met = scores["gain"] >= TARGET_GAIN
     print(f"refiner {refiner_path} on {', '.join(args.views)} (seed {args.seed}): "
           f"{scores['patches']} patches, human-only pFM {scores['human_pfm']:.4f} -> refined "
           f"{scores['refined_pfm']:.4f}: gain {100 * scores['gain']:+.2f}% "
           f"(target >= {100 * TARGET_GAIN:+.0f}%: {'met' if met else 'not met'})")
+    if args.strokes > 1:
+        print("gain after 1..K strokes: " + " ".join(f"{100 * g:+.2f}%" for g in scores["gains"])
+              + f"; mean {100 * scores['sequence_gain']:+.2f}%")
     print(json.dumps({**{k: round(v, 5) if isinstance(v, float) else v
-                         for k, v in scores.items()},
+                         for k, v in scores.items() if k != "gains"},
+                      "gains": [round(g, 5) for g in scores.get("gains", [])],
                       "views": args.views, "seed": args.seed, "target_met": met}))
 
 

@@ -69,6 +69,12 @@ def register(subparsers) -> None:
                               "(default 3)")
     refiner.add_argument("--pool-size", type=int, default=1024,
                          help="training patches with precomputed base logits (default 1024)")
+    refiner.add_argument("--policy-rounds", type=int, default=0, metavar="R",
+                         help="0..R more strokes per batch, each against the refiner's own "
+                              "output, as users draw them (default 0: all against the base)")
+    refiner.add_argument("--val-strokes", type=int, default=1, metavar="K",
+                         help="select the model on the mean gain after 1..K validation strokes, "
+                              "each against the refined patch (default 1: one stroke)")
     for sub in (base, refiner):
         sub.set_defaults(func=run)
 
@@ -126,6 +132,11 @@ def run(args) -> int:
                              patience=args.patience, focal_weight=args.focal_weight,
                              seed=args.seed, workers=args.workers)
         check_crop(args.crop, GridOptions())
+        if args.kind == "refiner" and (args.max_strokes < 1 or args.val_strokes < 1
+                                       or args.policy_rounds < 0):
+            raise ValueError("--max-strokes and --val-strokes must be >= 1 and --policy-rounds "
+                             f">= 0, got {args.max_strokes}, {args.val_strokes} and "
+                             f"{args.policy_rounds}")
     except ValueError as error:  # bad option values: one line, exit status 2
         raise InputError(None, str(error)) from None
     data, val = _split(args)
@@ -141,7 +152,8 @@ def run(args) -> int:
             best = train_base(spec=spec, ctx=ctx, **common)
         else:
             best = train_refiner(base=args.base, spec=spec, max_strokes=args.max_strokes,
-                                 pool_size=args.pool_size, ctx=ctx, **common)
+                                 pool_size=args.pool_size, policy_rounds=args.policy_rounds,
+                                 val_strokes=args.val_strokes, ctx=ctx, **common)
     finally:
         ctx.close()
     if ctx.is_main:

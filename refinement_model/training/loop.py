@@ -9,6 +9,10 @@ generator state. For the same reason the batches can be drawn by worker processe
 CPU-heavy sampling and stroke simulation then keep a GPU busy. The resume file
 (``<out>.resume.safetensors``) holds the weights, the optimiser moments and the loop state as
 JSON; like checkpoints it never needs unpickling.
+
+Some batches depend on the network being trained (the refiner's on-policy strokes): a
+``revise_inputs`` hook then rewrites each batch in the training process with the current
+weights, from its own generator ``np.random.default_rng([seed, rank, step, 1])``.
 """
 
 from __future__ import annotations
@@ -157,7 +161,10 @@ def train_loop(model: torch.nn.Module, *,
                validate: Callable[[torch.nn.Module], tuple[float, dict]],
                save_best: Callable[[torch.nn.Module, dict], None],
                config: TrainConfig, ctx: DistContext = DistContext(),
-               resume_file=None, resume: bool = False, desc: str = "train") -> dict:
+               resume_file=None, resume: bool = False, desc: str = "train",
+               revise_inputs: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor,
+                                        np.random.Generator], torch.Tensor] | None = None,
+               ) -> dict:
     """Train until early stopping, ``max_steps`` or the time budget.
 
     Parameters
@@ -178,6 +185,9 @@ def train_loop(model: torch.nn.Module, *,
         Continue from ``resume_file``.
     desc : str, optional
         Progress bar label.
+    revise_inputs : callable(model, inputs, targets, rng) -> inputs, optional
+        Rewrites each batch (tensors on ``ctx.device``) before the step; the model is the
+        unwrapped one, in eval mode, without gradients.
 
     Returns
     -------
@@ -207,6 +217,9 @@ def train_loop(model: torch.nn.Module, *,
         inputs, targets = next(batches)
         x = inputs.to(ctx.device, torch.float32, non_blocking=True)
         y = targets.to(ctx.device, torch.float32, non_blocking=True)
+        if revise_inputs is not None:
+            x = _revised(plain, revise_inputs, x, y, [config.seed, ctx.rank, state["step"], 1])
+            net.train()
         loss = loss_fn(net(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -226,6 +239,13 @@ def train_loop(model: torch.nn.Module, *,
     bar.close()
     del batches  # stops the workers
     return state["best"]
+
+
+def _revised(plain, revise_inputs, inputs, targets, seed) -> torch.Tensor:
+    plain.eval()
+    # no_grad, not inference_mode: the revised batch is then trained on
+    with torch.no_grad():
+        return revise_inputs(plain, inputs, targets, np.random.default_rng(seed))
 
 
 def _validate(plain, validate, save_best, scheduler, state, config, ctx) -> bool:

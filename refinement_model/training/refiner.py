@@ -8,9 +8,18 @@ correcting a patch stroke by stroke would draw them. The stroke channel holds al
 target is the ground truth. The refiner may start from the base's weights (``init``, see
 :func:`~refinement_model.training.base.initial_model`).
 
+Those strokes all answer the base prediction, while a user (and the evaluation protocol) draws
+each stroke against the *refined* patch, where the network has already fixed what the earlier
+strokes implied. With ``policy_rounds`` R, each batch gets 0..R more strokes (uniform per
+batch), each simulated against the current network's own output with all strokes burned in
+(:func:`add_policy_strokes`; the iterative training of interactive segmentation, as in
+RITM, Sofiiuk et al. 2022). Measured on the shipped recipe it lowered the gain at equal steps
+(README, "Shipped weights"), so the shipped refiner does not use it.
+
 Model selection: on fixed validation patches with one simulated stroke each, the pFM of the
 refined patch (stroke burned in) over the pFM of the human-only patch (stroke burned into the
-base prediction), as a relative gain.
+base prediction), as a relative gain; with ``val_strokes`` K, the mean of that gain after 1..K
+strokes, strokes 2..K each drawn against the refined patch (:func:`refined_scores`).
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from refinement_model.training.data import (
 from refinement_model.training.distributed import DistContext
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop
 
-__all__ = ["refiner_spec", "simulate_strokes", "stroke_count", "train_refiner",
+__all__ = ["add_policy_strokes", "refiner_spec", "simulate_strokes", "stroke_count", "train_refiner",
            "validation_patches"]
 
 
@@ -81,6 +90,53 @@ def stroke_count(rng: np.random.Generator, max_strokes: int) -> int:
     return min(int(np.exp(rng.uniform(0.0, np.log(max_strokes + 1)))), max_strokes)
 
 
+def add_policy_strokes(model, inputs, targets, rng, *, rounds: int, scale: float = 0.5):
+    """Add ``rounds`` strokes to every patch of a batch, each against the model's own output.
+
+    Each round runs ``model`` on the batch, burns the stroke channel into its binary output and
+    simulates one more stroke per patch against that (:func:`simulate_strokes`), painted over
+    the stroke channel (the last input channel).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A refiner: (B, C + 2, S, S) inputs to (B, 1, S, S) logits. Called as given (the caller
+        sets eval mode and disables gradients).
+    inputs : (B, C + 2, S, S) float32 tensor
+        :func:`~refinement_model.nets.refiner_input` of the batch. Not modified.
+    targets : (B, S, S) tensor
+        Ground truth (nonzero = line).
+    rng : numpy.random.Generator
+    rounds : int
+        >= 0; patches that need no stroke stay as they are.
+    scale : float
+        Patch pixels per view pixel.
+
+    Returns
+    -------
+    (B, C + 2, S, S) float32 tensor
+        On the device of ``inputs``.
+    """
+    import torch
+
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
+        raise ValueError(f"rounds must be a non-negative integer, got {rounds!r}")
+    inputs = inputs.clone()
+    gts = targets.detach().cpu().numpy() != 0
+    shape = gts.shape[1:]
+    for _ in range(rounds):
+        channel = inputs[:, -1].cpu().numpy()
+        refined = model(inputs)[:, 0].cpu().numpy() > 0
+        current = np.where(channel != 0, channel > 0, refined)
+        for i, (gt, mask) in enumerate(zip(gts, current)):
+            strokes = simulate_strokes(gt, mask, count=1, rng=rng, scale=scale)
+            if strokes:
+                painted = stroke_channel(strokes, shape)
+                channel[i] = np.where(painted != 0, painted, channel[i])
+        inputs[:, -1] = torch.from_numpy(channel).to(inputs.device)
+    return inputs
+
+
 def _logits(net: FastNet, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
     return np.concatenate([net(images[i:i + batch_size])
                            for i in range(0, len(images), batch_size)])
@@ -129,33 +185,64 @@ def validation_patches(base: FastNet, views, geometry: GridOptions, *, per_view:
     return {k: (v if k == "stroke_list" else np.stack(v)) for k, v in out.items()}
 
 
-def refined_scores(model, patches: dict, *, batch_size: int = 16) -> dict:
-    """pFM of base, human-only and refined (stroke burned in) validation patches.
+def refined_scores(model, patches: dict, *, strokes: int = 1, scale: float = 0.5,
+                   batch_size: int = 16, seed: int = 0) -> dict:
+    """pFM of base, human-only and refined (strokes burned in) validation patches.
+
+    The first stroke of each patch is its fixed one from :func:`validation_patches`. With
+    ``strokes`` K > 1, strokes 2..K are drawn as a user of the app would: each against the
+    refined patch of the strokes before it, burned in (the simulated user's longer-segment
+    choice, from a generator seeded with ``seed``; ``scale`` as in :func:`simulate_strokes`).
+    After each k the refined patch is compared with the human-only one (the same k strokes
+    burned into the base prediction).
 
     Returns
     -------
     dict
         Means ``base_pfm``, ``human_pfm``, ``refined_pfm``, the relative ``gain`` of refined
-        over human-only (ratio of means minus 1), ``mean_patch_gain`` and ``patches``.
+        over human-only (ratio of means minus 1), ``mean_patch_gain`` and ``patches``, all
+        after the first stroke; with K > 1 also ``gains`` (the gain after 1..K strokes) and
+        their mean ``sequence_gain``.
     """
     import torch
 
+    from simulation.simulated_user import choose_stroke
+
+    if isinstance(strokes, bool) or not isinstance(strokes, int) or strokes < 1:
+        raise ValueError(f"strokes must be a positive integer, got {strokes!r}")
     net = model if isinstance(model, FastNet) else FastNet(model, optimise=False)
-    stacked = refiner_input(torch.from_numpy(patches["images"]),
-                            torch.from_numpy(patches["logits"]),
-                            torch.from_numpy(patches["strokes"])).numpy()
-    refined = _logits(net, stacked, batch_size)
-    scores = {"base": [], "human": [], "refined": []}
-    for i, stroke in enumerate(patches["stroke_list"]):
-        gt, skeleton = patches["gt"][i], patches["skeleton"][i]
-        for key, mask in (("base", patches["logits"][i] > 0), ("human", patches["human"][i]),
-                          ("refined", burn_in(refined[i] > 0, [stroke]))):
-            scores[key].append(score_masks(mask, gt, gt_skeleton=skeleton)["pfm"])
-    means = {f"{k}_pfm": float(np.mean(v)) for k, v in scores.items()}
-    human = np.maximum(np.asarray(scores["human"]), 1e-6)
-    return {**means, "gain": means["refined_pfm"] / max(means["human_pfm"], 1e-6) - 1,
-            "mean_patch_gain": float(np.mean(np.asarray(scores["refined"]) / human - 1)),
-            "patches": len(human)}
+    rng = np.random.default_rng(seed)
+    drawn = [[stroke] for stroke in patches["stroke_list"]]
+    size = patches["gt"].shape[1:]
+    base_masks = patches["logits"] > 0
+    images, logits = torch.from_numpy(patches["images"]), torch.from_numpy(patches["logits"])
+    gains, first = [], {}
+    for k in range(strokes):
+        channels = np.stack([stroke_channel(d, size) for d in drawn])
+        refined = _logits(net, refiner_input(images, logits, torch.from_numpy(channels)).numpy(),
+                          batch_size) > 0
+        scores = {"base": [], "human": [], "refined": []}
+        for i, patch_strokes in enumerate(drawn):
+            gt, skeleton = patches["gt"][i], patches["skeleton"][i]
+            refined[i] = burn_in(refined[i], patch_strokes)
+            for key, mask in (("base", base_masks[i]),
+                              ("human", burn_in(base_masks[i], patch_strokes)),
+                              ("refined", refined[i])):
+                scores[key].append(score_masks(mask, gt, gt_skeleton=skeleton)["pfm"])
+        means = {f"{key}_pfm": float(np.mean(v)) for key, v in scores.items()}
+        gains.append(means["refined_pfm"] / max(means["human_pfm"], 1e-6) - 1)
+        if k == 0:
+            human = np.maximum(np.asarray(scores["human"]), 1e-6)
+            first = {**means, "gain": gains[0], "patches": len(human),
+                     "mean_patch_gain": float(np.mean(np.asarray(scores["refined"]) / human - 1))}
+        if k + 1 < strokes:
+            for i, patch_strokes in enumerate(drawn):
+                chosen = choose_stroke(patches["gt"][i], refined[i], rng=rng, scale=scale)
+                if chosen is not None:
+                    patch_strokes.append(chosen.stroke)
+    if strokes > 1:
+        first.update(gains=gains, sequence_gain=float(np.mean(gains)))
+    return first
 
 
 def refiner_spec(base_spec: ModelSpec, *, arch: str = "unet", encoder: str | None = None,
@@ -190,7 +277,9 @@ def refiner_spec(base_spec: ModelSpec, *, arch: str = "unet", encoder: str | Non
 
 def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config: TrainConfig,
                   crop: int | None = None, max_strokes: int = 3,
-                  pool_size: int = 1024, val_per_view: int = 48, data_seed: int | None = None,
+                  pool_size: int = 1024, policy_rounds: int = 0, val_strokes: int = 1,
+                  val_per_view: int = 48,
+                  data_seed: int | None = None,
                   line_fraction: float = 0.8, command: str | None = None, resume: bool = False,
                   init=None, ctx: DistContext | None = None) -> dict:
     """Train a refiner on top of a frozen base checkpoint; save the best to ``out``.
@@ -212,6 +301,13 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
         Each training patch gets 1..max_strokes strokes (see :func:`stroke_count`).
     pool_size : int, optional
         Training patches whose base logits are precomputed (per process).
+    policy_rounds : int, optional
+        Up to this many more strokes per batch against the network's own output
+        (:func:`add_policy_strokes`); 0 trains on strokes against the base prediction only.
+    val_strokes : int, optional
+        Model selection on the gain after one stroke (1, the paper's) or on the mean gain after
+        1..K strokes, each against the refined patch (``sequence_gain`` of
+        :func:`refined_scores`).
     val_per_view : int, optional
     data_seed, line_fraction, command, resume, init, ctx
         As in :func:`~refinement_model.training.base.train_base`.
@@ -225,6 +321,10 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
 
     if isinstance(max_strokes, bool) or not isinstance(max_strokes, int) or max_strokes < 1:
         raise ValueError(f"max_strokes must be a positive integer, got {max_strokes!r}")
+    if isinstance(policy_rounds, bool) or not isinstance(policy_rounds, int) or policy_rounds < 0:
+        raise ValueError(f"policy_rounds must be a non-negative integer, got {policy_rounds!r}")
+    if isinstance(val_strokes, bool) or not isinstance(val_strokes, int) or val_strokes < 1:
+        raise ValueError(f"val_strokes must be a positive integer, got {val_strokes!r}")
     ctx = ctx or DistContext()
     torch.manual_seed(config.seed)
     base_model, base_meta = load_checkpoint(base, kind="base")
@@ -253,6 +353,7 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
         del val_views
     facts = {"data_seed": data_seed, "data": [str(p) for p in data],
              "val": [str(p) for p in val], "max_strokes": max_strokes, "pool_size": pool_size,
+             "policy_rounds": policy_rounds, "val_strokes": val_strokes,
              "crop": crop, "init": init_facts,
              "base": {"model": base_meta["model"], "validation": base_meta.get("validation"),
                       "training": {"data_seed": base_meta.get("training", {}).get("data_seed")}}}
@@ -271,9 +372,15 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
         stacked = [torch.from_numpy(np.stack(column)) for column in zip(*rows)]
         return refiner_input(*stacked[:3]).numpy(), stacked[3].numpy()
 
+    def revise_inputs(net, inputs, targets, rng):
+        rounds = int(rng.integers(0, policy_rounds + 1))
+        return add_policy_strokes(net, inputs, targets, rng, rounds=rounds,
+                                  scale=geometry.factor)
+
     def validate(net):
-        metrics = refined_scores(net, patches)
-        return metrics["gain"], metrics
+        metrics = refined_scores(net, patches, strokes=val_strokes, scale=geometry.factor,
+                                 seed=config.seed)
+        return metrics["sequence_gain" if val_strokes > 1 else "gain"], metrics
 
     def save_best(net, metrics):
         metadata = checkpoint_metadata(spec, geometry, config=config, data=facts,
@@ -282,4 +389,5 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
 
     return train_loop(model, next_batch=next_batch, validate=validate,
                       save_best=save_best, config=config, ctx=ctx,
-                      resume_file=resume_path(out), resume=resume, desc="train refiner")
+                      resume_file=resume_path(out), resume=resume, desc="train refiner",
+                      revise_inputs=revise_inputs if policy_rounds else None)

@@ -22,8 +22,10 @@ from refinement_model.training.data import (
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop
 from refinement_model.training.losses import SegmentationLoss
 from refinement_model.nets import refiner_input
+from refinement_model.metrics import thin
 from refinement_model.training.refiner import (
-    refiner_spec, simulate_strokes, stroke_count, train_refiner)
+    add_policy_strokes, refined_scores, refiner_spec, simulate_strokes, stroke_count,
+    train_refiner)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -199,6 +201,91 @@ def test_batch_workers_do_not_change_training(views, tiny_base, tmp_path):
         TrainConfig(workers=-1)
 
 
+class _Constant(torch.nn.Module):
+    """A refiner stand-in that predicts every pixel as line or every pixel as background."""
+
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+    def forward(self, inputs):
+        return torch.full_like(inputs[:, :1], self.value)
+
+
+def test_policy_strokes_answer_the_networks_own_output():
+    gt = np.zeros((2, 32, 32), bool)
+    gt[:, 16, 4:28] = True
+    # the base prediction is perfect: strokes against it would be impossible
+    logits = torch.from_numpy(np.where(gt, 10.0, -10.0).astype(np.float32))
+    inputs = refiner_input(torch.zeros(2, 1, 32, 32), logits, torch.zeros(2, 32, 32))
+    targets = torch.from_numpy(gt)
+    rng = np.random.default_rng(0)
+
+    # a network that misses the line gets add strokes on it, one per round and patch
+    revised = add_policy_strokes(_Constant(-5.0), inputs, targets, rng, rounds=2)
+    channel = revised[:, -1].numpy()
+    assert (channel >= 0).all() and (channel[:, 16] > 0).sum(axis=1).min() >= 12
+    assert torch.equal(revised[:, :-1], inputs[:, :-1]) and not inputs[:, -1].any()
+    # one that paints everything gets erase strokes, never on the line
+    revised = add_policy_strokes(_Constant(5.0), inputs, targets, rng, rounds=1)
+    channel = revised[:, -1].numpy()
+    assert (channel < 0).any(axis=(1, 2)).all() and not (channel[gt] < 0).any()
+    # a network that repeats the (perfect) base prediction needs no stroke
+    repeat = add_policy_strokes(lambda x: x[:, 1:2], inputs, targets, rng, rounds=2)
+    assert torch.equal(repeat, inputs)
+    with pytest.raises(ValueError, match="rounds"):
+        add_policy_strokes(_Constant(-5.0), inputs, targets, rng, rounds=-1)
+
+
+class _Answer(torch.nn.Module):
+    """A refiner stand-in that answers fixed logits, whatever the strokes."""
+
+    spec = ModelSpec(kind="refiner", decoder_channels=TINY)
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = torch.nn.Parameter(torch.as_tensor(logits), requires_grad=False)
+
+    def forward(self, inputs):
+        return self.logits[:len(inputs), None]
+
+
+def test_gain_after_several_strokes_follows_the_refined_patch():
+    gt = np.zeros((3, 32, 32), bool)
+    gt[:, 8, 2:30] = gt[:, 24, 2:30] = gt[:, 2:30, 16] = True
+    base = np.where(gt, -4.0, 4.0).astype(np.float32)  # wrong everywhere
+    base[:, 8] = np.where(gt[:, 8], 4.0, -4.0)        # but for one line
+    first = simulate_strokes(gt[0], base[0] > 0, count=1, rng=0)[0]
+    patches = {"images": np.zeros((3, 1, 32, 32), np.float32), "logits": base, "gt": gt,
+               "skeleton": np.stack([thin(g) for g in gt]),
+               "human": np.stack([burn_in(b > 0, [first]) for b in base]),
+               "stroke_list": [first] * 3}
+    # a perfect refiner leaves nothing to correct: no stroke after the first, constant gain
+    perfect = refined_scores(_Answer(np.where(gt, 5.0, -5.0)), patches, strokes=4)
+    assert perfect["refined_pfm"] == 1.0
+    assert perfect["gains"] == [perfect["gain"]] * 4 and perfect["gain"] > 0.5
+    # a refiner that repeats the base: strokes keep coming (against its output), no gain
+    repeat = refined_scores(_Answer(base), patches, strokes=4)
+    assert repeat["gains"] == [0.0] * 4 and repeat["sequence_gain"] == 0.0
+    with pytest.raises(ValueError, match="strokes"):
+        refined_scores(_Answer(base), patches, strokes=0)
+
+
+def test_refiner_trained_on_policy_strokes(views, tiny_base, tmp_path):
+    out = tmp_path / "refiner.safetensors"
+    train_refiner(base=tiny_base[0], data=[views / "train"], val=[views / "val"], out=out,
+                  config=TrainConfig(max_steps=3, val_every=3, batch_size=2, lr=3e-3),
+                  pool_size=4, val_per_view=4, policy_rounds=2, val_strokes=3)
+    metadata = read_metadata(out)
+    assert metadata["training"]["policy_rounds"] == 2
+    validation = metadata["validation"]
+    assert len(validation["gains"]) == 3 and validation["gains"][0] == validation["gain"]
+    assert validation["score"] == pytest.approx(np.mean(validation["gains"]))
+    with pytest.raises(ValueError, match="policy_rounds"):
+        train_refiner(base=tiny_base[0], data=[views / "train"], val=[views / "val"], out=out,
+                      config=TrainConfig(max_steps=1), policy_rounds=-1)
+
+
 def test_fine_tuning_starts_from_the_init_weights(views, tiny_base, tmp_path):
     base_model, _ = load_checkpoint(tiny_base[0], kind="base")
     model, facts = initial_model(base_model.spec, tiny_base[0])
@@ -261,6 +348,9 @@ def test_stroke_counts_are_log_uniform():
     ("refiner", ["--encoder", "no-such-encoder"]),
     ("refiner", ["--decoder-channels", "8", "8"]),
     ("refiner", ["--arch", "no-such-arch"]),
+    ("refiner", ["--policy-rounds", "-1"]),
+    ("refiner", ["--max-strokes", "0"]),
+    ("refiner", ["--val-strokes", "0"]),
     ("base", ["--encoder", "no-such-encoder"]),
     ("base", ["--decoder-channels", "8", "0", "8", "8", "8"]),
 ])
