@@ -38,8 +38,8 @@ from refinement_model.training.data import (
 from refinement_model.training.distributed import DistContext
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop
 
-__all__ = ["add_policy_strokes", "refiner_spec", "simulate_strokes", "stroke_count", "train_refiner",
-           "validation_patches"]
+__all__ = ["add_policy_strokes", "refiner_spec", "simulate_strokes", "stroke_count",
+           "train_refiner", "validation_patches"]
 
 
 def simulate_strokes(gt: np.ndarray, prediction: np.ndarray, *, count: int, rng=None,
@@ -152,9 +152,8 @@ def validation_patches(base: FastNet, views, geometry: GridOptions, *, per_view:
     Returns
     -------
     dict of arrays
-        ``images`` (N, C, S, S), ``logits``, ``strokes`` (stroke channels), ``gt``,
-        ``skeleton``, ``human`` (human-only masks, N, S, S) and ``stroke_list`` (one Stroke
-        each).
+        ``images`` (N, C, S, S), ``logits`` (N, S, S), ``gt``, ``skeleton`` (of ``gt``, as
+        :func:`~refinement_model.metrics.thin` gives it) and ``stroke_list`` (one Stroke each).
     """
     from simulation.simulated_user import choose_stroke
 
@@ -169,18 +168,13 @@ def validation_patches(base: FastNet, views, geometry: GridOptions, *, per_view:
         gts.append(patch_gt[keep])
     images, gts = np.concatenate(images), np.concatenate(gts)
     logits = _logits(base, images)
-    out = {key: [] for key in ("images", "logits", "strokes", "gt", "skeleton", "human",
-                               "stroke_list")}
-    size = gts.shape[1:]
+    out = {key: [] for key in ("images", "logits", "gt", "skeleton", "stroke_list")}
     for i, (gt, logit) in enumerate(zip(gts, logits)):
         chosen = choose_stroke(gt, logit > 0, rng=rng, scale=geometry.factor)
         if chosen is None:
             continue
         for key, value in (("images", images[i]), ("logits", logit), ("gt", gt),
-                           ("strokes", stroke_channel([chosen.stroke], size)),
-                           ("skeleton", thin(gt)),
-                           ("human", burn_in(logit > 0, [chosen.stroke])),
-                           ("stroke_list", chosen.stroke)):
+                           ("skeleton", thin(gt)), ("stroke_list", chosen.stroke)):
             out[key].append(value)
     return {k: (v if k == "stroke_list" else np.stack(v)) for k, v in out.items()}
 

@@ -257,9 +257,7 @@ def test_gain_after_several_strokes_follows_the_refined_patch():
     base[:, 8] = np.where(gt[:, 8], 4.0, -4.0)        # but for one line
     first = simulate_strokes(gt[0], base[0] > 0, count=1, rng=0)[0]
     patches = {"images": np.zeros((3, 1, 32, 32), np.float32), "logits": base, "gt": gt,
-               "skeleton": np.stack([thin(g) for g in gt]),
-               "human": np.stack([burn_in(b > 0, [first]) for b in base]),
-               "stroke_list": [first] * 3}
+               "skeleton": np.stack([thin(g) for g in gt]), "stroke_list": [first] * 3}
     # a perfect refiner leaves nothing to correct: no stroke after the first, constant gain
     perfect = refined_scores(_Answer(np.where(gt, 5.0, -5.0)), patches, strokes=4)
     assert perfect["refined_pfm"] == 1.0
