@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--strokes", type=int, default=1, metavar="K",
                         help="strokes per patch, each against the refined patch (default 1)")
     args = parser.parse_args()
+    if args.strokes < 1:
+        parser.error(f"--strokes must be >= 1, got {args.strokes}")
 
     base_path = args.base or shipped_checkpoint("base")
     refiner_path = args.refiner or shipped_checkpoint("refiner")
@@ -58,7 +60,7 @@ def main() -> None:
               + f"; mean {100 * scores['sequence_gain']:+.2f}%")
     print(json.dumps({**{k: round(v, 5) if isinstance(v, float) else v
                          for k, v in scores.items() if k != "gains"},
-                      "gains": [round(g, 5) for g in scores.get("gains", [])],
+                      "gains": [round(g, 5) for g in scores["gains"]],
                       "views": args.views, "seed": args.seed, "target_met": met}))
 
 

@@ -38,8 +38,8 @@ from refinement_model.training.data import (
 from refinement_model.training.distributed import DistContext
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop
 
-__all__ = ["add_policy_strokes", "refiner_spec", "simulate_strokes", "stroke_count",
-           "train_refiner", "validation_patches"]
+__all__ = ["add_policy_strokes", "refined_scores", "refiner_spec", "simulate_strokes",
+           "stroke_count", "train_refiner", "validation_patches"]
 
 
 def simulate_strokes(gt: np.ndarray, prediction: np.ndarray, *, count: int, rng=None,
@@ -125,7 +125,7 @@ def add_policy_strokes(model, inputs, targets, rng, *, rounds: int, scale: float
     gts = targets.detach().cpu().numpy() != 0
     shape = gts.shape[1:]
     for _ in range(rounds):
-        channel = inputs[:, -1].cpu().numpy()
+        channel = inputs[:, -1].cpu().numpy().copy()  # on a CPU .numpy() shares the memory
         refined = model(inputs)[:, 0].cpu().numpy() > 0
         current = np.where(channel != 0, channel > 0, refined)
         for i, (gt, mask) in enumerate(zip(gts, current)):
@@ -186,17 +186,19 @@ def refined_scores(model, patches: dict, *, strokes: int = 1, scale: float = 0.5
     The first stroke of each patch is its fixed one from :func:`validation_patches`. With
     ``strokes`` K > 1, strokes 2..K are drawn as a user of the app would: each against the
     refined patch of the strokes before it, burned in (the simulated user's longer-segment
-    choice, from a generator seeded with ``seed``; ``scale`` as in :func:`simulate_strokes`).
-    After each k the refined patch is compared with the human-only one (the same k strokes
-    burned into the base prediction).
+    choice, patch ``i`` drawing from ``default_rng([seed, i])``; ``scale`` as in
+    :func:`simulate_strokes`). After each k the refined patch is compared with the human-only
+    one: the same k strokes burned into the base prediction. Those strokes were chosen against
+    the refined patch, as in the evaluation protocol at equal annotated pixels; a user without
+    the network would have drawn others.
 
     Returns
     -------
     dict
         Means ``base_pfm``, ``human_pfm``, ``refined_pfm``, the relative ``gain`` of refined
         over human-only (ratio of means minus 1), ``mean_patch_gain`` and ``patches``, all
-        after the first stroke; with K > 1 also ``gains`` (the gain after 1..K strokes) and
-        their mean ``sequence_gain``.
+        after the first stroke; ``gains`` (the gain after 1..K strokes) and their mean
+        ``sequence_gain``.
     """
     import torch
 
@@ -205,8 +207,9 @@ def refined_scores(model, patches: dict, *, strokes: int = 1, scale: float = 0.5
     if isinstance(strokes, bool) or not isinstance(strokes, int) or strokes < 1:
         raise ValueError(f"strokes must be a positive integer, got {strokes!r}")
     net = model if isinstance(model, FastNet) else FastNet(model, optimise=False)
-    rng = np.random.default_rng(seed)
     drawn = [[stroke] for stroke in patches["stroke_list"]]
+    # one generator per patch: its strokes do not depend on what the others drew
+    rngs = [np.random.default_rng([seed, i]) for i in range(len(drawn))]
     size = patches["gt"].shape[1:]
     base_masks = patches["logits"] > 0
     images, logits = torch.from_numpy(patches["images"]), torch.from_numpy(patches["logits"])
@@ -231,12 +234,10 @@ def refined_scores(model, patches: dict, *, strokes: int = 1, scale: float = 0.5
                      "mean_patch_gain": float(np.mean(np.asarray(scores["refined"]) / human - 1))}
         if k + 1 < strokes:
             for i, patch_strokes in enumerate(drawn):
-                chosen = choose_stroke(patches["gt"][i], refined[i], rng=rng, scale=scale)
+                chosen = choose_stroke(patches["gt"][i], refined[i], rng=rngs[i], scale=scale)
                 if chosen is not None:
                     patch_strokes.append(chosen.stroke)
-    if strokes > 1:
-        first.update(gains=gains, sequence_gain=float(np.mean(gains)))
-    return first
+    return {**first, "gains": gains, "sequence_gain": float(np.mean(gains))}
 
 
 def refiner_spec(base_spec: ModelSpec, *, arch: str = "unet", encoder: str | None = None,
@@ -374,7 +375,7 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
     def validate(net):
         metrics = refined_scores(net, patches, strokes=val_strokes, scale=geometry.factor,
                                  seed=config.seed)
-        return metrics["sequence_gain" if val_strokes > 1 else "gain"], metrics
+        return metrics["sequence_gain"], metrics
 
     def save_best(net, metrics):
         metadata = checkpoint_metadata(spec, geometry, config=config, data=facts,

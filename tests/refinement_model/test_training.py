@@ -185,13 +185,14 @@ def test_train_refiner_on_frozen_base(views, tiny_base, tmp_path):
 
 
 def test_batch_workers_do_not_change_training(views, tiny_base, tmp_path):
-    """Strokes simulated in worker processes give the very batches of the single process."""
+    """Strokes simulated in worker processes give the very batches of the single process
+    (with on-policy strokes drawn in the training process on top)."""
     def trained(workers):
         out = tmp_path / f"refiner{workers}.safetensors"
         train_refiner(base=tiny_base[0], data=[views / "train"], val=[views / "val"], out=out,
                       config=TrainConfig(max_steps=3, val_every=3, batch_size=2, lr=3e-3,
                                          workers=workers),
-                      pool_size=4, val_per_view=4, max_strokes=4)
+                      pool_size=4, val_per_view=4, max_strokes=4, policy_rounds=2)
         return read_tensors(out)[0]
 
     alone, with_workers = trained(0), trained(2)
@@ -222,9 +223,11 @@ def test_policy_strokes_answer_the_networks_own_output():
     rng = np.random.default_rng(0)
 
     # a network that misses the line gets add strokes on it, one per round and patch
+    once = add_policy_strokes(_Constant(-5.0), inputs, targets, rng, rounds=1)[:, -1].numpy()
     revised = add_policy_strokes(_Constant(-5.0), inputs, targets, rng, rounds=2)
     channel = revised[:, -1].numpy()
     assert (channel >= 0).all() and (channel[:, 16] > 0).sum(axis=1).min() >= 12
+    assert ((channel > 0).sum(axis=(1, 2)) > (once > 0).sum(axis=(1, 2))).all()
     assert torch.equal(revised[:, :-1], inputs[:, :-1]) and not inputs[:, -1].any()
     # one that paints everything gets erase strokes, never on the line
     revised = add_policy_strokes(_Constant(5.0), inputs, targets, rng, rounds=1)
@@ -247,7 +250,8 @@ class _Answer(torch.nn.Module):
         self.logits = torch.nn.Parameter(torch.as_tensor(logits), requires_grad=False)
 
     def forward(self, inputs):
-        return self.logits[:len(inputs), None]
+        assert len(inputs) == len(self.logits)  # one batch: the answer fits the patches
+        return self.logits[:, None]
 
 
 def test_gain_after_several_strokes_follows_the_refined_patch():
@@ -278,7 +282,8 @@ def test_refiner_trained_on_policy_strokes(views, tiny_base, tmp_path):
     assert metadata["training"]["policy_rounds"] == 2
     validation = metadata["validation"]
     assert len(validation["gains"]) == 3 and validation["gains"][0] == validation["gain"]
-    assert validation["score"] == pytest.approx(np.mean(validation["gains"]))
+    assert validation["score"] == validation["sequence_gain"] == pytest.approx(
+        np.mean(validation["gains"]))
     with pytest.raises(ValueError, match="policy_rounds"):
         train_refiner(base=tiny_base[0], data=[views / "train"], val=[views / "val"], out=out,
                       config=TrainConfig(max_steps=1), policy_rounds=-1)
