@@ -122,7 +122,7 @@ def run(args) -> int:
     from refinement_model.training.base import GridOptions, check_crop, train_base
     from refinement_model.training.distributed import init_distributed
     from refinement_model.training.loop import TrainConfig
-    from refinement_model.training.refiner import train_refiner
+    from refinement_model.training.refiner import check_refiner_options, train_refiner
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -132,11 +132,9 @@ def run(args) -> int:
                              patience=args.patience, focal_weight=args.focal_weight,
                              seed=args.seed, workers=args.workers)
         check_crop(args.crop, GridOptions())
-        if args.kind == "refiner" and (args.max_strokes < 1 or args.val_strokes < 1
-                                       or args.policy_rounds < 0):
-            raise ValueError("--max-strokes and --val-strokes must be >= 1 and --policy-rounds "
-                             f">= 0, got {args.max_strokes}, {args.val_strokes} and "
-                             f"{args.policy_rounds}")
+        if args.kind == "refiner":
+            check_refiner_options(max_strokes=args.max_strokes,
+                                  policy_rounds=args.policy_rounds, val_strokes=args.val_strokes)
     except ValueError as error:  # bad option values: one line, exit status 2
         raise InputError(None, str(error)) from None
     data, val = _split(args)

@@ -38,8 +38,22 @@ from refinement_model.training.data import (
 from refinement_model.training.distributed import DistContext
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop
 
-__all__ = ["add_policy_strokes", "refined_scores", "refiner_spec", "simulate_strokes",
-           "stroke_count", "train_refiner", "validation_patches"]
+__all__ = ["add_policy_strokes", "check_refiner_options", "refined_scores", "refiner_spec",
+           "simulate_strokes", "stroke_count", "train_refiner", "validation_patches"]
+
+
+def _check_count(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{name} must be a {kind} integer, got {value!r}")
+    return value
+
+
+def check_refiner_options(*, max_strokes: int, policy_rounds: int, val_strokes: int) -> None:
+    """Raise ValueError for counts :func:`train_refiner` cannot use, before any data are read."""
+    _check_count(max_strokes, "max_strokes", 1)
+    _check_count(policy_rounds, "policy_rounds", 0)
+    _check_count(val_strokes, "val_strokes", 1)
 
 
 def simulate_strokes(gt: np.ndarray, prediction: np.ndarray, *, count: int, rng=None,
@@ -119,8 +133,7 @@ def add_policy_strokes(model, inputs, targets, rng, *, rounds: int, scale: float
     """
     import torch
 
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
-        raise ValueError(f"rounds must be a non-negative integer, got {rounds!r}")
+    _check_count(rounds, "rounds", 0)
     inputs = inputs.clone()
     gts = targets.detach().cpu().numpy() != 0
     shape = gts.shape[1:]
@@ -204,8 +217,7 @@ def refined_scores(model, patches: dict, *, strokes: int = 1, scale: float = 0.5
 
     from simulation.simulated_user import choose_stroke
 
-    if isinstance(strokes, bool) or not isinstance(strokes, int) or strokes < 1:
-        raise ValueError(f"strokes must be a positive integer, got {strokes!r}")
+    _check_count(strokes, "strokes", 1)
     net = model if isinstance(model, FastNet) else FastNet(model, optimise=False)
     drawn = [[stroke] for stroke in patches["stroke_list"]]
     # one generator per patch: its strokes do not depend on what the others drew
@@ -218,14 +230,16 @@ def refined_scores(model, patches: dict, *, strokes: int = 1, scale: float = 0.5
         channels = np.stack([stroke_channel(d, size) for d in drawn])
         refined = _logits(net, refiner_input(images, logits, torch.from_numpy(channels)).numpy(),
                           batch_size) > 0
-        scores = {"base": [], "human": [], "refined": []}
+        # the base masks do not change with the strokes: scored once
+        keys = ("base", "human", "refined") if k == 0 else ("human", "refined")
+        scores = {key: [] for key in keys}
         for i, patch_strokes in enumerate(drawn):
             gt, skeleton = patches["gt"][i], patches["skeleton"][i]
             refined[i] = burn_in(refined[i], patch_strokes)
-            for key, mask in (("base", base_masks[i]),
-                              ("human", burn_in(base_masks[i], patch_strokes)),
-                              ("refined", refined[i])):
-                scores[key].append(score_masks(mask, gt, gt_skeleton=skeleton)["pfm"])
+            masks = {"base": base_masks[i], "human": burn_in(base_masks[i], patch_strokes),
+                     "refined": refined[i]}
+            for key in scores:
+                scores[key].append(score_masks(masks[key], gt, gt_skeleton=skeleton)["pfm"])
         means = {f"{key}_pfm": float(np.mean(v)) for key, v in scores.items()}
         gains.append(means["refined_pfm"] / max(means["human_pfm"], 1e-6) - 1)
         if k == 0:
@@ -273,8 +287,7 @@ def refiner_spec(base_spec: ModelSpec, *, arch: str = "unet", encoder: str | Non
 def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config: TrainConfig,
                   crop: int | None = None, max_strokes: int = 3,
                   pool_size: int = 1024, policy_rounds: int = 0, val_strokes: int = 1,
-                  val_per_view: int = 48,
-                  data_seed: int | None = None,
+                  val_per_view: int = 48, data_seed: int | None = None,
                   line_fraction: float = 0.8, command: str | None = None, resume: bool = False,
                   init=None, ctx: DistContext | None = None) -> dict:
     """Train a refiner on top of a frozen base checkpoint; save the best to ``out``.
@@ -314,12 +327,8 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
     """
     import torch
 
-    if isinstance(max_strokes, bool) or not isinstance(max_strokes, int) or max_strokes < 1:
-        raise ValueError(f"max_strokes must be a positive integer, got {max_strokes!r}")
-    if isinstance(policy_rounds, bool) or not isinstance(policy_rounds, int) or policy_rounds < 0:
-        raise ValueError(f"policy_rounds must be a non-negative integer, got {policy_rounds!r}")
-    if isinstance(val_strokes, bool) or not isinstance(val_strokes, int) or val_strokes < 1:
-        raise ValueError(f"val_strokes must be a positive integer, got {val_strokes!r}")
+    check_refiner_options(max_strokes=max_strokes, policy_rounds=policy_rounds,
+                          val_strokes=val_strokes)
     ctx = ctx or DistContext()
     torch.manual_seed(config.seed)
     base_model, base_meta = load_checkpoint(base, kind="base")
