@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train the shipped networks (resources/weights/base.safetensors, refiner.safetensors) on
 # generated mirrors. The base: 22 minutes of this 2-core CPU. The refiner: with a CUDA GPU,
-# scripts/train_refiner_gpu.sh (the shipped one: +8.6% single-stroke gain); without one, the
+# scripts/train_refiner_gpu.sh (the shipped one: +11.9% single-stroke gain); without one, the
 # CPU recipe below, about 55 minutes more (at most 50 of training, two threads; early stopping
 # at step 6750; +3.7%). Data go to the git-ignored data/. The batches are a function of seed and
 # step, so a run stopped by its budget and continued with --resume follows one longer run (apart
