@@ -3,7 +3,10 @@
 Each step takes the worst patch from a priority queue, simulates an add and an erase stroke
 against the ground truth (at network resolution, like the paper), lets the refiner re-predict the
 patch with each, keeps the better one, and commits it only if it improves the human-only mask of
-the patch. Every ``record_every`` steps the whole view inside the mirror area is scored twice:
+the patch; a committed stroke is then also given to the overlapping patches it touches, and the
+patches whose masks changed are ranked anew, as in the app (the paper refined and ranked anew
+the queued patch only: ``refine_touched=False``). Every ``record_every`` steps the whole view
+inside the mirror area is scored twice:
 
 * human only: the initial binary prediction with the committed strokes burned in;
 * human + network: the initial logits plus the stitched refinements, strokes burned in.
@@ -63,6 +66,10 @@ class ProtocolConfig:
         Centre-line pixels of a simulated stroke at network resolution.
     max_failures : int
         Consecutive attempts without a committed stroke after which a patch leaves the queue.
+    refine_touched : bool
+        As the app does: refine every patch a committed stroke touches, each with all its
+        strokes, and rank anew the queued patches whose masks changed; False refines and ranks
+        anew the queued patch only, as the paper did.
     widths : StrokeWidthModel
         Stroke half-widths at full resolution.
     """
@@ -76,6 +83,7 @@ class ProtocolConfig:
     use_strokes: bool = True
     stroke_length: int = 11
     max_failures: int = 3
+    refine_touched: bool = True
     widths: StrokeWidthModel = field(default=PAPER_STROKE_WIDTHS)
 
     def __post_init__(self):
@@ -130,14 +138,16 @@ class _ViewState:
         self.zeros = np.zeros((grid.net_size, grid.net_size), np.float32)
         self._truth: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def patch_inputs(self, index):
-        """Image, base logits, ground truth and its skeleton of a patch at network size."""
-        extract = self.grid.extract
+    def network_inputs(self, index):
+        """Image and base logits of a patch at network size."""
+        return self.grid.extract(self.image, index), self.grid.extract(self.base_logits, index)
+
+    def patch_truth(self, index):
+        """Ground truth and its skeleton of a patch at network size."""
         if index not in self._truth:
-            gt = extract(self.ground_truth, index)
+            gt = self.grid.extract(self.ground_truth, index)
             self._truth[index] = gt, skeleton(gt)
-        return (extract(self.image, index), extract(self.base_logits, index),
-                *self._truth[index])
+        return self._truth[index]
 
     def strokes_on(self, index) -> list[Stroke]:
         box = self.grid.boxes[index].tolist()
@@ -161,7 +171,8 @@ class _ViewState:
     def network_mask(self, window=np.s_[:, :]) -> np.ndarray:
         return self._with_user(self.network_logits[window] > 0, window)
 
-    def commit(self, index, stroke, refined_logits, base) -> None:
+    def commit(self, index, stroke, refined_logits, base) -> tuple[int, int, int, int]:
+        """Commit a stroke and its refinements; return the view region whose masks changed."""
         grid = self.grid
         self.strokes.append(stroke)
         y0, x0, y1, x1 = _clip(stroke.bounds(), grid.shape)
@@ -169,9 +180,22 @@ class _ViewState:
         self.annotated_pixels += int(np.count_nonzero(footprint))
         self.user[y0:y1, x0:x1][footprint] = stroke.sign
         self.deltas[index] = refined_logits - base
-        y0, x0, y1, x1 = grid.region(index)
+        refined = [index]
+        if self.config.refine_touched:
+            # as the app does: a stroke near a border also changes the overlapping patches,
+            # whose own refinements would otherwise dilute this one's in the blend
+            refined = sorted({index, *grid.patches_touching(*stroke.bounds()).tolist()})
+            for other in refined:
+                if other != index:
+                    image, other_base = self.network_inputs(other)
+                    self.deltas[other] = self.refine(other, image, other_base,
+                                                     self.strokes_on(other)) - other_base
+        regions = np.array([grid.region(i) for i in refined])
+        y0, x0 = regions[:, :2].min(axis=0)
+        y1, x1 = regions[:, 2:].max(axis=0)
         self.network_logits[y0:y1, x0:x1] = blend_logits(grid, self.base_logits, self.deltas,
                                                          (y0, x0, y1, x1))
+        return int(y0), int(x0), int(y1), int(x1)
 
     def scores(self):
         kwargs = dict(mask=self.mirror, gt_skeleton=self.gt_skeleton)
@@ -218,18 +242,26 @@ def run_protocol(image, base_logits, ground_truth, refine: RefineFunction, *,
         raise ValueError(f"grid covers {grid.shape}, the view is {base_logits.shape}")
     rng = np.random.default_rng(rng)
     state = _ViewState(image, base_logits, ground_truth, mirror_mask, grid, refine, config)
-    queue = _initial_queue(state)
+    queue = _PatchQueue()
+    for index in range(len(grid)):
+        queue.push(_priority(state, index), index)
     failures = np.zeros(len(grid), int)
     records = [_record(state, 0)]
     for step in range(1, config.steps + 1):
         if cancel is not None and cancel():
             raise Cancelled("simulation cancelled")
-        if queue:
-            _, index = heapq.heappop(queue)
-            committed = _attempt(state, index, rng)
-            failures[index] = 0 if committed else failures[index] + 1
+        index = queue.pop()
+        if index is not None:
+            changed = _attempt(state, index, rng)
+            failures[index] = 0 if changed is not None else failures[index] + 1
             if failures[index] < config.max_failures:
-                heapq.heappush(queue, (_priority(state, index), index))
+                queue.push(_priority(state, index), index)
+            if changed is not None and config.refine_touched:
+                # as the app's queue does: the patches whose masks the stroke changed are
+                # ranked anew (patches that left the queue stay out)
+                for other in grid.patches_touching(*changed).tolist():
+                    if other != index and other in queue:
+                        queue.push(_priority(state, other), other)
         if step % config.record_every == 0 or step == config.steps:
             records.append(_record(state, step))
         if progress is not None:
@@ -237,10 +269,12 @@ def run_protocol(image, base_logits, ground_truth, refine: RefineFunction, *,
     return records
 
 
-def _attempt(state: _ViewState, index: int, rng) -> bool:
-    """One simulated interaction on patch ``index``; True when a stroke was committed."""
+def _attempt(state: _ViewState, index: int, rng) -> tuple[int, int, int, int] | None:
+    """One simulated interaction on patch ``index``: the view region a committed stroke
+    changed, None when no stroke was committed."""
     config, grid = state.config, state.grid
-    image, base, gt, gt_skeleton = state.patch_inputs(index)
+    image, base = state.network_inputs(index)
+    gt, gt_skeleton = state.patch_truth(index)
     earlier = state.strokes_on(index)
     origin = patch_origin(grid, index)
     current = burn_in(base + state.deltas.get(index, 0) > 0, earlier, origin=origin,
@@ -263,14 +297,13 @@ def _attempt(state: _ViewState, index: int, rng) -> bool:
         simulate = simulate_add if config.operations == ("add",) else simulate_erase
         patch_stroke = simulate(gt, current, **options)
     if patch_stroke is None:
-        return False
+        return None
     stroke = patch_stroke_to_view(patch_stroke, grid, index)
     if not _improves_human(state, index, stroke):
-        return False
+        return None
     if patch_stroke not in refined_by_stroke:
         refined_score(patch_stroke)
-    state.commit(index, stroke, refined_by_stroke[patch_stroke], base)
-    return True
+    return state.commit(index, stroke, refined_by_stroke[patch_stroke], base)
 
 
 def _improves_human(state: _ViewState, index: int, stroke: Stroke) -> bool:
@@ -285,14 +318,33 @@ def _improves_human(state: _ViewState, index: int, stroke: Stroke) -> bool:
     return pseudo_f_measure(after, gt, **options) > pseudo_f_measure(before, gt, **options)
 
 
-def _initial_queue(state: _ViewState) -> list:
-    queue = []
-    for index in range(len(state.grid)):
-        priority = _priority(state, index)
-        if np.isfinite(priority):
-            queue.append((priority, index))
-    heapq.heapify(queue)
-    return queue
+class _PatchQueue:
+    """Patches by priority, smallest first; pushing a queued patch again replaces its priority
+    (the older entry is skipped when it comes up). Patches of infinite priority are left out."""
+
+    def __init__(self):
+        self._heap: list[tuple[float, int, int]] = []
+        self._version: dict[int, int] = {}
+        self._pushes = 0
+
+    def __contains__(self, index: int) -> bool:
+        return index in self._version
+
+    def push(self, priority: float, index: int) -> None:
+        if not np.isfinite(priority):
+            self._version.pop(index, None)
+            return
+        self._pushes += 1
+        self._version[index] = self._pushes
+        heapq.heappush(self._heap, (priority, index, self._pushes))
+
+    def pop(self) -> int | None:
+        while self._heap:
+            _, index, version = heapq.heappop(self._heap)
+            if self._version.get(index) == version:
+                del self._version[index]
+                return index
+        return None
 
 
 def _priority(state: _ViewState, index: int) -> float:

@@ -18,6 +18,8 @@ _ABLATIONS = {
                ("both", "Both Y, Δ")),
     "Operations": (("erase_only", "Only erasing Δ⁻"), ("add_only", "Only adding Δ⁺"),
                    ("both", "Both Δ")),
+    "Refined patches": (("queued_patch_only", "The queued patch (the paper)"),
+                        ("both", "Every patch the stroke touches (the app)")),
 }
 
 

@@ -20,7 +20,8 @@ from simulation.protocol import RECORD_FIELDS, ProtocolConfig
 
 MANIFEST = "manifest.json"
 
-# The paper's settings: the main run, the GT-free ranking, and the two ablations.
+# The paper's settings: the main run, the GT-free ranking, and the two ablations; and the
+# paper's refinement of the queued patch alone, against the app's of every patch a stroke touches.
 SETTINGS = {
     "both": {},
     "gt_free": {"ranking": "gt_free"},
@@ -28,6 +29,7 @@ SETTINGS = {
     "erase_only": {"operations": ("erase",)},
     "prediction_only": {"use_strokes": False},
     "interaction_only": {"use_prediction": False},
+    "queued_patch_only": {"refine_touched": False},
 }
 MAIN_SETTINGS = ("both", "gt_free")
 

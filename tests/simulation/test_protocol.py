@@ -5,8 +5,8 @@ import pytest
 from refinement_model.metrics import score_masks
 from refinement_model.patches import PatchGrid
 from refinement_model.strokes import Stroke, rasterize_stroke
-from simulation.protocol import (ProtocolConfig, patch_origin, patch_stroke_to_view,
-                                 run_protocol)
+from simulation.protocol import (ProtocolConfig, _PatchQueue, patch_origin,
+                                 patch_stroke_to_view, run_protocol)
 
 SIZE = 128
 
@@ -128,3 +128,24 @@ def test_bad_inputs_are_refused():
         run_protocol(image, base, gt[:10], passive_refiner, grid=GRID)
     with pytest.raises(ValueError, match="ranking"):
         ProtocolConfig(ranking="psychic")
+
+
+def test_a_stroke_refines_every_patch_it_touches():
+    # The first step commits the same stroke either way. Refined only in its queued patch, the
+    # truth the ideal network finds near the stroke is diluted by the unrefined overlapping
+    # patches in the blend; refined in every patch it touches (as the app does), it is not.
+    touched = _run(ideal_refiner, steps=1, record_every=1)
+    queued = _run(ideal_refiner, steps=1, record_every=1, refine_touched=False)
+    assert touched[1]["strokes"] == queued[1]["strokes"] == 1
+    assert touched[1]["pfm_human"] == queued[1]["pfm_human"]
+    assert touched[1]["pfm_network"] > queued[1]["pfm_network"]
+
+
+def test_patch_queue_ranks_a_patch_anew_and_leaves_out_unreachable_ones():
+    queue = _PatchQueue()
+    for priority, index in ((-0.9, 0), (-0.5, 1), (-0.7, 2), (np.inf, 3)):
+        queue.push(priority, index)
+    assert 3 not in queue and 0 in queue
+    queue.push(-0.1, 0)  # patch 0 got better: its older, worse key no longer counts
+    assert [queue.pop() for _ in range(4)] == [2, 1, 0, None]
+    assert 0 not in queue
