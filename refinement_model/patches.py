@@ -18,9 +18,11 @@ from refinement_model.errors import Cancelled
 __all__ = [
     "PatchGrid",
     "border_weight_map",
+    "clip_box",
     "stitch_logits",
     "stitch_region",
     "stitch_region_logits",
+    "union",
 ]
 
 # dtypes cv2.resize handles natively; everything else is resized as float32.
@@ -211,6 +213,23 @@ class PatchGrid:
             return np.zeros(0, dtype=np.int64)
         hit = (b[:, 0] < y1) & (b[:, 2] > y0) & (b[:, 1] < x1) & (b[:, 3] > x0)
         return np.flatnonzero(hit)
+
+
+def clip_box(box, shape) -> tuple[int, int, int, int]:
+    """``(y0, x0, y1, x1)`` clipped to a view of ``shape`` (H, W); may come back empty."""
+    y0, x0, y1, x1 = (int(v) for v in box)
+    h, w = shape
+    return max(y0, 0), max(x0, 0), min(y1, h), min(x1, w)
+
+
+def union(*boxes) -> tuple[int, int, int, int] | None:
+    """Smallest box holding all given boxes (``None`` entries ignored; None if none left)."""
+    boxes = [b for b in boxes if b is not None]
+    if not boxes:
+        return None
+    array = np.asarray(boxes, dtype=np.int64)
+    return (int(array[:, 0].min()), int(array[:, 1].min()), int(array[:, 2].max()),
+            int(array[:, 3].max()))
 
 
 def border_weight_map(size: int) -> np.ndarray:

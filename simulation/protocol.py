@@ -27,7 +27,7 @@ from scipy.special import expit
 
 from refinement_model.errors import Cancelled
 from refinement_model.metrics import pseudo_f_measure, score_masks, thin
-from refinement_model.patches import PatchGrid, blend_logits
+from refinement_model.patches import PatchGrid, blend_logits, clip_box, union
 from refinement_model.strokes import Stroke, burn_in, rasterize_stroke, stroke_channel
 from simulation.ranking import oracle_score, uncertainty_score
 from simulation.simulated_user import choose_stroke, simulate_add, simulate_erase
@@ -175,7 +175,7 @@ class _ViewState:
         """Commit a stroke and its refinements; return the view region whose masks changed."""
         grid = self.grid
         self.strokes.append(stroke)
-        y0, x0, y1, x1 = _clip(stroke.bounds(), grid.shape)
+        y0, x0, y1, x1 = clip_box(stroke.bounds(), grid.shape)
         footprint = rasterize_stroke(stroke, (y1 - y0, x1 - x0), origin=(x0, y0))
         self.annotated_pixels += int(np.count_nonzero(footprint))
         self.user[y0:y1, x0:x1][footprint] = stroke.sign
@@ -190,12 +190,11 @@ class _ViewState:
                     image, other_base = self.network_inputs(other)
                     self.deltas[other] = self.refine(other, image, other_base,
                                                      self.strokes_on(other)) - other_base
-        regions = np.array([grid.region(i) for i in refined])
-        y0, x0 = regions[:, :2].min(axis=0)
-        y1, x1 = regions[:, 2:].max(axis=0)
+        region = union(*(grid.region(i) for i in refined))
+        y0, x0, y1, x1 = region
         self.network_logits[y0:y1, x0:x1] = blend_logits(grid, self.base_logits, self.deltas,
-                                                         (y0, x0, y1, x1))
-        return int(y0), int(x0), int(y1), int(x1)
+                                                         region)
+        return region
 
     def scores(self):
         kwargs = dict(mask=self.mirror, gt_skeleton=self.gt_skeleton)
@@ -371,11 +370,6 @@ def _record(state: _ViewState, step: int) -> dict:
 
 def _overlaps(a, b) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
-def _clip(box, shape) -> tuple[int, int, int, int]:
-    y0, x0, y1, x1 = (int(v) for v in box)
-    return max(y0, 0), max(x0, 0), min(y1, shape[0]), min(x1, shape[1])
 
 
 def _check_inputs(image, base_logits, ground_truth, mirror_mask):

@@ -21,8 +21,9 @@ from annotator.core.history import (BASE_VERSION, DeltaCache, DoneStep, History,
                                     StrokeStep)
 from annotator.core.patch_queue import check_patch_index
 from annotator.core.provenance import final_mask, provenance_map
-from annotator.core.regions import clip_box, patch_box, union
+from annotator.core.regions import patch_box
 from refinement_model.errors import Cancelled
+from refinement_model.patches import clip_box, union
 from refinement_model.strokes import Stroke, rasterize_stroke, stroke_channel
 
 __all__ = ["Change", "EVENT_TYPES", "EventLog"]

@@ -4,29 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from refinement_model.patches import PatchGrid
+from refinement_model.patches import PatchGrid, clip_box
 from refinement_model.strokes import stroke_channel
 
-__all__ = ["clip_box", "patch_box", "refine_patches", "union"]
+__all__ = ["patch_box", "refine_patches"]
 
 _DELTA_LIMIT = 1e4
-
-
-def clip_box(box, shape) -> tuple[int, int, int, int]:
-    """``(y0, x0, y1, x1)`` clipped to a view of ``shape`` (H, W); may come back empty."""
-    y0, x0, y1, x1 = (int(v) for v in box)
-    h, w = shape
-    return max(y0, 0), max(x0, 0), min(y1, h), min(x1, w)
-
-
-def union(*boxes) -> tuple[int, int, int, int] | None:
-    """Smallest box holding all given boxes (``None`` entries ignored; None if none left)."""
-    boxes = [b for b in boxes if b is not None]
-    if not boxes:
-        return None
-    array = np.asarray(boxes, dtype=np.int64)
-    return (int(array[:, 0].min()), int(array[:, 1].min()), int(array[:, 2].max()),
-            int(array[:, 3].max()))
 
 
 def patch_box(grid: PatchGrid, index: int) -> tuple[int, int, int, int]:
