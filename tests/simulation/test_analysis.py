@@ -78,8 +78,15 @@ def test_report_from_runs(tmp_path):
     assert summary["peak_relative_gain"] == pytest.approx(0.2, abs=0.01)
     # Network = 1.2 x human reaches the human final 0.8 at step 60 instead of 100.
     assert summary["effort_reduction"] == pytest.approx(0.4, abs=0.01)
+    view = written["per_view"]["V_R"]
+    assert view["peak_relative_gain"] == pytest.approx(summary["peak_relative_gain"])
+    assert view["final_pfm_human"] == pytest.approx(0.8)
     report = (tmp_path / "report.md").read_text()
     assert "Ablation: inputs" in report and "Ablation: operations" in report
+    # the per-view table sets the view's figures beside the paper's per-view range
+    assert "| V_R | 50.00 | 80.00 /" in report
+    assert "| the paper, range over its three test views | | | 12.0% to 26.0% | 56.0% to 75.0% |" \
+        in report
     assert (tmp_path / "curves_both_V_R.png").stat().st_size > 1000
     assert read_records(run_path(tmp_path, "V_R", "both", 0))["step"][-1] == 100
 

@@ -1,0 +1,20 @@
+"""The committed evaluation reports are what their committed runs give."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from simulation.report import write_report
+
+EVALUATION = Path(__file__).resolve().parents[2] / "docs" / "evaluation"
+
+
+@pytest.mark.parametrize("folder", [EVALUATION, EVALUATION / "ten_seeds"],
+                         ids=["three_seeds", "ten_seeds"])
+def test_committed_report_matches_its_runs(folder, tmp_path):
+    written = write_report(folder, tmp_path)
+    committed = json.loads((folder / "summary.json").read_text())
+    assert json.loads((tmp_path / "summary.json").read_text()) == committed
+    assert written["peak_relative_gain"] == committed["peak_relative_gain"]
+    assert (tmp_path / "report.md").read_text() == (folder / "report.md").read_text()
