@@ -3,7 +3,9 @@
 Target (issue 4): p50 < 30 ms and p95 < 50 ms for the shipped refiner on a 2-core CPU.
 Compares, in the same run, eager PyTorch, eager channels-last, and the traced + frozen
 channels-last path that :class:`refinement_model.inference.FastNet` uses (and torch.compile
-with ``--compile``), and checks each against eager (max |logit difference| < 1e-3).
+with ``--compile``), and checks each against eager (max |logit difference| < 1e-3). Also times
+that path with the logits averaged over 2 and 4 orientations (``PatchRefiner(orientations=K)``,
+not what the app uses; no target).
 
     .venv/bin/python benchmarks/bench_refine_latency.py [--threads 2] [--repeats 100]
 
@@ -102,6 +104,13 @@ def main() -> None:
         results[name] = {"p50_ms": round(p50, 2), "p95_ms": round(p95, 2),
                          "max_abs_diff": diff, "equal": diff < EQUALITY_TOLERANCE}
         print(f"{name:30s} p50 {p50:7.2f} ms  p95 {p95:7.2f} ms  max|diff| {diff:.2e}")
+    for orientations in (2, 4):
+        oriented = PatchRefiner(model, orientations=orientations)
+        p50, p95 = _percentiles(lambda: oriented.refine(image, logits, strokes), args.repeats)
+        results[f"orientations_{orientations}"] = {"p50_ms": round(p50, 2),
+                                                   "p95_ms": round(p95, 2)}
+        print(f"{f'the same, {orientations} orientations':30s} p50 {p50:7.2f} ms  "
+              f"p95 {p95:7.2f} ms")
     chosen = results["traced_frozen_channels_last"]
     met = chosen["p50_ms"] < P50_TARGET_MS and chosen["p95_ms"] < P95_TARGET_MS
     speedup = results["eager"]["p50_ms"] / chosen["p50_ms"]

@@ -8,7 +8,10 @@ or on the test views, which choose nothing. With ``--strokes K`` it also follows
 through K strokes, each drawn against the refined patch as in the app (the gain after each).
 
     .venv/bin/python benchmarks/bench_refiner_gain.py [VIEW_DIR ...] [--refiner CKPT]
-        [--base CKPT] [--seed 0] [--strokes 1]
+        [--base CKPT] [--seed 0] [--strokes 1] [--orientations 1]
+
+``--orientations K`` averages the refiner's logits over K orientations of each patch (see
+``refinement_model.inference.FastNet``).
 
 Defaults: data/val and the shipped weights. The last line printed is one JSON object.
 """
@@ -23,7 +26,7 @@ TARGET_GAIN = 0.05
 
 def main() -> None:
     from refinement_model.checkpoints import load_checkpoint
-    from refinement_model.inference import FastNet
+    from refinement_model.inference import ORIENTATIONS, FastNet
     from refinement_model.shipped import shipped_checkpoint
     from refinement_model.training.base import GridOptions
     from refinement_model.training.data import load_training_views
@@ -36,6 +39,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="patches and strokes (default 0)")
     parser.add_argument("--strokes", type=int, default=1, metavar="K",
                         help="strokes per patch, each against the refined patch (default 1)")
+    parser.add_argument("--orientations", type=int, default=1, choices=ORIENTATIONS,
+                        help="average the refined logits over K orientations (default 1)")
     args = parser.parse_args()
     if args.strokes < 1:
         parser.error(f"--strokes must be >= 1, got {args.strokes}")
@@ -48,10 +53,12 @@ def main() -> None:
     patches = validation_patches(FastNet(base, net_size=geometry.net_size), views, geometry,
                                  seed=args.seed)
     refiner, _ = load_checkpoint(refiner_path, kind="refiner", inputs=base.spec.inputs)
-    scores = refined_scores(FastNet(refiner, net_size=geometry.net_size), patches,
+    net = FastNet(refiner, net_size=geometry.net_size, orientations=args.orientations)
+    scores = refined_scores(net, patches,
                             strokes=args.strokes, scale=geometry.factor, seed=args.seed)
     met = scores["gain"] >= TARGET_GAIN
-    print(f"refiner {refiner_path} on {', '.join(args.views)} (seed {args.seed}): "
+    print(f"refiner {refiner_path} on {', '.join(args.views)} (seed {args.seed}, "
+          f"{args.orientations} orientation{'s' if args.orientations > 1 else ''}): "
           f"{scores['patches']} patches, human-only pFM {scores['human_pfm']:.4f} -> refined "
           f"{scores['refined_pfm']:.4f}: gain {100 * scores['gain']:+.2f}% "
           f"(target >= {100 * TARGET_GAIN:+.0f}%: {'met' if met else 'not met'})")
@@ -61,7 +68,8 @@ def main() -> None:
     print(json.dumps({**{k: round(v, 5) if isinstance(v, float) else v
                          for k, v in scores.items() if k != "gains"},
                       "gains": [round(g, 5) for g in scores["gains"]],
-                      "views": args.views, "seed": args.seed, "target_met": met}))
+                      "views": args.views, "seed": args.seed, "orientations": args.orientations,
+                      "target_met": met}))
 
 
 if __name__ == "__main__":

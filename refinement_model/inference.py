@@ -25,6 +25,7 @@ from refinement_model.patches import PatchGrid, stitch_logits
 
 __all__ = [
     "EQUALITY_TOLERANCE",
+    "ORIENTATIONS",
     "FastNet",
     "PatchRefiner",
     "Predictor",
@@ -35,6 +36,8 @@ __all__ = [
 
 # Largest |logit| difference allowed between the optimised path and eager PyTorch.
 EQUALITY_TOLERANCE = 1e-3
+# Orientation counts PatchRefiner averages over: quarter turns, then their mirror images.
+ORIENTATIONS = (1, 2, 4, 8)
 
 
 class FastNet:
@@ -49,15 +52,24 @@ class FastNet:
         Trace and freeze the network with channels-last memory; False runs eager PyTorch.
     net_size : int, optional
         Side of the patches used to trace and verify the optimised path.
+    orientations : {1, 2, 4, 8}, optional
+        Average the logits over this many orientations of each input (test-time augmentation):
+        the first 1, 2 or 4 quarter turns, or those four and their mirror images. Each costs one
+        more pass of the network.
 
     Attributes
     ----------
     spec : ModelSpec
     optimised : bool
         Whether the traced path is in use (False after a failed equality check).
+    orientations : int
     """
 
-    def __init__(self, model: torch.nn.Module, *, optimise: bool = True, net_size: int = 256):
+    def __init__(self, model: torch.nn.Module, *, optimise: bool = True, net_size: int = 256,
+                 orientations: int = 1):
+        if orientations not in ORIENTATIONS:
+            raise ValueError(f"orientations must be one of {ORIENTATIONS}, got {orientations!r}")
+        self.orientations = orientations
         model = getattr(model, "module", model)
         self.spec = model.spec
         self._eager = model
@@ -120,7 +132,16 @@ class FastNet:
         if batch.ndim != 4 or batch.shape[1] != self.spec.in_channels:
             raise ValueError(f"batch must have shape (B, {self.spec.in_channels}, S, S), "
                              f"got {batch.shape}")
-        x = torch.from_numpy(batch)
+        if self.orientations == 1:
+            return self._logits(batch)
+        # every orientation in one pass of the network
+        turned = np.concatenate([_orient(batch, k) for k in range(self.orientations)])
+        logits = self._logits(turned).reshape(self.orientations, len(batch), *batch.shape[2:])
+        return np.mean([_orient_back(out, k) for k, out in enumerate(logits)], axis=0,
+                       dtype=np.float32)
+
+    def _logits(self, batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(batch))
         with torch.inference_mode():
             if self._traced is not None:
                 out = self._traced(x.contiguous(memory_format=torch.channels_last))
@@ -274,13 +295,16 @@ class PatchRefiner:
         A refiner checkpoint, or a refiner network in memory (e.g. during training).
     optimise : bool, optional
         Use the traced fast path (see :class:`FastNet`).
+    orientations : {1, 2, 4, 8}, optional
+        Average the refined logits over this many orientations of the patch (see
+        :class:`FastNet`; the refiner was trained on all eight).
 
     Examples
     --------
     ``refined = PatchRefiner("refiner.safetensors").refine(image, base_logits, strokes)``
     """
 
-    def __init__(self, checkpoint, *, optimise: bool = True):
+    def __init__(self, checkpoint, *, optimise: bool = True, orientations: int = 1):
         if isinstance(checkpoint, torch.nn.Module):
             model, self.metadata = checkpoint, {}
         else:
@@ -288,7 +312,8 @@ class PatchRefiner:
         if model.spec.kind != "refiner":
             raise ValueError(f"checkpoint must be a refiner network, got a {model.spec.kind}")
         self.net_size = int(self.metadata.get("net_size", 256))
-        self.net = FastNet(model, optimise=optimise, net_size=self.net_size)
+        self.net = FastNet(model, optimise=optimise, net_size=self.net_size,
+                           orientations=orientations)
         # a stroke usually touches 1 to 4 patches, refined in one batch
         self.net.warm_up(range(1, 5), self.net_size)
         self.spec = model.spec
@@ -348,3 +373,15 @@ class PatchRefiner:
         return self.net(stacked.numpy())
 
     __call__ = refine
+
+
+def _orient(a: np.ndarray, k: int) -> np.ndarray:
+    """Orientation ``k`` (0..7) of the last two axes: ``k % 4`` quarter turns, then a mirror
+    image from 4 on."""
+    a = np.rot90(a, k % 4, axes=(-2, -1))
+    return a[..., ::-1] if k >= 4 else a
+
+
+def _orient_back(a: np.ndarray, k: int) -> np.ndarray:
+    """The inverse of :func:`_orient`."""
+    return np.rot90(a[..., ::-1] if k >= 4 else a, -(k % 4), axes=(-2, -1))

@@ -15,7 +15,8 @@ from refinement_model.patches import PatchGrid
 from refinement_model.progress import progress_bar
 from simulation.protocol import ProtocolConfig, run_protocol
 from simulation.ranking import oracle_scores, ranking_quality, uncertainty_scores
-from simulation.runs import merge_manifest, run_path, setting_config, write_records
+from simulation.runs import (REFINER_OPTIONS, merge_manifest, run_path, setting_config,
+                             write_records)
 
 
 def view_files_with_ground_truth(paths: Sequence, *, only: Sequence[str] | None = None) -> list:
@@ -74,7 +75,8 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
     files = view_files_with_ground_truth(paths, only=only)
     base = Path(base) if base else shipped_checkpoint("base")
     refiner = Path(refiner) if refiner else shipped_checkpoint("refiner")
-    predictor, patch_refiner = Predictor(base), PatchRefiner(refiner)
+    predictor = Predictor(base)
+    refiners = {}  # one per refiner options, built when a setting first needs it
     manifest = {"views": [], "settings": list(settings), "seeds": list(range(seeds)),
                 "steps": steps, "record_every": record_every, "base": _shown(base),
                 "refiner": _shown(refiner), "spearman_gt_free": {}, "seconds": {}}
@@ -91,12 +93,16 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
         for setting in settings:
             config = setting_config(setting, ProtocolConfig(steps=steps,
                                                             record_every=record_every))
+            options = REFINER_OPTIONS.get(setting, {})
+            key = tuple(sorted(options.items()))
+            if key not in refiners:
+                refiners[key] = PatchRefiner(refiner, **options)
             for seed in manifest["seeds"]:
                 started = time.perf_counter()
                 with progress_bar(f"{view.view_id} {setting} seed {seed}",
                                   enabled=show_progress) as progress:
                     records = run_protocol(
-                        image, logits, view.ground_truth, patch_refiner.refine,
+                        image, logits, view.ground_truth, refiners[key].refine,
                         mirror_mask=view.mirror_mask, grid=grid, config=config, rng=seed,
                         progress=progress)
                 write_records(run_path(out, view.view_id, setting, seed), records)

@@ -109,6 +109,32 @@ def test_patch_refiner_from_checkpoint_equals_eager(refiner, tmp_path):
     assert np.abs(batch[1] - engine(image, logits, -strokes)).max() < EQUALITY_TOLERANCE
 
 
+def test_patch_refiner_averages_over_orientations(refiner):
+    rng = np.random.default_rng(1)
+    image = rng.normal(size=(2, 1, 64, 64)).astype(np.float32)
+    logits = (10 * rng.normal(size=(2, 64, 64))).astype(np.float32)
+    strokes = np.zeros((2, 64, 64), np.float32)
+    strokes[:, 10:20, 10:40] = 1
+    single = PatchRefiner(refiner, optimise=False)
+    two = PatchRefiner(refiner, optimise=False, orientations=2)
+    turned = [np.rot90(a, 1, axes=(-2, -1)).copy() for a in (image, logits, strokes)]
+    # the mean of the patch as it is and turned by a quarter turn, turned back
+    expected = (single.refine_batch(image, logits, strokes)
+                + np.rot90(single.refine_batch(*turned), -1, axes=(-2, -1))) / 2
+    got = two.refine_batch(image, logits, strokes)
+    assert got.dtype == np.float32 and np.abs(got - expected).max() < 1e-5
+    # over all eight orientations the refinement turns and mirrors with its input
+    eight = PatchRefiner(refiner, optimise=False, orientations=8)
+    base = eight.refine_batch(image, logits, strokes)
+    assert np.abs(eight.refine_batch(*turned) - np.rot90(base, 1, axes=(-2, -1))).max() < 1e-4
+    mirrored = [a[..., ::-1].copy() for a in (image, logits, strokes)]
+    assert np.abs(eight.refine_batch(*mirrored) - base[..., ::-1]).max() < 1e-4
+    assert np.abs(single.refine_batch(*turned) - np.rot90(
+        single.refine_batch(image, logits, strokes), 1, axes=(-2, -1))).max() > 1e-3
+    with pytest.raises(ValueError, match="orientations"):
+        PatchRefiner(refiner, orientations=3)
+
+
 def test_patch_refiner_refuses_bad_input(refiner, base):
     engine = PatchRefiner(refiner, optimise=False)
     with pytest.raises(ValueError, match="image_patch"):

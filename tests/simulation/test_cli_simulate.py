@@ -56,3 +56,25 @@ def test_simulate_refuses_views_without_ground_truth(tmp_path, setup, capsys):
     assert "no view" in capsys.readouterr().err
     code = main(["simulate", str(setup[0] / "data"), "--only", "SYN-9999_R", "--out", str(tmp_path / "o")])
     assert code == 2 and "SYN-9999_R" in capsys.readouterr().err
+
+
+def test_a_setting_gets_the_refiner_options_it_names(setup, tmp_path, monkeypatch):
+    from refinement_model import inference
+    from simulation.evaluate import simulate_views
+
+    root, paths = setup
+    built = []
+
+    class Recording(inference.PatchRefiner):
+        def refine(self, *args):
+            built.append(self.net.orientations)
+            return super().refine(*args)
+
+    monkeypatch.setattr(inference, "PatchRefiner", Recording)
+    manifest = simulate_views([root / "data"], out=tmp_path, base=paths["base"],
+                              refiner=paths["refiner"], steps=3, seeds=1,
+                              settings=("both", "four_orientations"))
+    # the app's refiner for the main setting, four orientations for its ablation
+    assert built and built[0] == 1 and built[-1] == 4 and sorted(set(built)) == [1, 4]
+    for setting in ("both", "four_orientations"):
+        assert read_records(run_path(tmp_path, manifest["views"][0], setting, 0))["step"][-1] == 3
