@@ -36,7 +36,8 @@ __all__ = [
 
 # Largest |logit| difference allowed between the optimised path and eager PyTorch.
 EQUALITY_TOLERANCE = 1e-3
-# Orientation counts PatchRefiner averages over: quarter turns, then their mirror images.
+# Orientation counts FastNet (and so PatchRefiner) averages over: quarter turns, then their
+# mirror images.
 ORIENTATIONS = (1, 2, 4, 8)
 
 

@@ -163,6 +163,18 @@ class PatchGrid:
         y0, x0, y1, x1 = self.boxes[self._check_index(index)].tolist()
         return y0, x0, min(y1, self.height), min(x1, self.width)
 
+    def network_origin(self, index: int) -> tuple[float, float]:
+        """``(x, y)`` origin that maps view coordinates onto patch ``index`` at network size.
+
+        With it, ``rasterize_stroke(stroke_in_view_pixels, (n, n), origin=..., scale=scale)``
+        covers the network pixels whose area (as :meth:`extract` averages it) the stroke
+        covers: network pixel ``j`` spans view pixels ``[x0 + j / s, x0 + (j + 1) / s)``, whose
+        centre is at ``x0 + (j + 0.5) / s - 0.5``.
+        """
+        y0, x0 = self.boxes[self._check_index(index), :2].tolist()
+        shift = 0.5 / self.scale - 0.5
+        return x0 + shift, y0 + shift
+
     def extract(self, image: np.ndarray, index: int, *, fill: float = 0) -> np.ndarray:
         """Cut patch ``index`` out of ``image`` and resize it to the network size.
 

@@ -101,22 +101,9 @@ class ProtocolConfig:
             raise ValueError("max_failures and stroke_length must be >= 1")
 
 
-def patch_origin(grid: PatchGrid, index: int) -> tuple[float, float]:
-    """``(x, y)`` origin that maps view coordinates onto patch ``index`` at network size.
-
-    With it, ``rasterize_stroke(stroke_in_view_pixels, (n, n), origin=..., scale=grid.scale)``
-    covers the network pixels whose area (as :meth:`PatchGrid.extract` averages it) the stroke
-    covers: network pixel ``j`` spans view pixels ``[x0 + j / s, x0 + (j + 1) / s)``, whose
-    centre is at ``x0 + (j + 0.5) / s - 0.5``.
-    """
-    y0, x0 = grid.boxes[index, :2].tolist()
-    shift = 0.5 / grid.scale - 0.5
-    return x0 + shift, y0 + shift
-
-
 def patch_stroke_to_view(stroke: Stroke, grid: PatchGrid, index: int) -> Stroke:
     """A stroke drawn in network pixels of patch ``index``, in view pixels."""
-    ox, oy = patch_origin(grid, index)
+    ox, oy = grid.network_origin(index)
     points = [(x / grid.scale + ox, y / grid.scale + oy) for x, y in stroke.points]
     return Stroke(stroke.kind, points, stroke.radius / grid.scale)
 
@@ -155,7 +142,7 @@ class _ViewState:
 
     def refine(self, index, image, base, strokes) -> np.ndarray:
         n = self.grid.net_size
-        channel = stroke_channel(strokes, (n, n), origin=patch_origin(self.grid, index),
+        channel = stroke_channel(strokes, (n, n), origin=self.grid.network_origin(index),
                                  scale=self.grid.scale)
         y = base if self.config.use_prediction else self.zeros
         delta = channel if self.config.use_strokes else self.zeros
@@ -275,7 +262,7 @@ def _attempt(state: _ViewState, index: int, rng) -> tuple[int, int, int, int] | 
     image, base = state.network_inputs(index)
     gt, gt_skeleton = state.patch_truth(index)
     earlier = state.strokes_on(index)
-    origin = patch_origin(grid, index)
+    origin = grid.network_origin(index)
     current = burn_in(base + state.deltas.get(index, 0) > 0, earlier, origin=origin,
                       scale=grid.scale)
     refined_by_stroke = {}

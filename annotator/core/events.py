@@ -21,7 +21,6 @@ from annotator.core.history import (BASE_VERSION, DeltaCache, DoneStep, History,
                                     StrokeStep)
 from annotator.core.patch_queue import check_patch_index
 from annotator.core.provenance import final_mask, provenance_map
-from annotator.core.regions import patch_box
 from refinement_model.errors import Cancelled
 from refinement_model.patches import clip_box, union
 from refinement_model.strokes import Stroke, rasterize_stroke, stroke_channel
@@ -92,7 +91,7 @@ class EventLog:
         return StrokeRecord(seq, stroke, box, frozenset(self.grid.patches_touching(*box).tolist()))
 
     def _stroke_region(self, record: StrokeRecord, patches) -> tuple[int, int, int, int]:
-        return union(record.box, *(patch_box(self.grid, p) for p in patches))
+        return union(record.box, *(self.grid.region(p) for p in patches))
 
     # ----------------------------------------------------------------- one event
     def _apply(self, event: dict, deltas=None):
@@ -176,7 +175,7 @@ class EventLog:
             old = self._versions.get(index, BASE_VERSION)
             if old == seq:
                 continue
-            changed.append(patch_box(self.grid, index))
+            changed.append(self.grid.region(index))
             if old != BASE_VERSION and not self._deferred:
                 self._cache.put((index, old), self._deltas.pop(index))
             if seq == BASE_VERSION:
@@ -252,7 +251,7 @@ class EventLog:
             self._burn(record)
         self._annotated = int(np.count_nonzero(self._user_map))
         grid, base = self.grid, self.base_logits
-        refined = np.array([patch_box(grid, index) for index in sorted(self._versions)],
+        refined = np.array([grid.region(index) for index in sorted(self._versions)],
                            dtype=np.int64).reshape(-1, 4)
         # outside every stroke and refined patch the provenance stays "model", as live edits
         # leave it

@@ -1,20 +1,15 @@
-"""Boxes of the view, and one patch's refinement as the session stores it."""
+"""One patch's refinement as the session stores it."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from refinement_model.patches import PatchGrid, clip_box
+from refinement_model.patches import PatchGrid
 from refinement_model.strokes import stroke_channel
 
-__all__ = ["patch_box", "refine_patches"]
+__all__ = ["refine_patches"]
 
 _DELTA_LIMIT = 1e4
-
-
-def patch_box(grid: PatchGrid, index: int) -> tuple[int, int, int, int]:
-    """Box of patch ``index`` clipped to the view."""
-    return clip_box(grid.boxes[index], grid.shape)
 
 
 def refine_patches(grid: PatchGrid, refine_many, image: np.ndarray, base_logits: np.ndarray,
@@ -40,15 +35,12 @@ def refine_patches(grid: PatchGrid, refine_many, image: np.ndarray, base_logits:
         version is rounded the same way a recomputed version equals the stored one exactly.
     """
     n = grid.net_size
-    # network pixel (0, 0) is the mean of the first 1/scale view pixels: centred half-way
-    offset = (1 / grid.scale - 1) / 2
     indices = list(jobs)
     if not indices:
         return {}
     channels, bases, images = [], [], []
     for index in indices:
-        y0, x0 = grid.boxes[index, :2].tolist()
-        channels.append(stroke_channel(jobs[index], (n, n), origin=(x0 + offset, y0 + offset),
+        channels.append(stroke_channel(jobs[index], (n, n), origin=grid.network_origin(index),
                                        scale=grid.scale))
         bases.append(grid.extract(base_logits, index).astype(np.float32, copy=False))
         images.append(grid.extract(image, index))

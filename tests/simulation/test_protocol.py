@@ -5,7 +5,7 @@ import pytest
 from refinement_model.metrics import score_masks
 from refinement_model.patches import PatchGrid
 from refinement_model.strokes import Stroke, rasterize_stroke
-from simulation.protocol import (ProtocolConfig, _PatchQueue, patch_origin,
+from simulation.protocol import (ProtocolConfig, _PatchQueue,
                                  patch_stroke_to_view, run_protocol)
 
 SIZE = 128
@@ -117,7 +117,7 @@ def test_patch_frame_and_view_frame_agree():
     stroke = Stroke("add", [(10.0, 12.0), (16.0, 12.0)], 2.0)
     index = 5
     view_stroke = patch_stroke_to_view(stroke, GRID, index)
-    back = rasterize_stroke(view_stroke, (32, 32), origin=patch_origin(GRID, index),
+    back = rasterize_stroke(view_stroke, (32, 32), origin=GRID.network_origin(index),
                             scale=GRID.scale)
     assert np.array_equal(back, rasterize_stroke(stroke, (32, 32)))
 
