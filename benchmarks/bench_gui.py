@@ -3,7 +3,8 @@
 Measures: painting per mouse-move event of the brush (target < 8 ms), a zoom or pan frame
 (target < 16 ms; warm = tiles cached, cold = every tile rendered anew; settle = the one smooth
 frame drawn when a zoom comes to rest), and stroke release to the refined patch on screen
-(target < 150 ms, with the session's refiner).
+(target < 150 ms, with the session's refiner: the app's shows its one-pass preview first, then
+its own four-orientation refinement, timed too).
 Run: .venv/bin/python benchmarks/bench_gui.py [--small] [--refiner CKPT] (default: the shipped
 refiner when present)
 """
@@ -150,10 +151,15 @@ def bench_release(shape, layers, refine, tmp, *, n=12):
         mouse(canvas, QEvent.Type.MouseButtonRelease, points[-1], Qt.MouseButton.NoButton)
         canvas.repaint()  # the difference preview is on screen
         t1 = time.perf_counter()
+        while not window.project.session.pending.final:  # the refiner's own, off the GUI thread
+            QApplication.processEvents()
+            time.sleep(0.001)
+        canvas.repaint()
+        t2 = time.perf_counter()
         window.accept_action.trigger()
         canvas.repaint()  # the accepted mask is on screen and committed to the project file
-        t2 = time.perf_counter()
-        times.append((t1 - t0, t2 - t1))
+        t3 = time.perf_counter()
+        times.append((t1 - t0, t2 - t0, t3 - t2))
     window.close_project()
     window.close()
     return np.array(times) * 1000
@@ -188,10 +194,11 @@ def main(argv):
         shipped = Path(argv[argv.index("--refiner") + 1])
     network = None
     if shipped.is_file():
-        from refinement_model.inference import PatchRefiner
+        from refinement_model.inference import APP_ORIENTATIONS, PatchRefiner
 
+        refiner = PatchRefiner(shipped, orientations=APP_ORIENTATIONS)  # as the app's
         with tempfile.TemporaryDirectory() as tmp:
-            network = bench_release(shape, (depth, albedo, normals), PatchRefiner(shipped), tmp)
+            network = bench_release(shape, (depth, albedo, normals), refiner, tmp)
     figures = {
         "view_shape": list(shape),
         "layer_build_s": round(build_s, 2),
@@ -208,14 +215,18 @@ def main(argv):
         "pan_frame_ms_p95": round(float(np.percentile(pans[:, 0], 95)), 2),
         "pan_sharp_ms_p95": round(float(np.percentile(pans[:, 1], 95)), 2),
         "release_to_preview_ms_p50_spread": round(float(np.median(release[:, 0])), 1),
-        "accept_to_screen_ms_p50_spread": round(float(np.median(release[:, 1])), 1),
+        "accept_to_screen_ms_p50_spread": round(float(np.median(release[:, 2])), 1),
     }
     if network is not None:
         figures["release_to_preview_ms_p50_refiner"] = round(float(np.median(network[:, 0])), 1)
         figures["release_to_preview_ms_p95_refiner"] = round(
             float(np.percentile(network[:, 0], 95)), 1
         )
-        figures["accept_to_screen_ms_p50_refiner"] = round(float(np.median(network[:, 1])), 1)
+        figures["release_to_refined_ms_p50_refiner"] = round(float(np.median(network[:, 1])), 1)
+        figures["release_to_refined_ms_p95_refiner"] = round(
+            float(np.percentile(network[:, 1], 95)), 1
+        )
+        figures["accept_to_screen_ms_p50_refiner"] = round(float(np.median(network[:, 2])), 1)
     checks = [
         ("brush_move_ms_p95", 8),
         ("zoom_frame_cold_ms_p95", 16),

@@ -4,8 +4,9 @@ Target (issue 4): p50 < 30 ms and p95 < 50 ms for the shipped refiner on a 2-cor
 Compares, in the same run, eager PyTorch, eager channels-last, and the traced + frozen
 channels-last path that :class:`refinement_model.inference.FastNet` uses (and torch.compile
 with ``--compile``), and checks each against eager (max |logit difference| < 1e-3). Also times
-that path with the logits averaged over 2 and 4 orientations (``PatchRefiner(orientations=K)``,
-not what the app uses; no target).
+that path with the logits averaged over 2 and 4 orientations (``PatchRefiner(orientations=K)``;
+no target: the app shows the one-pass refinement first and replaces it with the four-orientation
+one off the GUI thread, see ``bench_gui.py``).
 
     .venv/bin/python benchmarks/bench_refine_latency.py [--threads 2] [--repeats 100]
 

@@ -2,7 +2,8 @@
 
 Generates one default synthetic test view (2048 x 2048, the test seed of
 scripts/train_shipped.sh), predicts it with the shipped base model and runs the protocol with the
-shipped refiner, oracle ranking, one seed.
+shipped refiner as the app refines (``simulation.runs.refiner_options``: four orientations),
+oracle ranking, one seed.
 
     .venv/bin/python benchmarks/bench_simulate.py [--steps 3000]
 """
@@ -30,13 +31,14 @@ def main() -> None:
     from refinement_model.views import find_views, load_view, network_input
     from simulation.evaluate import probability_logits
     from simulation.protocol import ProtocolConfig, run_protocol
+    from simulation.runs import refiner_options
 
     with tempfile.TemporaryDirectory() as folder:
         subprocess.run([sys.executable, "-m", "annotator", "synth", folder, "--views", "1",
                         "--first", "201", "--seed", "3"], check=True, capture_output=True)
         view = load_view(find_views(folder)[0].depth)
     predictor = Predictor(shipped_checkpoint("base"))
-    refiner = PatchRefiner(shipped_checkpoint("refiner"))
+    refiner = PatchRefiner(shipped_checkpoint("refiner"), **refiner_options("both"))
     started = time.perf_counter()
     probabilities = predictor.predict_view(view)
     predict_seconds = time.perf_counter() - started

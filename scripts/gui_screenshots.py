@@ -70,6 +70,7 @@ def main(argv=None) -> int:
             window.on_stroke(stroke.kind, points, stroke.radius)  # as a released drag
             if i < args.strokes - 1:
                 window.accept_proposal()
+        window.finish_refinement()  # the proposal as it stands after the preview
         shot("strokes")
         window.accept_proposal()
         shot("error_map", error_map=True)

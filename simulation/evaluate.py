@@ -15,7 +15,7 @@ from refinement_model.patches import PatchGrid
 from refinement_model.progress import progress_bar
 from simulation.protocol import ProtocolConfig, run_protocol
 from simulation.ranking import oracle_scores, ranking_quality, uncertainty_scores
-from simulation.runs import (REFINER_OPTIONS, merge_manifest, run_path, setting_config,
+from simulation.runs import (refiner_options, merge_manifest, run_path, setting_config,
                              write_records)
 
 
@@ -54,11 +54,12 @@ def gt_free_ranking_quality(probabilities, ground_truth, grid: PatchGrid, *,
 
 
 def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int = 3000,
-                   seeds: int = 3, settings: Sequence[str] = ("both", "gt_free"),
+                   seeds: int = 3, first_seed: int = 0,
+                   settings: Sequence[str] = ("both", "gt_free"),
                    record_every: int = 10, only: Sequence[str] | None = None,
                    show_progress: bool = False) -> dict:
-    """Run every setting with every seed on every view with ground truth under ``paths``
-    (or on the views named in ``only``).
+    """Run every setting with seeds ``first_seed .. first_seed + seeds - 1`` on every view with
+    ground truth under ``paths`` (or on the views named in ``only``).
 
     Writes ``out/runs/<view>/<setting>_seed<k>.csv`` as each run ends and merges this
     simulation into ``out/manifest.json`` after each view (so an interrupted simulation keeps
@@ -72,12 +73,14 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
     from refinement_model.shipped import shipped_checkpoint
     from refinement_model.views import load_view, network_input
 
+    if seeds < 1 or first_seed < 0:
+        raise ValueError(f"seeds must be >= 1 and first_seed >= 0, got {seeds} and {first_seed}")
     files = view_files_with_ground_truth(paths, only=only)
     base = Path(base) if base else shipped_checkpoint("base")
     refiner = Path(refiner) if refiner else shipped_checkpoint("refiner")
     predictor = Predictor(base)
     refiners = {}  # one per refiner options, built when a setting first needs it
-    manifest = {"views": [], "settings": list(settings), "seeds": list(range(seeds)),
+    manifest = {"views": [], "settings": list(settings), "seeds": list(range(first_seed, first_seed + seeds)),
                 "steps": steps, "record_every": record_every, "base": _shown(base),
                 "refiner": _shown(refiner), "spearman_gt_free": {}, "seconds": {}}
     for view_files in files:
@@ -93,7 +96,7 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
         for setting in settings:
             config = setting_config(setting, ProtocolConfig(steps=steps,
                                                             record_every=record_every))
-            options = REFINER_OPTIONS.get(setting, {})
+            options = refiner_options(setting)
             key = tuple(sorted(options.items()))
             if key not in refiners:
                 refiners[key] = PatchRefiner(refiner, **options)

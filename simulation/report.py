@@ -20,8 +20,8 @@ _ABLATIONS = {
                    ("both", "Both Δ")),
     "Refined patches": (("queued_patch_only", "The queued patch (the paper)"),
                         ("both", "Every patch the stroke touches (the app)")),
-    "Refiner passes": (("both", "One (the app)"),
-                       ("four_orientations", "Mean over four quarter turns of the patch")),
+    "Refiner passes": (("one_pass", "One (the app's preview)"),
+                       ("both", "Mean over four quarter turns of the patch (the app)")),
 }
 # The poster's figures are per test view: "relative improvements peaking at values between
 # +12% and +26%", "reducing workload from 56% to 75%" (METHOD.md, reference/).

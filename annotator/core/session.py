@@ -6,6 +6,9 @@ Quick use::
     proposal = session.propose_stroke(Stroke("add", [(x0, y0), (x1, y1)], default_radius()))
     proposal.added, proposal.removed, proposal.region            # preview of the network's change
     session.accept()          # or session.reject(): stroke stays, the network's change does not
+    proposal = session.propose_stroke(stroke, preview=True)   # the refiner's fast preview first
+    deltas = session.finishing_job()()                         # off the GUI thread, in the app
+    session.finish_proposal(proposal, deltas)                  # accept() would do it anyway
     session.apply_stroke(stroke)                   # = propose + accept, returns the Change
     session.undo(); session.redo()
     session.mask, session.probabilities, session.provenance, session.user_map   # read-only views
@@ -54,6 +57,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -98,6 +102,8 @@ class Proposal:
         The mask in the region after accept.
     deltas : dict int -> (n, n) float16 ndarray
         The refiner's change of each affected patch (empty without a refiner).
+    final : bool
+        False for the preview refiner's proposal (see :meth:`AnnotationSession.propose_stroke`).
     """
 
     stroke: Stroke
@@ -105,6 +111,7 @@ class Proposal:
     human_mask: np.ndarray
     mask: np.ndarray
     deltas: dict = field(default_factory=dict)
+    final: bool = True
 
     @property
     def added(self) -> np.ndarray:
@@ -133,7 +140,9 @@ class AnnotationSession(EventLog):
     base_logits : (H, W) float32 ndarray
         The base model's stitched logits. Never modified (kept by reference).
     refine : callable or object with ``refine``, optional
-        Refine function (see ``refiners``); ``None`` annotates without a network.
+        Refine function (see ``refiners``); ``None`` annotates without a network. An object
+        whose ``preview`` is a faster refiner (``PatchRefiner`` averaging several orientations
+        has its one-pass self there) lets :meth:`propose_stroke` show that one's result first.
     grid : PatchGrid, optional
         Default ``PatchGrid(H, W)`` (512 px patches, stride 256, net size 256).
     image : (C, H, W) float32 ndarray, optional
@@ -171,6 +180,9 @@ class AnnotationSession(EventLog):
         self.base_logits = base_logits
         self.grid = grid
         self._refine = None if refine is None else as_refine_fn(refine)
+        preview = getattr(refine, "preview", None)
+        self._preview = None if preview is None else as_refine_fn(preview)
+        self._pending_jobs: dict = {}
         self._image = image
         self._inputs = tuple(inputs)
         self._clock = clock
@@ -221,13 +233,18 @@ class AnnotationSession(EventLog):
         self._listeners.remove(callback)
 
     # ----------------------------------------------------------------- strokes
-    def propose_stroke(self, stroke: Stroke, *, progress=None, cancel=None) -> Proposal:
+    def propose_stroke(self, stroke: Stroke, *, preview: bool = False, progress=None,
+                       cancel=None) -> Proposal:
         """Refine the patches a stroke touches and hold the result for :meth:`accept`.
 
         Parameters
         ----------
         stroke : Stroke
             In view pixels (x = column, y = row); must overlap the view.
+        preview : bool, keyword-only
+            Refine with the refiner's faster ``preview``, if it has one: the proposal is then
+            not ``final``, and :meth:`finish_proposal` (or :meth:`accept`) replaces it with the
+            refiner's own.
         progress : callable(done, total), optional
             Called once the touched patches are refined (in one batch).
         cancel : callable() -> bool, optional
@@ -240,16 +257,50 @@ class AnnotationSession(EventLog):
         """
         self._check_idle()
         record = self._record(len(self._journal), stroke)
-        deltas = {}
+        jobs, deltas, final = {}, {}, True
         if self._refine is not None:
             if cancel is not None and cancel():
                 raise Cancelled("refinement cancelled")
-            patches = sorted(record.patches)
-            deltas = self._refine_patches({
-                index: [r.stroke for r in self._strokes if index in r.patches] + [stroke]
-                for index in patches})
+            jobs = {index: [r.stroke for r in self._strokes if index in r.patches] + [stroke]
+                    for index in sorted(record.patches)}
+            final = not (preview and self._preview is not None)
+            deltas = self._refine_patches(jobs, self._refine if final else self._preview)
             if progress is not None:
-                progress(len(patches), len(patches))
+                progress(len(jobs), len(jobs))
+        self._pending, self._pending_jobs = self._proposal(record, deltas, final), jobs
+        return self._pending
+
+    def finishing_job(self) -> Callable[[], dict]:
+        """The work :meth:`finish_proposal` needs for the pending proposal, as a function of
+        nothing that returns its ``deltas``. It only reads arrays the session never changes,
+        so it may run on another thread while the session goes on."""
+        if self._pending is None:
+            raise RuntimeError("no refinement proposal is pending")
+        jobs = dict(self._pending_jobs)
+        self.prepare_refinement()
+        return partial(regions.refine_patches, self.grid, self._refine, self._image,
+                       self.base_logits, jobs)
+
+    def finish_proposal(self, proposal: Proposal, deltas: dict | None = None) -> Proposal:
+        """Replace the pending preview ``proposal`` with the refiner's own.
+
+        ``deltas`` is what :meth:`finishing_job` returned for it (computed here when None).
+        Returns the final proposal, now :attr:`pending`; a final one is returned as it is.
+        """
+        if proposal is not self._pending:
+            raise RuntimeError("that proposal is not the pending one")
+        if proposal.final:
+            return proposal
+        deltas = self.finishing_job()() if deltas is None else deltas
+        if set(deltas) != set(proposal.deltas):
+            raise ValueError(f"deltas must be for the patches {sorted(proposal.deltas)}, "
+                             f"got {sorted(deltas)}")
+        record = self._record(len(self._journal), proposal.stroke)
+        self._pending = self._proposal(record, deltas, True)
+        return self._pending
+
+    def _proposal(self, record, deltas: dict, final: bool) -> Proposal:
+        stroke = record.stroke
         region = self._stroke_region(record, deltas)
         window = np.s_[region[0]:region[2], region[1]:region[3]]
         user = self._user_map[window].copy()
@@ -258,11 +309,13 @@ class AnnotationSession(EventLog):
         refined = (final_mask(blend_probabilities(self.grid, self.base_logits,
                                                   {**self._deltas, **deltas}, region), user)
                    if deltas else human.copy())
-        self._pending = Proposal(stroke, region, human, refined, deltas)
-        return self._pending
+        return Proposal(stroke, region, human, refined, deltas, final)
 
     def accept(self) -> Change:
-        """Commit the pending proposal: the stroke and the network's change."""
+        """Commit the pending proposal: the stroke and the refiner's change (a preview is
+        finished first, so that what is kept never depends on the preview)."""
+        if self._pending is not None and not self._pending.final:
+            self.finish_proposal(self._pending)
         proposal = self._take_pending()
         return self._commit({"type": "stroke", "stroke": proposal.stroke.to_dict(),
                              "accepted": bool(proposal.deltas)}, proposal.deltas)
@@ -412,7 +465,7 @@ class AnnotationSession(EventLog):
     def _take_pending(self) -> Proposal:
         if self._pending is None:
             raise RuntimeError("no refinement proposal is pending")
-        proposal, self._pending = self._pending, None
+        proposal, self._pending, self._pending_jobs = self._pending, None, {}
         return proposal
 
     def _commit(self, event: dict, deltas=None) -> Change:
@@ -432,9 +485,9 @@ class AnnotationSession(EventLog):
 
             self._image = network_input(self.view, self._inputs)
 
-    def _refine_patches(self, jobs) -> dict:
+    def _refine_patches(self, jobs, refine=None) -> dict:
         if self._refine is None:
             raise ValueError("this session has no refiner, but a refined patch must be computed")
         self.prepare_refinement()
-        return regions.refine_patches(self.grid, self._refine, self._image, self.base_logits,
-                                      jobs)
+        return regions.refine_patches(self.grid, refine or self._refine, self._image,
+                                      self.base_logits, jobs)

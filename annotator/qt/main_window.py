@@ -62,6 +62,10 @@ class MainWindow(QMainWindow):
         self._scores = LatestCall(self)
         self._scores.finished.connect(self._show_scores)
         self._scores.failed.connect(lambda error: show_error(self, error))
+        # the refiner's own proposal, computed while its one-pass preview is on screen
+        self._finisher = LatestCall(self)
+        self._finisher.finished.connect(self._show_final)
+        self._finisher.failed.connect(lambda error: show_error(self, error))
         self._actions()
         self._connect()
         self._set_enabled(False)
@@ -209,6 +213,7 @@ class MainWindow(QMainWindow):
             return
         self._score_timer.stop()
         self._scores.wait()
+        self._finisher.wait()
         self.project.session.remove_listener(self._on_change)
         self.project.close()
         self.project = self.stack = None
@@ -326,15 +331,23 @@ class MainWindow(QMainWindow):
             return
         QApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
         try:
-            proposal = session.propose_stroke(stroke)
+            # the refiner's one-pass preview at once; its own result when the worker has it
+            proposal = session.propose_stroke(stroke, preview=True)
         finally:
             QApplication.restoreOverrideCursor()
         if not proposal.deltas:  # nothing to choose between: no refiner
             session.accept()
             return
+        self._show_proposal(proposal)
+        if not proposal.final:
+            job = session.finishing_job()
+            self._finisher.submit(lambda: (proposal, job()))
+
+    def _show_proposal(self, proposal) -> None:
         y0, x0, y1, x1 = proposal.region
+        stroke = proposal.stroke
         own = rasterize_stroke(stroke, (y1 - y0, x1 - x0), origin=(x0, y0))
-        color = render.ADD_COLOR if kind == "add" else render.ERASE_COLOR
+        color = render.ADD_COLOR if stroke.kind == "add" else render.ERASE_COLOR
         self.canvas.set_proposal(
             proposal.region,
             render.proposal_rgba(proposal.added, proposal.removed, stroke=own, stroke_color=color),
@@ -345,10 +358,20 @@ class MainWindow(QMainWindow):
             "(orange adds, violet removes). Enter accepts, Esc keeps only your stroke."
         )
 
+    def finish_refinement(self) -> None:
+        """Show the refiner's own proposal now if its preview is on screen (scripts, tests)."""
+        self._finisher.wait()
+
+    def _show_final(self, result) -> None:
+        preview, deltas = result
+        session = None if self.project is None else self.project.session
+        if session is None or session.pending is not preview:
+            return  # rejected or undone meanwhile
+        self._show_proposal(session.finish_proposal(preview, deltas))
+
     @guarded
     def accept_proposal(self) -> None:
-        if self.project is not None and self.project.session.pending is not None:
-            self.project.session.accept()
+        self._settle()
 
     @guarded
     def reject_proposal(self) -> None:
@@ -357,6 +380,8 @@ class MainWindow(QMainWindow):
 
     def _settle(self) -> None:
         """Drawing on, moving on or saving accepts a pending refinement, as in image tools."""
+        # the refiner's own result is at most one batch away: waited for, not computed again
+        self._finisher.wait()
         if self.project is not None and self.project.session.pending is not None:
             self.project.session.accept()
 

@@ -21,6 +21,7 @@ class _Thread(QThread):
         self.cancel_event = threading.Event()
         self.result = None
         self.error: BaseException | None = None
+        self.returned = False  # set before ``finished`` is emitted
 
     def run(self) -> None:
         try:
@@ -29,6 +30,7 @@ class _Thread(QThread):
             )
         except BaseException as error:  # handed to the GUI thread, which re-raises it
             self.error = error
+        self.returned = True
 
 
 def run_with_progress(function: Callable, *, label: str, parent: QWidget | None = None):
@@ -106,9 +108,13 @@ class LatestCall(QObject):
             self._done()
 
     def _done(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is None:
+        thread = self._thread
+        # a call handed over by wait() still delivers its queued ``finished`` later, maybe
+        # while the next call runs: that one is not done yet
+        if thread is None or not thread.returned:
             return
+        thread.wait()  # it has returned: only the thread's exit is left
+        self._thread = None
         if thread.error is not None:
             self.failed.emit(thread.error)
         else:

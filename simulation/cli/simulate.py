@@ -20,6 +20,9 @@ def register(subparsers) -> None:
     parser.add_argument("--refiner", metavar="CKPT", help="refiner checkpoint (default: shipped)")
     parser.add_argument("--steps", type=int, default=3000, help="interactions per run (3000)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per setting (3)")
+    parser.add_argument("--first-seed", type=int, default=0, metavar="K",
+                        help="seeds K..K+SEEDS-1 (default 0); more seeds for a folder that "
+                        "has the first ones")
     parser.add_argument("--record-every", type=int, default=10, help="steps between scorings")
     parser.add_argument("--settings", type=_settings, default=list(MAIN_SETTINGS),
                         help="comma-separated settings among " + ", ".join(SETTINGS) +
@@ -44,7 +47,8 @@ def run(args) -> int:
     from simulation.evaluate import simulate_views
 
     simulate_views(args.views, out=args.out, base=args.base, refiner=args.refiner,
-                   steps=args.steps, seeds=args.seeds, settings=args.settings,
+                   steps=args.steps, seeds=args.seeds, first_seed=args.first_seed,
+                   settings=args.settings,
                    record_every=args.record_every, only=args.only, show_progress=True)
     print(f"wrote runs to {args.out}; summarise with: etmira report {args.out}")
     return 0

@@ -13,6 +13,7 @@ from annotator.core.journal_io import read_document, write_strokes
 from annotator.core.project import open_project
 from refinement_model.checkpoints import save_checkpoint
 from refinement_model.imageio import read_binary_mask, write_png, write_tiff
+from refinement_model.inference import APP_ORIENTATIONS
 from refinement_model.nets import create_model
 from refinement_model.strokes import Stroke
 
@@ -49,8 +50,11 @@ def make_models(folder):
     torch.manual_seed(0)
     folder.mkdir(parents=True, exist_ok=True)
     save_checkpoint(folder / "base.safetensors", create_model("base", **TINY), metadata=GRID)
-    save_checkpoint(folder / "refiner.safetensors", create_model("refiner", **TINY),
-                    metadata=GRID)
+    refiner = create_model("refiner", **TINY)
+    with torch.no_grad():  # an untrained refiner is the identity; this one changes the logits
+        for parameter in refiner.net.segmentation_head.parameters():
+            parameter.normal_(0.0, 1.0)
+    save_checkpoint(folder / "refiner.safetensors", refiner, metadata=GRID)
     return folder / "base.safetensors", folder / "refiner.safetensors"
 
 
@@ -83,7 +87,13 @@ def test_new_records_view_models_and_grid(made):
         assert len(meta["view"]["files"]["depth"]["sha256"]) == 64
         assert meta["models"]["base"]["metadata"]["model"]["kind"] == "base"
         assert meta["models"]["refiner"]["path"] == str(root / "models" / "refiner.safetensors")
+        assert meta["models"]["refiner"]["orientations"] == APP_ORIENTATIONS
         assert opened.session.journal == [] and opened.warnings == ()
+    # the recorded refiner averages orientations, so it comes with its one-pass preview
+    with open_project(project, readonly=True) as opened:
+        stroke = Stroke("add", [(10, 10), (30, 12)], 2.0)
+        assert not opened.session.propose_stroke(stroke, preview=True).final
+        assert opened.session.finish_proposal(opened.session.pending).final
 
 
 def test_replay_info_export_round_trip(made, tmp_path, capsys):

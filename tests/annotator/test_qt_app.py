@@ -72,13 +72,21 @@ def test_stroke_refines_undo_save_reopen_export(window, qtbot, tmp_path, files):
     shown_before = canvas.grab().toImage().pixelColor(pixel)
 
     drag(qtbot, canvas, [(20, 70), (40, 70), (64, 70), (100, 70)])
-    proposal = session.pending
-    assert proposal is not None and proposal.deltas  # the refiner ran on release
-    assert proposal.stroke.kind == "add" and len(proposal.stroke.points) == 4
+    preview = session.pending
+    assert preview is not None and preview.deltas  # the refiner's one pass ran on release
+    assert not preview.final and canvas.has_proposal
+    assert preview.stroke.kind == "add" and len(preview.stroke.points) == 4
     assert window.accept_action.isEnabled()
     assert "Enter accepts" in window.statusBar().currentMessage()
+    # the refiner's own result (four orientations) replaces the preview when ready
+    qtbot.waitUntil(lambda: session.pending is not preview)
+    proposal = session.pending
+    assert proposal.final and proposal.region == preview.region
+    assert any(not np.array_equal(proposal.deltas[p], preview.deltas[p]) for p in preview.deltas)
     window.accept_action.trigger()
     assert session.pending is None
+    kept = session.patch_deltas()
+    assert all(np.array_equal(kept[p][1], delta) for p, delta in proposal.deltas.items())
     assert window.statusBar().currentMessage() == "" and not canvas.has_proposal
     assert session.user_map[70, 30:90].tolist() == [1] * 60
     assert session.mask[70, 30:90].all()
@@ -111,6 +119,25 @@ def test_stroke_refines_undo_save_reopen_export(window, qtbot, tmp_path, files):
     np.testing.assert_array_equal(again.project.session.mask, after)
     assert again.project.session.can_undo  # the history survived
     again.close_project()
+
+
+def test_accepting_at_once_keeps_the_refiners_result_not_the_preview(window, qtbot):
+    session = window.project.session
+    drag(qtbot, window.canvas, [(20, 40), (60, 44)])
+    preview = session.pending
+    assert not preview.final
+    window.accept_action.trigger()  # before the worker's result was shown
+    kept = {p: delta for p, (_, delta) in session.patch_deltas().items()}
+    assert session.pending is None and set(kept) == set(preview.deltas)
+    # the same as a stroke whose final proposal was waited for
+    window.undo_action.trigger()
+    drag(qtbot, window.canvas, [(20, 40), (60, 44)])
+    window.finish_refinement()
+    final = session.pending
+    assert final.final
+    assert all(np.array_equal(kept[p], final.deltas[p]) for p in kept)
+    assert any(not np.array_equal(kept[p], preview.deltas[p]) for p in kept)
+    window.reject_action.trigger()
 
 
 def test_patch_queue_next_and_done(window):

@@ -76,3 +76,21 @@ def test_latest_call_keeps_only_the_newest_request(qapp, qtbot):
     calls.submit(lambda: 1 / 0)
     calls.wait()
     assert isinstance(errors[0], ZeroDivisionError)
+
+
+def test_latest_call_waited_for_then_submitted_again_delivers_each_result_once(qapp, qtbot):
+    from annotator.qt.workers import LatestCall
+
+    calls = LatestCall()
+    results = []
+    calls.finished.connect(results.append)
+    calls.submit(lambda: "waited for")
+    calls.wait()  # delivered here; the thread's queued ``finished`` arrives later
+    release = threading.Event()
+    calls.submit(lambda: release.wait(5) and "next")
+    qapp.processEvents()  # the stale ``finished`` must not hand over the running call
+    assert results == ["waited for"]
+    release.set()
+    qtbot.waitUntil(lambda: len(results) == 2, timeout=3000)
+    qapp.processEvents()
+    assert results == ["waited for", "next"]

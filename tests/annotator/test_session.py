@@ -128,6 +128,63 @@ def test_proposal_diff_accept_and_reject():
         session.accept()
 
 
+class PreviewedRefiner(CountingRefiner):
+    """A refiner with a faster ``preview`` that refines differently (a weaker spread)."""
+
+    def __init__(self):
+        super().__init__(sigma=1.5, strength=6.0)
+        self.preview = CountingRefiner(sigma=1.0, strength=2.0)
+
+
+def test_preview_is_shown_first_and_the_refiners_own_result_is_kept():
+    refiner = PreviewedRefiner()
+    session = make_session(refiner)
+    preview = session.propose_stroke(ADD, preview=True)
+    assert not preview.final and refiner.preview.calls > 0 and refiner.calls == 0
+    job = session.finishing_job()
+    session.visit(0)  # the session goes on while the job would run elsewhere
+    deltas = job()
+    final = session.finish_proposal(preview, deltas)
+    assert final.final and session.pending is final and final.region == preview.region
+    assert not np.array_equal(final.mask, preview.mask)  # the two refiners differ here
+    assert session.finish_proposal(final) is final
+    session.accept()
+    # what is kept is the refiner's: the same as a session that never previewed
+    plain = make_session(PreviewedRefiner())
+    plain.apply_stroke(ADD)
+    assert_same_state(state(plain), state(session))
+    assert_same_state(state(session), state(replayed(session)))
+
+
+def test_accepting_a_preview_finishes_it_and_stale_results_are_refused():
+    session = make_session(PreviewedRefiner())
+    preview = session.propose_stroke(ADD, preview=True)
+    session.accept()  # before its finishing job ran: computed here
+    plain = make_session(PreviewedRefiner())
+    plain.apply_stroke(ADD)
+    assert_same_state(state(plain), state(session))
+    # a job's result for a proposal no longer pending is refused
+    job_of_erase = (session.propose_stroke(ERASE, preview=True), session.finishing_job())
+    session.reject()
+    with pytest.raises(RuntimeError, match="not the pending"):
+        session.finish_proposal(job_of_erase[0], job_of_erase[1]())
+    with pytest.raises(RuntimeError, match="not the pending"):
+        session.finish_proposal(preview)
+    with pytest.raises(RuntimeError, match="no refinement"):
+        session.finishing_job()
+    # deltas for other patches than the preview's are refused
+    preview = session.propose_stroke(ADD, preview=True)
+    with pytest.raises(ValueError, match="patches"):
+        session.finish_proposal(preview, {0: next(iter(preview.deltas.values()))})
+
+
+def test_without_a_preview_refiner_a_preview_request_gives_the_final_proposal():
+    refiner = CountingRefiner()
+    session = make_session(refiner)
+    proposal = session.propose_stroke(ADD, preview=True)
+    assert proposal.final and refiner.calls > 0
+
+
 def test_cancelled_proposal_changes_nothing():
     session = make_session()
     before = state(session)

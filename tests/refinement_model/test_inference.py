@@ -133,6 +133,15 @@ def test_patch_refiner_averages_over_orientations(refiner):
         single.refine_batch(image, logits, strokes), 1, axes=(-2, -1))).max() > 1e-3
     with pytest.raises(ValueError, match="orientations"):
         PatchRefiner(refiner, orientations=3)
+    # the one-pass preview of an averaging refiner shares its network
+    assert single.preview is None and two.preview.orientations == 1
+    assert two.preview.net._eager is two.net._eager and two.preview.preview is None
+    assert np.array_equal(two.preview.refine_batch(image, logits, strokes),
+                          single.refine_batch(image, logits, strokes))
+    four = two.with_orientations(4)
+    assert four.orientations == 4 and two.orientations == 2 and four.net._eager is two.net._eager
+    with pytest.raises(ValueError, match="orientations"):
+        two.with_orientations(3)
 
 
 def test_patch_refiner_refuses_bad_input(refiner, base):

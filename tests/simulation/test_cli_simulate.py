@@ -7,6 +7,7 @@ import torch
 
 from annotator.cli import main
 from refinement_model.checkpoints import save_checkpoint
+from refinement_model.inference import APP_ORIENTATIONS
 from refinement_model.nets import create_model
 from simulation.runs import read_records, run_path
 
@@ -73,8 +74,18 @@ def test_a_setting_gets_the_refiner_options_it_names(setup, tmp_path, monkeypatc
     monkeypatch.setattr(inference, "PatchRefiner", Recording)
     manifest = simulate_views([root / "data"], out=tmp_path, base=paths["base"],
                               refiner=paths["refiner"], steps=3, seeds=1,
-                              settings=("both", "four_orientations"))
-    # the app's refiner for the main setting, four orientations for its ablation
-    assert built and built[0] == 1 and built[-1] == 4 and sorted(set(built)) == [1, 4]
-    for setting in ("both", "four_orientations"):
+                              settings=("both", "one_pass"))
+    # the app's refiner (four orientations) for the main setting, one pass for its preview
+    assert built and built[0] == APP_ORIENTATIONS == 4 and built[-1] == 1
+    assert sorted(set(built)) == [1, 4]
+    for setting in ("both", "one_pass"):
         assert read_records(run_path(tmp_path, manifest["views"][0], setting, 0))["step"][-1] == 3
+    # more seeds for the same folder: the manifest has them all
+    more = simulate_views([root / "data"], out=tmp_path, base=paths["base"],
+                          refiner=paths["refiner"], steps=3, seeds=2, first_seed=1,
+                          settings=("one_pass",))
+    assert more["seeds"] == [0, 1, 2]
+    assert run_path(tmp_path, manifest["views"][0], "one_pass", 2).exists()
+    assert not run_path(tmp_path, manifest["views"][0], "both", 2).exists()
+    with pytest.raises(ValueError, match="first_seed"):
+        simulate_views([root / "data"], out=tmp_path, seeds=1, first_seed=-1)
