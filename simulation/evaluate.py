@@ -15,7 +15,7 @@ from refinement_model.patches import PatchGrid
 from refinement_model.progress import progress_bar
 from simulation.protocol import ProtocolConfig, run_protocol
 from simulation.ranking import oracle_scores, ranking_quality, uncertainty_scores
-from simulation.runs import (refiner_options, merge_manifest, run_path, setting_config,
+from simulation.runs import (merge_manifest, refiner_options, run_path, setting_config,
                              write_records)
 
 
@@ -80,8 +80,8 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
     refiner = Path(refiner) if refiner else shipped_checkpoint("refiner")
     predictor = Predictor(base)
     refiners = {}  # one per refiner options, built when a setting first needs it
-    manifest = {"views": [], "settings": list(settings), "seeds": list(range(first_seed, first_seed + seeds)),
-                "steps": steps, "record_every": record_every, "base": _shown(base),
+    manifest = {"views": [], "settings": list(settings),
+                "seeds": list(range(first_seed, first_seed + seeds)), "steps": steps, "record_every": record_every, "base": _shown(base),
                 "refiner": _shown(refiner), "spearman_gt_free": {}, "seconds": {}}
     for view_files in files:
         view = load_view(view_files.depth)

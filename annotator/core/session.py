@@ -182,7 +182,6 @@ class AnnotationSession(EventLog):
         self._refine = None if refine is None else as_refine_fn(refine)
         preview = getattr(refine, "preview", None)
         self._preview = None if preview is None else as_refine_fn(preview)
-        self._pending_jobs: dict = {}
         self._image = image
         self._inputs = tuple(inputs)
         self._clock = clock
@@ -257,17 +256,16 @@ class AnnotationSession(EventLog):
         """
         self._check_idle()
         record = self._record(len(self._journal), stroke)
-        jobs, deltas, final = {}, {}, True
+        deltas, final = {}, True
         if self._refine is not None:
             if cancel is not None and cancel():
                 raise Cancelled("refinement cancelled")
-            jobs = {index: [r.stroke for r in self._strokes if index in r.patches] + [stroke]
-                    for index in sorted(record.patches)}
+            jobs = self._jobs(record)
             final = not (preview and self._preview is not None)
             deltas = self._refine_patches(jobs, self._refine if final else self._preview)
             if progress is not None:
                 progress(len(jobs), len(jobs))
-        self._pending, self._pending_jobs = self._proposal(record, deltas, final), jobs
+        self._pending = self._proposal(record, deltas, final)
         return self._pending
 
     def finishing_job(self) -> Callable[[], dict]:
@@ -276,10 +274,8 @@ class AnnotationSession(EventLog):
         so it may run on another thread while the session goes on."""
         if self._pending is None:
             raise RuntimeError("no refinement proposal is pending")
-        jobs = dict(self._pending_jobs)
-        self.prepare_refinement()
-        return partial(regions.refine_patches, self.grid, self._refine, self._image,
-                       self.base_logits, jobs)
+        return self._refinement_job(
+            self._jobs(self._record(len(self._journal), self._pending.stroke)))
 
     def finish_proposal(self, proposal: Proposal, deltas: dict | None = None) -> Proposal:
         """Replace the pending preview ``proposal`` with the refiner's own.
@@ -465,7 +461,7 @@ class AnnotationSession(EventLog):
     def _take_pending(self) -> Proposal:
         if self._pending is None:
             raise RuntimeError("no refinement proposal is pending")
-        proposal, self._pending, self._pending_jobs = self._pending, None, {}
+        proposal, self._pending = self._pending, None
         return proposal
 
     def _commit(self, event: dict, deltas=None) -> Change:
@@ -485,9 +481,19 @@ class AnnotationSession(EventLog):
 
             self._image = network_input(self.view, self._inputs)
 
+    def _jobs(self, record) -> dict:
+        """The strokes each patch a new stroke touches is refined with: its earlier ones too."""
+        return {index: [r.stroke for r in self._strokes if index in r.patches] + [record.stroke]
+                for index in sorted(record.patches)}
+
     def _refine_patches(self, jobs, refine=None) -> dict:
+        return self._refinement_job(jobs, refine)()
+
+    def _refinement_job(self, jobs, refine=None) -> Callable[[], dict]:
+        """Refining ``jobs`` as a function of nothing, bound to arrays the session never
+        changes, so that it may run on another thread."""
         if self._refine is None:
             raise ValueError("this session has no refiner, but a refined patch must be computed")
         self.prepare_refinement()
-        return regions.refine_patches(self.grid, refine or self._refine, self._image,
-                                      self.base_logits, jobs)
+        return partial(regions.refine_patches, self.grid, refine or self._refine, self._image,
+                       self.base_logits, jobs)
