@@ -4,7 +4,7 @@ Measures: painting per mouse-move event of the brush (target < 8 ms), a zoom or 
 (target < 16 ms; warm = tiles cached, cold = every tile rendered anew; settle = the one smooth
 frame drawn when a zoom comes to rest), and stroke release to the refined patch on screen
 (target < 150 ms, with the session's refiner: the app's shows its one-pass preview first, then
-its own four-orientation refinement, timed too).
+its own refinement (four orientations, refined twice), timed too).
 Run: .venv/bin/python benchmarks/bench_gui.py [--small] [--refiner CKPT] (default: the shipped
 refiner when present)
 """
@@ -194,9 +194,9 @@ def main(argv):
         shipped = Path(argv[argv.index("--refiner") + 1])
     network = None
     if shipped.is_file():
-        from refinement_model.inference import APP_ORIENTATIONS, PatchRefiner
+        from refinement_model.inference import APP_REFINER_OPTIONS, PatchRefiner
 
-        refiner = PatchRefiner(shipped, orientations=APP_ORIENTATIONS)  # as the app's
+        refiner = PatchRefiner(shipped, **APP_REFINER_OPTIONS)  # as the app's
         with tempfile.TemporaryDirectory() as tmp:
             network = bench_release(shape, (depth, albedo, normals), refiner, tmp)
     figures = {

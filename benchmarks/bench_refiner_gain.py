@@ -8,10 +8,11 @@ or on the test views, which choose nothing. With ``--strokes K`` it also follows
 through K strokes, each drawn against the refined patch as in the app (the gain after each).
 
     .venv/bin/python benchmarks/bench_refiner_gain.py [VIEW_DIR ...] [--refiner CKPT]
-        [--base CKPT] [--seed 0] [--strokes 1] [--orientations 1]
+        [--base CKPT] [--seed 0] [--strokes 1] [--orientations 1] [--iterations 1]
 
 ``--orientations K`` averages the refiner's logits over K orientations of each patch (see
-``refinement_model.inference.FastNet``).
+``refinement_model.inference.FastNet``); ``--iterations N`` refines N times, each refinement
+from the logits of the one before (``PatchRefiner(iterations=N)``; the app: 4 and 2).
 
 Defaults: data/val and the shipped weights. The last line printed is one JSON object.
 """
@@ -41,9 +42,12 @@ def main() -> None:
                         help="strokes per patch, each against the refined patch (default 1)")
     parser.add_argument("--orientations", type=int, default=1, choices=ORIENTATIONS,
                         help="average the refined logits over K orientations (default 1)")
+    parser.add_argument("--iterations", type=int, default=1, metavar="N",
+                        help="refine N times, each from the one before's logits (default 1)")
     args = parser.parse_args()
-    if args.strokes < 1:
-        parser.error(f"--strokes must be >= 1, got {args.strokes}")
+    if args.strokes < 1 or args.iterations < 1:
+        parser.error(f"--strokes and --iterations must be >= 1, got {args.strokes}, "
+                     f"{args.iterations}")
 
     base_path = args.base or shipped_checkpoint("base")
     refiner_path = args.refiner or shipped_checkpoint("refiner")
@@ -54,11 +58,12 @@ def main() -> None:
                                  seed=args.seed)
     refiner, _ = load_checkpoint(refiner_path, kind="refiner", inputs=base.spec.inputs)
     net = FastNet(refiner, net_size=geometry.net_size, orientations=args.orientations)
-    scores = refined_scores(net, patches,
-                            strokes=args.strokes, scale=geometry.factor, seed=args.seed)
+    scores = refined_scores(net, patches, strokes=args.strokes, scale=geometry.factor,
+                            seed=args.seed, iterations=args.iterations)
     met = scores["gain"] >= TARGET_GAIN
     print(f"refiner {refiner_path} on {', '.join(args.views)} (seed {args.seed}, "
-          f"{args.orientations} orientation{'s' if args.orientations > 1 else ''}): "
+          f"{args.orientations} orientation{'s' if args.orientations > 1 else ''}, "
+          f"{args.iterations} iteration{'s' if args.iterations > 1 else ''}): "
           f"{scores['patches']} patches, human-only pFM {scores['human_pfm']:.4f} -> refined "
           f"{scores['refined_pfm']:.4f}: gain {100 * scores['gain']:+.2f}% "
           f"(target >= {100 * TARGET_GAIN:+.0f}%: {'met' if met else 'not met'})")
@@ -69,6 +74,7 @@ def main() -> None:
                          for k, v in scores.items() if k != "gains"},
                       "gains": [round(g, 5) for g in scores["gains"]],
                       "views": args.views, "seed": args.seed, "orientations": args.orientations,
+                      "iterations": args.iterations,
                       "target_met": met}))
 
 

@@ -2,8 +2,8 @@
 
 Generates one default synthetic test view (2048 x 2048, the test seed of
 scripts/train_shipped.sh), predicts it with the shipped base model and runs the protocol with the
-shipped refiner as the app refines (``simulation.runs.refiner_options``: four orientations),
-oracle ranking, one seed.
+shipped refiner as the app refines (``simulation.runs.refiner_options``: four orientations,
+refined twice), oracle ranking, one seed.
 
     .venv/bin/python benchmarks/bench_simulate.py [--steps 3000]
 """

@@ -57,9 +57,10 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
                    seeds: int = 3, first_seed: int = 0,
                    settings: Sequence[str] = ("both", "gt_free"),
                    record_every: int = 10, only: Sequence[str] | None = None,
-                   show_progress: bool = False) -> dict:
+                   iterations: int | None = None, show_progress: bool = False) -> dict:
     """Run every setting with seeds ``first_seed .. first_seed + seeds - 1`` on every view with
-    ground truth under ``paths`` (or on the views named in ``only``).
+    ground truth under ``paths`` (or on the views named in ``only``), refining as the app does
+    (``iterations`` replaces its refinements per stroke, see :func:`refiner_options`).
 
     Writes ``out/runs/<view>/<setting>_seed<k>.csv`` as each run ends and merges this
     simulation into ``out/manifest.json`` after each view (so an interrupted simulation keeps
@@ -69,7 +70,7 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
     -------
     manifest : dict
     """
-    from refinement_model.inference import PatchRefiner, Predictor
+    from refinement_model.inference import APP_ITERATIONS, PatchRefiner, Predictor
     from refinement_model.shipped import shipped_checkpoint
     from refinement_model.views import load_view, network_input
 
@@ -81,7 +82,10 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
     predictor = Predictor(base)
     refiners = {}  # one per refiner options, built when a setting first needs it
     manifest = {"views": [], "settings": list(settings),
-                "seeds": list(range(first_seed, first_seed + seeds)), "steps": steps, "record_every": record_every, "base": _shown(base),
+                "seeds": list(range(first_seed, first_seed + seeds)), "steps": steps,
+                "record_every": record_every,
+                "iterations": APP_ITERATIONS if iterations is None else iterations,
+                "base": _shown(base),
                 "refiner": _shown(refiner), "spearman_gt_free": {}, "seconds": {}}
     for view_files in files:
         view = load_view(view_files.depth)
@@ -96,7 +100,7 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
         for setting in settings:
             config = setting_config(setting, ProtocolConfig(steps=steps,
                                                             record_every=record_every))
-            options = refiner_options(setting)
+            options = refiner_options(setting, iterations=iterations)
             key = tuple(sorted(options.items()))
             if key not in refiners:
                 refiners[key] = PatchRefiner(refiner, **options)

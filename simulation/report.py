@@ -21,7 +21,7 @@ _ABLATIONS = {
     "Refined patches": (("queued_patch_only", "The queued patch (the paper)"),
                         ("both", "Every patch the stroke touches (the app)")),
     "Refiner passes": (("one_pass", "One (the app's preview)"),
-                       ("both", "Mean over four quarter turns of the patch (the app)")),
+                       ("both", "Four quarter turns of the patch, {refined}")),
 }
 # The poster's figures are per test view: "relative improvements peaking at values between
 # +12% and +26%", "reducing workload from 56% to 75%" (METHOD.md, reference/).
@@ -160,11 +160,16 @@ def _markdown(manifest: dict, summary: dict, details: dict, plots: list[str]) ->
             return "n/a"
         return f"{100 * value:.2f}" + ("" if not std else f" ± {100 * std:.2f}")
 
+    # runs made before the app refined again have no "iterations": they refined once
+    iterations = manifest.get("iterations", 1)
+    refined = {1: "refined once", 2: "refined twice"}.get(iterations, f"refined {iterations} times")
     lines = [
         "# Simulated annotation: human only vs human + network", "",
         f"Views: {', '.join(manifest['views'])}; seeds: {len(manifest['seeds'])}; "
         f"steps per run: {manifest.get('steps')}.", "",
-        f"Models: base `{manifest.get('base')}`, refiner `{manifest.get('refiner')}`.", "",
+        f"Models: base `{manifest.get('base')}`, refiner `{manifest.get('refiner')}`, its logits "
+        f"averaged over four quarter turns of each patch and {refined} per stroke (but in "
+        f"`one_pass`).", "",
         "## Headline (oracle ranking, add + erase, both inputs)", "",
         "| measure | value |", "|---|---|",
         f"| initial pFM | {num(summary.get('initial_pfm'))} |",
@@ -196,7 +201,8 @@ def _markdown(manifest: dict, summary: dict, details: dict, plots: list[str]) ->
                   f"{num(first['initial_pfm'])} | - | - |"]
         for name, label in rows:
             row = ablation[name]
-            lines.append(f"| {label} | {num(row['iou_network'], row['iou_network_std'])} | "
+            lines.append(f"| {label.format(refined=refined)} | "
+                         f"{num(row['iou_network'], row['iou_network_std'])} | "
                          f"{num(row['pfm_network'], row['pfm_network_std'])} | "
                          f"{pct(row['mean_relative_gain'])} | {row['runs']} |")
         lines.append("")

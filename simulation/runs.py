@@ -35,19 +35,28 @@ SETTINGS = {
 }
 MAIN_SETTINGS = ("both", "gt_free")
 # PatchRefiner options of the settings that do not use the app's refiner. The app commits the
-# refined logits averaged over APP_ORIENTATIONS quarter turns of each patch; it shows a one-pass
-# preview first, within the release-to-screen budget (annotator.core.session), which is the
-# setting one_pass.
-REFINER_OPTIONS = {"one_pass": {"orientations": 1}}
+# refined logits averaged over APP_ORIENTATIONS quarter turns of each patch, refined
+# APP_ITERATIONS times; it shows a one-pass preview first, within the release-to-screen budget
+# (annotator.core.session), which is the setting one_pass.
+REFINER_OPTIONS = {"one_pass": {"orientations": 1, "iterations": 1}}
 
 
-def refiner_options(setting: str) -> dict:
-    """The PatchRefiner options of a named setting: the app's unless it names others."""
-    from refinement_model.inference import APP_ORIENTATIONS  # torch, only when simulating
+def refiner_options(setting: str, *, iterations: int | None = None) -> dict:
+    """The PatchRefiner options of a named setting: the app's unless it names others.
+
+    ``iterations`` replaces the app's refinements per stroke (an ablation of refining again);
+    the settings that name their own options keep them.
+    """
+    from refinement_model.inference import APP_REFINER_OPTIONS  # torch, only when simulating
 
     if setting not in SETTINGS:
         raise ValueError(f"setting must be one of {sorted(SETTINGS)}, got {setting!r}")
-    return REFINER_OPTIONS.get(setting, {"orientations": APP_ORIENTATIONS})
+    if setting in REFINER_OPTIONS:
+        return dict(REFINER_OPTIONS[setting])
+    options = dict(APP_REFINER_OPTIONS)
+    if iterations is not None:
+        options["iterations"] = iterations
+    return options
 
 
 def setting_config(name: str, base: ProtocolConfig) -> ProtocolConfig:

@@ -324,7 +324,7 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
         Over the base model's patches.
     """
     from refinement_model.checkpoints import read_metadata
-    from refinement_model.inference import APP_ORIENTATIONS, PatchRefiner, Predictor
+    from refinement_model.inference import APP_REFINER_OPTIONS, PatchRefiner, Predictor
     from refinement_model.nets import ModelSpec
 
     if os.path.exists(path) and not overwrite:
@@ -336,10 +336,9 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
         spec = ModelSpec.from_dict(read_metadata(refiner)["model"])
         if spec.kind != "refiner":
             raise InputError(refiner, f"this is a {spec.kind} checkpoint, not a refiner")
-        patch_refiner = (PatchRefiner(refiner, orientations=APP_ORIENTATIONS)
-                         if with_refiner else None)
+        patch_refiner = PatchRefiner(refiner, **APP_REFINER_OPTIONS) if with_refiner else None
         # reopening refines as this session does (the undo of a stroke may need it)
-        models["refiner"] = {**_model_record(refiner), "orientations": APP_ORIENTATIONS}
+        models["refiner"] = {**_model_record(refiner), **APP_REFINER_OPTIONS}
         inputs = spec.inputs
     probabilities = predictor.predict_view(view, progress=progress, cancel=cancel)
     base_logits = logit(np.clip(probabilities, _P_CLIP, 1 - _P_CLIP)).astype(np.float32)
@@ -412,8 +411,9 @@ def _load_refiner(meta: dict, warnings: list):
         return None
     if changed_files({"refiner": record}):
         warnings.append(f"the refiner {record['path']} changed since the project was made")
-    # projects made before the app averaged orientations refined in one pass
-    return PatchRefiner(record["path"], orientations=record.get("orientations", 1))
+    # projects made before the app averaged orientations, or refined again, refined once
+    return PatchRefiner(record["path"], orientations=record.get("orientations", 1),
+                        iterations=record.get("iterations", 1))
 
 
 def open_project(path: str | os.PathLike, *, view=None, refine="stored", readonly: bool = False,

@@ -142,7 +142,8 @@ class AnnotationSession(EventLog):
     refine : callable or object with ``refine``, optional
         Refine function (see ``refiners``); ``None`` annotates without a network. An object
         whose ``preview`` is a faster refiner (``PatchRefiner`` averaging several orientations
-        has its one-pass self there) lets :meth:`propose_stroke` show that one's result first.
+        or refining again has its one-pass self there) lets :meth:`propose_stroke` show that
+        one's result first.
     grid : PatchGrid, optional
         Default ``PatchGrid(H, W)`` (512 px patches, stride 256, net size 256).
     image : (C, H, W) float32 ndarray, optional

@@ -193,7 +193,7 @@ def validation_patches(base: FastNet, views, geometry: GridOptions, *, per_view:
 
 
 def refined_scores(model, patches: dict, *, strokes: int = 1, scale: float = 0.5,
-                   batch_size: int = 16, seed: int = 0) -> dict:
+                   batch_size: int = 16, seed: int = 0, iterations: int = 1) -> dict:
     """pFM of base, human-only and refined (strokes burned in) validation patches.
 
     The first stroke of each patch is its fixed one from :func:`validation_patches`. With
@@ -203,7 +203,8 @@ def refined_scores(model, patches: dict, *, strokes: int = 1, scale: float = 0.5
     :func:`simulate_strokes`). After each k the refined patch is compared with the human-only
     one: the same k strokes burned into the base prediction. Those strokes were chosen against
     the refined patch, as in the evaluation protocol at equal annotated pixels; a user without
-    the network would have drawn others.
+    the network would have drawn others. With ``iterations`` > 1 each refinement is refined
+    again from its own logits, as ``PatchRefiner(iterations=...)`` does.
 
     Returns
     -------
@@ -218,6 +219,7 @@ def refined_scores(model, patches: dict, *, strokes: int = 1, scale: float = 0.5
     from simulation.simulated_user import choose_stroke
 
     _check_count(strokes, "strokes", 1)
+    _check_count(iterations, "iterations", 1)
     net = model if isinstance(model, FastNet) else FastNet(model, optimise=False)
     drawn = [[stroke] for stroke in patches["stroke_list"]]
     # one generator per patch: its strokes do not depend on what the others drew
@@ -227,9 +229,12 @@ def refined_scores(model, patches: dict, *, strokes: int = 1, scale: float = 0.5
     images, logits = torch.from_numpy(patches["images"]), torch.from_numpy(patches["logits"])
     gains, first = [], {}
     for k in range(strokes):
-        channels = np.stack([stroke_channel(d, size) for d in drawn])
-        refined = _logits(net, refiner_input(images, logits, torch.from_numpy(channels)).numpy(),
-                          batch_size) > 0
+        channels = torch.from_numpy(np.stack([stroke_channel(d, size) for d in drawn]))
+        refined = _logits(net, refiner_input(images, logits, channels).numpy(), batch_size)
+        for _ in range(iterations - 1):
+            refined = _logits(net, refiner_input(images, torch.from_numpy(refined),
+                                                 channels).numpy(), batch_size)
+        refined = refined > 0
         # the base masks do not change with the strokes: scored once
         keys = ("base", "human", "refined") if k == 0 else ("human", "refined")
         scores = {key: [] for key in keys}

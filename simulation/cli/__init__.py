@@ -1,1 +1,17 @@
 """``etmira`` subcommands of the simulation package (see ``annotator.cli``)."""
+
+import argparse
+
+
+def at_least(low: int):
+    """An argparse ``type`` for integers of at least ``low``."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from simulation.cli import at_least
 from simulation.runs import MAIN_SETTINGS, SETTINGS
 
 
@@ -30,6 +31,9 @@ def register(subparsers) -> None:
     parser.add_argument("--only", action="append", metavar="VIEW_ID",
                         help="simulate only this view (repeatable); e.g. one process per view, "
                         "all writing to the same --out")
+    parser.add_argument("--iterations", type=at_least(1), metavar="K",
+                        help="refine K times per stroke instead of the app's twice (an "
+                        "ablation; one_pass stays one pass)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.set_defaults(func=run)
 
@@ -48,7 +52,7 @@ def run(args) -> int:
 
     simulate_views(args.views, out=args.out, base=args.base, refiner=args.refiner,
                    steps=args.steps, seeds=args.seeds, first_seed=args.first_seed,
-                   settings=args.settings,
-                   record_every=args.record_every, only=args.only, show_progress=True)
+                   settings=args.settings, record_every=args.record_every, only=args.only,
+                   iterations=args.iterations, show_progress=True)
     print(f"wrote runs to {args.out}; summarise with: etmira report {args.out}")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from simulation.cli import at_least
 from simulation.synth.generate import DEFAULT_DIFFICULTY
 
 
@@ -15,19 +16,6 @@ def _size(text):
     if w < 64 or h < 64:
         raise argparse.ArgumentTypeError(f"size must be at least 64x64, got {text!r}")
     return w, h
-
-
-def _at_least(low):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        return value
-
-    return parse
 
 
 def _positive(text):
@@ -51,8 +39,8 @@ def register(subparsers) -> None:
                     "OUT/<object>/PS/<id>_N|_RHO|_U.tif, OUT/drawings/<id>_drawings.png, "
                     "OUT/masks/<id>_mask.png. View i of seed S is the same whatever --views is.")
     parser.add_argument("out", help="output folder (created if missing)")
-    parser.add_argument("--views", type=_at_least(1), default=1, help="number of views (default 1)")
-    parser.add_argument("--first", type=_at_least(0), default=1,
+    parser.add_argument("--views", type=at_least(1), default=1, help="number of views (default 1)")
+    parser.add_argument("--first", type=at_least(0), default=1,
                         help="index of the first view: ids SYN-<first>_R... (default 1)")
     parser.add_argument("--size", type=_size, default=(2048, 2048),
                         help="view size WxH in px (default 2048x2048; full size 8964x6716)")
@@ -66,7 +54,7 @@ def register(subparsers) -> None:
                              "about a quarter (used for the bundled sample)")
     parser.add_argument("--preview", metavar="DIR",
                         help="also write preview PNGs (depth, raking light, albedo, drawings)")
-    parser.add_argument("--preview-size", type=_at_least(16), default=1024, metavar="PX",
+    parser.add_argument("--preview-size", type=at_least(16), default=1024, metavar="PX",
                         help="longer side of the preview PNGs (default 1024)")
     parser.set_defaults(func=run)
 

@@ -13,7 +13,7 @@ from annotator.core.journal_io import read_document, write_strokes
 from annotator.core.project import open_project
 from refinement_model.checkpoints import save_checkpoint
 from refinement_model.imageio import read_binary_mask, write_png, write_tiff
-from refinement_model.inference import APP_ORIENTATIONS
+from refinement_model.inference import APP_ITERATIONS, APP_ORIENTATIONS
 from refinement_model.nets import create_model
 from refinement_model.strokes import Stroke
 
@@ -88,8 +88,10 @@ def test_new_records_view_models_and_grid(made):
         assert meta["models"]["base"]["metadata"]["model"]["kind"] == "base"
         assert meta["models"]["refiner"]["path"] == str(root / "models" / "refiner.safetensors")
         assert meta["models"]["refiner"]["orientations"] == APP_ORIENTATIONS
+        assert meta["models"]["refiner"]["iterations"] == APP_ITERATIONS
         assert opened.session.journal == [] and opened.warnings == ()
-    # the recorded refiner averages orientations, so it comes with its one-pass preview
+    # the recorded refiner averages orientations and refines again, so it comes with its
+    # one-pass preview
     with open_project(project, readonly=True) as opened:
         stroke = Stroke("add", [(10, 10), (30, 12)], 2.0)
         assert not opened.session.propose_stroke(stroke, preview=True).final

@@ -138,10 +138,38 @@ def test_patch_refiner_averages_over_orientations(refiner):
     assert two.preview.net._eager is two.net._eager and two.preview.preview is None
     assert np.array_equal(two.preview.refine_batch(image, logits, strokes),
                           single.refine_batch(image, logits, strokes))
-    four = two.with_orientations(4)
+    four = two.with_options(orientations=4)
     assert four.orientations == 4 and two.orientations == 2 and four.net._eager is two.net._eager
     with pytest.raises(ValueError, match="orientations"):
-        two.with_orientations(3)
+        two.with_options(orientations=3)
+
+
+def test_patch_refiner_refines_again_from_its_own_logits(refiner):
+    rng = np.random.default_rng(2)
+    image = rng.normal(size=(2, 1, 64, 64)).astype(np.float32)
+    logits = (10 * rng.normal(size=(2, 64, 64))).astype(np.float32)
+    strokes = np.zeros((2, 64, 64), np.float32)
+    strokes[:, 30:34, 5:60] = -1
+    once = PatchRefiner(refiner, optimise=False, orientations=2)
+    twice = PatchRefiner(refiner, optimise=False, orientations=2, iterations=2)
+    first = once.refine_batch(image, logits, strokes)
+    # the second refinement sees the first's logits in place of the base logits, and the same
+    # strokes
+    expected = once.refine_batch(image, first, strokes)
+    got = twice.refine_batch(image, logits, strokes)
+    assert np.abs(got - expected).max() < 1e-5 and np.abs(got - first).max() > 1e-3
+    copy = logits.copy()
+    twice.refine_batch(image, logits, strokes)
+    np.testing.assert_array_equal(logits, copy)
+    # its preview is one pass of one orientation, sharing the network
+    assert twice.preview.iterations == 1 and twice.preview.orientations == 1
+    assert twice.preview.net._eager is twice.net._eager
+    assert once.with_options(iterations=2).iterations == 2 and once.iterations == 1
+    single = PatchRefiner(refiner, optimise=False, iterations=3)
+    assert single.orientations == 1 and single.preview.iterations == 1
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="iterations"):
+            PatchRefiner(refiner, iterations=bad)
 
 
 def test_patch_refiner_refuses_bad_input(refiner, base):

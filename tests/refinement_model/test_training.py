@@ -21,7 +21,7 @@ from refinement_model.training.data import (
     TrainingView, dihedral, downsample_view, sample_patches)
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop
 from refinement_model.training.losses import SegmentationLoss
-from refinement_model.nets import refiner_input
+from refinement_model.nets import LOGIT_SCALE, refiner_input
 from refinement_model.metrics import thin
 from refinement_model.training.refiner import (
     add_policy_strokes, refined_scores, refiner_spec, simulate_strokes, stroke_count,
@@ -271,6 +271,37 @@ def test_gain_after_several_strokes_follows_the_refined_patch():
     assert repeat["gains"] == [0.0] * 4 and repeat["sequence_gain"] == 0.0
     with pytest.raises(ValueError, match="strokes"):
         refined_scores(_Answer(base), patches, strokes=0)
+
+
+class _Lower(torch.nn.Module):
+    """A refiner stand-in that lowers its prediction input by 3 logits (residual, as ours)."""
+
+    spec = ModelSpec(kind="refiner", decoder_channels=TINY)
+
+    def __init__(self):
+        super().__init__()
+        self.shift = torch.nn.Parameter(torch.tensor(3.0), requires_grad=False)
+
+    def forward(self, inputs):
+        return LOGIT_SCALE * inputs[:, -2:-1] - self.shift
+
+
+def test_refined_scores_refine_again_from_the_refined_logits():
+    gt = np.zeros((2, 32, 32), bool)
+    gt[:, 8, 2:30] = True
+    base = np.full((2, 32, 32), -4.0, np.float32)
+    base[:, 8, 2:30] = 4.0    # the line, sure
+    base[:, 20, 2:30] = 2.0   # a false line, less sure
+    first = simulate_strokes(gt[0], base[0] > 0, count=1, rng=0)[0]
+    patches = {"images": np.zeros((2, 1, 32, 32), np.float32), "logits": base, "gt": gt,
+               "skeleton": np.stack([thin(g) for g in gt]), "stroke_list": [first] * 2}
+    once = refined_scores(_Lower(), patches)
+    twice = refined_scores(_Lower(), patches, iterations=2)
+    # lowered once the false line goes and the line stays; lowered again the line goes too
+    # (but where the erase stroke burns it out)
+    assert once["refined_pfm"] == 1.0 and twice["refined_pfm"] < 0.5
+    with pytest.raises(ValueError, match="iterations"):
+        refined_scores(_Lower(), patches, iterations=0)
 
 
 def test_refiner_trained_on_policy_strokes(views, tiny_base, tmp_path):

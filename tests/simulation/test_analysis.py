@@ -52,7 +52,7 @@ def _columns(records):
 
 def test_report_from_runs(tmp_path):
     settings = ["both", "gt_free", "add_only", "erase_only", "prediction_only",
-                "interaction_only"]
+                "interaction_only", "one_pass"]
     rng = np.random.default_rng(0)
     for setting in settings:
         for seed in range(2):
@@ -67,7 +67,7 @@ def test_report_from_runs(tmp_path):
                                 "iou_network": human - 0.1})
             write_records(run_path(tmp_path, "V_R", setting, seed), records)
     write_manifest(tmp_path, {"views": ["V_R"], "settings": settings, "seeds": [0, 1],
-                              "steps": 100, "spearman_gt_free": {"V_R": 0.4}})
+                              "steps": 100, "iterations": 2, "spearman_gt_free": {"V_R": 0.4}})
     summary = write_report(tmp_path)
     written = json.loads((tmp_path / "summary.json").read_text())
     for key in ("peak_relative_gain", "effort_reduction", "initial_pfm", "final_pfm_human",
@@ -83,6 +83,14 @@ def test_report_from_runs(tmp_path):
     assert view["final_pfm_human"] == pytest.approx(0.8)
     report = (tmp_path / "report.md").read_text()
     assert "Ablation: inputs" in report and "Ablation: operations" in report
+    # the report says how the runs refined (runs from before "iterations" refined once)
+    assert "| Four quarter turns of the patch, refined twice |" in report
+    assert "each patch and refined twice per stroke" in report
+    manifest = read_manifest(tmp_path)
+    del manifest["iterations"]
+    write_manifest(tmp_path, manifest)
+    write_report(tmp_path, tmp_path / "old")
+    assert "refined once per stroke" in (tmp_path / "old" / "report.md").read_text()
     # the per-view table sets the view's figures beside the paper's per-view range
     assert "| V_R | 50.00 | 80.00 /" in report
     assert "| the paper, range over its three test views | | | 12.0% to 26.0% | 56.0% to 75.0% |" \

@@ -7,7 +7,7 @@ import torch
 
 from annotator.cli import main
 from refinement_model.checkpoints import save_checkpoint
-from refinement_model.inference import APP_ORIENTATIONS
+from refinement_model.inference import APP_ITERATIONS, APP_ORIENTATIONS
 from refinement_model.nets import create_model
 from simulation.runs import read_records, run_path
 
@@ -59,25 +59,33 @@ def test_simulate_refuses_views_without_ground_truth(tmp_path, setup, capsys):
     assert code == 2 and "SYN-9999_R" in capsys.readouterr().err
 
 
-def test_a_setting_gets_the_refiner_options_it_names(setup, tmp_path, monkeypatch):
+@pytest.fixture
+def refiners_used(monkeypatch):
+    """(orientations, iterations) of the PatchRefiner behind every refinement, in order."""
     from refinement_model import inference
-    from simulation.evaluate import simulate_views
 
-    root, paths = setup
-    built = []
+    used = []
 
     class Recording(inference.PatchRefiner):
         def refine(self, *args):
-            built.append(self.net.orientations)
+            used.append((self.net.orientations, self.iterations))
             return super().refine(*args)
 
     monkeypatch.setattr(inference, "PatchRefiner", Recording)
+    return used
+
+
+def test_a_setting_gets_the_refiner_options_it_names(setup, tmp_path, refiners_used):
+    from simulation.evaluate import simulate_views
+
+    root, paths = setup
+    built = refiners_used
     manifest = simulate_views([root / "data"], out=tmp_path, base=paths["base"],
                               refiner=paths["refiner"], steps=3, seeds=1,
                               settings=("both", "one_pass"))
-    # the app's refiner (four orientations) for the main setting, one pass for its preview
-    assert built and built[0] == APP_ORIENTATIONS == 4 and built[-1] == 1
-    assert sorted(set(built)) == [1, 4]
+    # the app's refiner (four orientations, twice) for the main setting, one pass for its preview
+    assert built and built[0] == (APP_ORIENTATIONS, APP_ITERATIONS) == (4, 2)
+    assert built[-1] == (1, 1) and sorted(set(built)) == [(1, 1), (4, 2)]
     for setting in ("both", "one_pass"):
         assert read_records(run_path(tmp_path, manifest["views"][0], setting, 0))["step"][-1] == 3
     # more seeds for the same folder: the manifest has them all
@@ -89,3 +97,22 @@ def test_a_setting_gets_the_refiner_options_it_names(setup, tmp_path, monkeypatc
     assert not run_path(tmp_path, manifest["views"][0], "both", 2).exists()
     with pytest.raises(ValueError, match="first_seed"):
         simulate_views([root / "data"], out=tmp_path, seeds=1, first_seed=-1)
+
+
+def test_iterations_replace_the_apps_refinements_per_stroke(setup, tmp_path, refiners_used,
+                                                            capsys):
+    root, paths = setup
+    built = refiners_used
+    args = ["simulate", str(root / "data"), "--base", str(paths["base"]), "--refiner",
+            str(paths["refiner"]), "--steps", "3", "--seeds", "1", "--settings",
+            "both,one_pass"]
+    assert main(args + ["--iterations", "1", "--out", str(tmp_path / "once")]) == 0
+    # the app's four orientations, refined once; the preview stays one pass
+    assert sorted(set(built)) == [(1, 1), (APP_ORIENTATIONS, 1)]
+    assert json.loads((tmp_path / "once" / "manifest.json").read_text())["iterations"] == 1
+    # a folder holds runs of one kind: the app's refiner cannot join the runs refined once
+    assert main(args + ["--out", str(tmp_path / "once")]) == 2
+    assert "iterations" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(args + ["--iterations", "0", "--out", str(tmp_path / "none")])
+    assert "at least 1" in capsys.readouterr().err

@@ -10,8 +10,10 @@ from simulation.report import write_report
 EVALUATION = Path(__file__).resolve().parents[2] / "docs" / "evaluation"
 
 
-@pytest.mark.parametrize("folder", [EVALUATION, EVALUATION / "ten_seeds"],
-                         ids=["three_seeds", "ten_seeds"])
+@pytest.mark.parametrize(
+    "folder",
+    [EVALUATION, EVALUATION / "one_iteration", EVALUATION / "one_iteration" / "ten_seeds"],
+    ids=["app", "one_iteration", "one_iteration_ten_seeds"])
 def test_committed_report_matches_its_runs(folder, tmp_path):
     written = write_report(folder, tmp_path)
     committed = json.loads((folder / "summary.json").read_text())
