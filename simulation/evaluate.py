@@ -70,7 +70,7 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
     -------
     manifest : dict
     """
-    from refinement_model.inference import APP_ITERATIONS, PatchRefiner, Predictor
+    from refinement_model.inference import PatchRefiner, Predictor
     from refinement_model.shipped import shipped_checkpoint
     from refinement_model.views import load_view, network_input
 
@@ -84,7 +84,7 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
     manifest = {"views": [], "settings": list(settings),
                 "seeds": list(range(first_seed, first_seed + seeds)), "steps": steps,
                 "record_every": record_every,
-                "iterations": APP_ITERATIONS if iterations is None else iterations,
+                "iterations": refiner_options("both", iterations=iterations)["iterations"],
                 "base": _shown(base),
                 "refiner": _shown(refiner), "spearman_gt_free": {}, "seconds": {}}
     for view_files in files:

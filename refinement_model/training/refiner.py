@@ -24,10 +24,12 @@ strokes, strokes 2..K each drawn against the refined patch (:func:`refined_score
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from refinement_model.checkpoints import load_checkpoint, save_checkpoint
-from refinement_model.inference import FastNet
+from refinement_model.inference import FastNet, refine_iteratively
 from refinement_model.metrics import score_masks, thin
 from refinement_model.nets import LOGIT_SCALE, ModelSpec, create_model, refiner_input
 from refinement_model.strokes import burn_in, stroke_channel
@@ -219,22 +221,18 @@ def refined_scores(model, patches: dict, *, strokes: int = 1, scale: float = 0.5
     from simulation.simulated_user import choose_stroke
 
     _check_count(strokes, "strokes", 1)
-    _check_count(iterations, "iterations", 1)
     net = model if isinstance(model, FastNet) else FastNet(model, optimise=False)
     drawn = [[stroke] for stroke in patches["stroke_list"]]
     # one generator per patch: its strokes do not depend on what the others drew
     rngs = [np.random.default_rng([seed, i]) for i in range(len(drawn))]
     size = patches["gt"].shape[1:]
     base_masks = patches["logits"] > 0
-    images, logits = torch.from_numpy(patches["images"]), torch.from_numpy(patches["logits"])
+    images = torch.from_numpy(patches["images"])
     gains, first = [], {}
     for k in range(strokes):
         channels = torch.from_numpy(np.stack([stroke_channel(d, size) for d in drawn]))
-        refined = _logits(net, refiner_input(images, logits, channels).numpy(), batch_size)
-        for _ in range(iterations - 1):
-            refined = _logits(net, refiner_input(images, torch.from_numpy(refined),
-                                                 channels).numpy(), batch_size)
-        refined = refined > 0
+        refined = refine_iteratively(partial(_logits, net, batch_size=batch_size), images,
+                                     patches["logits"], channels, iterations) > 0
         # the base masks do not change with the strokes: scored once
         keys = ("base", "human", "refined") if k == 0 else ("human", "refined")
         scores = {key: [] for key in keys}
