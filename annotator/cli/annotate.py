@@ -81,6 +81,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from annotator.cli.qt_libraries import check_qt_platform
+
+    check_qt_platform()  # before Qt, whose own abort names no package to install
     from annotator.qt.app import StartOptions, main
 
     # The options mirror the parser's destinations one to one.
