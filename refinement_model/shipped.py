@@ -1,12 +1,26 @@
-"""Where the shipped weights and the bundled sample view live."""
+"""Where the shipped weights, the icons and the bundled sample view live.
+
+In a source checkout they are in the top-level ``resources/`` folder; an installed package
+(``pip install .``) carries the same folder as ``refinement_model/resources`` (the mapping is
+in ``pyproject.toml``). This module is the one place that knows either.
+"""
 
 from __future__ import annotations
 
+import importlib.resources
 from pathlib import Path
 
 from refinement_model.errors import CheckpointError, InputError
 
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+
+def _resources() -> Path:
+    installed = importlib.resources.files("refinement_model") / "resources"
+    if installed.is_dir():
+        return Path(str(installed))
+    return Path(__file__).resolve().parent.parent / "resources"
+
+
+RESOURCES = _resources()
 SAMPLE_VIEW = RESOURCES / "sample"
 WEIGHTS = RESOURCES / "weights"
 KINDS = ("base", "refiner")
