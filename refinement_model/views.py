@@ -117,10 +117,13 @@ class MirrorView:
         return self.depth.shape
 
 
-def _scan(root: Path) -> dict[str, dict[str, list[Path]]]:
-    """All files under ``root`` named like a view's file, by view id and role."""
+def _scan(root: Path, levels: int | None = None) -> dict[str, dict[str, list[Path]]]:
+    """All files under ``root`` (at most ``levels`` folders down) named like a view's file,
+    by view id and role."""
     found: dict[str, dict[str, list[Path]]] = {}
-    for path in sorted(root.rglob("*")):
+    paths = root.rglob("*") if levels is None else (
+        path for depth in range(levels + 1) for path in root.glob("/".join(["*"] * (depth + 1))))
+    for path in sorted(paths):
         if path.name.startswith(".") or not path.is_file():
             continue
         for role, suffix in SUFFIXES.items():
@@ -154,69 +157,116 @@ def _view_files(root: Path, view_id: str, roles: dict[str, list[Path]]) -> ViewF
     return ViewFiles(view_id=view_id, **files)
 
 
-def find_views(root) -> list[ViewFiles]:
-    """List the views under a folder (real layout or plain folders), sorted by view id.
+def find_views(path) -> list[ViewFiles]:
+    """The views a path names, as every command that takes views reads it.
 
     Parameters
     ----------
-    root : str or os.PathLike
-        Data-set root, an object folder or a plain view folder.
+    path : str or os.PathLike
+        A data-set root, an object folder (``ROOT/<object_id>``), a view folder
+        (``ROOT/<object_id>/PS`` or a plain folder holding the files) or any one file of a view.
 
     Returns
     -------
     views : list of ViewFiles
-        Only views with all three maps; ground truth and mask are looked for anywhere under
-        ``root`` (a file next to the maps wins).
+        Sorted by view id; for a folder, every view with all three maps under it, for a file
+        its view. Ground truth and masks are looked for in the data-set root the path belongs
+        to (see :func:`dataset_root`; a file next to the maps wins).
 
     Raises
     ------
     InputError
-        ``root`` is not a folder, or a view has two candidate files for one role.
+        ``path`` does not exist, a file is not a view file or its view lacks a map, or a view
+        has two candidate files for one role.
     """
-    root = _check_folder(root)
-    found = _scan(root)
+    root, found = _candidates(path)
     return [_view_files(root, view_id, roles) for view_id, roles in sorted(found.items())
             if all(role in roles for role in _MAPS)]
 
 
-def _check_folder(root) -> Path:
-    root = Path(root)
-    if not root.exists():
-        raise InputError(root, "folder not found")
-    if not root.is_dir():
-        raise InputError(root, "is not a folder")
-    return root
+def find_views_in(paths) -> list[ViewFiles]:
+    """The views of several paths, each as :func:`find_views` takes it, in order, each view once.
+
+    Raises
+    ------
+    InputError
+        A path names no view (or as :func:`find_views`).
+    """
+    views: dict[ViewFiles, None] = {}
+    for path in paths:
+        found = find_views(path)
+        if not found:
+            raise InputError(path, "no view found here (expected files <view_id>_N.tif, "
+                             "<view_id>_RHO.tif and <view_id>_U.tif)")
+        views.update(dict.fromkeys(found))
+    return list(views)
 
 
-def _resolve(path, view_id: str | None) -> ViewFiles:
-    """The files of the view that ``path`` (folder or one of its files) and ``view_id`` name."""
+def dataset_root(folder) -> Path:
+    """The folder under which the ground truth and masks of the views in ``folder`` lie.
+
+    ``ROOT/<object_id>/PS`` and ``ROOT/<object_id>`` (a folder holding ``PS/``) give ``ROOT``;
+    any other folder (a data-set root, a plain view folder) is its own.
+    """
+    folder = Path(folder)
+    if folder.name == "PS":
+        return folder.parent.parent
+    if (folder / "PS").is_dir():
+        return folder.parent
+    return folder
+
+
+def _candidates(path) -> tuple[Path, dict[str, dict[str, list[Path]]]]:
+    """The data-set root and the files by view id and role of the views ``path`` names."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "no such file or folder")
     if path.is_file():
-        role = next((r for r, s in SUFFIXES.items() if path.name.endswith(s)), None)
-        if role is None:
-            raise InputError(path, "not a view file (expected a name ending in "
-                             + ", ".join(SUFFIXES.values()) + ")")
-        view_id = path.name[: -len(SUFFIXES[role])]
-        folder = path.parent
-        if role in _MAPS:
-            # Maps sit in ROOT/<object>/PS; ground truth and masks elsewhere under ROOT.
-            roots = [folder.parent.parent if folder.name == "PS" else folder]
-        else:
-            roots = [folder, folder.parent]
-    else:
-        roots = [_check_folder(path)]
-    for root in roots:
-        found = _scan(root)
-        if view_id is None:
-            view_id = _only_view(root, found)
+        return _file_candidates(path)
+    root = dataset_root(path)
+    found = _scan(path)
+    if root != path:
+        # Ground truth and masks in ROOT/<dir>/: one level down, not a walk of all of ROOT.
+        for view_id, roles in _scan(root, levels=1).items():
+            for role, paths in roles.items():
+                if view_id in found and role not in _MAPS:
+                    known = found[view_id].setdefault(role, [])
+                    known += [p for p in paths if p not in known]
+    return root, found
+
+
+def _file_candidates(path: Path) -> tuple[Path, dict[str, dict[str, list[Path]]]]:
+    role = next((r for r, s in SUFFIXES.items() if path.name.endswith(s)), None)
+    if role is None:
+        raise InputError(path, "not a view file (expected a name ending in "
+                         + ", ".join(SUFFIXES.values()) + ")")
+    view_id = path.name[: -len(SUFFIXES[role])]
+    if role in _MAPS:
+        root, found = _candidates(path.parent)
         roles = found.get(view_id, {})
-        if all(role in roles for role in _MAPS):
-            return _view_files(root, view_id, roles)
-    if roles:
-        return _view_files(root, view_id, roles)  # raises, naming the missing maps
-    raise InputError(root, f"no files of view {view_id} found")
+    else:
+        # ROOT/<dir>/<view_id>_drawings.png: the maps are in the folder or under ROOT
+        for root in (path.parent, path.parent.parent):
+            roles = _scan(root).get(view_id, {})
+            if all(r in roles for r in _MAPS):
+                break
+    if not all(r in roles for r in _MAPS):
+        _view_files(root, view_id, roles)  # raises, naming the missing maps
+    return root, {view_id: roles}
+
+
+def _resolve(path, view_id: str | None) -> ViewFiles:
+    """The files of the view that ``path`` (as :func:`find_views` takes it) and ``view_id``
+    name."""
+    root, found = _candidates(path)
+    if Path(path).is_file():
+        (view_id,) = found
+    elif view_id is None:
+        view_id = _only_view(Path(path), found)
+    roles = found.get(view_id)
+    if not roles:
+        raise InputError(path, f"no files of view {view_id} found")
+    return _view_files(root, view_id, roles)  # raises, naming the maps it lacks
 
 
 def _only_view(root: Path, found) -> str:

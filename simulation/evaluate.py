@@ -20,16 +20,11 @@ from simulation.runs import (merge_manifest, refiner_options, run_path, setting_
 
 
 def view_files_with_ground_truth(paths: Sequence, *, only: Sequence[str] | None = None) -> list:
-    """Every view under the given folders that has ground truth (ViewFiles, sorted by id),
-    or only those whose id is in ``only``."""
-    from refinement_model.views import find_views
+    """Every view the given paths name (see ``find_views``) that has ground truth, or only
+    those whose id is in ``only`` (ViewFiles, sorted by id)."""
+    from refinement_model.views import find_views_in
 
-    views = []
-    for path in paths:
-        found = find_views(path)
-        if not found:
-            raise InputError(path, "no view (normals, albedo and depth TIFFs) found here")
-        views += [files for files in found if files.drawings is not None]
+    views = [files for files in find_views_in(paths) if files.drawings is not None]
     if only:
         missing = sorted(set(only) - {files.view_id for files in views})
         if missing:

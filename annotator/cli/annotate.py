@@ -12,14 +12,15 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "annotate",
         help="trace the drawing of a mirror view in the desktop app",
-        description="Open a view folder or a project in the annotator. With no argument, the "
+        description="Open a view or a project in the annotator. With no argument, the "
         "bundled sample view opens.",
     )
     parser.add_argument(
         "path",
         nargs="?",
-        metavar="VIEW_DIR | PROJECT",
-        help="a view folder (real layout or the five files) or an .etmira project",
+        metavar="VIEW | PROJECT",
+        help="a view folder (ROOT/<object>/PS, or a folder holding the five files), a data-set "
+        "root holding one view, any file of a view, or an .etmira project",
     )
     parser.add_argument(
         "--base",

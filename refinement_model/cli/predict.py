@@ -1,4 +1,4 @@
-"""``etmira predict VIEW_DIR... [--base CKPT] -o OUT_DIR``: segment whole views.
+"""``etmira predict VIEW... [--base CKPT] -o OUT_DIR``: segment whole views.
 
 Per view, writes ``<view_id>_prediction.png`` (binary mask, 0/255, full resolution) and
 ``<view_id>_probability.png`` (line probability scaled to 0..255), both zero outside the
@@ -16,8 +16,9 @@ def register(subparsers) -> None:
         "predict", help="predict the line masks of whole views with the base model",
         description="Predict the engraved lines of every view under the given folders and "
                     "write a binary mask and a probability map per view.")
-    parser.add_argument("views", nargs="+", metavar="VIEW_DIR",
-                        help="view folders or data-set roots (real layout)")
+    parser.add_argument("views", nargs="+", metavar="VIEW",
+                        help="data-set roots, view folders (ROOT/<object>/PS) or files of "
+                        "views (real layout)")
     parser.add_argument("-o", "--out", required=True, metavar="OUT_DIR")
     parser.add_argument("--base", metavar="CKPT",
                         help="base checkpoint (default: the shipped weights)")
@@ -38,13 +39,11 @@ def run(args) -> int:
     from refinement_model.inference import Predictor
     from refinement_model.metrics import score_masks
     from refinement_model.shipped import shipped_checkpoint
-    from refinement_model.views import find_views, load_view
+    from refinement_model.views import find_views_in, load_view
 
     if not 0 < args.threshold < 1:
         raise InputError(None, f"--threshold must be in (0, 1), got {args.threshold}")
-    files = [f for folder in args.views for f in find_views(folder)]
-    if not files:
-        raise InputError(args.views[0], "no mirror view found")
+    files = find_views_in(args.views)
     predictor = Predictor(args.base or shipped_checkpoint("base"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

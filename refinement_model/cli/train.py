@@ -11,11 +11,12 @@ import sys
 
 
 def _common(parser) -> None:
-    parser.add_argument("--data", nargs="+", required=True, metavar="DIR",
-                        help="folders of training views (real layout, e.g. from etmira synth)")
-    parser.add_argument("--val", nargs="+", metavar="DIR",
-                        help="folders of validation views (default: the last --data "
-                             "folder is held out)")
+    parser.add_argument("--data", nargs="+", required=True, metavar="VIEWS",
+                        help="training views: data-set roots (real layout, e.g. from etmira "
+                             "synth), view folders or files of views")
+    parser.add_argument("--val", nargs="+", metavar="VIEWS",
+                        help="validation views, as --data (default: the last --data "
+                             "path is held out)")
     parser.add_argument("--out", required=True, metavar="CKPT",
                         help="checkpoint to write (.safetensors); the best model is kept")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

@@ -15,8 +15,9 @@ def register(subparsers) -> None:
         "add/erase strokes; refinement; accept rule) on views with ground truth, and write one "
         "CSV per view, setting and seed plus a manifest into --out. Summarise with "
         "`etmira report`.")
-    parser.add_argument("views", nargs="+", metavar="VIEW_DIR",
-                        help="view folders or dataset roots (every view with ground truth)")
+    parser.add_argument("views", nargs="+", metavar="VIEW",
+                        help="data-set roots, view folders (ROOT/<object>/PS) or files of "
+                        "views (every view with ground truth)")
     parser.add_argument("--base", metavar="CKPT", help="base checkpoint (default: shipped)")
     parser.add_argument("--refiner", metavar="CKPT", help="refiner checkpoint (default: shipped)")
     parser.add_argument("--steps", type=int, default=3000, help="interactions per run (3000)")

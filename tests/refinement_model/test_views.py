@@ -16,6 +16,7 @@ from refinement_model.views import (
     CHANNEL_STATS,
     MASK_ESTIMATED_WARNING,
     find_views,
+    find_views_in,
     load_view,
     network_input,
 )
@@ -176,6 +177,43 @@ def test_load_from_any_file_of_the_view(tmp_path, which):
     assert not view.mask_estimated
 
 
+@pytest.mark.parametrize("given", ["ROOT", "OBJ-1", "OBJ-1/PS", "OBJ-1/PS/OBJ-1_R_U.tif",
+                                   "OBJ-1/PS/OBJ-1_R_RHO.tif", "drawings/OBJ-1_R_drawings.png",
+                                   "masks/OBJ-1_R_mask.png"])
+def test_every_form_of_a_view_finds_its_ground_truth_and_mask(tmp_path, given):
+    write_view(tmp_path)
+    path = tmp_path if given == "ROOT" else tmp_path / given
+    (files,) = find_views(path)
+    assert files.view_id == "OBJ-1_R"
+    assert files.depth == tmp_path / "OBJ-1" / "PS" / "OBJ-1_R_U.tif"
+    assert files.drawings == tmp_path / "drawings" / "OBJ-1_R_drawings.png"
+    assert files.mask == tmp_path / "masks" / "OBJ-1_R_mask.png"
+    view = load_view(path)
+    np.testing.assert_array_equal(view.ground_truth, _maps(0)[3])
+    assert not view.mask_estimated
+
+
+def test_a_view_folder_names_only_its_own_views(tmp_path):
+    write_view(tmp_path)
+    write_view(tmp_path, "OBJ-2_V", rng=1)
+    assert [v.view_id for v in find_views(tmp_path)] == ["OBJ-1_R", "OBJ-2_V"]
+    (files,) = find_views(tmp_path / "OBJ-2" / "PS")
+    assert files.view_id == "OBJ-2_V"
+    assert files.drawings == tmp_path / "drawings" / "OBJ-2_V_drawings.png"
+    assert load_view(tmp_path / "OBJ-2" / "PS").view_id == "OBJ-2_V"
+    # Several paths naming one view give it once; a path without a view is named.
+    assert find_views_in([tmp_path / "OBJ-2" / "PS", tmp_path]) == [files, find_views(tmp_path)[0]]
+    with pytest.raises(InputError, match="drawings: no view found here"):
+        find_views_in([tmp_path, tmp_path / "drawings"])
+
+
+def test_a_file_that_is_no_view_file_is_named(tmp_path):
+    write_view(tmp_path)
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(InputError, match="notes.txt: not a view file"):
+        find_views(tmp_path / "notes.txt")
+
+
 def test_several_views_need_an_id(tmp_path):
     write_view(tmp_path, "B-1_V", rng=1)
     write_view(tmp_path, "A-1_R")
@@ -261,7 +299,7 @@ def test_missing_map_and_resolution(tmp_path):
     with pytest.raises(InputError, match="lacks OBJ-1_R_N.tif"):
         load_view(maps / "OBJ-1_R_U.tif")
     assert find_views(tmp_path) == []
-    with pytest.raises(InputError, match="folder not found"):
+    with pytest.raises(InputError, match="no such file or folder"):
         find_views(tmp_path / "nowhere")
 
 

@@ -9,6 +9,7 @@ from annotator.cli import main
 from refinement_model.checkpoints import save_checkpoint
 from refinement_model.inference import APP_ITERATIONS, APP_ORIENTATIONS
 from refinement_model.nets import create_model
+from simulation.evaluate import view_files_with_ground_truth
 from simulation.runs import read_records, run_path
 
 GRID = {"patch_size": 128, "stride": 64, "net_size": 64}
@@ -46,6 +47,26 @@ def test_simulate_then_report(setup, capsys):
     assert summary["views"] == [view_id]
     assert 0 <= summary["initial_pfm"] <= 1
     assert (out / "report.md").read_text().startswith("# Simulated annotation")
+
+
+def test_simulate_takes_a_view_folder(setup, tmp_path):
+    root, paths = setup
+    assert main(["simulate", str(root / "data" / "SYN-0001" / "PS"), "--base", str(paths["base"]),
+                 "--refiner", str(paths["refiner"]), "--steps", "2", "--seeds", "1",
+                 "--record-every", "1", "--settings", "one_pass", "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "manifest.json").read_text())["views"] == ["SYN-0001_R"]
+    assert read_records(run_path(tmp_path, "SYN-0001_R", "one_pass", 0))["step"] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("given", ["", "SYN-0001", "SYN-0001/PS", "SYN-0001/PS/SYN-0001_R_U.tif",
+                                   "SYN-0001/PS/SYN-0001_R_N.tif",
+                                   "drawings/SYN-0001_R_drawings.png", "masks/SYN-0001_R_mask.png"])
+def test_simulate_finds_the_ground_truth_from_any_form_of_the_view(setup, given):
+    data = setup[0] / "data"
+    (files,) = view_files_with_ground_truth([data / given])
+    assert files.view_id == "SYN-0001_R"
+    assert files.drawings == data / "drawings" / "SYN-0001_R_drawings.png"
+    assert files.mask == data / "masks" / "SYN-0001_R_mask.png"
 
 
 def test_simulate_refuses_views_without_ground_truth(tmp_path, setup, capsys):
