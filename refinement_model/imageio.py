@@ -337,7 +337,8 @@ def _is_png(path: Path) -> bool:
 
 
 def read_binary_mask(path, *, channel: str = "alpha", shape=None,
-                     max_pixels: int = MAX_PIXELS) -> np.ndarray:
+                     max_pixels: int = MAX_PIXELS, what: str = "the mask",
+                     shape_of: str = "the view") -> np.ndarray:
     """Read a mask image (PNG or TIFF) as a boolean array; nonzero = inside.
 
     Parameters
@@ -352,6 +353,9 @@ def read_binary_mask(path, *, channel: str = "alpha", shape=None,
         Required size; a mask of another size is refused.
     max_pixels : int, optional
         Largest height x width accepted, checked from the header.
+    what, shape_of : str, optional
+        What the file is and what has ``shape`` (e.g. "the ground truth", "the depth map
+        X_U.tif"), for the error messages.
 
     Returns
     -------
@@ -375,12 +379,12 @@ def read_binary_mask(path, *, channel: str = "alpha", shape=None,
         image, red = _read_tiff_native(path, max_pixels), 0
     if image.dtype.kind == "f" or image.dtype.itemsize > 2:
         raise InputError(
-            path, f"a mask must have 1-, 8- or 16-bit integer samples, not {image.dtype}"
+            path, f"{what} must have 1-, 8- or 16-bit integer samples, not {image.dtype}"
         )
     if shape is not None and image.shape[:2] != tuple(shape):
         raise InputError(
-            path, f"mask is {image.shape[0]} x {image.shape[1]} (H x W), the view is "
-            f"{shape[0]} x {shape[1]}"
+            path, f"{what} is {image.shape[0]} x {image.shape[1]} (H x W) while {shape_of} "
+            f"is {shape[0]} x {shape[1]}"
         )
     if image.ndim == 2:
         return image != 0

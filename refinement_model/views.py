@@ -358,10 +358,13 @@ def load_view(path, view_id: str | None = None, *, px_per_mm: float | None = Non
     scale = _px_per_mm(files, px_per_mm)
     warnings = []
     step()
+    depth_map = f"the depth map {files.depth}"
     truth = None if files.drawings is None else read_binary_mask(
-        files.drawings, channel="alpha", shape=shape, max_pixels=max_pixels)
+        files.drawings, channel="alpha", shape=shape, max_pixels=max_pixels,
+        what="the ground truth", shape_of=depth_map)
     mirror = None if files.mask is None else read_binary_mask(
-        files.mask, channel="red", shape=shape, max_pixels=max_pixels)
+        files.mask, channel="red", shape=shape, max_pixels=max_pixels,
+        what="the mirror-area mask", shape_of=depth_map)
     step()
     depth = read_tiff(files.depth, max_pixels=max_pixels)
     finite = np.isfinite(depth)

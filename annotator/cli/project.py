@@ -132,7 +132,8 @@ def project_info(path) -> dict:
                "models": {kind: record["path"] for kind, record in meta.get("models", {}).items()}}
         drawings = meta.get("view", {}).get("files", {}).get("drawings")
         if drawings is not None:
-            truth = read_binary_mask(drawings["path"], channel="alpha", shape=mask.shape)
+            truth = read_binary_mask(drawings["path"], channel="alpha", shape=mask.shape,
+                                     what="the ground truth", shape_of=f"the project {path}")
             scores = score_masks(mask, truth, mask=store.read_layer("mirror_mask"))
             out.update(pfm=scores["pfm"], iou=scores["iou"])
     return out

@@ -35,14 +35,17 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from refinement_model.imageio import read_binary_mask
     from refinement_model.metrics import score_masks
 
-    pred = read_binary_mask(args.pred, channel=args.channel)
-    gt = read_binary_mask(args.gt, channel=args.channel, shape=pred.shape)
+    gt = _read(args.gt, "the ground truth", channel=args.channel)
+    # Sizes are measured against the ground truth: the prediction or mask is what is wrong.
+    of_gt = f"the ground truth {args.gt}"
+    pred = _read(args.pred, "the prediction", channel=args.channel, shape=gt.shape,
+                 shape_of=of_gt)
     mask = None
     if args.mask is not None:
-        mask = read_binary_mask(args.mask, channel="red", shape=pred.shape)
+        mask = _read(args.mask, "the mirror-area mask", channel="red", shape=gt.shape,
+                     shape_of=of_gt)
     scores = score_masks(pred, gt, mask=mask)
     if args.json:
         print(json.dumps({key: scores[key] for key in _KEYS}))
@@ -51,3 +54,16 @@ def run(args) -> int:
         for key in _KEYS:
             print(f"{_LABELS[key]:<{width}}  {scores[key]:.4f}")
     return 0
+
+
+def _read(path, what: str, **options):
+    """``read_binary_mask`` whose errors all say which input ``path`` is (``what``)."""
+    from refinement_model.errors import InputError
+    from refinement_model.imageio import read_binary_mask
+
+    try:
+        return read_binary_mask(path, what=what, **options)
+    except InputError as error:
+        if error.problem.startswith(what):
+            raise
+        raise InputError(error.path, f"{error.problem} ({what})") from None

@@ -102,3 +102,30 @@ def test_bad_input_in_subprocess_has_no_traceback(masks):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "missing.tif" in result.stderr
+
+
+@pytest.mark.parametrize("case, message", [
+    ("size", "{bad}: the prediction is 5 x 5 (H x W) while the ground truth {gt} is 12 x 16"),
+    ("mask_size", "{bad}: the mirror-area mask is 5 x 5 (H x W) while the ground truth {gt} "
+                  "is 12 x 16"),
+    ("gt_missing", "{bad}: file not found (the ground truth)"),
+    ("pred_garbage", "{bad}: "),
+])
+def test_errors_name_the_file_and_what_it_is(masks, capsys, case, message):
+    folder, *_ = masks
+    write_png(folder / "small.png", np.ones((5, 5), dtype=np.uint8))
+    (folder / "garbage.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png at all" * 3)
+    pred, gt, extra = folder / "pred.png", folder / "gt.tif", []
+    bad = {"size": folder / "small.png", "mask_size": folder / "small.png",
+           "gt_missing": folder / "nope.tif", "pred_garbage": folder / "garbage.png"}[case]
+    if case == "size" or case == "pred_garbage":
+        pred = bad
+    elif case == "mask_size":
+        extra = ["--mask", str(bad)]
+    else:
+        gt = bad
+    assert main(["score", str(pred), str(gt), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("etmira score: error: " + message.format(bad=bad, gt=gt))
+    if case == "pred_garbage":
+        assert err.endswith("(the prediction)")

@@ -282,11 +282,12 @@ def test_maps_of_different_sizes_refused(tmp_path):
 def test_mask_of_wrong_size_or_depth_refused(tmp_path):
     write_view(tmp_path)
     write_png(tmp_path / "masks" / "OBJ-1_R_mask.png", np.zeros((H + 2, W), np.uint8))
-    with pytest.raises(InputError, match="OBJ-1_R_mask.png: mask is"):
+    with pytest.raises(InputError, match=f"OBJ-1_R_mask.png: the mirror-area mask is {H + 2} x "
+                       f"{W} \\(H x W\\) while the depth map .*OBJ-1_R_U.tif is {H} x {W}"):
         load_view(tmp_path)
     (tmp_path / "masks" / "OBJ-1_R_mask.png").unlink()
     write_tiff(tmp_path / "drawings" / "OBJ-1_R_drawings.png", np.zeros((H, W), np.float32))
-    with pytest.raises(InputError, match="drawings.png: a mask must have"):
+    with pytest.raises(InputError, match="drawings.png: the ground truth must have"):
         load_view(tmp_path)
 
 
