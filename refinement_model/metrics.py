@@ -2,7 +2,7 @@
 
 The pseudo-F-measure (pFM) of the DIBCO binarisation contests combines the usual precision with
 a pseudo-recall measured against the skeleton of the ground truth, so that a prediction is not
-punished for drawing a line thinner or thicker than the annotator did (METHOD.md, "Metrics").
+punished for drawing a line thinner or thicker than the annotator did (docs/method.md, "Metrics").
 The skeleton comes from :func:`thin`, identical to ``skimage.morphology.thin`` (which matches
 MATLAB ``bwmorph(..., 'thin', Inf)`` used by the DIBCO tools) but with work proportional to the
 line boundary instead of the image area.

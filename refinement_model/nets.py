@@ -3,7 +3,7 @@
 Both are segmentation-models-pytorch models built by :func:`create_model` from a small,
 JSON-friendly :class:`ModelSpec`, so that a checkpoint can rebuild exactly the network it was
 saved from. Encoders never download pretrained weights (``encoder_weights=None``): the project
-trains from scratch (METHOD.md) and must run without a network connection.
+trains from scratch (docs/method.md) and must run without a network connection.
 
 The refiner sees the base model's image channels, then the base logits scaled by
 :data:`LOGIT_SCALE` and clipped to [-1, 1] (raw logits span tens of units and would dominate

@@ -3,7 +3,7 @@
 The networks see patches of ``patch_size`` view pixels (512 in the paper) taken every ``stride``
 pixels (256) and resized to ``net_size`` (256). Whole-view predictions are stitched in logit
 space with a weight map that falls off towards the patch border, then passed through the sigmoid
-(METHOD.md, "Patches").
+(docs/method.md, "Patches").
 """
 
 from __future__ import annotations
@@ -248,7 +248,7 @@ def border_weight_map(size: int) -> np.ndarray:
     """Stitching weight of every pixel of a square patch.
 
     The distance of each pixel centre to the nearest patch border, capped at a quarter of the
-    patch, divided by that cap and squared (METHOD.md). Measuring from pixel centres keeps the
+    patch, divided by that cap and squared (docs/method.md). Measuring from pixel centres keeps the
     outermost ring positive (``(0.5 / (size / 4)) ** 2``), so view pixels that only patch
     borders cover (the outer view border) still get a finite weighted average.
 

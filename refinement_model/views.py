@@ -1,6 +1,6 @@
 """Mirror views: one side of one mirror, found in the real data layout and loaded preprocessed.
 
-Layout (METHOD.md)::
+Layout (docs/method.md)::
 
     ROOT/<object_id>/PS/<view_id>_N.tif      normals
     ROOT/<object_id>/PS/<view_id>_RHO.tif    albedo
@@ -40,7 +40,7 @@ SUFFIXES = {"normals": "_N.tif", "albedo": "_RHO.tif", "depth": "_U.tif",
             "drawings": "_drawings.png", "mask": "_mask.png"}
 _MAPS = ("normals", "albedo", "depth")
 
-#: Channel normalisation (mean, std) measured on the real set (METHOD.md). The normal
+#: Channel normalisation (mean, std) measured on the real set (docs/method.md). The normal
 #: statistics fit normals encoded as ``(n + 1) / 2``, which :func:`network_input` feeds.
 CHANNEL_STATS = {
     "depth": (0.5140403, 0.15302444),

@@ -24,7 +24,7 @@ _ABLATIONS = {
                        ("both", "Four quarter turns of the patch, {refined}")),
 }
 # The poster's figures are per test view: "relative improvements peaking at values between
-# +12% and +26%", "reducing workload from 56% to 75%" (METHOD.md, reference/).
+# +12% and +26%", "reducing workload from 56% to 75%" (docs/method.md, "Reported results").
 PAPER_PER_VIEW = {"peak_relative_gain": (0.12, 0.26), "effort_reduction": (0.56, 0.75)}
 
 

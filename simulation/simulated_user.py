@@ -1,4 +1,4 @@
-"""The simulated annotator: one add or erase stroke against the ground truth (METHOD.md).
+"""The simulated annotator: one add or erase stroke against the ground truth (docs/method.md).
 
 Add: the ground-truth skeleton minus the current mask is the missing skeleton; its longest
 segment is found, a piece of ``length`` consecutive pixels along it is taken at random and drawn

@@ -1,4 +1,4 @@
-"""Stroke-width statistics of ground-truth drawings (METHOD.md, "Simulated human").
+"""Stroke-width statistics of ground-truth drawings (docs/method.md, "Simulated human").
 
 The half-width of an engraved line is the Euclidean distance to the nearest background pixel,
 read at the line's skeleton pixels. Outliers (junctions, line ends) are removed with the

@@ -73,7 +73,7 @@ from refinement_model.strokes import Stroke, rasterize_stroke
 
 __all__ = ["AnnotationSession", "Change", "HALF_WIDTH_MEAN", "Proposal", "default_radius"]
 
-# METHOD.md: Gamma fit of stroke half-widths at full resolution, mean loc + a * scale.
+# docs/method.md: Gamma fit of stroke half-widths at full resolution, mean loc + a * scale.
 HALF_WIDTH_MEAN = -4.27884325 + 49.12884764 * 0.21316680
 
 

@@ -1,4 +1,4 @@
-"""Training of the base segmenter (METHOD.md, "Initial segmentation").
+"""Training of the base segmenter (docs/method.md, "Initial segmentation").
 
 Random augmented patches at network resolution; validation predicts every validation view
 whole (patches, stitching, threshold 0.5) and scores it within the mirror area, so the selected
@@ -27,7 +27,7 @@ __all__ = ["GridOptions", "check_crop", "checkpoint_metadata", "initial_model", 
 
 @dataclass(frozen=True)
 class GridOptions:
-    """Patch geometry (METHOD.md, "Patches"); stored in every checkpoint."""
+    """Patch geometry (docs/method.md, "Patches"); stored in every checkpoint."""
 
     patch_size: int = 512
     stride: int = 256

@@ -1,4 +1,4 @@
-"""Segmentation loss: Dice with an optional Focal term (METHOD.md, "Initial segmentation")."""
+"""Segmentation loss: Dice with an optional Focal term (docs/method.md, "Initial segmentation")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Training of the refinement network from simulated strokes (METHOD.md, "Refinement network").
+"""Training of the refinement network from simulated strokes (docs/method.md, "Refinement network").
 
 The base model is frozen, so its logits are computed once for a pool of augmented training
 patches; every step then draws patches from the pool, applies one of the 8 flips/rotations

@@ -11,7 +11,7 @@ def register(subparsers) -> None:
         description="Half-width = distance to the nearest background pixel at skeleton pixels of "
                     "every GT_DIR/*_drawings.png (alpha channel, else channel 0; searched "
                     "recursively when GT_DIR holds none directly); outliers beyond two standard "
-                    "deviations are dropped and a Gamma is fitted (METHOD.md).")
+                    "deviations are dropped and a Gamma is fitted (docs/method.md).")
     parser.add_argument("gt_dir", metavar="GT_DIR", help="folder of *_drawings.png masks")
     parser.add_argument("--plot", metavar="OUT.png",
                         help="write a histogram of the half-widths with the fitted density")

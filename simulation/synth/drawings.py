@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
-#: Gamma fit of the real annotators' half-widths in px at full resolution (METHOD.md).
+#: Gamma fit of the real annotators' half-widths in px at full resolution (docs/method.md).
 HALF_WIDTH_GAMMA = {"a": 49.12884764, "loc": -4.27884325, "scale": 0.21316680}
 #: Pixel pitch of the real full-resolution views (an 8964 px wide view covers about 20 cm).
 REFERENCE_PX_PER_MM = 45.0

@@ -50,9 +50,9 @@ def generate_view(*, size=(2048, 2048), seed=None, difficulty=DEFAULT_DIFFICULTY
                   px_per_mm=REFERENCE_PX_PER_MM, progress=None, cancel=None):
     """Generate one synthetic engraved, corroded bronze mirror side.
 
-    Line widths follow the real annotations at ``px_per_mm`` (the Gamma of METHOD.md at 45 px/mm)
-    whatever the view size, so a small view is a small disc at full resolution, and its 512 px
-    patches look like patches of a real view.
+    Line widths follow the real annotations at ``px_per_mm`` (the Gamma of docs/method.md at
+    45 px/mm) whatever the view size, so a small view is a small disc at full resolution, and
+    its 512 px patches look like patches of a real view.
 
     Parameters
     ----------

@@ -97,7 +97,7 @@ def test_half_widths_follow_the_gamma_and_vary_slowly():
     rng = np.random.default_rng(0)
     lines = [sample_half_widths(400, rng=rng) for _ in range(300)]
     hw = np.concatenate(lines)
-    # METHOD.md: mean 6.19 px, std 1.49 px
+    # docs/method.md: mean 6.19 px, std 1.49 px
     assert hw.mean() == pytest.approx(6.19, abs=0.15)
     assert hw.std() == pytest.approx(1.49, abs=0.15)
     a, loc, scale = HALF_WIDTH_GAMMA["a"], HALF_WIDTH_GAMMA["loc"], HALF_WIDTH_GAMMA["scale"]
