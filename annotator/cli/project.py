@@ -37,7 +37,7 @@ def register(subparsers) -> None:
     replay = commands.add_parser("replay", help="apply the strokes of a stroke file, committing "
                                  "each to the project")
     replay.add_argument("project")
-    replay.add_argument("strokes", help="stroke JSON file (format in the README)")
+    replay.add_argument("strokes", help="stroke JSON file (format in docs/project-file.md)")
     replay.add_argument("--no-refine", action="store_true",
                         help="burn the strokes in without the refinement network")
     replay.set_defaults(func=run_replay)

@@ -14,7 +14,7 @@ strokes implied. With ``policy_rounds`` R, each batch gets 0..R more strokes (un
 batch), each simulated against the current network's own output with all strokes burned in
 (:func:`add_policy_strokes`; the iterative training of interactive segmentation, as in
 RITM, Sofiiuk et al. 2022). Measured on the shipped recipe it lowered the gain at equal steps
-(README, "Shipped weights"), so the shipped refiner does not use it.
+(docs/training.md, "Shipped weights"), so the shipped refiner does not use it.
 
 Model selection: on fixed validation patches with one simulated stroke each, the pFM of the
 refined patch (stroke burned in) over the pFM of the human-only patch (stroke burned into the

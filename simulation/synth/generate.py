@@ -11,7 +11,7 @@ from refinement_model.errors import Cancelled
 from simulation.synth import render, scene, surface
 from simulation.synth.drawings import REFERENCE_PX_PER_MM, Groove
 
-#: Default difficulty: calibrated so a classical baseline stays well below pFM 0.6 (see README).
+#: Default difficulty: calibrated so a classical baseline stays well below pFM 0.6 (see docs/data.md).
 DEFAULT_DIFFICULTY = 0.7
 _STEPS = 7
 
