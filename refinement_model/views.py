@@ -55,6 +55,8 @@ INPUT_CHANNELS = {"depth": ("depth",), "albedo": ("albedo",),
 #: Largest share of the view that may be non-finite in the depth map.
 MAX_NONFINITE_FRACTION = 0.5
 MASK_ESTIMATED_WARNING = "mask file missing: mirror area estimated from the maps"
+NO_VIEW_FOUND = ("no view found here (expected files <view_id>_N.tif, <view_id>_RHO.tif and "
+                 "<view_id>_U.tif)")
 
 
 @dataclass(frozen=True)
@@ -196,8 +198,7 @@ def find_views_in(paths) -> list[ViewFiles]:
     for path in paths:
         found = find_views(path)
         if not found:
-            raise InputError(path, "no view found here (expected files <view_id>_N.tif, "
-                             "<view_id>_RHO.tif and <view_id>_U.tif)")
+            raise InputError(path, NO_VIEW_FOUND)
         views.update(dict.fromkeys(found))
     return list(views)
 
@@ -274,10 +275,10 @@ def _only_view(root: Path, found) -> str:
     if len(complete) == 1:
         return complete[0]
     if not complete:
-        raise InputError(root, "no mirror view found (expected files <view_id>_N.tif, "
-                         "<view_id>_RHO.tif and <view_id>_U.tif)")
+        raise InputError(root, NO_VIEW_FOUND)
     listed = ", ".join(complete[:5]) + (", ..." if len(complete) > 5 else "")
-    raise InputError(root, f"{len(complete)} views found ({listed}): name one with view_id")
+    raise InputError(root, f"{len(complete)} views found ({listed}): give the folder or a "
+                     "file of one, or its view id")
 
 
 def _check_shapes(files: ViewFiles, max_pixels: int) -> tuple[int, int]:
