@@ -1,4 +1,4 @@
-"""Find the system libraries Qt's xcb platform plugin lacks, before Qt aborts on them.
+"""Find what Qt's xcb platform plugin lacks (system libraries, a display) before Qt aborts.
 
 On Linux, Qt opens its windows through the xcb plugin (``plugins/platforms/libqxcb.so``), which
 links against X11 libraries that a fresh system often lacks (``libxcb-cursor0``,
@@ -55,8 +55,13 @@ PACKAGES = {
 }
 
 
-class MissingQtLibraries(EtmiraError):
-    """The Qt platform plugin the app would use cannot load: system libraries are missing."""
+class QtPlatformUnavailable(EtmiraError):
+    """Qt could not open a window: its platform plugin lacks system libraries, or no display."""
+
+#: Why Qt would abort when the xcb plugin loads but finds no X server to talk to.
+NO_DISPLAY = ("no display: DISPLAY is not set, so Qt cannot open a window; run on a desktop, "
+              "under a virtual display (xvfb-run -a etmira annotate ...), or with "
+              "QT_QPA_PLATFORM=offscreen for --screenshot")
 
 
 def missing_libraries(ldd_output: str) -> list[str]:
@@ -150,9 +155,10 @@ def _ldd(path: Path) -> str | None:
 def check_qt_platform(*, platform: str | None = None, environ: Mapping[str, str] | None = None,
                       plugin: Callable[[], Path | None] | None = None,
                       ldd: Callable[[Path], str | None] | None = None) -> None:
-    """Raise :class:`MissingQtLibraries` (with :func:`install_hint`'s line) when Qt would use
-    the xcb plugin and ``ldd`` finds some of its libraries missing; return quietly otherwise,
-    also when the plugin or ``ldd`` cannot be found (Qt then reports for itself).
+    """Raise :class:`QtPlatformUnavailable` when Qt would use the xcb plugin and ``ldd`` finds
+    some of its libraries missing (with :func:`install_hint`'s line), or ``DISPLAY`` is not set
+    (:data:`NO_DISPLAY`); return quietly otherwise, also when the plugin or ``ldd`` cannot be
+    found (Qt then reports for itself).
 
     Parameters
     ----------
@@ -171,7 +177,9 @@ def check_qt_platform(*, platform: str | None = None, environ: Mapping[str, str]
     output = None if path is None else (ldd or _ldd)(path)
     missing = missing_libraries(output or "")
     if missing:
-        raise MissingQtLibraries(install_hint(missing))
+        raise QtPlatformUnavailable(install_hint(missing))
+    if not environ.get("DISPLAY"):
+        raise QtPlatformUnavailable(NO_DISPLAY)
 
 
 def _unique(names) -> list[str]:

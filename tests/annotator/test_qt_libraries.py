@@ -6,7 +6,7 @@ import pytest
 
 from annotator.cli import main
 from annotator.cli.qt_libraries import (
-    MissingQtLibraries,
+    QtPlatformUnavailable,
     check_qt_platform,
     install_hint,
     missing_libraries,
@@ -78,9 +78,15 @@ def test_check_raises_with_the_hint_when_libraries_are_missing():
         seen.append(path)
         return LDD_FRESH_DEBIAN
 
-    with pytest.raises(MissingQtLibraries, match="apt-get install libxcb-cursor0 libxcb-icccm4"):
+    with pytest.raises(QtPlatformUnavailable, match="apt-get install libxcb-cursor0 libxcb-icccm4"):
         check_qt_platform(platform="linux", environ=XCB_SESSION, plugin=lambda: plugin, ldd=ldd)
     assert seen == [plugin]
+
+
+def test_check_names_a_missing_display_once_the_libraries_are_there():
+    with pytest.raises(QtPlatformUnavailable, match="DISPLAY is not set.*xvfb-run"):
+        check_qt_platform(platform="linux", environ={"XDG_SESSION_TYPE": "tty"},
+                          plugin=lambda: Path("libqxcb.so"), ldd=lambda path: LDD_COMPLETE)
 
 
 def test_check_passes_when_complete_off_xcb_or_without_plugin_or_ldd():
@@ -101,6 +107,7 @@ def test_etmira_annotate_stops_before_qt_with_one_line(monkeypatch, capsys):
     import annotator.cli.qt_libraries as qt_libraries
 
     monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.setenv("DISPLAY", ":0")
     monkeypatch.setattr(qt_libraries, "xcb_plugin", lambda: Path("libqxcb.so"))
     monkeypatch.setattr(qt_libraries, "_ldd", lambda path: LDD_FRESH_DEBIAN)
     assert main(["annotate", "--screenshot", "never.png"]) == 2
