@@ -136,8 +136,8 @@ def export_checkpoint(checkpoint) -> tuple[bytes, float]:
     """
     from refinement_model.backends import EQUALITY_TOLERANCE, OnnxBackend, probe_difference
 
-    digest = file_sha256(checkpoint) if os.path.isfile(checkpoint) else None
     model, metadata = load_checkpoint(checkpoint)
+    digest = file_sha256(checkpoint)
     size = int(metadata.get("net_size", 256))
     model_bytes = export_onnx(model, size=size, metadata=metadata, checkpoint_sha256=digest)
     difference = probe_difference(OnnxBackend(model_bytes), model, net_size=size)
