@@ -1,24 +1,22 @@
-"""Fast CPU inference: whole-view prediction and single-patch refinement.
+"""Fast inference: whole-view prediction and single-patch refinement.
 
-The fastest correct CPU path measured on the project's 2-core machine
-(``benchmarks/bench_refine_latency.py``) is a TorchScript trace of the eval-mode network,
-frozen (constants folded, batch norm fused into convolutions) and run on channels-last tensors
-under ``torch.inference_mode``: about 2.5 times faster than eager PyTorch for one 256 x 256
-patch, with logits equal to eager within 1e-5. :class:`FastNet` builds it and checks the
-equality on the tracing input, falling back to eager if it ever fails.
+:class:`FastNet` runs a network on one of the backends of :mod:`refinement_model.backends`
+(ONNX Runtime by default on a CPU, TorchScript and eager PyTorch as fall-backs, eager PyTorch
+on a GPU), each checked equal to eager PyTorch when it is built; the orientation averaging and
+the repeated refinement are the same NumPy code around any backend.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-import warnings
 from collections.abc import Callable, Iterator
 from types import MappingProxyType
 
 import numpy as np
 import torch
 
+from refinement_model.backends import BACKENDS, EQUALITY_TOLERANCE, build_backend
 from refinement_model.checkpoints import load_checkpoint
 from refinement_model.errors import Cancelled
 from refinement_model.nets import refiner_input
@@ -28,6 +26,7 @@ __all__ = [
     "APP_ITERATIONS",
     "APP_ORIENTATIONS",
     "APP_REFINER_OPTIONS",
+    "BACKENDS",
     "EQUALITY_TOLERANCE",
     "ORIENTATIONS",
     "FastNet",
@@ -39,8 +38,6 @@ __all__ = [
     "refine_iteratively",
 ]
 
-# Largest |logit| difference allowed between the optimised path and eager PyTorch.
-EQUALITY_TOLERANCE = 1e-3
 # Orientation counts FastNet (and so PatchRefiner) averages over: quarter turns, then their
 # mirror images.
 ORIENTATIONS = (1, 2, 4, 8)
@@ -96,81 +93,71 @@ def refine_iteratively(forward: Callable[[np.ndarray], np.ndarray], images: torc
 
 
 class FastNet:
-    """A network as a NumPy-in, NumPy-out callable on the fastest correct CPU path.
+    """A network as a NumPy-in, NumPy-out callable on the fastest backend equal to eager.
 
     Parameters
     ----------
     model : torch.nn.Module
-        A network from :func:`~refinement_model.nets.create_model` (never modified; a copy is
-        traced).
+        A network from :func:`~refinement_model.nets.create_model` (never modified).
     optimise : bool, optional
-        Trace and freeze the network with channels-last memory; False runs eager PyTorch.
+        False runs eager PyTorch, whatever ``backend`` says.
     net_size : int, optional
-        Side of the patches used to trace and verify the optimised path.
+        Side of the probe patches the backend is checked on (and of the TorchScript trace).
     orientations : {1, 2, 4, 8}, optional
         Average the logits over this many orientations of each input (test-time augmentation):
         the first 1, 2 or 4 quarter turns, or those four and their mirror images. Each costs one
-        more pass of the network.
+        more pass of the network; all go through the backend in one batch.
+    backend : {"auto", "onnx", "torchscript", "eager", "cuda"}, optional
+        See :func:`refinement_model.backends.build_backend`: one that cannot be built or is not
+        equal to eager PyTorch is replaced by its fall-back, with a warning.
+    onnx_cache : refinement_model.onnx_export.OnnxCache, optional
+        Where the ONNX backend keeps the export of the network's checkpoint; default: export
+        in memory.
 
     Attributes
     ----------
     spec : ModelSpec
+    engine : EagerBackend or TorchScriptBackend or OnnxBackend
+    backend : str
+        The backend in use: ``engine.name``.
     optimised : bool
-        Whether the traced path is in use (False after a failed equality check).
+        Whether it is other than eager PyTorch.
     orientations : int
     """
 
     def __init__(self, model: torch.nn.Module, *, optimise: bool = True, net_size: int = 256,
-                 orientations: int = 1):
+                 orientations: int = 1, backend: str = "auto", onnx_cache=None):
         self.orientations = _checked_orientations(orientations)
         model = getattr(model, "module", model)
         self.spec = model.spec
         self._eager = model
-        self._traced = None
-        if optimise:
-            self._traced = self._trace(model, net_size)
-        self.optimised = self._traced is not None
+        self.engine = build_backend(model, backend if optimise else "eager",
+                                    net_size=net_size, onnx_cache=onnx_cache)
 
-    def _trace(self, model: torch.nn.Module, net_size: int):
-        was_training = model.training
-        model.eval()
-        example = torch.randn(1, self.spec.in_channels, net_size, net_size,
-                              generator=torch.Generator().manual_seed(0))
-        try:
-            # torch.jit is deprecated in favour of torch.compile, which is slower here (see
-            # the benchmark); a failing trace falls back to eager.
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                expected = model(example)
-                # a copy, so that the caller's model keeps its memory format
-                clone = copy.deepcopy(model).to(memory_format=torch.channels_last)
-                # check_trace would run the network twice more; the check below suffices
-                traced = torch.jit.freeze(torch.jit.trace(
-                    clone, example.contiguous(memory_format=torch.channels_last),
-                    check_trace=False).eval())
-                got = traced(example.contiguous(memory_format=torch.channels_last))
-        except RuntimeError:
-            return None
-        finally:
-            model.train(was_training)
-        if float((got - expected).abs().max()) >= EQUALITY_TOLERANCE:
-            return None
-        return traced
+    @property
+    def backend(self) -> str:
+        """Name of the backend in use."""
+        return self.engine.name
+
+    @property
+    def optimised(self) -> bool:
+        """Whether the backend is other than eager PyTorch."""
+        return self.backend != "eager"
 
     def with_orientations(self, orientations: int) -> FastNet:
-        """The same network (shared, not traced again) averaging over ``orientations``."""
+        """The same network (sharing its backend) averaging over ``orientations``."""
         sibling = copy.copy(self)
         sibling.orientations = _checked_orientations(orientations)
         return sibling
 
     def warm_up(self, batch_sizes, size: int) -> None:
-        """Run the traced network once per batch size, so that first calls are not slow.
+        """Run a TorchScript backend once per batch size, so that first calls are not slow.
 
         TorchScript specialises its graph to the first input shapes it sees; a new batch size
         costs two to three times a normal call once (measured: 55 instead of 18 ms for one
-        256 x 256 patch).
+        256 x 256 patch). The other backends need no warm-up.
         """
-        if self._traced is None:
+        if self.backend != "torchscript":
             return
         for count in batch_sizes:
             self(np.zeros((count, self.spec.in_channels, size, size), np.float32))
@@ -192,26 +179,12 @@ class FastNet:
             raise ValueError(f"batch must have shape (B, {self.spec.in_channels}, S, S), "
                              f"got {batch.shape}")
         if self.orientations == 1:
-            return self._logits(batch)
+            return self.engine(batch)
         # every orientation in one pass of the network
         turned = np.concatenate([_orient(batch, k) for k in range(self.orientations)])
-        logits = self._logits(turned).reshape(self.orientations, len(batch), *batch.shape[2:])
+        logits = self.engine(turned).reshape(self.orientations, len(batch), *batch.shape[2:])
         return np.mean([_orient_back(out, k) for k, out in enumerate(logits)], axis=0,
                        dtype=np.float32)
-
-    def _logits(self, batch: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(batch))
-        with torch.inference_mode():
-            if self._traced is not None:
-                out = self._traced(x.contiguous(memory_format=torch.channels_last))
-            else:
-                was_training = self._eager.training
-                self._eager.eval()
-                # a network being trained on a GPU is validated where it lives
-                device = next(self._eager.parameters()).device
-                out = self._eager(x.to(device)).cpu()
-                self._eager.train(was_training)
-        return out[:, 0].contiguous().numpy()
 
 
 def _as_fast(model) -> FastNet:
@@ -308,6 +281,18 @@ def _grid_options(metadata: dict) -> dict:
             if key in metadata}
 
 
+def _onnx_cache(folder, checkpoint):
+    """The OnnxCache of a checkpoint in ``folder`` (hashed before the checkpoint is loaded, so
+    that the digest names the weights in use), or None."""
+    if folder is None:
+        return None
+    if isinstance(checkpoint, torch.nn.Module):
+        raise ValueError("onnx_cache needs a checkpoint file, got a network in memory")
+    from refinement_model.onnx_export import OnnxCache
+
+    return OnnxCache(folder, checkpoint)
+
+
 class Predictor:
     """The base model of a checkpoint, ready for whole-view prediction.
 
@@ -316,7 +301,13 @@ class Predictor:
     checkpoint : str or os.PathLike
         A base checkpoint.
     optimise : bool, optional
-        Use the traced fast path (see :class:`FastNet`).
+        False runs eager PyTorch (see :class:`FastNet`).
+    backend : {"auto", "onnx", "torchscript", "eager", "cuda"}, optional
+        See :class:`FastNet`.
+    onnx_cache : str or os.PathLike, optional
+        A folder for the ONNX export of the checkpoint, keyed by its SHA-256 (see
+        :class:`~refinement_model.onnx_export.OnnxCache`; the documented place is
+        :func:`~refinement_model.onnx_export.user_cache_folder`); default: export in memory.
 
     Attributes
     ----------
@@ -325,12 +316,15 @@ class Predictor:
         The checkpoint metadata.
     """
 
-    def __init__(self, checkpoint, *, optimise: bool = True):
+    def __init__(self, checkpoint, *, optimise: bool = True, backend: str = "auto",
+                 onnx_cache=None):
+        cache = _onnx_cache(onnx_cache, checkpoint)
         model, self.metadata = load_checkpoint(checkpoint, kind="base")
         self.path = os.fspath(checkpoint)
         self.grid_options = _grid_options(self.metadata)
         self.net = FastNet(model, optimise=optimise,
-                           net_size=self.grid_options.get("net_size", 256))
+                           net_size=self.grid_options.get("net_size", 256), backend=backend,
+                           onnx_cache=cache)
 
     def grid(self, height: int, width: int) -> PatchGrid:
         """The patch grid this model was trained for, over a view of the given size."""
@@ -353,13 +347,17 @@ class PatchRefiner:
     checkpoint : str or os.PathLike or torch.nn.Module
         A refiner checkpoint, or a refiner network in memory (e.g. during training).
     optimise : bool, optional
-        Use the traced fast path (see :class:`FastNet`).
+        False runs eager PyTorch (see :class:`FastNet`).
     orientations : {1, 2, 4, 8}, optional
         Average the refined logits over this many orientations of the patch (see
         :class:`FastNet`; the refiner was trained on all eight).
     iterations : int, optional
         Refine this many times, each refinement's logits replacing the base logits as the
         prediction input of the next, with the same strokes.
+    backend : {"auto", "onnx", "torchscript", "eager", "cuda"}, optional
+        See :class:`FastNet`.
+    onnx_cache : str or os.PathLike, optional
+        A folder for the ONNX export of the checkpoint file (see :class:`Predictor`).
 
     Attributes
     ----------
@@ -373,7 +371,8 @@ class PatchRefiner:
     """
 
     def __init__(self, checkpoint, *, optimise: bool = True, orientations: int = 1,
-                 iterations: int = 1):
+                 iterations: int = 1, backend: str = "auto", onnx_cache=None):
+        cache = _onnx_cache(onnx_cache, checkpoint)
         if isinstance(checkpoint, torch.nn.Module):
             model, self.metadata = checkpoint, {}
         else:
@@ -383,7 +382,7 @@ class PatchRefiner:
         self.net_size = int(self.metadata.get("net_size", 256))
         self.iterations = _checked_iterations(iterations)
         self.net = FastNet(model, optimise=optimise, net_size=self.net_size,
-                           orientations=orientations)
+                           orientations=orientations, backend=backend, onnx_cache=cache)
         self._warm_up()
         self.spec = model.spec
         self.preview = self._preview()

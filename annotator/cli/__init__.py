@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "simulation.cli.stroke_stats",
     "refinement_model.cli.train",
     "refinement_model.cli.model_info",
+    "refinement_model.cli.export_onnx",
     "refinement_model.cli.predict",
     "refinement_model.cli.score",
     "simulation.cli.simulate",

@@ -1,0 +1,218 @@
+"""Inference backends: ONNX Runtime and TorchScript equal eager PyTorch, fall-backs, the ONNX
+export command and the checkpoint-keyed cache."""
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from refinement_model import backends, onnx_export
+from refinement_model.backends import EQUALITY_TOLERANCE, BackendFallbackWarning, OnnxBackend
+from refinement_model.checkpoints import load_checkpoint, read_metadata, save_checkpoint
+from refinement_model.errors import InputError
+from refinement_model.inference import FastNet, PatchRefiner, Predictor
+from refinement_model.nets import create_model
+from refinement_model.onnx_export import (
+    OnnxCache, OnnxCacheWarning, export_onnx, file_sha256, read_onnx_metadata)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TINY = {"decoder_channels": (8, 8, 8, 8, 8)}
+
+
+def _refiner(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = create_model("refiner", **TINY).eval()
+    for parameter in model.net.segmentation_head.parameters():  # as if trained: not identity
+        torch.nn.init.normal_(parameter, std=0.5)
+    return model
+
+
+@pytest.fixture(scope="module")
+def base():
+    torch.manual_seed(3)
+    return create_model("base", **TINY).eval()
+
+
+@pytest.fixture(scope="module")
+def refiner():
+    return _refiner(4)
+
+
+@pytest.fixture(scope="module")
+def refiner_checkpoint(refiner, tmp_path_factory):
+    path = tmp_path_factory.mktemp("weights") / "refiner.safetensors"
+    save_checkpoint(path, refiner, metadata={"net_size": 32, "training": {"steps": 7}})
+    return path
+
+
+def _eager(model, batch):
+    with torch.no_grad():
+        return model(torch.from_numpy(batch))[:, 0].numpy()
+
+
+def _refiner_inputs(count: int, size: int = 32, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    image = rng.normal(size=(count, 1, size, size)).astype(np.float32)
+    logits = (10 * rng.normal(size=(count, size, size))).astype(np.float32)
+    strokes = np.zeros((count, size, size), np.float32)
+    strokes[:, 5:9, 3:25] = 1
+    strokes[:, 20:24, 10:14] = -1
+    return image, logits, strokes
+
+
+@pytest.mark.parametrize("name", ["onnx", "torchscript"])
+def test_backend_equals_eager_for_any_batch_and_patch_size(base, refiner, name):
+    for model in (base, refiner):
+        net = FastNet(model, backend=name, net_size=32)
+        assert net.backend == name and net.optimised
+        rng = np.random.default_rng(1)
+        for count, size in ((1, 32), (3, 32), (5, 32), (2, 64)):
+            batch = rng.normal(size=(count, model.spec.in_channels, size, size)
+                               ).astype(np.float32)
+            got = net(batch)
+            assert got.shape == (count, size, size) and got.dtype == np.float32
+            assert np.abs(got - _eager(model, batch)).max() < EQUALITY_TOLERANCE
+
+
+def test_onnx_refiner_equals_eager_with_orientations_and_iterations(refiner):
+    onnx = PatchRefiner(refiner, backend="onnx", orientations=4, iterations=2)
+    eager = PatchRefiner(refiner, optimise=False, orientations=4, iterations=2)
+    assert onnx.net.backend == "onnx" and eager.net.backend == "eager"
+    image, logits, strokes = _refiner_inputs(3)
+    full = onnx.refine_batch(image, logits, strokes)
+    expected = eager.refine_batch(image, logits, strokes)
+    assert full.shape == (3, 32, 32) and np.abs(full - expected).max() < EQUALITY_TOLERANCE
+    single = onnx.refine(image[1], logits[1], strokes[1])
+    assert np.abs(single - expected[1]).max() < EQUALITY_TOLERANCE
+    # the one-pass preview shares the session and equals the eager one pass
+    assert onnx.preview.net.engine is onnx.net.engine
+    assert np.abs(onnx.preview.refine_batch(image, logits, strokes)
+                  - eager.preview.refine_batch(image, logits, strokes)
+                  ).max() < EQUALITY_TOLERANCE
+    # the averaging and the second pass change the result, so the comparison above is not
+    # one of two identical one-pass refinements
+    assert np.abs(full - onnx.preview.refine_batch(image, logits, strokes)).max() > 1e-2
+
+
+def test_auto_is_onnx_without_a_gpu_and_unknown_backends_are_refused(base):
+    assert FastNet(base, net_size=32).backend == ("cuda" if torch.cuda.is_available() else "onnx")
+    assert FastNet(base, net_size=32, backend="onnx", optimise=False).backend == "eager"
+    with pytest.raises(ValueError, match="backend"):
+        FastNet(base, backend="tensorrt")
+
+
+def test_falls_back_to_torch_without_onnxruntime(base, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails
+    for name in ("auto", "onnx"):
+        with pytest.warns(BackendFallbackWarning, match="onnx"):
+            net = FastNet(base, backend=name, net_size=32)
+        assert net.backend == "torchscript"
+    batch = np.random.default_rng(2).normal(size=(2, 1, 32, 32)).astype(np.float32)
+    assert np.abs(net(batch) - _eager(base, batch)).max() < EQUALITY_TOLERANCE
+
+
+def test_a_backend_not_equal_to_eager_is_replaced(base, monkeypatch):
+    run = OnnxBackend.__call__
+    monkeypatch.setattr(OnnxBackend, "__call__", lambda self, batch: run(self, batch) + 0.01)
+    with pytest.warns(BackendFallbackWarning, match="difference"):
+        net = FastNet(base, backend="onnx", net_size=32)
+    assert net.backend == "torchscript"
+    monkeypatch.setattr(backends.TorchScriptBackend, "__init__", _fail)
+    with pytest.warns(BackendFallbackWarning, match="torchscript"):
+        assert FastNet(base, backend="onnx", net_size=32).backend == "eager"
+
+
+def _fail(*args, **kwargs):
+    raise RuntimeError("cannot trace")
+
+
+def test_export_command_writes_a_self_describing_equal_model(refiner, refiner_checkpoint,
+                                                            tmp_path, capsys):
+    from annotator.cli import main
+
+    out = tmp_path / "refiner.onnx"
+    assert main(["export-onnx", str(refiner_checkpoint), "-o", str(out)]) == 0
+    assert "refiner network" in capsys.readouterr().out
+    metadata, digest = read_onnx_metadata(out)
+    assert metadata == read_metadata(refiner_checkpoint)
+    assert digest == file_sha256(refiner_checkpoint)
+    model, _ = load_checkpoint(refiner_checkpoint)
+    session = OnnxBackend(out.read_bytes())
+    for count in (1, 4):
+        batch = np.random.default_rng(count).normal(size=(count, 3, 64, 64)).astype(np.float32)
+        assert np.abs(session(batch) - _eager(model, batch)).max() < EQUALITY_TOLERANCE
+    # bad input: one line, status 2, nothing written
+    assert main(["export-onnx", str(tmp_path / "missing.safetensors"),
+                 "-o", str(tmp_path / "x.onnx")]) == 2
+    assert main(["export-onnx", str(refiner_checkpoint), "-o",
+                 str(tmp_path / "no" / "x.onnx")]) == 2
+    assert not (tmp_path / "x.onnx").exists()
+    assert "error" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model")
+    with pytest.raises(InputError, match="garbage.onnx"):
+        read_onnx_metadata(garbage)
+
+
+def test_cache_is_keyed_by_the_checkpoint_and_reused(refiner_checkpoint, tmp_path,
+                                                     monkeypatch):
+    cache = tmp_path / "cache"
+    first = PatchRefiner(refiner_checkpoint, onnx_cache=cache)
+    path = cache / f"{file_sha256(refiner_checkpoint)}.onnx"
+    assert first.net.backend == "onnx" and [p.name for p in cache.iterdir()] == [path.name]
+    assert read_onnx_metadata(path) == (read_metadata(refiner_checkpoint),
+                                        file_sha256(refiner_checkpoint))
+    # a second session reads the cached file: it does not export
+    monkeypatch.setattr(onnx_export, "export_onnx", _fail)
+    second = PatchRefiner(refiner_checkpoint, onnx_cache=cache, orientations=4)
+    assert second.net.backend == "onnx"
+    image, logits, strokes = _refiner_inputs(2)
+    eager = PatchRefiner(refiner_checkpoint, optimise=False, orientations=4)
+    assert np.abs(second.refine_batch(image, logits, strokes)
+                  - eager.refine_batch(image, logits, strokes)).max() < EQUALITY_TOLERANCE
+    with pytest.raises(ValueError, match="checkpoint file"):
+        PatchRefiner(_refiner(4), onnx_cache=cache)
+
+
+def _forged(checkpoint, model) -> bytes:
+    """A valid ONNX model of another network claiming to be the checkpoint's export."""
+    return export_onnx(model, size=32, metadata=read_metadata(checkpoint),
+                       checkpoint_sha256=file_sha256(checkpoint))
+
+
+@pytest.mark.parametrize("tamper", ["truncated", "other_checkpoint", "other_weights"])
+def test_a_tampered_cache_file_is_not_trusted(refiner_checkpoint, tmp_path, tamper):
+    cache = OnnxCache(tmp_path / "cache", refiner_checkpoint)
+    model, _ = load_checkpoint(refiner_checkpoint)
+    genuine = cache.export(model, size=32)
+    cache.write(genuine)
+    if tamper == "truncated":
+        cache.path.write_bytes(genuine[:len(genuine) // 2])
+    elif tamper == "other_checkpoint":
+        cache.path.write_bytes(export_onnx(model, size=32, checkpoint_sha256="0" * 64))
+    else:
+        cache.path.write_bytes(_forged(refiner_checkpoint, _refiner(5)))
+    tampered = cache.path.read_bytes()
+    with pytest.warns(OnnxCacheWarning, match="not trusted"):
+        refiner = PatchRefiner(refiner_checkpoint, onnx_cache=cache.folder)
+    assert refiner.net.backend == "onnx"
+    # exported anew from the checkpoint, and equal to it
+    rebuilt = cache.path.read_bytes()
+    assert rebuilt != tampered
+    assert read_onnx_metadata(cache.path)[1] == cache.digest
+    image, logits, strokes = _refiner_inputs(2, seed=3)
+    eager = PatchRefiner(refiner_checkpoint, optimise=False)
+    assert np.abs(refiner.refine_batch(image, logits, strokes)
+                  - eager.refine_batch(image, logits, strokes)).max() < EQUALITY_TOLERANCE
+
+
+def test_predictor_takes_a_backend_and_a_cache(tmp_path, base):
+    path = tmp_path / "base.safetensors"
+    save_checkpoint(path, base, metadata={"net_size": 32})
+    assert Predictor(path, backend="torchscript").net.backend == "torchscript"
+    predictor = Predictor(path, onnx_cache=tmp_path / "cache")
+    assert predictor.net.backend == "onnx"
+    cached = tmp_path / "cache" / f"{file_sha256(path)}.onnx"
+    assert read_onnx_metadata(cached) == (read_metadata(path), file_sha256(path))
