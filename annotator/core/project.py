@@ -175,6 +175,20 @@ class Project:
         self._versions = {p: v for p, (v, _) in deltas.items()}
         return len(events)
 
+    def save(self) -> int:
+        """Commit what is pending and checkpoint the log into the project file, so that the
+        ``.etmira`` file alone (copied, backed up) holds all the work. Returns the number of
+        events written.
+
+        Raises
+        ------
+        ProjectError
+            See :meth:`commit` and ``ProjectStore.checkpoint``.
+        """
+        written = self.commit()
+        self.store.checkpoint()
+        return written
+
     def save_as(self, path: str | os.PathLike, *,
                 progress: Callable[[int, int], None] | None = None) -> None:
         """Write a consistent copy to `path` and continue working in it (the old file stays

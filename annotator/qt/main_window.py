@@ -243,8 +243,10 @@ class MainWindow(QMainWindow):
 
     @guarded
     def save(self) -> None:
-        """Write anything pending (every stroke is already saved when committed)."""
-        written = self.project.commit()
+        """Write anything pending and fold the log into the project file (every stroke is
+        already safe when committed; after Save the ``.etmira`` file alone holds it all)."""
+        self._settle()
+        written = self.project.save()
         self.statusBar().showMessage(
             f"Saved to {self.project.path}"
             + (f" ({written} pending events written)" if written else ""),

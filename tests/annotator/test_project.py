@@ -187,3 +187,24 @@ def test_any_edits_and_reopens_give_the_journal_replay(view_folder, tmp_path_fac
         np.testing.assert_array_equal(project.session.mask, replayed.mask)
     finally:
         project.close()
+
+
+def test_after_save_the_project_file_alone_holds_every_stroke(project, tmp_path):
+    import shutil
+
+    session = project.session
+    for stroke in make_strokes(4, seed=5):
+        session.apply_stroke(stroke)
+    copy = tmp_path / "copied.etmira"
+    shutil.copyfile(project.path, copy)  # without -wal: the strokes are still in the log
+    with open_project(copy, refine=SpreadRefiner(), readonly=True) as unsaved:
+        assert len(unsaved.session.strokes) < 4
+    project.save()
+    # copied while the project is still open, as a backup program would
+    copy = tmp_path / "copied_after_save.etmira"
+    shutil.copyfile(project.path, copy)
+    with open_project(copy, refine=SpreadRefiner(), readonly=True) as saved:
+        assert saved.session.strokes == session.strokes
+        np.testing.assert_array_equal(saved.session.mask, session.mask)
+    session.apply_stroke(make_strokes(1, seed=6)[0])  # the work goes on, each stroke committed
+    assert project.store.event_count() == 5 and not project.dirty

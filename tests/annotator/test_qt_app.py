@@ -216,3 +216,19 @@ def test_keyboard_shortcuts(window, qtbot):
         Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
     )
     assert window.project.session.strokes
+
+
+def test_save_leaves_a_project_file_that_holds_everything_alone(window, qtbot, tmp_path):
+    import shutil
+
+    from annotator.core.project import open_project
+
+    drag(qtbot, window.canvas, [(20, 70), (60, 70)])
+    window.save_action.trigger()  # accepts the pending refinement, then saves
+    strokes = window.project.session.strokes
+    assert len(strokes) == 1 and "Saved to" in window.statusBar().currentMessage()
+    copy = tmp_path / "backup.etmira"
+    shutil.copyfile(window.project.path, copy)  # the .etmira alone, project still open
+    with open_project(copy, refine=None, readonly=True) as copied:
+        assert copied.session.strokes == strokes
+        np.testing.assert_array_equal(copied.session.mask, window.project.session.mask)
