@@ -291,6 +291,11 @@ class PatchQueue:
             self.skipped.remove(index)
         self.skipped.append(index)
 
+    def reviewed(self) -> tuple[int, int]:
+        """(patches marked done, patches the queue offers): what "reviewed" counts. Looking at
+        a patch, drawing on it or skipping it does not make it reviewed; marking it done does."""
+        return int(np.count_nonzero(self.done & self.eligible)), int(self.eligible.sum())
+
     def coverage(self, *, done_only: bool = False) -> float:
         """Share of the mirror area inside patches seen (or, with ``done_only``, done)."""
         reviewed = self.done if done_only else self.states != NOT_SEEN

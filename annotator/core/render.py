@@ -19,15 +19,38 @@ import numpy as np
 
 BASE_LAYERS = ("depth", "albedo", "normals", "raking")
 
-# Colours chosen to stay distinguishable on grey bronze and from one another.
-PREDICTION_COLOR = (0, 190, 255)
-SKELETON_COLOR = (255, 230, 0)
-ADD_COLOR = (40, 220, 70)
-ERASE_COLOR = (255, 50, 90)
-PROPOSAL_ADD_COLOR = (255, 170, 0)
-PROPOSAL_REMOVE_COLOR = (190, 70, 255)
+# The app's colours, in one place for the canvas, the legend and the exports: the Okabe-Ito
+# palette, told apart with every common colour-vision deficiency. No two meanings that can be
+# on screen together share a colour: the mask is sky blue; the user's strokes green (add) and
+# vermillion (erase); the network's proposal orange (adds) and dark blue (removes, drawn over
+# the sky-blue mask it removes from); the error map white (right), yellow (superfluous) and
+# reddish purple (missed); centre lines black.
+OKABE_ITO = {
+    "black": (0, 0, 0), "orange": (230, 159, 0), "sky_blue": (86, 180, 233),
+    "bluish_green": (0, 158, 115), "yellow": (240, 228, 66), "blue": (0, 114, 178),
+    "vermillion": (213, 94, 0), "reddish_purple": (204, 121, 167),
+}
+PALETTE = {
+    "mask": OKABE_ITO["sky_blue"],
+    "skeleton": OKABE_ITO["black"],
+    "add": OKABE_ITO["bluish_green"],
+    "erase": OKABE_ITO["vermillion"],
+    "proposal_add": OKABE_ITO["orange"],
+    "proposal_remove": OKABE_ITO["blue"],
+    "right": (245, 245, 245),
+    "superfluous": OKABE_ITO["yellow"],
+    "missed": OKABE_ITO["reddish_purple"],
+    "done": OKABE_ITO["bluish_green"],
+    "current": OKABE_ITO["yellow"],
+}
+PREDICTION_COLOR = PALETTE["mask"]
+SKELETON_COLOR = PALETTE["skeleton"]
+ADD_COLOR = PALETTE["add"]
+ERASE_COLOR = PALETTE["erase"]
+PROPOSAL_ADD_COLOR = PALETTE["proposal_add"]
+PROPOSAL_REMOVE_COLOR = PALETTE["proposal_remove"]
 # Error map: true positive, false positive (superfluous), false negative (missed).
-ERROR_COLORS = ((245, 245, 245), (255, 60, 60), (60, 140, 255))
+ERROR_COLORS = (PALETTE["right"], PALETTE["superfluous"], PALETTE["missed"])
 
 # Bits of the user map pyramid (see encode_user_map).
 USER_ADD_BIT = 1

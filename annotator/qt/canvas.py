@@ -81,6 +81,7 @@ class Canvas(QWidget):
         self._offset = np.zeros(2)  # view (x, y) at the widget's top-left corner
         self._proposal = None  # (QImage, x0, y0) in view pixels
         self._highlight = None  # (y0, x0, y1, x1) of the current patch
+        self._done_boxes = np.zeros((0, 4), np.int64)  # patches marked done
         self.tool = "add"
         self.radius = 6.0
         self._stroke: list[tuple[float, float]] = []
@@ -99,6 +100,7 @@ class Canvas(QWidget):
         self._tiles.clear()
         self._proposal = None
         self._highlight = None
+        self._done_boxes = np.zeros((0, 4), np.int64)
         self.fit()
 
     @property
@@ -148,6 +150,12 @@ class Canvas(QWidget):
     def set_highlight(self, box=None) -> None:
         """Outline the patch ``box`` = (y0, x0, y1, x1) the user works on (None: none)."""
         self._highlight = box
+        self.update()
+
+    def set_done(self, boxes) -> None:
+        """Mark the patches ``boxes`` ((N, 4) of y0, x0, y1, x1) as done: a thin outline and a
+        tick in their corner, faint enough to draw over."""
+        self._done_boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
         self.update()
 
     # ---- zoom and pan --------------------------------------------------------------------
@@ -243,6 +251,8 @@ class Canvas(QWidget):
             if self._proposal is not None:
                 image, x0, y0 = self._proposal
                 painter.drawImage(QPointF(x0, y0), image)
+            if len(self._done_boxes):
+                self._paint_done(painter)
             if self._highlight is not None:
                 self._paint_highlight(painter)
             if self._stroke:
@@ -362,12 +372,28 @@ class Canvas(QWidget):
         # A dark line under a bright dashed one stays visible on light and dark bronze.
         for color, width, style in (
             (QColor(0, 0, 0, 170), 4.0, Qt.PenStyle.SolidLine),
-            (QColor(255, 214, 0), 2.0, Qt.PenStyle.DashLine),
+            (QColor(*render.PALETTE["current"]), 2.0, Qt.PenStyle.DashLine),
         ):
             pen = QPen(color, width, style)
             pen.setCosmetic(True)
             painter.setPen(pen)
             painter.drawRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+
+    def _paint_done(self, painter: QPainter) -> None:
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        pen = QPen(QColor(*render.PALETTE["done"], 150), 1.5)
+        pen.setCosmetic(True)
+        painter.setPen(pen)
+        tick = 14 / self._scale  # 14 screen pixels at any zoom
+        for y0, x0, y1, x1 in self._done_boxes.tolist():
+            # inset by a screen pixel: overlapping done patches keep separate outlines
+            inset = 2 / self._scale
+            painter.drawRect(QRectF(x0 + inset, y0 + inset, x1 - x0 - 2 * inset,
+                                    y1 - y0 - 2 * inset))
+            left, top = x0 + tick * 0.5, y0 + tick * 0.5
+            painter.drawPolyline([QPointF(left, top + tick * 0.5),
+                                  QPointF(left + tick * 0.35, top + tick * 0.85),
+                                  QPointF(left + tick, top)])
 
     def _paint_stroke(self, painter: QPainter, rect: QRect) -> None:
         """Draw the stroke in progress, only its segments near ``rect`` (widget pixels).

@@ -357,7 +357,7 @@ class MainWindow(QMainWindow):
         self._update_edit_actions()
         self.statusBar().showMessage(
             f"Network: +{int(proposal.added.sum())} / -{int(proposal.removed.sum())} px "
-            "(orange adds, violet removes). Enter accepts, Esc keeps only your stroke."
+            "(orange adds, dark blue removes). Enter accepts, Esc keeps only your stroke."
         )
 
     def finish_refinement(self) -> None:
@@ -461,7 +461,9 @@ class MainWindow(QMainWindow):
 
     def _refresh_queue(self) -> None:
         if self.project is not None:
-            self.queue.refresh(self.project.session.queue, self.stack, current=self.current_patch)
+            queue = self.project.session.queue
+            self.queue.refresh(queue, self.stack, current=self.current_patch)
+            self.canvas.set_done(queue.grid.boxes[queue.done])
 
     def _update_edit_actions(self) -> None:
         session = None if self.project is None else self.project.session

@@ -232,3 +232,41 @@ def test_save_leaves_a_project_file_that_holds_everything_alone(window, qtbot, t
     with open_project(copy, refine=None, readonly=True) as copied:
         assert copied.session.strokes == strokes
         np.testing.assert_array_equal(copied.session.mask, window.project.session.mask)
+
+
+def test_reviewed_counts_done_patches_only_and_done_ones_stay_listed(window, qtbot):
+    from annotator.qt.queue_panel import DONE_MARK
+
+    panel, queue = window.queue, window.project.session.queue
+    queued = int(queue.eligible.sum())
+    assert queued > 2 and panel.coverage.maximum() == queued
+    window.next_action.trigger()
+    first = window.current_patch
+    y0, x0, y1, x1 = (int(v) for v in queue.grid.boxes[first])
+    drag(qtbot, window.canvas, [((x0 + x1) / 2, (y0 + y1) / 2)])  # an accidental dot
+    window.accept_action.trigger()
+    window.skip_patch()
+    assert panel.coverage.value() == 0  # a look, a dot and a skip review nothing
+    window.jump_to(first)
+    window.mark_done()
+    assert panel.coverage.value() == 1 and panel.coverage.text() == f"reviewed 1 of {queued} patches"
+    rows = [panel.list.item(i) for i in range(panel.list.count())]
+    done_rows = [r.text() for r in rows if r.data(Qt.ItemDataRole.UserRole) == first]
+    assert done_rows and done_rows[0].startswith(DONE_MARK) and "done" in done_rows[0]
+    assert window.canvas._done_boxes.tolist() == [queue.grid.boxes[first].tolist()]
+    # the outline and tick are painted, in the "done" colour
+    window.canvas.fit()
+    window.canvas.paint_final()
+    marked = _pixels(window.canvas.grab().toImage())
+    window.canvas.set_done([])
+    plain = _pixels(window.canvas.grab().toImage())
+    changed = np.any(marked != plain, axis=-1)
+    assert changed.sum() > 20
+    assert np.median(marked[changed][:, 1].astype(int) - marked[changed][:, 0]) > 0  # greenish
+
+
+def _pixels(image) -> np.ndarray:
+    image = image.convertToFormat(image.Format.Format_RGB888)
+    return np.frombuffer(image.constBits(), np.uint8).reshape(
+        image.height(), image.bytesPerLine())[:, :3 * image.width()].reshape(
+        image.height(), image.width(), 3).copy()
