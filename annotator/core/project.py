@@ -29,6 +29,7 @@ checks the result against the stored mask.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 from collections.abc import Callable
@@ -40,16 +41,19 @@ from scipy.special import logit
 from annotator.core.project_file import needs_recovery
 from annotator.core.project_store import ProjectStore
 from annotator.core.session import AnnotationSession
-from refinement_model.errors import InputError, ProjectError
+from refinement_model.errors import Cancelled, InputError, ProjectError
 from refinement_model.patches import PatchGrid
-from refinement_model.views import load_view
+from refinement_model.views import MirrorView, load_view
 
-__all__ = ["Project", "StoredView", "create_project", "file_record", "needs_recovery",
-           "new_project", "open_project", "project_summary", "replay_stored"]
+__all__ = ["Project", "StoredView", "create_project", "file_record", "find_view_project",
+           "needs_recovery", "new_project", "open_project", "project_summary", "replay_stored",
+           "view_records"]
 
 FORMAT = "etmira-project"
 STATE_LAYERS = ("mask", "user_map", "provenance")
 _ROLES = ("normals", "albedo", "depth", "drawings", "mask")
+# The maps that identify a view by content: the same maps elsewhere are the same view.
+_MAP_ROLES = ("normals", "albedo", "depth")
 # The stitched probabilities come back as float32, whose sigmoid saturates beyond |logit| ~ 16.
 _P_CLIP = 1e-7
 
@@ -89,6 +93,62 @@ def changed_files(records: dict) -> list[str]:
             warnings.append(f"the view's {role} file {record['path']} changed since the "
                             "project was made")
     return warnings
+
+
+def view_records(files) -> dict:
+    """:func:`file_record` of each file of a view (``ViewFiles``), by role; absent roles left
+    out."""
+    return {role: file_record(getattr(files, role)) for role in _ROLES
+            if getattr(files, role, None) is not None}
+
+
+def find_view_project(folder, files, *, cancel: Callable[[], bool] | None = None
+                      ) -> tuple[str, dict] | tuple[None, None]:
+    """The project in ``folder`` made for this view, wherever its files were then.
+
+    A project matches when it recorded the same map files (path, size and time: nothing to
+    hash), or maps of the same SHA-256 (the view was moved or copied; its files are hashed only
+    when a project recorded maps of the same sizes). Unreadable projects are passed over.
+
+    Parameters
+    ----------
+    folder : path-like
+        Where the app keeps the projects of views opened directly.
+    files : ViewFiles
+        The view's files, as ``load_view`` found them.
+
+    Returns
+    -------
+    (project path, records) or (None, None)
+        ``records`` are the view's :func:`view_records` when they had to be computed (the
+        project's recorded files are then out of date: see :meth:`Project.relocate_view`).
+    """
+    current = {role: os.path.abspath(getattr(files, role)) for role in _MAP_ROLES}
+    stats = {role: os.stat(path) for role, path in current.items()}
+    candidates = []
+    for path in sorted(glob.glob(os.path.join(os.fspath(folder), "*.etmira"))):
+        try:
+            with ProjectStore.open(path, readonly=True, check="none") as store:
+                recorded = store.meta().get("view", {}).get("files", {})
+        except (ProjectError, OSError):
+            continue
+        if not all(role in recorded for role in _MAP_ROLES):
+            continue
+        if all(recorded[role]["path"] == current[role]
+               and (recorded[role]["size"], recorded[role]["mtime_ns"])
+               == (stats[role].st_size, stats[role].st_mtime_ns) for role in _MAP_ROLES):
+            return path, None
+        if all(recorded[role]["size"] == stats[role].st_size for role in _MAP_ROLES):
+            candidates.append((path, recorded))
+    if not candidates:
+        return None, None
+    if cancel is not None and cancel():
+        raise Cancelled("finding the view's project was cancelled")
+    records = view_records(files)
+    for path, recorded in candidates:
+        if all(recorded[role]["sha256"] == records[role]["sha256"] for role in _MAP_ROLES):
+            return path, records
+    return None, None
 
 
 def _model_record(path) -> dict:
@@ -205,6 +265,12 @@ class Project:
         self.commit()
         self.store.backup(path, progress=progress)
 
+    def relocate_view(self, records: dict) -> None:
+        """Record the view's files at their new place (``records`` from :func:`view_records`),
+        so that the project opens from there."""
+        meta = self.store.meta()
+        self.store.commit(meta={"view": {**meta["view"], "files": dict(records)}})
+
     def summary(self) -> dict:
         """Effort and progress figures (see :func:`project_summary`), with scores when the
         view has ground truth."""
@@ -293,9 +359,8 @@ def create_project(path: str | os.PathLike, view, base_logits: np.ndarray, *, re
     overwrite, autocommit, progress, cancel
         See ``ProjectStore.create`` and :class:`Project`.
     """
-    view_files = getattr(view, "files", None)  # a StoredView (tests, benchmarks) has none
-    files = {role: file_record(getattr(view_files, role)) for role in _ROLES
-             if getattr(view_files, role, None) is not None}
+    # a StoredView (tests, benchmarks) has no files
+    files = view_records(view.files) if getattr(view, "files", None) is not None else {}
     options = {key: value for key, value in (("grid", grid), ("image", image))
                if value is not None}
     session = AnnotationSession(view, base_logits, refine, inputs=inputs, **options)
@@ -325,8 +390,9 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
     Parameters
     ----------
     path : path-like
-    view_path : path-like
-        A view folder or data-set root (with `view_id`), as ``load_view`` takes.
+    view_path : path-like or MirrorView
+        A view folder or data-set root (with `view_id`), as ``load_view`` takes, or the view
+        already loaded.
     base : path-like
         Base model checkpoint.
     refiner : path-like, optional
@@ -343,7 +409,8 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
 
     if os.path.exists(path) and not overwrite:
         raise ProjectError(path, "already exists (choose another name or overwrite it)")
-    view = load_view(view_path, view_id, cancel=cancel)
+    view = view_path if isinstance(view_path, MirrorView) else \
+        load_view(view_path, view_id, cancel=cancel)
     predictor = Predictor(base)
     models, inputs, patch_refiner = {"base": _model_record(base)}, predictor.net.spec.inputs, None
     if refiner is not None:

@@ -105,6 +105,8 @@ class MainWindow(QMainWindow):
         file = bar.addMenu("&File")
         self._action(file, "&Open view...", self.open_view_dialog, QKeySequence.StandardKey.Open)
         self._action(file, "Open &project...", self.open_project_dialog, "Ctrl+Shift+O")
+        self.recent_menu = file.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self.save_action = self._action(file, "&Save", self.save, QKeySequence.StandardKey.Save)
         self.save_as_action = self._action(file, "Save &as...", self.save_as, "Ctrl+Shift+S")
         self.export_menu = file.addMenu("&Export")
@@ -241,6 +243,17 @@ class MainWindow(QMainWindow):
         if path:
             self.open_path(path)
 
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = document.recent_projects()
+        for number, path in enumerate(recent, 1):
+            action = self.recent_menu.addAction(f"&{number % 10}  {Path(path).name}")
+            action.setToolTip(path)
+            action.setStatusTip(path)
+            action.triggered.connect(lambda checked=False, p=path: self.open_path(p))
+        if not recent:
+            self.recent_menu.addAction("No recent projects").setEnabled(False)
+
     @guarded
     def save(self) -> None:
         """Write anything pending and fold the log into the project file (every stroke is
@@ -259,11 +272,12 @@ class MainWindow(QMainWindow):
             path, _ = QFileDialog.getSaveFileName(
                 self,
                 "Save the project as",
-                str(self._project_dir),
+                str(self._work_folder()),
                 f"etmira projects (*{document.PROJECT_SUFFIX})",
             )
             if not path:
                 return
+            path = document.with_project_suffix(path)
         self._settle()
         run_with_progress(
             lambda progress, cancel: self.project.save_as(path, progress=progress),
@@ -274,11 +288,20 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{self.project.session.view.view_id} - {Path(path).name} - etmira")
         self.statusBar().showMessage(f"Saved as {path}; you now work in it", 5000)
 
+    def _work_folder(self) -> Path:
+        """Where dialogs about this work open: beside the project, or, for a project the app
+        keeps in its own folder, beside the view's maps."""
+        project = Path(self.project.path).resolve()
+        files = getattr(self.project.session.view, "files", None)
+        if project.parent == self._project_dir.resolve() and files is not None:
+            return Path(files.depth).resolve().parent
+        return project.parent
+
     @guarded
     def export_as(self, kind: str, path=None) -> None:
         text, file_filter, suffix = document.EXPORTS[kind]
         if path is None:
-            default = str(Path.home() / f"{self.project.session.view.view_id}{suffix}")
+            default = str(self._work_folder() / f"{self.project.session.view.view_id}{suffix}")
             path, _ = QFileDialog.getSaveFileName(self, text.rstrip("."), default, file_filter)
             if not path:
                 return

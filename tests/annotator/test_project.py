@@ -208,3 +208,23 @@ def test_after_save_the_project_file_alone_holds_every_stroke(project, tmp_path)
         np.testing.assert_array_equal(saved.session.mask, session.mask)
     session.apply_stroke(make_strokes(1, seed=6)[0])  # the work goes on, each stroke committed
     assert project.store.event_count() == 5 and not project.dirty
+
+
+def test_a_view_is_found_by_its_maps_content_not_its_path(project, view_folder, tmp_path):
+    import shutil
+
+    from annotator.core.project import find_view_project
+
+    folder = tmp_path  # the project fixture lives here
+    assert find_view_project(folder, load_view(view_folder).files) == (project.path, None)
+    copy = shutil.copytree(view_folder, tmp_path / "elsewhere" / "view")
+    found, records = find_view_project(folder, load_view(copy).files)
+    assert found == project.path and records["depth"]["path"].startswith(str(copy))
+    project.relocate_view(records)
+    assert find_view_project(folder, load_view(copy).files) == (project.path, None)
+    other = shutil.copytree(view_folder, tmp_path / "other" / "view")
+    files = load_view(other).files
+    data = bytearray(files.depth.read_bytes())
+    data[-1] ^= 0xFF  # same size, other content: another view (only hashed, never loaded)
+    files.depth.write_bytes(bytes(data))
+    assert find_view_project(folder, files) == (None, None)

@@ -270,3 +270,45 @@ def _pixels(image) -> np.ndarray:
     return np.frombuffer(image.constBits(), np.uint8).reshape(
         image.height(), image.bytesPerLine())[:, :3 * image.width()].reshape(
         image.height(), image.width(), 3).copy()
+
+
+def test_the_same_view_elsewhere_reopens_its_project(window, qtbot, files, tmp_path):
+    import shutil
+
+    root, view, base, refiner = files
+    drag(qtbot, window.canvas, [(20, 70), (60, 70)])
+    window.accept_action.trigger()
+    project_path, strokes = window.project.path, window.project.session.strokes
+    window.close_project()
+    moved = tmp_path / "moved" / "view"
+    shutil.copytree(view, moved)  # another path, the same maps
+    assert window.open_path(moved) is True
+    assert window.project.path == project_path and window.project.session.strokes == strokes
+    recorded = window.project.store.meta()["view"]["files"]["depth"]["path"]
+    assert recorded.startswith(str(moved))  # the project now opens from the new place
+    window.close_project()
+    assert window.open_path(moved) is True and window.project.path == project_path
+
+
+def test_recent_menu_save_as_suffix_and_dialogs_beside_the_work(window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    asked = []
+
+    def save_dialog(parent, caption, folder, file_filter):
+        asked.append(folder)
+        return str(tmp_path / ("copy" if "project" in caption else "lines.svg")), file_filter
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", save_dialog)
+    window.save_as()
+    assert window.project.path == str(tmp_path / "copy.etmira")  # the extension is added
+    window.export_as("svg")
+    assert (tmp_path / "lines.svg").exists()
+    assert asked[1] == str(tmp_path / f"{window.project.session.view.view_id}_lines.svg")
+    window.recent_menu.aboutToShow.emit()
+    entries = [a.toolTip() for a in window.recent_menu.actions()]
+    assert entries[0] == str(tmp_path / "copy.etmira") and len(entries) == 2
+    first = window.project.path
+    window.close_project()
+    window.recent_menu.actions()[1].trigger()
+    assert window.project is not None and window.project.path != first
