@@ -56,14 +56,11 @@ class Canvas(QWidget):
         The view position under the mouse.
     viewChanged()
         Zoom or pan changed.
-    spaceTapped()
-        Space pressed and released without panning (image tools use a held space to pan).
     """
 
     strokeFinished = Signal(str, object, float)
     cursorMoved = Signal(float, float)
     viewChanged = Signal()
-    spaceTapped = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -86,8 +83,7 @@ class Canvas(QWidget):
         self.radius = 6.0
         self._stroke: list[tuple[float, float]] = []
         self._pan_from = None
-        self._space = False
-        self._space_panned = False
+        self._space = False  # held: the left button pans, as in image tools
         self._mouse = None  # widget position of the brush cursor
         self._moving = False  # zoom or pan in progress: draw fast, smooth once settled
         self._settle = QTimer(self, singleShot=True, interval=_SETTLE_MS)
@@ -448,7 +444,6 @@ class Canvas(QWidget):
             button == Qt.MouseButton.LeftButton and self._space
         ):
             self._pan_from = event.position()
-            self._space_panned = self._space
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
         elif (
             button == Qt.MouseButton.LeftButton
@@ -479,7 +474,7 @@ class Canvas(QWidget):
     def mouseReleaseEvent(self, event) -> None:
         if self._pan_from is not None:
             self._pan_from = None
-            self.unsetCursor()
+            self.restore_cursor()
             return
         if event.button() == Qt.MouseButton.LeftButton and self._stroke:
             points, self._stroke = tuple(self._stroke), []
@@ -498,7 +493,8 @@ class Canvas(QWidget):
     def keyPressEvent(self, event) -> None:
         if event.key() == Qt.Key.Key_Space:
             if not event.isAutoRepeat():
-                self._space, self._space_panned = True, False
+                self._space = True
+                self.setCursor(Qt.CursorShape.OpenHandCursor)
             return
         super().keyPressEvent(event)
 
@@ -506,10 +502,16 @@ class Canvas(QWidget):
         if event.key() == Qt.Key.Key_Space:
             if not event.isAutoRepeat():
                 self._space = False
-                if not self._space_panned:
-                    self.spaceTapped.emit()
+                if self._pan_from is None:
+                    self.restore_cursor()
             return
         super().keyReleaseEvent(event)
+
+    def restore_cursor(self) -> None:
+        """The cursor of the current tool (after panning, or when the tool changed)."""
+        self.setCursor(
+            Qt.CursorShape.OpenHandCursor if self.tool == "pan" else Qt.CursorShape.CrossCursor
+        )
 
     def resizeEvent(self, event) -> None:
         if self._stack is not None and event.oldSize().width() <= 0:

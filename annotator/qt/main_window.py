@@ -10,13 +10,14 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow
 
 from annotator.core import render
+from annotator.core.patch_queue import STATE_NAMES
 from annotator.core.session import default_radius
-from annotator.qt import document
+from annotator.qt import dialogs, document
 from annotator.qt.canvas import Canvas
 from annotator.qt.dialogs import guarded, show_error
 from annotator.qt.layers import LayerPanel
@@ -27,6 +28,13 @@ from refinement_model.strokes import Stroke, rasterize_stroke
 
 # Scores over the whole view cost a moment on 60 Mpx: computed once the user pauses.
 _SCORE_DELAY_MS = 700
+FIRST_RUN_HINT = (
+    "Start here: press N (or the Next button) to go to the patch the network doubts most, then "
+    "drag over the lines to trace them (B), or over wrong ones to erase them (E). "
+    "Enter keeps the network's refinement, Esc only your stroke. F1 lists every key."
+)
+_HINT_SEEN_KEY = "firstRunHintSeen"
+_MODEL_KEYS = ("models/base", "models/refiner")
 
 
 class MainWindow(QMainWindow):
@@ -46,7 +54,8 @@ class MainWindow(QMainWindow):
         self.stack = None
         self.current_patch: int | None = None
         self._project_dir = Path(project_dir) if project_dir else document.default_project_dir()
-        self._models = (base, refiner)
+        # the command line's models, else those chosen in the app before (File > Choose models)
+        self._models = (base, refiner) if base or refiner else _saved_models()
         self.setWindowTitle("etmira annotate")
         self.canvas = Canvas()
         self.setCentralWidget(self.canvas)
@@ -113,6 +122,8 @@ class MainWindow(QMainWindow):
         for kind, (text, _, _) in document.EXPORTS.items():
             self._action(self.export_menu, text, lambda k=kind: self.export_as(k))
         file.addSeparator()
+        self._action(file, "Choose &models...", self.choose_models)
+        file.addSeparator()
         self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
         edit = bar.addMenu("&Edit")
@@ -144,6 +155,11 @@ class MainWindow(QMainWindow):
         self._action(patch, "&Skip patch", self.skip_patch, "S")
         self._action(patch, "Mark &done", self.mark_done, "D", "accept")
 
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&Keyboard and mouse...", self.show_shortcuts, "F1")
+        self._action(help_menu, "&About etmira...", self.show_about)
+
+        self.next_action.setToolTip("Go to the worst patch not seen yet (N)")
         self.tools.addSeparator()
         for action in (self.next_action, self.accept_action, self.reject_action):
             self.tools.addAction(action)
@@ -152,7 +168,6 @@ class MainWindow(QMainWindow):
         self.canvas.strokeFinished.connect(self.on_stroke)
         self.canvas.cursorMoved.connect(self._show_position)
         self.canvas.viewChanged.connect(self._show_brush)
-        self.canvas.spaceTapped.connect(self.next_patch)
         self.tools.toolChanged.connect(self._set_tool)
         self.tools.radiusChanged.connect(self._set_radius)
         self.layers.settingsChanged.connect(self.canvas.set_settings)
@@ -203,6 +218,8 @@ class MainWindow(QMainWindow):
         self._score_timer.start()
         for warning in project.warnings:
             self.statusBar().showMessage(warning, 10000)
+        if not project.warnings and not QSettings().value(_HINT_SEEN_KEY, False, type=bool):
+            self.statusBar().showMessage(FIRST_RUN_HINT)
 
     @guarded
     def open_path(self, path) -> bool:
@@ -313,6 +330,37 @@ class MainWindow(QMainWindow):
         )
         self.statusBar().showMessage(message, 5000)
 
+    def choose_models(self) -> None:
+        """Pick the base model and refiner for views opened from now on (an open project
+        keeps the models it was made with)."""
+        chosen = dialogs.choose_models(self, *self._models)
+        if chosen is not None:
+            self._models = chosen
+            settings = QSettings()
+            settings.setValue(_MODEL_KEYS[0], chosen[0] or "")
+            settings.setValue(_MODEL_KEYS[1], chosen[1] or "")
+            self.statusBar().showMessage(
+                "New views will be traced with these models; open projects keep theirs.", 6000
+            )
+
+    def show_shortcuts(self) -> None:
+        """The Help menu's list of keys and mouse gestures, read from the actions themselves."""
+        rows = [
+            (action.text().replace("&", "").rstrip("."), action.shortcut().toString(
+                QKeySequence.SequenceFormat.NativeText))
+            for action in self.actions()
+            if not action.shortcut().isEmpty()
+        ]
+        rows += [
+            ("Pan", "hold Space and drag, or drag with the middle button"),
+            ("Zoom", "mouse wheel"),
+            ("Draw / erase", "drag with the left button (B / E choose the brush)"),
+        ]
+        dialogs.show_table(self, "Keyboard and mouse", rows)
+
+    def show_about(self) -> None:
+        dialogs.show_about(self)
+
     def replay_strokes(self, path) -> None:
         """Apply (and accept) every stroke of a stroke journal, as if drawn (for demos)."""
         from annotator.core.journal_io import read_strokes
@@ -354,6 +402,7 @@ class MainWindow(QMainWindow):
         if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
             self.statusBar().showMessage("The stroke is outside the view", 3000)
             return
+        QSettings().setValue(_HINT_SEEN_KEY, True)
         QApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
         try:
             # the refiner's one-pass preview at once; its own result when the worker has it
@@ -465,6 +514,13 @@ class MainWindow(QMainWindow):
         self.canvas.centre_on(box)
         self.canvas.set_highlight(box)
         self._refresh_queue()
+        QSettings().setValue(_HINT_SEEN_KEY, True)
+        queue = self.project.session.queue
+        self.statusBar().showMessage(
+            f"Patch #{index} ({STATE_NAMES[queue.states[index]]}), doubt "
+            f"{queue.scores[index]:.2f}: how undecided the prediction is about its lines. "
+            "Draw over what is wrong; D marks it done, N goes on."
+        )
 
     # ---- reacting to the session ---------------------------------------------------------
     def _on_change(self, change) -> None:
@@ -524,9 +580,7 @@ class MainWindow(QMainWindow):
     # ---- small things --------------------------------------------------------------------
     def _set_tool(self, tool: str) -> None:
         self.canvas.tool = tool
-        self.canvas.setCursor(
-            Qt.CursorShape.OpenHandCursor if tool == "pan" else Qt.CursorShape.CrossCursor
-        )
+        self.canvas.restore_cursor()
 
     def _set_radius(self, radius: float) -> None:
         self.canvas.radius = radius
@@ -550,3 +604,10 @@ def _patches_over(boxes: np.ndarray, region) -> np.ndarray:
     y0, x0, y1, x1 = region
     hit = (boxes[:, 0] < y1) & (boxes[:, 2] > y0) & (boxes[:, 1] < x1) & (boxes[:, 3] > x0)
     return np.flatnonzero(hit)
+
+
+def _saved_models() -> tuple[str | None, str | None]:
+    """The models last chosen in the app (None where none was, or its file is gone)."""
+    settings = QSettings()
+    paths = (settings.value(key, "", type=str) for key in _MODEL_KEYS)
+    return tuple(path if path and Path(path).is_file() else None for path in paths)

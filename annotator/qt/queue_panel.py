@@ -64,7 +64,7 @@ class QueuePanel(QWidget):
         layout.addWidget(self.summary)
         buttons = QHBoxLayout()
         for text, icon_name, signal, tip in (
-            ("Next", "next", self.nextRequested, "Go to the worst patch not seen yet (N or Space)"),
+            ("Next", "next", self.nextRequested, "Go to the worst patch not seen yet (N)"),
             ("Skip", None, self.skipRequested, "Put this patch at the back of the queue"),
             ("Done", "accept", self.doneRequested, "Mark this patch as finished"),
         ):

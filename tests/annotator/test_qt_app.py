@@ -203,7 +203,9 @@ def test_keyboard_shortcuts(window, qtbot):
     qtbot.keyClick(canvas, Qt.Key.Key_N)
     first = window.current_patch
     assert first is not None
-    qtbot.keyClick(canvas, Qt.Key.Key_Space)  # a tap, not a drag: next patch too
+    qtbot.keyClick(canvas, Qt.Key.Key_Space)  # Space only pans (held): no jump on a tap
+    assert window.current_patch == first
+    qtbot.keyClick(canvas, Qt.Key.Key_N)
     assert window.current_patch not in (None, first)
     drag(qtbot, canvas, [(20, 70), (60, 70)])
     qtbot.keyClick(canvas, Qt.Key.Key_Return)
@@ -312,3 +314,65 @@ def test_recent_menu_save_as_suffix_and_dialogs_beside_the_work(window, tmp_path
     window.close_project()
     window.recent_menu.actions()[1].trigger()
     assert window.project is not None and window.project.path != first
+
+
+def test_space_held_pans_and_help_lists_the_keys(window, qtbot, monkeypatch):
+    from PySide6.QtCore import QPoint
+
+    from annotator.qt import dialogs
+    from annotator.qt.main_window import FIRST_RUN_HINT
+
+    assert window.statusBar().currentMessage() == FIRST_RUN_HINT  # first run: where to start
+    canvas = window.canvas
+    canvas.setFocus()
+    strokes = len(window.project.session.journal)
+    qtbot.keyPress(canvas, Qt.Key.Key_Space)
+    before = canvas.view_to_widget(0, 0)
+    start = canvas.rect().center()
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(canvas, start + QPoint(40, 25))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=start + QPoint(40, 25))
+    qtbot.keyRelease(canvas, Qt.Key.Key_Space)
+    moved = canvas.view_to_widget(0, 0) - before
+    assert (round(moved.x()), round(moved.y())) == (40, 25)
+    assert len(window.project.session.journal) == strokes and window.current_patch is None
+    window.next_action.trigger()
+    assert "doubt" in window.statusBar().currentMessage()
+    assert window.next_action in window.tools.actions()  # the toolbar's Next button
+
+    tables = []
+    monkeypatch.setattr(dialogs, "show_table", lambda parent, title, rows: tables.append(rows))
+    window.show_shortcuts()
+    keys = dict(tables[0])
+    assert keys["Next patch"] == "N" and "Space" in keys["Pan"] and keys["Save"] == "Ctrl+S"
+    assert "etmira annotate" in dialogs.about_text()
+
+
+def test_models_are_chosen_in_the_app(window, files, dialogs, qtbot):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QDialogButtonBox, QLineEdit
+
+    from annotator.qt import main_window
+
+    root, view, base, refiner = files
+    answers = [(refiner, ""), (base, refiner)]  # a refiner is no base model: asked again
+
+    def fill():
+        dialog = QApplication.activeModalWidget()
+        if dialog is None or not answers:
+            QTimer.singleShot(20, fill)
+            return
+        edits = dialog.findChildren(QLineEdit)
+        for edit, text in zip(edits, answers.pop(0)):
+            edit.setText(str(text))
+        dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok).click()
+        if answers:
+            QTimer.singleShot(20, fill)
+
+    window._models = (None, None)
+    QTimer.singleShot(0, fill)
+    window.choose_models()
+    assert len(dialogs) == 1 and "not a base model" in dialogs[0]
+    dialogs.clear()
+    assert window._models == (str(base), str(refiner))
+    assert main_window._saved_models() == (str(base), str(refiner))  # kept for the next start
