@@ -15,7 +15,6 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow
 
 from annotator.core import render
-from annotator.core.patch_queue import STATE_NAMES
 from annotator.core.session import default_radius
 from annotator.qt import dialogs, document
 from annotator.qt.canvas import Canvas
@@ -29,9 +28,8 @@ from refinement_model.strokes import Stroke, rasterize_stroke
 # Scores over the whole view cost a moment on 60 Mpx: computed once the user pauses.
 _SCORE_DELAY_MS = 700
 FIRST_RUN_HINT = (
-    "Start here: press N (or the Next button) to go to the patch the network doubts most, then "
-    "drag over the lines to trace them (B), or over wrong ones to erase them (E). "
-    "Enter keeps the network's refinement, Esc only your stroke. F1 lists every key."
+    "Start: press N for the patch the network doubts most, then drag over lines to trace (B) "
+    "or erase (E). F1 lists all keys."
 )
 _HINT_SEEN_KEY = "firstRunHintSeen"
 _MODEL_KEYS = ("models/base", "models/refiner")
@@ -517,9 +515,8 @@ class MainWindow(QMainWindow):
         QSettings().setValue(_HINT_SEEN_KEY, True)
         queue = self.project.session.queue
         self.statusBar().showMessage(
-            f"Patch #{index} ({STATE_NAMES[queue.states[index]]}), doubt "
-            f"{queue.scores[index]:.2f}: how undecided the prediction is about its lines. "
-            "Draw over what is wrong; D marks it done, N goes on."
+            f"Patch #{index}, doubt {queue.scores[index]:.2f} (how undecided its lines are). "
+            "Draw to correct; D: done, N: next."
         )
 
     # ---- reacting to the session ---------------------------------------------------------
@@ -561,10 +558,19 @@ class MainWindow(QMainWindow):
 
     def _request_scores(self) -> None:
         # Over 60 Mpx the scores take a moment: off the GUI thread, only the latest request.
+        # Stamped with the journal position: a stroke committed meanwhile makes them outdated.
         if self.project is not None:
-            self._scores.submit(self.project.session.scores)
+            session = self.project.session
+            stamp = (session, len(session.journal))
+            self._scores.submit(lambda: (stamp, session.scores()))
 
-    def _show_scores(self, scores) -> None:
+    def _show_scores(self, result) -> None:
+        (session, position), scores = result
+        if self.project is None or self.project.session is not session:
+            return
+        if len(session.journal) != position:
+            self._score_timer.start()  # computed (partly) before the last change: again
+            return
         self.score_label.setText(
             "" if scores is None else f"pFM {scores['pfm']:.3f}  IoU {scores['iou']:.3f}"
         )

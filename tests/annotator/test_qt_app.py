@@ -376,3 +376,33 @@ def test_models_are_chosen_in_the_app(window, files, dialogs, qtbot):
     dialogs.clear()
     assert window._models == (str(base), str(refiner))
     assert main_window._saved_models() == (str(base), str(refiner))  # kept for the next start
+
+
+def test_scores_computed_before_a_stroke_are_not_shown_after_it(window, qtbot, monkeypatch):
+    import threading
+
+    session = window.project.session
+    window.refresh_status()
+    window.score_label.setText("shown before")
+    started, release = threading.Event(), threading.Event()
+    real_scores = type(session).scores
+
+    def slow_scores(self):
+        result = real_scores(self)  # the state before the stroke
+        started.set()
+        release.wait(5)
+        return result
+
+    monkeypatch.setattr(type(session), "scores", slow_scores)
+    window._request_scores()
+    assert started.wait(5)
+    drag(qtbot, window.canvas, [(20, 70), (100, 70)])  # committed while the worker computes
+    window.accept_action.trigger()
+    release.set()
+    window._scores.wait()
+    assert window.score_label.text() == "shown before"  # the outdated result was dropped
+    assert window._score_timer.isActive()  # and fresh scores are on their way
+    monkeypatch.setattr(type(session), "scores", real_scores)
+    window.refresh_status()
+    fresh = session.scores()
+    assert window.score_label.text() == f"pFM {fresh['pfm']:.3f}  IoU {fresh['iou']:.3f}"
