@@ -10,8 +10,8 @@ Quick use::
     if needs_recovery("p.etmira"): ...                         # offer recovery, then open
     project = open_project("p.etmira")                         # exact state, undo included
 
-What the file holds (see ``project_store``): the layers ``base_logits`` (float32, what the
-session started from), ``mirror_mask`` (the view's mirror area), ``mask``, ``user_map`` and ``provenance`` (the current state, so ``info``
+What the file holds (see ``project_store``): the layers ``base_logits`` (float16, what the
+session started from: it starts from these rounded values), ``mirror_mask`` (the view's mirror area), ``mask``, ``user_map`` and ``provenance`` (the current state, so ``info``
 and ``export`` need neither the view nor a model), the session's journal (one row per event:
 strokes, undo, redo, patch decisions), each refined patch's change (``delta/<patch>`` blobs, so
 reopening calls no network), and metadata: the view's files with size, time and SHA-256, the
@@ -33,14 +33,13 @@ import glob
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import logit
 
 from annotator.core.project_file import needs_recovery
 from annotator.core.project_store import ProjectStore
-from annotator.core.session import AnnotationSession
+from annotator.core.session import AnnotationSession, StoredView
 from refinement_model.errors import Cancelled, InputError, ProjectError
 from refinement_model.patches import PatchGrid
 from refinement_model.views import MirrorView, load_view
@@ -343,8 +342,9 @@ def create_project(path: str | os.PathLike, view, base_logits: np.ndarray, *, re
         The new project file (``.etmira``).
     view : MirrorView or StoredView
         As ``refinement_model.views.load_view`` returns it (its files are recorded).
-    base_logits : (H, W) float32 ndarray
-        The base model's stitched logits of the view.
+    base_logits : (H, W) float ndarray
+        The base model's stitched logits of the view (|logit| < 65504); rounded to float16,
+        as the project stores them, before the session starts from them.
     refine : callable or object with ``refine``, optional
         The refiner for the session (see ``annotator.core.refiners``).
     models : dict, optional
@@ -363,6 +363,10 @@ def create_project(path: str | os.PathLike, view, base_logits: np.ndarray, *, re
     files = view_records(view.files) if getattr(view, "files", None) is not None else {}
     options = {key: value for key, value in (("grid", grid), ("image", image))
                if value is not None}
+    # Stored as float16 (half the file, and read back in half the time); the session starts
+    # from the same rounded values, so that reopening replays exactly what was done.
+    stored_logits = np.asarray(base_logits).astype(np.float16)
+    base_logits = stored_logits.astype(np.float32)
     session = AnnotationSession(view, base_logits, refine, inputs=inputs, **options)
     grid = session.grid
     meta = {
@@ -373,7 +377,7 @@ def create_project(path: str | os.PathLike, view, base_logits: np.ndarray, *, re
         "inputs": list(inputs),
         "summary": _summary(session),
     }
-    layers = {"base_logits": session.base_logits, "mirror_mask": np.asarray(view.mirror_mask),
+    layers = {"base_logits": stored_logits, "mirror_mask": np.asarray(view.mirror_mask),
               **{name: getattr(session, name) for name in STATE_LAYERS}}
     store = ProjectStore.create(path, layers=layers, meta=meta, overwrite=overwrite,
                                 progress=progress, cancel=cancel)
@@ -421,21 +425,14 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
         # reopening refines as this session does (the undo of a stroke may need it)
         models["refiner"] = {**_model_record(refiner), **APP_REFINER_OPTIONS}
         inputs = spec.inputs
-    probabilities = predictor.predict_view(view, progress=progress, cancel=cancel)
-    base_logits = logit(np.clip(probabilities, _P_CLIP, 1 - _P_CLIP)).astype(np.float32)
+    # in place: on a full-size view every float32 copy is 240 MB
+    base_logits = predictor.predict_view(view, progress=progress, cancel=cancel)
+    np.clip(base_logits, _P_CLIP, 1 - _P_CLIP, out=base_logits)
+    logit(base_logits, out=base_logits)
+    grid = predictor.grid(*view.shape)
+    del predictor  # the base network is not needed again
     return create_project(path, view, base_logits, refine=patch_refiner, models=models,
-                          grid=predictor.grid(*view.shape), inputs=tuple(inputs),
-                          overwrite=overwrite)
-
-
-@dataclass(frozen=True, eq=False)
-class StoredView:
-    """The part of a view a project file holds: enough to replay a journal without the maps."""
-
-    view_id: str
-    mirror_mask: np.ndarray
-    px_per_mm: float
-    ground_truth: np.ndarray | None = None
+                          grid=grid, inputs=tuple(inputs), overwrite=overwrite)
 
 
 def _stored_deltas(store: ProjectStore) -> dict:
@@ -465,7 +462,13 @@ def replay_stored(store: ProjectStore, *, cancel: Callable[[], bool] | None = No
     meta = _checked_meta(store)
     view = StoredView(meta["view"]["view_id"], store.read_layer("mirror_mask"),
                       float(meta["view"]["px_per_mm"]))
-    return _replay(store, meta, view, None, store.read_layer("base_logits"), cancel)
+    return _replay(store, meta, view, None, _base_logits(store), cancel)
+
+
+def _base_logits(store: ProjectStore, **options) -> np.ndarray:
+    """The stored base logits as the session's float32 (stored float16; older projects
+    float32)."""
+    return store.read_layer("base_logits", **options).astype(np.float32, copy=False)
 
 
 def _checked_meta(store: ProjectStore) -> dict:
@@ -536,7 +539,7 @@ def open_project(path: str | os.PathLike, *, view=None, refine="stored", readonl
         elif isinstance(view, (str, os.PathLike)):
             view = load_view(view, meta["view"]["view_id"], progress=progress, cancel=cancel)
         refine = _load_refiner(meta, warnings) if stored_refiner else refine
-        base_logits = store.read_layer("base_logits", progress=progress, cancel=cancel)
+        base_logits = _base_logits(store, progress=progress, cancel=cancel)
         if base_logits.shape != view.mirror_mask.shape:
             raise InputError(path, f"the project is for a view of {base_logits.shape} pixels, "
                              f"this view has {view.mirror_mask.shape}")

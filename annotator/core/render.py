@@ -110,8 +110,24 @@ def to_uint8(image: np.ndarray, *, low: float = 0.0, high: float = 1.0) -> np.nd
         raise ValueError(f"image must be 2-D, got shape {image.shape}")
     if not high > low:
         raise ValueError(f"high must be greater than low, got low={low}, high={high}")
-    scaled = (image.astype(np.float32) - np.float32(low)) * np.float32(255.0 / (high - low))
-    return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+    out = np.empty(image.shape, np.uint8)
+    gain, offset = np.float32(255.0 / (high - low)), np.float32(0.5 - low * 255.0 / (high - low))
+    for rows in _row_blocks(image.shape):  # float temporaries of a block, not of 60 Mpx
+        block = image[rows].astype(np.float32)
+        block *= gain
+        block += offset
+        np.clip(block, 0, 255, out=block)
+        out[rows] = block
+    return out
+
+
+# Rows per block when converting a whole view: a few MB of float temporaries at a time.
+_BLOCK_PIXELS = 1 << 20
+
+
+def _row_blocks(shape) -> list[slice]:
+    step = max(_BLOCK_PIXELS // max(int(np.prod(shape[1:])), 1), 1)
+    return [slice(y, min(y + step, shape[0])) for y in range(0, shape[0], step)]
 
 
 def contrast_limits(image: np.ndarray, *, percentiles=(0.5, 99.5), step: int = 7) -> tuple:
@@ -147,7 +163,13 @@ def encode_normals(normals: np.ndarray) -> np.ndarray:
     normals = np.asarray(normals)
     if normals.ndim != 3 or normals.shape[2] != 3:
         raise ValueError(f"normals must have shape (H, W, 3), got {normals.shape}")
-    return np.clip(np.rint(normals * 127.0), -127, 127).astype(np.int8)
+    out = np.empty(normals.shape, np.int8)
+    for rows in _row_blocks(normals.shape):
+        block = normals[rows] * np.float32(127.0)
+        np.rint(block, out=block)
+        np.clip(block, -127, 127, out=block)
+        out[rows] = block
+    return out
 
 
 def normals_rgb(normals: np.ndarray) -> np.ndarray:

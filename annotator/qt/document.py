@@ -142,9 +142,12 @@ def _open_view(path, target: Path, *, base, refiner, progress, cancel):
 
 
 def _prepare(session) -> LayerStack:
-    """The display pyramids, and the refiner's input so that the first stroke is fast."""
+    """The display pyramids, and the refiner's input so that the first stroke is fast; then
+    the view's float maps are let go (the app needs neither again)."""
     session.prepare_refinement()
-    return build_stack(session)
+    stack = build_stack(session)
+    session.release_view_maps()
+    return stack
 
 
 def build_stack(session) -> LayerStack:
