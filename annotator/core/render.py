@@ -274,9 +274,10 @@ def encode_user_map(user_map: np.ndarray) -> np.ndarray:
     (H, W) uint8 array with :data:`USER_ADD_BIT` and :data:`USER_ERASE_BIT`.
     """
     user_map = np.asarray(user_map)
-    return np.where(user_map > 0, USER_ADD_BIT, np.where(user_map < 0, USER_ERASE_BIT, 0)).astype(
-        np.uint8
-    )
+    # uint8 throughout: no int64 temporaries of the view's size
+    out = (user_map > 0).view(np.uint8) * np.uint8(USER_ADD_BIT)
+    out |= (user_map < 0).view(np.uint8) * np.uint8(USER_ERASE_BIT)
+    return out
 
 
 @dataclass(frozen=True)

@@ -142,11 +142,16 @@ def _open_view(path, target: Path, *, base, refiner, progress, cancel):
 
 
 def _prepare(session) -> LayerStack:
-    """The display pyramids, and the refiner's input so that the first stroke is fast; then
-    the view's float maps are let go (the app needs neither again)."""
-    session.prepare_refinement()
-    stack = build_stack(session)
-    session.release_view_maps()
+    """The refiner's input, so that the first stroke is fast, and the display pyramids; the
+    view's float maps are let go one by one as their pyramids are built (the app needs them
+    no more), which keeps the peak memory of a full-size view down."""
+    view = session.view
+    session.release_view_maps()  # builds the refiner's input first
+    maps = {"depth": view.depth, "albedo": view.albedo, "normals": view.normals}
+    truth = view.ground_truth
+    del view  # the caller's project holds the session, which now holds a StoredView
+    stack = LayerStack.from_maps(maps, truth=truth)
+    stack.set_annotation(session.mask, session.user_map)
     return stack
 
 

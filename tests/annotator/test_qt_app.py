@@ -141,7 +141,10 @@ def test_accepting_at_once_keeps_the_refiners_result_not_the_preview(window, qtb
 
 
 def test_patch_queue_next_and_done(window):
+    from annotator.core.session import StoredView
+
     session = window.project.session
+    assert isinstance(session.view, StoredView)  # the float maps were let go once displayed
     window.next_action.trigger()
     first = window.current_patch
     assert first is not None and session.queue.visited[first]
