@@ -5,13 +5,22 @@ with resolution tags, RGBA drawings, RGB mask) to a temporary folder, then loads
 ``load_view`` in a fresh Python process and reports that process's peak resident memory
 (``ru_maxrss``) and the load time. The last line of output is one JSON object.
 
-Usage: ``python benchmarks/bench_view_load.py [--scale 0.25] [--no-mask]``
+With ``--app VIEW`` it opens a view as the app does instead (issue 24; goals: peak RSS <= 3 GB,
+first open to usable <= 30 s, reopen <= 8 s on 2 cores, project file < 152 MB): in one fresh
+process the first open (load the maps, run the shipped base model, write the project, build
+the display pyramids and the refiner's input, let go of the float maps), in another the reopen
+of that project; each reports its seconds and peak RSS, and the project file's size.
+
+Usage: ``python benchmarks/bench_view_load.py [--scale 0.25] [--no-mask]``,
+``python benchmarks/bench_view_load.py --app /tmp/full`` (a view from ``etmira synth /tmp/full
+--views 1 --size 8964x6716``)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -46,6 +55,52 @@ print(json.dumps({"seconds": seconds, "cpu_s": cpu, "peak_kb": peak, "import_kb"
                   "hwm_kb": hwm_kb(),
                   "shape": list(view.shape), "warnings": list(view.warnings)}))
 """
+
+
+# First open or reopen of a view as the app does it (annotator.qt.document, without a window).
+_APP_CHILD = """
+import json, os, resource, sys, time
+from annotator.core import project as projects
+from annotator.qt import document
+from refinement_model.shipped import shipped_checkpoint
+view, target, mode = sys.argv[1:4]
+start = time.perf_counter()
+if mode == "first":
+    project = projects.new_project(target, view, base=shipped_checkpoint("base"),
+                                   refiner=shipped_checkpoint("refiner"))
+else:
+    project = projects.open_project(target)
+opened = time.perf_counter() - start
+document._prepare(project.session)
+usable = time.perf_counter() - start
+with open("/proc/self/status") as status:
+    rss = next(int(l.split()[1]) for l in status if l.startswith("VmRSS"))
+project.close()
+print(json.dumps({"seconds": usable, "project_s": opened, "idle_kb": rss,
+                  "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+APP_TARGETS = {"peak_rss_mb": 3072, "first_open_s": 30.0, "reopen_s": 8.0, "project_mb": 152.0}
+
+
+def open_in_app(view: str) -> dict:
+    """Figures of the first open and the reopen of ``view`` in fresh processes."""
+    figures = {}
+    with tempfile.TemporaryDirectory() as folder:
+        target = str(Path(folder) / "view.etmira")
+        for mode in ("first", "reopen"):
+            result = subprocess.run([sys.executable, "-c", _APP_CHILD, view, target, mode],
+                                    check=True, capture_output=True, text=True)
+            child = json.loads(result.stdout.strip().splitlines()[-1])
+            figures[f"{mode}_open_s" if mode == "first" else "reopen_s"] = round(child["seconds"], 1)
+            figures[f"{mode}_project_s"] = round(child["project_s"], 1)
+            figures[f"{mode}_peak_rss_mb"] = round(child["peak_kb"] / 1024)
+            figures[f"{mode}_idle_rss_mb"] = round(child["idle_kb"] / 1024)
+        figures["project_mb"] = round(os.path.getsize(target) / 2**20, 1)
+    figures["peak_rss_mb"] = max(figures["first_peak_rss_mb"], figures["reopen_peak_rss_mb"])
+    figures["targets"] = APP_TARGETS
+    figures["targets_met"] = {key: figures[key] <= limit for key, limit in APP_TARGETS.items()}
+    figures["cpus"] = os.cpu_count()
+    return figures
 
 
 def write_synthetic_view(root: Path, height: int, width: int, *, mask: bool) -> None:
@@ -92,7 +147,18 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full size")
     parser.add_argument("--no-mask", action="store_true", help="omit the mask (estimate it)")
     parser.add_argument("--write-only", metavar="FOLDER", help=argparse.SUPPRESS)
+    parser.add_argument("--app", metavar="VIEW", help="open VIEW as the app does (see above)")
     args = parser.parse_args()
+    if args.app:
+        figures = open_in_app(args.app)
+        print(f"first open {figures['first_open_s']} s (project {figures['first_project_s']} s), "
+              f"peak RSS {figures['first_peak_rss_mb']} MB, idle {figures['first_idle_rss_mb']} MB")
+        print(f"reopen {figures['reopen_s']} s (project {figures['reopen_project_s']} s), "
+              f"peak RSS {figures['reopen_peak_rss_mb']} MB, idle {figures['reopen_idle_rss_mb']} MB")
+        print(f"project file {figures['project_mb']} MB; targets {APP_TARGETS}: "
+              f"{figures['targets_met']}")
+        print(json.dumps(figures))
+        return
     height, width = round(FULL_HEIGHT * args.scale), round(FULL_WIDTH * args.scale)
     if args.write_only:
         write_synthetic_view(Path(args.write_only), height, width, mask=not args.no_mask)

@@ -2,7 +2,8 @@
 
 Drives the real window: opens the sample (running the shipped base model once), goes to the
 worst patch, draws a few strokes where the simulated annotator would (the last one left in
-preview, so the network's proposed difference shows), and saves four PNGs.
+preview, so the network's proposed difference shows), marks the patch done, and saves four
+PNGs.
 
 Run under a virtual display, e.g.::
 
@@ -74,6 +75,8 @@ def main(argv=None) -> int:
         shot("strokes")
         window.accept_proposal()
         shot("error_map", error_map=True)
+        window.mark_done()  # the patch is finished: ticked in the list, outlined on the canvas
+        window.canvas.fit()
         shot(
             "raking",
             error_map=False,

@@ -24,15 +24,20 @@ from skimage.measure import approximate_polygon
 from skimage.morphology import skeletonize
 
 from annotator.core.provenance import HUMAN_ADD, HUMAN_ERASE, MODEL, REFINER
+from annotator.core.render import PALETTE
 from refinement_model.imageio import atomic_write, write_png, write_tiff
 
-# RGBA per provenance code: model black, human add blue, human erase red (faint), refiner green.
+# RGBA per provenance code, in the app's colours: model lines as the mask is shown, the user's
+# additions and erasures as their strokes (erasures faint), the refiner's changes as its
+# proposals' additions.
 PROVENANCE_COLOURS = {
-    MODEL: (0, 0, 0, 255),
-    HUMAN_ADD: (30, 90, 255, 255),
-    HUMAN_ERASE: (230, 30, 30, 110),
-    REFINER: (20, 170, 60, 255),
+    MODEL: (*PALETTE["mask"], 255),
+    HUMAN_ADD: (*PALETTE["add"], 255),
+    HUMAN_ERASE: (*PALETTE["erase"], 110),
+    REFINER: (*PALETTE["proposal_add"], 255),
 }
+PROVENANCE_LEGEND = {MODEL: "base model", HUMAN_ADD: "drawn (add)",
+                     HUMAN_ERASE: "erased (not a line)", REFINER: "refiner"}
 # The 8 neighbour offsets (dy, dx); the first four are the 4-neighbours.
 _OFFSETS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
 
@@ -132,9 +137,47 @@ def provenance_to_rgba(provenance: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return rgba
 
 
-def write_provenance_png(path, provenance: np.ndarray, mask: np.ndarray) -> None:
-    """Write :func:`provenance_to_rgba` as an RGBA PNG."""
-    write_png(path, provenance_to_rgba(provenance, mask))
+def provenance_legend(width: int) -> np.ndarray:
+    """A white band naming the colours of :func:`provenance_to_rgba`, to put under the image.
+
+    Parameters
+    ----------
+    width : int
+        Width of the image in pixels (>= 1); the band's height and text scale with it.
+
+    Returns
+    -------
+    (h, width, 4) uint8 ndarray, opaque
+    """
+    if int(width) != width or width < 1:
+        raise ValueError(f"width must be a positive integer, got {width!r}")
+    scale = max(width / 1600, 0.35)
+    height = max(int(round(40 * scale)), 14)
+    band = np.full((height, int(width), 4), 255, np.uint8)
+    x, swatch = int(round(10 * scale)), max(int(round(20 * scale)), 6)
+    top = (height - swatch) // 2
+    for code, name in PROVENANCE_LEGEND.items():
+        band[top:top + swatch, x:x + swatch] = (*PROVENANCE_COLOURS[code][:3], 255)
+        cv2.rectangle(band, (x, top), (x + swatch - 1, top + swatch - 1), (0, 0, 0, 255), 1)
+        x += swatch + int(round(8 * scale))
+        cv2.putText(band, name, (x, top + swatch - max(int(3 * scale), 1)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (0, 0, 0, 255),
+                    max(int(round(scale)), 1), cv2.LINE_AA)
+        (text_width, _), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale,
+                                             max(int(round(scale)), 1))
+        x += text_width + int(round(30 * scale))
+    band[..., 3] = 255  # anti-aliased text blends the alpha channel too
+    return band
+
+
+def write_provenance_png(path, provenance: np.ndarray, mask: np.ndarray, *,
+                         legend: bool = True) -> None:
+    """Write :func:`provenance_to_rgba` as an RGBA PNG, with :func:`provenance_legend` below
+    the image unless ``legend`` is False (the image's rows stay the view's rows)."""
+    rgba = provenance_to_rgba(provenance, mask)
+    if legend:
+        rgba = np.concatenate([rgba, provenance_legend(rgba.shape[1])])
+    write_png(path, rgba)
 
 
 def _skeleton_links(skeleton: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,10 @@ __all__ = ["DONE", "NOT_SEEN", "PatchQueue", "REFINED", "STATE_NAMES", "VISITED"
            "check_patch_index", "patch_scores", "rank_patches"]
 
 NOT_SEEN, VISITED, REFINED, DONE = 0, 1, 2, 3
+#: Least share of a patch's pixels (inside the view) that must be mirror for it to be queued:
+#: a sliver of mirror at a patch's edge shows the user background, and its few doubtful pixels
+#: would otherwise top the queue (the score divides by at least 1% of the mirror pixels).
+MIN_MIRROR_SHARE = 0.1
 STATE_NAMES = ("not seen", "visited", "refined", "done")
 
 
@@ -82,6 +86,28 @@ class _Cells:
                     self.uncertainty[r, c], self.lines[r, c] = doubt_and_lines(
                         probabilities[window], self.mirror_mask[window],
                         None if user is None else user[window])
+
+    def queued(self) -> np.ndarray:
+        """(N,) bool: the patches the queue offers. Those whose share of mirror pixels is at
+        least :data:`MIN_MIRROR_SHARE`, and, so that no part of the mirror is left out, for
+        each mirror cell none of them covers, the patch over it with the most mirror pixels."""
+        counts = self.patch_sums(self.mirror_counts)
+        boxes = self.grid.boxes
+        areas = (np.minimum(boxes[:, 2], self.grid.height) - np.maximum(boxes[:, 0], 0)) * \
+            (np.minimum(boxes[:, 3], self.grid.width) - np.maximum(boxes[:, 1], 0))
+        queued = (counts > 0) & (counts >= MIN_MIRROR_SHARE * areas)
+        covered = np.zeros(self.mirror_counts.shape, dtype=bool)
+        for index in np.flatnonzero(queued).tolist():
+            covered[slice(*self.rows[index]), slice(*self.cols[index])] = True
+        for r, c in zip(*np.nonzero((self.mirror_counts > 0) & ~covered)):
+            if covered[r, c]:
+                continue
+            over = np.flatnonzero((self.rows[:, 0] <= r) & (r < self.rows[:, 1])
+                                  & (self.cols[:, 0] <= c) & (c < self.cols[:, 1]))
+            best = int(over[np.argmax(counts[over])])
+            queued[best] = True
+            covered[slice(*self.rows[best]), slice(*self.cols[best])] = True
+        return queued
 
     def patch_sums(self, cells: np.ndarray, indices=None) -> np.ndarray:
         indices = range(len(self.grid)) if indices is None else indices
@@ -152,8 +178,8 @@ def rank_patches(probabilities, grid: PatchGrid, mirror_mask) -> tuple[np.ndarra
     Returns
     -------
     order : (M,) int64 ndarray
-        Indices of the patches holding mirror pixels, highest score first (ties: lower index
-        first).
+        Indices of the patches the queue offers (see ``PatchQueue.eligible``), highest score
+        first (ties: lower index first).
     scores : (N,) float64 ndarray
         :func:`patch_scores` of every patch.
 
@@ -167,7 +193,7 @@ def rank_patches(probabilities, grid: PatchGrid, mirror_mask) -> tuple[np.ndarra
     """
     cells = _scored_cells(probabilities, grid, mirror_mask)
     scores = cells.scores()
-    candidates = np.flatnonzero(cells.patch_sums(cells.mirror_counts) > 0)
+    candidates = np.flatnonzero(cells.queued())
     order = candidates[np.argsort(-scores[candidates], kind="stable")]
     return order, scores
 
@@ -179,7 +205,8 @@ class PatchQueue:
     ----------
     grid : PatchGrid
     mirror_mask : (H, W) bool ndarray
-        The mirror area; patches without mirror pixels are never queued. Kept by reference.
+        The mirror area; patches with almost no mirror pixels are never queued (see
+        ``eligible``). Kept by reference.
     probabilities : (H, W) float ndarray, optional
         Current line probabilities, scored as in :func:`patch_scores`; call :meth:`update`
         where they change. Without them every score is 0 until :meth:`update`.
@@ -188,6 +215,9 @@ class PatchQueue:
     ----------
     scores : (N,) float64 ndarray
         Current :func:`patch_scores` (higher = look first).
+    eligible : (N,) bool ndarray
+        The patches the queue offers: at least :data:`MIN_MIRROR_SHARE` of their pixels are
+        mirror, plus the fewest others needed so that every mirror pixel is in one of them.
     visited, done : (N,) bool ndarrays
     stroke_counts : (N,) int64 ndarray
         Strokes in effect touching each patch.
@@ -206,7 +236,7 @@ class PatchQueue:
         self.scores = np.zeros(len(grid), dtype=np.float64)
         if probabilities is not None:
             self.update(_check_grid_shape(probabilities, grid, "probabilities"))
-        self.eligible = self._cells.patch_sums(self._cells.mirror_counts) > 0
+        self.eligible = self._cells.queued()
         self.visited = np.zeros(len(grid), dtype=bool)
         self.done = np.zeros(len(grid), dtype=bool)
         self.stroke_counts = np.zeros(len(grid), dtype=np.int64)
@@ -240,7 +270,7 @@ class PatchQueue:
         """The worst patch not seen yet and not skipped; then the skipped ones not done, in
         skip order (visiting a patch takes it off the skip list).
 
-        ``None`` when every patch with mirror pixels has been seen and none is skipped.
+        ``None`` when every eligible patch has been seen and none is skipped.
         """
         fresh = self.eligible & (self.states == NOT_SEEN)
         fresh[self.skipped] = False
@@ -260,6 +290,11 @@ class PatchQueue:
         if index in self.skipped:
             self.skipped.remove(index)
         self.skipped.append(index)
+
+    def reviewed(self) -> tuple[int, int]:
+        """(patches marked done, patches the queue offers): what "reviewed" counts. Looking at
+        a patch, drawing on it or skipping it does not make it reviewed; marking it done does."""
+        return int(np.count_nonzero(self.done & self.eligible)), int(self.eligible.sum())
 
     def coverage(self, *, done_only: bool = False) -> float:
         """Share of the mirror area inside patches seen (or, with ``done_only``, done)."""

@@ -10,8 +10,8 @@ Quick use::
     if needs_recovery("p.etmira"): ...                         # offer recovery, then open
     project = open_project("p.etmira")                         # exact state, undo included
 
-What the file holds (see ``project_store``): the layers ``base_logits`` (float32, what the
-session started from), ``mirror_mask`` (the view's mirror area), ``mask``, ``user_map`` and ``provenance`` (the current state, so ``info``
+What the file holds (see ``project_store``): the layers ``base_logits`` (float16, what the
+session started from: it starts from these rounded values), ``mirror_mask`` (the view's mirror area), ``mask``, ``user_map`` and ``provenance`` (the current state, so ``info``
 and ``export`` need neither the view nor a model), the session's journal (one row per event:
 strokes, undo, redo, patch decisions), each refined patch's change (``delta/<patch>`` blobs, so
 reopening calls no network), and metadata: the view's files with size, time and SHA-256, the
@@ -29,27 +29,30 @@ checks the result against the stored mask.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import logit
 
 from annotator.core.project_file import needs_recovery
 from annotator.core.project_store import ProjectStore
-from annotator.core.session import AnnotationSession
-from refinement_model.errors import InputError, ProjectError
+from annotator.core.session import AnnotationSession, StoredView
+from refinement_model.errors import Cancelled, InputError, ProjectError
 from refinement_model.patches import PatchGrid
-from refinement_model.views import load_view
+from refinement_model.views import MirrorView, load_view
 
-__all__ = ["Project", "StoredView", "create_project", "file_record", "needs_recovery",
-           "new_project", "open_project", "project_summary", "replay_stored"]
+__all__ = ["Project", "StoredView", "create_project", "file_record", "find_view_project",
+           "needs_recovery", "new_project", "open_project", "project_summary", "replay_stored",
+           "view_records"]
 
 FORMAT = "etmira-project"
 STATE_LAYERS = ("mask", "user_map", "provenance")
 _ROLES = ("normals", "albedo", "depth", "drawings", "mask")
+# The maps that identify a view by content: the same maps elsewhere are the same view.
+_MAP_ROLES = ("normals", "albedo", "depth")
 # The stitched probabilities come back as float32, whose sigmoid saturates beyond |logit| ~ 16.
 _P_CLIP = 1e-7
 
@@ -89,6 +92,62 @@ def changed_files(records: dict) -> list[str]:
             warnings.append(f"the view's {role} file {record['path']} changed since the "
                             "project was made")
     return warnings
+
+
+def view_records(files) -> dict:
+    """:func:`file_record` of each file of a view (``ViewFiles``), by role; absent roles left
+    out."""
+    return {role: file_record(getattr(files, role)) for role in _ROLES
+            if getattr(files, role, None) is not None}
+
+
+def find_view_project(folder, files, *, cancel: Callable[[], bool] | None = None
+                      ) -> tuple[str, dict] | tuple[None, None]:
+    """The project in ``folder`` made for this view, wherever its files were then.
+
+    A project matches when it recorded the same map files (path, size and time: nothing to
+    hash), or maps of the same SHA-256 (the view was moved or copied; its files are hashed only
+    when a project recorded maps of the same sizes). Unreadable projects are passed over.
+
+    Parameters
+    ----------
+    folder : path-like
+        Where the app keeps the projects of views opened directly.
+    files : ViewFiles
+        The view's files, as ``load_view`` found them.
+
+    Returns
+    -------
+    (project path, records) or (None, None)
+        ``records`` are the view's :func:`view_records` when they had to be computed (the
+        project's recorded files are then out of date: see :meth:`Project.relocate_view`).
+    """
+    current = {role: os.path.abspath(getattr(files, role)) for role in _MAP_ROLES}
+    stats = {role: os.stat(path) for role, path in current.items()}
+    candidates = []
+    for path in sorted(glob.glob(os.path.join(os.fspath(folder), "*.etmira"))):
+        try:
+            with ProjectStore.open(path, readonly=True, check="none") as store:
+                recorded = store.meta().get("view", {}).get("files", {})
+        except (ProjectError, OSError):
+            continue
+        if not all(role in recorded for role in _MAP_ROLES):
+            continue
+        if all(recorded[role]["path"] == current[role]
+               and (recorded[role]["size"], recorded[role]["mtime_ns"])
+               == (stats[role].st_size, stats[role].st_mtime_ns) for role in _MAP_ROLES):
+            return path, None
+        if all(recorded[role]["size"] == stats[role].st_size for role in _MAP_ROLES):
+            candidates.append((path, recorded))
+    if not candidates:
+        return None, None
+    if cancel is not None and cancel():
+        raise Cancelled("finding the view's project was cancelled")
+    records = view_records(files)
+    for path, recorded in candidates:
+        if all(recorded[role]["sha256"] == records[role]["sha256"] for role in _MAP_ROLES):
+            return path, records
+    return None, None
 
 
 def _model_record(path) -> dict:
@@ -175,6 +234,20 @@ class Project:
         self._versions = {p: v for p, (v, _) in deltas.items()}
         return len(events)
 
+    def save(self) -> int:
+        """Commit what is pending and checkpoint the log into the project file, so that the
+        ``.etmira`` file alone (copied, backed up) holds all the work. Returns the number of
+        events written.
+
+        Raises
+        ------
+        ProjectError
+            See :meth:`commit` and ``ProjectStore.checkpoint``.
+        """
+        written = self.commit()
+        self.store.checkpoint()
+        return written
+
     def save_as(self, path: str | os.PathLike, *,
                 progress: Callable[[int, int], None] | None = None) -> None:
         """Write a consistent copy to `path` and continue working in it (the old file stays
@@ -190,6 +263,12 @@ class Project:
         """Write a consistent copy to `path` and keep working in this file."""
         self.commit()
         self.store.backup(path, progress=progress)
+
+    def relocate_view(self, records: dict) -> None:
+        """Record the view's files at their new place (``records`` from :func:`view_records`),
+        so that the project opens from there."""
+        meta = self.store.meta()
+        self.store.commit(meta={"view": {**meta["view"], "files": dict(records)}})
 
     def summary(self) -> dict:
         """Effort and progress figures (see :func:`project_summary`), with scores when the
@@ -263,8 +342,9 @@ def create_project(path: str | os.PathLike, view, base_logits: np.ndarray, *, re
         The new project file (``.etmira``).
     view : MirrorView or StoredView
         As ``refinement_model.views.load_view`` returns it (its files are recorded).
-    base_logits : (H, W) float32 ndarray
-        The base model's stitched logits of the view.
+    base_logits : (H, W) float ndarray
+        The base model's stitched logits of the view (|logit| < 65504); rounded to float16,
+        as the project stores them, before the session starts from them.
     refine : callable or object with ``refine``, optional
         The refiner for the session (see ``annotator.core.refiners``).
     models : dict, optional
@@ -279,11 +359,14 @@ def create_project(path: str | os.PathLike, view, base_logits: np.ndarray, *, re
     overwrite, autocommit, progress, cancel
         See ``ProjectStore.create`` and :class:`Project`.
     """
-    view_files = getattr(view, "files", None)  # a StoredView (tests, benchmarks) has none
-    files = {role: file_record(getattr(view_files, role)) for role in _ROLES
-             if getattr(view_files, role, None) is not None}
+    # a StoredView (tests, benchmarks) has no files
+    files = view_records(view.files) if getattr(view, "files", None) is not None else {}
     options = {key: value for key, value in (("grid", grid), ("image", image))
                if value is not None}
+    # Stored as float16 (half the file, and read back in half the time); the session starts
+    # from the same rounded values, so that reopening replays exactly what was done.
+    stored_logits = np.asarray(base_logits).astype(np.float16)
+    base_logits = stored_logits.astype(np.float32)
     session = AnnotationSession(view, base_logits, refine, inputs=inputs, **options)
     grid = session.grid
     meta = {
@@ -294,7 +377,7 @@ def create_project(path: str | os.PathLike, view, base_logits: np.ndarray, *, re
         "inputs": list(inputs),
         "summary": _summary(session),
     }
-    layers = {"base_logits": session.base_logits, "mirror_mask": np.asarray(view.mirror_mask),
+    layers = {"base_logits": stored_logits, "mirror_mask": np.asarray(view.mirror_mask),
               **{name: getattr(session, name) for name in STATE_LAYERS}}
     store = ProjectStore.create(path, layers=layers, meta=meta, overwrite=overwrite,
                                 progress=progress, cancel=cancel)
@@ -311,8 +394,9 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
     Parameters
     ----------
     path : path-like
-    view_path : path-like
-        A view folder or data-set root (with `view_id`), as ``load_view`` takes.
+    view_path : path-like or MirrorView
+        A view folder or data-set root (with `view_id`), as ``load_view`` takes, or the view
+        already loaded.
     base : path-like
         Base model checkpoint.
     refiner : path-like, optional
@@ -329,7 +413,8 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
 
     if os.path.exists(path) and not overwrite:
         raise ProjectError(path, "already exists (choose another name or overwrite it)")
-    view = load_view(view_path, view_id, cancel=cancel)
+    view = view_path if isinstance(view_path, MirrorView) else \
+        load_view(view_path, view_id, cancel=cancel)
     predictor = Predictor(base)
     models, inputs, patch_refiner = {"base": _model_record(base)}, predictor.net.spec.inputs, None
     if refiner is not None:
@@ -340,21 +425,14 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
         # reopening refines as this session does (the undo of a stroke may need it)
         models["refiner"] = {**_model_record(refiner), **APP_REFINER_OPTIONS}
         inputs = spec.inputs
-    probabilities = predictor.predict_view(view, progress=progress, cancel=cancel)
-    base_logits = logit(np.clip(probabilities, _P_CLIP, 1 - _P_CLIP)).astype(np.float32)
+    # in place: on a full-size view every float32 copy is 240 MB
+    base_logits = predictor.predict_view(view, progress=progress, cancel=cancel)
+    np.clip(base_logits, _P_CLIP, 1 - _P_CLIP, out=base_logits)
+    logit(base_logits, out=base_logits)
+    grid = predictor.grid(*view.shape)
+    del predictor  # the base network is not needed again
     return create_project(path, view, base_logits, refine=patch_refiner, models=models,
-                          grid=predictor.grid(*view.shape), inputs=tuple(inputs),
-                          overwrite=overwrite)
-
-
-@dataclass(frozen=True, eq=False)
-class StoredView:
-    """The part of a view a project file holds: enough to replay a journal without the maps."""
-
-    view_id: str
-    mirror_mask: np.ndarray
-    px_per_mm: float
-    ground_truth: np.ndarray | None = None
+                          grid=grid, inputs=tuple(inputs), overwrite=overwrite)
 
 
 def _stored_deltas(store: ProjectStore) -> dict:
@@ -384,7 +462,13 @@ def replay_stored(store: ProjectStore, *, cancel: Callable[[], bool] | None = No
     meta = _checked_meta(store)
     view = StoredView(meta["view"]["view_id"], store.read_layer("mirror_mask"),
                       float(meta["view"]["px_per_mm"]))
-    return _replay(store, meta, view, None, store.read_layer("base_logits"), cancel)
+    return _replay(store, meta, view, None, _base_logits(store), cancel)
+
+
+def _base_logits(store: ProjectStore, **options) -> np.ndarray:
+    """The stored base logits as the session's float32 (stored float16; older projects
+    float32)."""
+    return store.read_layer("base_logits", **options).astype(np.float32, copy=False)
 
 
 def _checked_meta(store: ProjectStore) -> dict:
@@ -455,7 +539,7 @@ def open_project(path: str | os.PathLike, *, view=None, refine="stored", readonl
         elif isinstance(view, (str, os.PathLike)):
             view = load_view(view, meta["view"]["view_id"], progress=progress, cancel=cancel)
         refine = _load_refiner(meta, warnings) if stored_refiner else refine
-        base_logits = store.read_layer("base_logits", progress=progress, cancel=cancel)
+        base_logits = _base_logits(store, progress=progress, cancel=cancel)
         if base_logits.shape != view.mirror_mask.shape:
             raise InputError(path, f"the project is for a view of {base_logits.shape} pixels, "
                              f"this view has {view.mirror_mask.shape}")

@@ -10,7 +10,10 @@ Durability and safety
 ---------------------
 - WAL journal with ``synchronous=FULL``: a commit is on disk when :meth:`ProjectStore.commit`
   returns; a crash at any moment loses at most the commit in flight, and SQLite replays the
-  write-ahead log on the next open.
+  write-ahead log on the next open. The log keeps each stroke's commit small and fast (a
+  rollback journal would rewrite the pages twice); :meth:`ProjectStore.checkpoint` (Save) and
+  :meth:`ProjectStore.close` move it into the main file, so that the ``.etmira`` file alone,
+  copied or backed up, holds all the work.
 - ``PRAGMA application_id`` marks the file as a project and ``PRAGMA user_version`` is the schema
   version, both read from the raw header *before* SQLite opens the file, so a foreign file is
   refused without being touched.
@@ -225,6 +228,29 @@ class ProjectStore:
             if isinstance(error, sqlite3.Error):
                 raise ProjectError(path, f"the project file is damaged ({error})") from None
             raise
+
+    def checkpoint(self) -> None:
+        """Move every committed change from the write-ahead log into the project file and empty
+        the log, so that a copy of the file alone holds all the work (Save).
+
+        Raises
+        ------
+        ProjectError
+            If the log could not be moved completely (a reader held it, or the disk is full);
+            the work is still safe in the log.
+        """
+        if self.readonly:
+            raise ValueError("this project was opened read-only")
+        try:
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as error:
+            if _is_disk_full(error):
+                raise ProjectError(self.path, "the disk is full; the work is kept in the "
+                                   "project's log file (-wal) until there is space") from None
+            raise ProjectError(self.path, f"cannot save the project ({error})") from None
+        if busy:
+            raise ProjectError(self.path, "another program is reading the project; the work is "
+                               "kept in its log file (-wal): save again in a moment")
 
     def close(self) -> None:
         """Checkpoint the log into the file and release the lock. Idempotent."""

@@ -19,15 +19,38 @@ import numpy as np
 
 BASE_LAYERS = ("depth", "albedo", "normals", "raking")
 
-# Colours chosen to stay distinguishable on grey bronze and from one another.
-PREDICTION_COLOR = (0, 190, 255)
-SKELETON_COLOR = (255, 230, 0)
-ADD_COLOR = (40, 220, 70)
-ERASE_COLOR = (255, 50, 90)
-PROPOSAL_ADD_COLOR = (255, 170, 0)
-PROPOSAL_REMOVE_COLOR = (190, 70, 255)
+# The app's colours, in one place for the canvas, the legend and the exports: the Okabe-Ito
+# palette, told apart with every common colour-vision deficiency. No two meanings that can be
+# on screen together share a colour: the mask is sky blue; the user's strokes green (add) and
+# vermillion (erase); the network's proposal orange (adds) and dark blue (removes, drawn over
+# the sky-blue mask it removes from); the error map white (right), yellow (superfluous) and
+# reddish purple (missed); centre lines black.
+OKABE_ITO = {
+    "black": (0, 0, 0), "orange": (230, 159, 0), "sky_blue": (86, 180, 233),
+    "bluish_green": (0, 158, 115), "yellow": (240, 228, 66), "blue": (0, 114, 178),
+    "vermillion": (213, 94, 0), "reddish_purple": (204, 121, 167),
+}
+PALETTE = {
+    "mask": OKABE_ITO["sky_blue"],
+    "skeleton": OKABE_ITO["black"],
+    "add": OKABE_ITO["bluish_green"],
+    "erase": OKABE_ITO["vermillion"],
+    "proposal_add": OKABE_ITO["orange"],
+    "proposal_remove": OKABE_ITO["blue"],
+    "right": (245, 245, 245),
+    "superfluous": OKABE_ITO["yellow"],
+    "missed": OKABE_ITO["reddish_purple"],
+    "done": OKABE_ITO["bluish_green"],
+    "current": OKABE_ITO["yellow"],
+}
+PREDICTION_COLOR = PALETTE["mask"]
+SKELETON_COLOR = PALETTE["skeleton"]
+ADD_COLOR = PALETTE["add"]
+ERASE_COLOR = PALETTE["erase"]
+PROPOSAL_ADD_COLOR = PALETTE["proposal_add"]
+PROPOSAL_REMOVE_COLOR = PALETTE["proposal_remove"]
 # Error map: true positive, false positive (superfluous), false negative (missed).
-ERROR_COLORS = ((245, 245, 245), (255, 60, 60), (60, 140, 255))
+ERROR_COLORS = (PALETTE["right"], PALETTE["superfluous"], PALETTE["missed"])
 
 # Bits of the user map pyramid (see encode_user_map).
 USER_ADD_BIT = 1
@@ -87,8 +110,24 @@ def to_uint8(image: np.ndarray, *, low: float = 0.0, high: float = 1.0) -> np.nd
         raise ValueError(f"image must be 2-D, got shape {image.shape}")
     if not high > low:
         raise ValueError(f"high must be greater than low, got low={low}, high={high}")
-    scaled = (image.astype(np.float32) - np.float32(low)) * np.float32(255.0 / (high - low))
-    return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+    out = np.empty(image.shape, np.uint8)
+    gain, offset = np.float32(255.0 / (high - low)), np.float32(0.5 - low * 255.0 / (high - low))
+    for rows in _row_blocks(image.shape):  # float temporaries of a block, not of 60 Mpx
+        block = image[rows].astype(np.float32)
+        block *= gain
+        block += offset
+        np.clip(block, 0, 255, out=block)
+        out[rows] = block
+    return out
+
+
+# Rows per block when converting a whole view: a few MB of float temporaries at a time.
+_BLOCK_PIXELS = 1 << 20
+
+
+def _row_blocks(shape) -> list[slice]:
+    step = max(_BLOCK_PIXELS // max(int(np.prod(shape[1:])), 1), 1)
+    return [slice(y, min(y + step, shape[0])) for y in range(0, shape[0], step)]
 
 
 def contrast_limits(image: np.ndarray, *, percentiles=(0.5, 99.5), step: int = 7) -> tuple:
@@ -124,7 +163,13 @@ def encode_normals(normals: np.ndarray) -> np.ndarray:
     normals = np.asarray(normals)
     if normals.ndim != 3 or normals.shape[2] != 3:
         raise ValueError(f"normals must have shape (H, W, 3), got {normals.shape}")
-    return np.clip(np.rint(normals * 127.0), -127, 127).astype(np.int8)
+    out = np.empty(normals.shape, np.int8)
+    for rows in _row_blocks(normals.shape):
+        block = normals[rows] * np.float32(127.0)
+        np.rint(block, out=block)
+        np.clip(block, -127, 127, out=block)
+        out[rows] = block
+    return out
 
 
 def normals_rgb(normals: np.ndarray) -> np.ndarray:
@@ -229,9 +274,10 @@ def encode_user_map(user_map: np.ndarray) -> np.ndarray:
     (H, W) uint8 array with :data:`USER_ADD_BIT` and :data:`USER_ERASE_BIT`.
     """
     user_map = np.asarray(user_map)
-    return np.where(user_map > 0, USER_ADD_BIT, np.where(user_map < 0, USER_ERASE_BIT, 0)).astype(
-        np.uint8
-    )
+    # uint8 throughout: no int64 temporaries of the view's size
+    out = (user_map > 0).view(np.uint8) * np.uint8(USER_ADD_BIT)
+    out |= (user_map < 0).view(np.uint8) * np.uint8(USER_ERASE_BIT)
+    return out
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,8 @@ from refinement_model.errors import Cancelled
 from refinement_model.patches import PatchGrid
 from refinement_model.strokes import Stroke, rasterize_stroke
 
-__all__ = ["AnnotationSession", "Change", "HALF_WIDTH_MEAN", "Proposal", "default_radius"]
+__all__ = ["AnnotationSession", "Change", "HALF_WIDTH_MEAN", "Proposal", "StoredView",
+           "default_radius"]
 
 # docs/method.md: Gamma fit of stroke half-widths at full resolution, mean loc + a * scale.
 HALF_WIDTH_MEAN = -4.27884325 + 49.12884764 * 0.21316680
@@ -128,6 +129,21 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     view = array.view()
     view.flags.writeable = False
     return view
+
+
+@dataclass(frozen=True, eq=False)
+class StoredView:
+    """The part of a view the session needs once the display and the refiner have their
+    inputs, and all a project file holds: enough to replay a journal without the maps.
+
+    ``mirror_mask`` (H, W) bool; ``ground_truth`` (H, W) bool or None; ``files`` the view's
+    ``ViewFiles`` when known."""
+
+    view_id: str
+    mirror_mask: np.ndarray
+    px_per_mm: float
+    ground_truth: np.ndarray | None = None
+    files: object = None
 
 
 class AnnotationSession(EventLog):
@@ -481,6 +497,16 @@ class AnnotationSession(EventLog):
             from refinement_model.views import network_input
 
             self._image = network_input(self.view, self._inputs)
+
+    def release_view_maps(self) -> None:
+        """Let go of the view's float maps (1.2 GB on a full-size view) once the refiner's
+        input is built (:meth:`prepare_refinement`, called here) and the display holds its own
+        8-bit copies: :attr:`view` becomes a :class:`StoredView` with what the session still
+        reads (id, mirror area, scale, ground truth, files)."""
+        self.prepare_refinement()
+        view = self.view
+        self.view = StoredView(view.view_id, view.mirror_mask, float(view.px_per_mm),
+                               view.ground_truth, getattr(view, "files", None))
 
     def _jobs(self, record) -> dict:
         """The strokes each patch a new stroke touches is refined with: its earlier ones too."""

@@ -54,14 +54,22 @@ def main(options: StartOptions) -> int:
     window.show()
     app.processEvents()
     path = options.path
-    if options.screenshot:
-        # No dialogs here: bad input raises, and the command line prints one line (exit 2).
-        window.load(path or SAMPLE_VIEW)
-        _start_with(window, options)
-        return _screenshot(app, window, options.screenshot)
-    if path is None:
-        path = _offer_recovery(window) or SAMPLE_VIEW
-    if window.open_path(path):
+    if options.screenshot or path is not None:
+        # A file named on the command line (or any file, for a screenshot) that cannot be
+        # opened ends the command with its error: one line, exit 2, no empty window.
+        try:
+            window.load(path or SAMPLE_VIEW)
+            if options.screenshot:
+                _start_with(window, options)
+                return _screenshot(app, window, options.screenshot)
+        except BaseException:
+            window.close()
+            raise
+        opened = True
+    else:
+        # nothing asked for: a failure shows a dialog, and File > Open is there to go on
+        opened = window.open_path(_offer_recovery(window) or SAMPLE_VIEW)
+    if opened:
         try:
             _start_with(window, options)
         except Exception as error:  # a bad stroke file must not stop the app

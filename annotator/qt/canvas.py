@@ -56,14 +56,11 @@ class Canvas(QWidget):
         The view position under the mouse.
     viewChanged()
         Zoom or pan changed.
-    spaceTapped()
-        Space pressed and released without panning (image tools use a held space to pan).
     """
 
     strokeFinished = Signal(str, object, float)
     cursorMoved = Signal(float, float)
     viewChanged = Signal()
-    spaceTapped = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -81,12 +78,12 @@ class Canvas(QWidget):
         self._offset = np.zeros(2)  # view (x, y) at the widget's top-left corner
         self._proposal = None  # (QImage, x0, y0) in view pixels
         self._highlight = None  # (y0, x0, y1, x1) of the current patch
+        self._done_boxes = np.zeros((0, 4), np.int64)  # patches marked done
         self.tool = "add"
         self.radius = 6.0
         self._stroke: list[tuple[float, float]] = []
         self._pan_from = None
-        self._space = False
-        self._space_panned = False
+        self._space = False  # held: the left button pans, as in image tools
         self._mouse = None  # widget position of the brush cursor
         self._moving = False  # zoom or pan in progress: draw fast, smooth once settled
         self._settle = QTimer(self, singleShot=True, interval=_SETTLE_MS)
@@ -99,6 +96,7 @@ class Canvas(QWidget):
         self._tiles.clear()
         self._proposal = None
         self._highlight = None
+        self._done_boxes = np.zeros((0, 4), np.int64)
         self.fit()
 
     @property
@@ -148,6 +146,12 @@ class Canvas(QWidget):
     def set_highlight(self, box=None) -> None:
         """Outline the patch ``box`` = (y0, x0, y1, x1) the user works on (None: none)."""
         self._highlight = box
+        self.update()
+
+    def set_done(self, boxes) -> None:
+        """Mark the patches ``boxes`` ((N, 4) of y0, x0, y1, x1) as done: a thin outline and a
+        tick in their corner, faint enough to draw over."""
+        self._done_boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
         self.update()
 
     # ---- zoom and pan --------------------------------------------------------------------
@@ -243,6 +247,8 @@ class Canvas(QWidget):
             if self._proposal is not None:
                 image, x0, y0 = self._proposal
                 painter.drawImage(QPointF(x0, y0), image)
+            if len(self._done_boxes):
+                self._paint_done(painter)
             if self._highlight is not None:
                 self._paint_highlight(painter)
             if self._stroke:
@@ -362,12 +368,28 @@ class Canvas(QWidget):
         # A dark line under a bright dashed one stays visible on light and dark bronze.
         for color, width, style in (
             (QColor(0, 0, 0, 170), 4.0, Qt.PenStyle.SolidLine),
-            (QColor(255, 214, 0), 2.0, Qt.PenStyle.DashLine),
+            (QColor(*render.PALETTE["current"]), 2.0, Qt.PenStyle.DashLine),
         ):
             pen = QPen(color, width, style)
             pen.setCosmetic(True)
             painter.setPen(pen)
             painter.drawRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+
+    def _paint_done(self, painter: QPainter) -> None:
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        pen = QPen(QColor(*render.PALETTE["done"], 150), 1.5)
+        pen.setCosmetic(True)
+        painter.setPen(pen)
+        tick = 14 / self._scale  # 14 screen pixels at any zoom
+        for y0, x0, y1, x1 in self._done_boxes.tolist():
+            # inset by a screen pixel: overlapping done patches keep separate outlines
+            inset = 2 / self._scale
+            painter.drawRect(QRectF(x0 + inset, y0 + inset, x1 - x0 - 2 * inset,
+                                    y1 - y0 - 2 * inset))
+            left, top = x0 + tick * 0.5, y0 + tick * 0.5
+            painter.drawPolyline([QPointF(left, top + tick * 0.5),
+                                  QPointF(left + tick * 0.35, top + tick * 0.85),
+                                  QPointF(left + tick, top)])
 
     def _paint_stroke(self, painter: QPainter, rect: QRect) -> None:
         """Draw the stroke in progress, only its segments near ``rect`` (widget pixels).
@@ -422,7 +444,6 @@ class Canvas(QWidget):
             button == Qt.MouseButton.LeftButton and self._space
         ):
             self._pan_from = event.position()
-            self._space_panned = self._space
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
         elif (
             button == Qt.MouseButton.LeftButton
@@ -453,7 +474,7 @@ class Canvas(QWidget):
     def mouseReleaseEvent(self, event) -> None:
         if self._pan_from is not None:
             self._pan_from = None
-            self.unsetCursor()
+            self.restore_cursor()
             return
         if event.button() == Qt.MouseButton.LeftButton and self._stroke:
             points, self._stroke = tuple(self._stroke), []
@@ -472,7 +493,8 @@ class Canvas(QWidget):
     def keyPressEvent(self, event) -> None:
         if event.key() == Qt.Key.Key_Space:
             if not event.isAutoRepeat():
-                self._space, self._space_panned = True, False
+                self._space = True
+                self.setCursor(Qt.CursorShape.OpenHandCursor)
             return
         super().keyPressEvent(event)
 
@@ -480,10 +502,16 @@ class Canvas(QWidget):
         if event.key() == Qt.Key.Key_Space:
             if not event.isAutoRepeat():
                 self._space = False
-                if not self._space_panned:
-                    self.spaceTapped.emit()
+                if self._pan_from is None:
+                    self.restore_cursor()
             return
         super().keyReleaseEvent(event)
+
+    def restore_cursor(self) -> None:
+        """The cursor of the current tool (after panning, or when the tool changed)."""
+        self.setCursor(
+            Qt.CursorShape.OpenHandCursor if self.tool == "pan" else Qt.CursorShape.CrossCursor
+        )
 
     def resizeEvent(self, event) -> None:
         if self._stack is not None and event.oldSize().width() <= 0:

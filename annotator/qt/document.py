@@ -51,7 +51,8 @@ def is_project_file(path) -> bool:
 
 
 def project_for_view(view_path, project_dir) -> Path:
-    """The project that caches the work on a view folder: one per absolute view path."""
+    """Where a new project for a view folder goes: one name per absolute view path (a view
+    moved elsewhere is found by its content, see ``project.find_view_project``)."""
     view_path = Path(view_path).resolve()
     digest = hashlib.sha256(str(view_path).encode()).hexdigest()[:10]
     return Path(project_dir) / f"{view_path.name or 'view'}-{digest}{PROJECT_SUFFIX}"
@@ -103,10 +104,11 @@ def open_document(path, *, project_dir, base=None, refiner=None, parent=None):
             base, refiner = _checkpoints(base, refiner)
             target.parent.mkdir(parents=True, exist_ok=True)
             project = run_with_progress(
-                lambda progress, cancel: projects.new_project(
-                    target, path, base=base, refiner=refiner, progress=progress, cancel=cancel
+                lambda progress, cancel: _open_view(
+                    path, target, base=base, refiner=refiner, progress=progress, cancel=cancel
                 ),
-                label=f"Finding the lines on {path.name} (runs once; the result is kept)...",
+                label=f"Opening {path.name} (the first time, finding the lines takes a minute; "
+                "the result is kept)...",
                 parent=parent,
             )
     try:
@@ -121,10 +123,36 @@ def open_document(path, *, project_dir, base=None, refiner=None, parent=None):
     return project, stack
 
 
+def _open_view(path, target: Path, *, base, refiner, progress, cancel):
+    """The project of the view at ``path``: one made for the same maps elsewhere (the view was
+    moved or copied; it now records this place), else a new one at ``target``."""
+    from annotator.core import project as projects
+    from refinement_model.views import load_view
+
+    view = load_view(path, cancel=cancel)
+    found, records = projects.find_view_project(target.parent, view.files, cancel=cancel)
+    if found is None:
+        return projects.new_project(
+            target, view, base=base, refiner=refiner, progress=progress, cancel=cancel
+        )
+    project = projects.open_project(found, view=view, progress=progress, cancel=cancel)
+    if records is not None:
+        project.relocate_view(records)
+    return project
+
+
 def _prepare(session) -> LayerStack:
-    """The display pyramids, and the refiner's input so that the first stroke is fast."""
-    session.prepare_refinement()
-    return build_stack(session)
+    """The refiner's input, so that the first stroke is fast, and the display pyramids; the
+    view's float maps are let go one by one as their pyramids are built (the app needs them
+    no more), which keeps the peak memory of a full-size view down."""
+    view = session.view
+    session.release_view_maps()  # builds the refiner's input first
+    maps = {"depth": view.depth, "albedo": view.albedo, "normals": view.normals}
+    truth = view.ground_truth
+    del view  # the caller's project holds the session, which now holds a StoredView
+    stack = LayerStack.from_maps(maps, truth=truth)
+    stack.set_annotation(session.mask, session.user_map)
+    return stack
 
 
 def build_stack(session) -> LayerStack:
@@ -187,6 +215,17 @@ def remember_project(path: str) -> None:
     settings = QSettings()
     recent = [p for p in _recent(settings) if p != os.fspath(path)]
     settings.setValue(RECENT_KEY, [os.fspath(path), *recent][:_RECENT_LIMIT])
+
+
+def recent_projects() -> list[str]:
+    """The recent projects that still exist, most recent first."""
+    return [p for p in _recent(QSettings()) if os.path.isfile(p)]
+
+
+def with_project_suffix(path) -> str:
+    """``path`` with the ``.etmira`` extension added when it has none (Save As)."""
+    path = os.fspath(path)
+    return path if path.lower().endswith(PROJECT_SUFFIX) else path + PROJECT_SUFFIX
 
 
 def crashed_projects() -> list[str]:

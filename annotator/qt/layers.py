@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from annotator.core import render
 from annotator.core.render import BASE_LAYERS, LayerSettings
 
 _BASE_LABELS = {
@@ -131,17 +132,26 @@ class LayerPanel(QWidget):
 
     def _update_legend(self) -> None:
         if self._settings.error_map:
-            text = (
-                "<span style='color:#c8c8c8'>&#9632;</span> found<br>"
-                "<span style='color:#ff3c3c'>&#9632;</span> superfluous (not in the truth)<br>"
-                "<span style='color:#3c8cff'>&#9632;</span> missed"
-            )
+            rows = [
+                (("right",), "found"),
+                (("superfluous",), "superfluous (not in the truth)"),
+                (("missed",), "missed"),
+            ]
         else:
-            text = (
-                "<span style='color:#00beff'>&#9632;</span> traced lines (the mask)<br>"
-                "<span style='color:#28dc46'>&#9632;</span> / "
-                "<span style='color:#ff325a'>&#9632;</span> added / erased by you<br>"
-                "<span style='color:#ffaa00'>&#9632;</span> / "
-                "<span style='color:#be46ff'>&#9632;</span> network adds / removes (preview)"
-            )
+            rows = [
+                (("mask",), "traced lines (the mask)"),
+                (("add", "erase"), "added / erased by you"),
+                (("proposal_add", "proposal_remove"), "network adds / removes (preview)"),
+            ]
+        text = "<br>".join(
+            " / ".join(_swatch(name) for name in names) + f" {label}" for names, label in rows
+        )
         self._legend.setText(text)
+
+
+def _swatch(name: str) -> str:
+    """A square in the app's colour for ``name`` (see ``render.PALETTE``), as rich text, on
+    mid grey as on bronze (a white square would vanish on a light panel)."""
+    r, g, b = render.PALETTE[name]
+    return (f"<span style='color:#{r:02x}{g:02x}{b:02x}; background-color:#7a7a7a'>"
+            "&nbsp;&#9632;&nbsp;</span>")

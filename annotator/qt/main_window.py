@@ -10,13 +10,13 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow
 
 from annotator.core import render
 from annotator.core.session import default_radius
-from annotator.qt import document
+from annotator.qt import dialogs, document
 from annotator.qt.canvas import Canvas
 from annotator.qt.dialogs import guarded, show_error
 from annotator.qt.layers import LayerPanel
@@ -27,6 +27,12 @@ from refinement_model.strokes import Stroke, rasterize_stroke
 
 # Scores over the whole view cost a moment on 60 Mpx: computed once the user pauses.
 _SCORE_DELAY_MS = 700
+FIRST_RUN_HINT = (
+    "Start: press N for the patch the network doubts most, then drag over lines to trace (B) "
+    "or erase (E). F1 lists all keys."
+)
+_HINT_SEEN_KEY = "firstRunHintSeen"
+_MODEL_KEYS = ("models/base", "models/refiner")
 
 
 class MainWindow(QMainWindow):
@@ -46,7 +52,8 @@ class MainWindow(QMainWindow):
         self.stack = None
         self.current_patch: int | None = None
         self._project_dir = Path(project_dir) if project_dir else document.default_project_dir()
-        self._models = (base, refiner)
+        # the command line's models, else those chosen in the app before (File > Choose models)
+        self._models = (base, refiner) if base or refiner else _saved_models()
         self.setWindowTitle("etmira annotate")
         self.canvas = Canvas()
         self.setCentralWidget(self.canvas)
@@ -105,11 +112,15 @@ class MainWindow(QMainWindow):
         file = bar.addMenu("&File")
         self._action(file, "&Open view...", self.open_view_dialog, QKeySequence.StandardKey.Open)
         self._action(file, "Open &project...", self.open_project_dialog, "Ctrl+Shift+O")
+        self.recent_menu = file.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self.save_action = self._action(file, "&Save", self.save, QKeySequence.StandardKey.Save)
         self.save_as_action = self._action(file, "Save &as...", self.save_as, "Ctrl+Shift+S")
         self.export_menu = file.addMenu("&Export")
         for kind, (text, _, _) in document.EXPORTS.items():
             self._action(self.export_menu, text, lambda k=kind: self.export_as(k))
+        file.addSeparator()
+        self._action(file, "Choose &models...", self.choose_models)
         file.addSeparator()
         self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
@@ -142,6 +153,11 @@ class MainWindow(QMainWindow):
         self._action(patch, "&Skip patch", self.skip_patch, "S")
         self._action(patch, "Mark &done", self.mark_done, "D", "accept")
 
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&Keyboard and mouse...", self.show_shortcuts, "F1")
+        self._action(help_menu, "&About etmira...", self.show_about)
+
+        self.next_action.setToolTip("Go to the worst patch not seen yet (N)")
         self.tools.addSeparator()
         for action in (self.next_action, self.accept_action, self.reject_action):
             self.tools.addAction(action)
@@ -150,7 +166,6 @@ class MainWindow(QMainWindow):
         self.canvas.strokeFinished.connect(self.on_stroke)
         self.canvas.cursorMoved.connect(self._show_position)
         self.canvas.viewChanged.connect(self._show_brush)
-        self.canvas.spaceTapped.connect(self.next_patch)
         self.tools.toolChanged.connect(self._set_tool)
         self.tools.radiusChanged.connect(self._set_radius)
         self.layers.settingsChanged.connect(self.canvas.set_settings)
@@ -201,6 +216,8 @@ class MainWindow(QMainWindow):
         self._score_timer.start()
         for warning in project.warnings:
             self.statusBar().showMessage(warning, 10000)
+        if not project.warnings and not QSettings().value(_HINT_SEEN_KEY, False, type=bool):
+            self.statusBar().showMessage(FIRST_RUN_HINT)
 
     @guarded
     def open_path(self, path) -> bool:
@@ -241,10 +258,23 @@ class MainWindow(QMainWindow):
         if path:
             self.open_path(path)
 
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = document.recent_projects()
+        for number, path in enumerate(recent, 1):
+            action = self.recent_menu.addAction(f"&{number % 10}  {Path(path).name}")
+            action.setToolTip(path)
+            action.setStatusTip(path)
+            action.triggered.connect(lambda checked=False, p=path: self.open_path(p))
+        if not recent:
+            self.recent_menu.addAction("No recent projects").setEnabled(False)
+
     @guarded
     def save(self) -> None:
-        """Write anything pending (every stroke is already saved when committed)."""
-        written = self.project.commit()
+        """Write anything pending and fold the log into the project file (every stroke is
+        already safe when committed; after Save the ``.etmira`` file alone holds it all)."""
+        self._settle()
+        written = self.project.save()
         self.statusBar().showMessage(
             f"Saved to {self.project.path}"
             + (f" ({written} pending events written)" if written else ""),
@@ -257,11 +287,12 @@ class MainWindow(QMainWindow):
             path, _ = QFileDialog.getSaveFileName(
                 self,
                 "Save the project as",
-                str(self._project_dir),
+                str(self._work_folder()),
                 f"etmira projects (*{document.PROJECT_SUFFIX})",
             )
             if not path:
                 return
+            path = document.with_project_suffix(path)
         self._settle()
         run_with_progress(
             lambda progress, cancel: self.project.save_as(path, progress=progress),
@@ -272,11 +303,20 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{self.project.session.view.view_id} - {Path(path).name} - etmira")
         self.statusBar().showMessage(f"Saved as {path}; you now work in it", 5000)
 
+    def _work_folder(self) -> Path:
+        """Where dialogs about this work open: beside the project, or, for a project the app
+        keeps in its own folder, beside the view's maps."""
+        project = Path(self.project.path).resolve()
+        files = getattr(self.project.session.view, "files", None)
+        if project.parent == self._project_dir.resolve() and files is not None:
+            return Path(files.depth).resolve().parent
+        return project.parent
+
     @guarded
     def export_as(self, kind: str, path=None) -> None:
         text, file_filter, suffix = document.EXPORTS[kind]
         if path is None:
-            default = str(Path.home() / f"{self.project.session.view.view_id}{suffix}")
+            default = str(self._work_folder() / f"{self.project.session.view.view_id}{suffix}")
             path, _ = QFileDialog.getSaveFileName(self, text.rstrip("."), default, file_filter)
             if not path:
                 return
@@ -287,6 +327,37 @@ class MainWindow(QMainWindow):
             parent=self,
         )
         self.statusBar().showMessage(message, 5000)
+
+    def choose_models(self) -> None:
+        """Pick the base model and refiner for views opened from now on (an open project
+        keeps the models it was made with)."""
+        chosen = dialogs.choose_models(self, *self._models)
+        if chosen is not None:
+            self._models = chosen
+            settings = QSettings()
+            settings.setValue(_MODEL_KEYS[0], chosen[0] or "")
+            settings.setValue(_MODEL_KEYS[1], chosen[1] or "")
+            self.statusBar().showMessage(
+                "New views will be traced with these models; open projects keep theirs.", 6000
+            )
+
+    def show_shortcuts(self) -> None:
+        """The Help menu's list of keys and mouse gestures, read from the actions themselves."""
+        rows = [
+            (action.text().replace("&", "").rstrip("."), action.shortcut().toString(
+                QKeySequence.SequenceFormat.NativeText))
+            for action in self.actions()
+            if not action.shortcut().isEmpty()
+        ]
+        rows += [
+            ("Pan", "hold Space and drag, or drag with the middle button"),
+            ("Zoom", "mouse wheel"),
+            ("Draw / erase", "drag with the left button (B / E choose the brush)"),
+        ]
+        dialogs.show_table(self, "Keyboard and mouse", rows)
+
+    def show_about(self) -> None:
+        dialogs.show_about(self)
 
     def replay_strokes(self, path) -> None:
         """Apply (and accept) every stroke of a stroke journal, as if drawn (for demos)."""
@@ -329,6 +400,7 @@ class MainWindow(QMainWindow):
         if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
             self.statusBar().showMessage("The stroke is outside the view", 3000)
             return
+        QSettings().setValue(_HINT_SEEN_KEY, True)
         QApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
         try:
             # the refiner's one-pass preview at once; its own result when the worker has it
@@ -355,7 +427,7 @@ class MainWindow(QMainWindow):
         self._update_edit_actions()
         self.statusBar().showMessage(
             f"Network: +{int(proposal.added.sum())} / -{int(proposal.removed.sum())} px "
-            "(orange adds, violet removes). Enter accepts, Esc keeps only your stroke."
+            "(orange adds, dark blue removes). Enter accepts, Esc keeps only your stroke."
         )
 
     def finish_refinement(self) -> None:
@@ -440,6 +512,12 @@ class MainWindow(QMainWindow):
         self.canvas.centre_on(box)
         self.canvas.set_highlight(box)
         self._refresh_queue()
+        QSettings().setValue(_HINT_SEEN_KEY, True)
+        queue = self.project.session.queue
+        self.statusBar().showMessage(
+            f"Patch #{index}, doubt {queue.scores[index]:.2f} (how undecided its lines are). "
+            "Draw to correct; D: done, N: next."
+        )
 
     # ---- reacting to the session ---------------------------------------------------------
     def _on_change(self, change) -> None:
@@ -459,7 +537,9 @@ class MainWindow(QMainWindow):
 
     def _refresh_queue(self) -> None:
         if self.project is not None:
-            self.queue.refresh(self.project.session.queue, self.stack, current=self.current_patch)
+            queue = self.project.session.queue
+            self.queue.refresh(queue, self.stack, current=self.current_patch)
+            self.canvas.set_done(queue.grid.boxes[queue.done])
 
     def _update_edit_actions(self) -> None:
         session = None if self.project is None else self.project.session
@@ -478,10 +558,19 @@ class MainWindow(QMainWindow):
 
     def _request_scores(self) -> None:
         # Over 60 Mpx the scores take a moment: off the GUI thread, only the latest request.
+        # Stamped with the journal position: a stroke committed meanwhile makes them outdated.
         if self.project is not None:
-            self._scores.submit(self.project.session.scores)
+            session = self.project.session
+            stamp = (session, len(session.journal))
+            self._scores.submit(lambda: (stamp, session.scores()))
 
-    def _show_scores(self, scores) -> None:
+    def _show_scores(self, result) -> None:
+        (session, position), scores = result
+        if self.project is None or self.project.session is not session:
+            return
+        if len(session.journal) != position:
+            self._score_timer.start()  # computed (partly) before the last change: again
+            return
         self.score_label.setText(
             "" if scores is None else f"pFM {scores['pfm']:.3f}  IoU {scores['iou']:.3f}"
         )
@@ -497,9 +586,7 @@ class MainWindow(QMainWindow):
     # ---- small things --------------------------------------------------------------------
     def _set_tool(self, tool: str) -> None:
         self.canvas.tool = tool
-        self.canvas.setCursor(
-            Qt.CursorShape.OpenHandCursor if tool == "pan" else Qt.CursorShape.CrossCursor
-        )
+        self.canvas.restore_cursor()
 
     def _set_radius(self, radius: float) -> None:
         self.canvas.radius = radius
@@ -523,3 +610,10 @@ def _patches_over(boxes: np.ndarray, region) -> np.ndarray:
     y0, x0, y1, x1 = region
     hit = (boxes[:, 0] < y1) & (boxes[:, 2] > y0) & (boxes[:, 1] < x1) & (boxes[:, 3] > x0)
     return np.flatnonzero(hit)
+
+
+def _saved_models() -> tuple[str | None, str | None]:
+    """The models last chosen in the app (None where none was, or its file is gone)."""
+    settings = QSettings()
+    paths = (settings.value(key, "", type=str) for key in _MODEL_KEYS)
+    return tuple(path if path and Path(path).is_file() else None for path in paths)

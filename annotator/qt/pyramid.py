@@ -119,9 +119,25 @@ class LayerStack:
     """
 
     def __init__(self, *, depth, albedo, normals, truth=None, min_size: int = 256):
+        self._build({"depth": depth, "albedo": albedo, "normals": normals}, truth, min_size)
+
+    @classmethod
+    def from_maps(cls, maps: dict, *, truth=None, min_size: int = 256) -> LayerStack:
+        """Build from ``maps`` = {"depth", "albedo", "normals": float arrays}, taking each out
+        of the dict once its 8-bit pyramid is built: when the dict held the last reference, its
+        float copy (up to 720 MB on a full-size view) is freed before the next is converted."""
+        stack = cls.__new__(cls)
+        stack._build(maps, truth, min_size)
+        return stack
+
+    def _build(self, maps: dict, truth, min_size: int) -> None:
+        depth = maps.pop("depth")
         self.depth = Pyramid(render.to_uint8(depth, **_limits(depth)), min_size=min_size)
+        del depth
+        albedo = maps.pop("albedo")
         self.albedo = Pyramid(render.to_uint8(albedo, **_limits(albedo)), min_size=min_size)
-        self.normals = Pyramid(render.encode_normals(normals), min_size=min_size)
+        del albedo
+        self.normals = Pyramid(render.encode_normals(maps.pop("normals")), min_size=min_size)
         self.truth = (
             None
             if truth is None

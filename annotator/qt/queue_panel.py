@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -24,6 +24,11 @@ from annotator.qt.tools import icon
 THUMBNAIL = 64
 # Thumbnails keep one look whatever the canvas shows, so they are drawn once per mask change.
 THUMBNAIL_SETTINGS = render.LayerSettings(base="depth", prediction_opacity=0.45, strokes=True)
+DONE_MARK = "\u2713 "
+DOUBT_TIP = (
+    "Doubt: how undecided the prediction is about the lines it draws in this patch "
+    "(the mean of 4 p (1 - p) per predicted line pixel). Higher: look here first."
+)
 # The list shows this many of the worst open patches; more would only slow the refresh.
 _LISTED = 80
 
@@ -48,15 +53,18 @@ class QueuePanel(QWidget):
         super().__init__(parent)
         layout = QVBoxLayout(self)
         self.coverage = QProgressBar()
-        self.coverage.setRange(0, 1000)
-        self.coverage.setFormat("reviewed %p%")
-        self.coverage.setToolTip("Share of the mirror inside patches you have looked at")
+        self.coverage.setRange(0, 1)
+        self.coverage.setFormat("reviewed %v of %m patches")
+        self.coverage.setToolTip(
+            "Patches you marked done (D) among those the queue offers; looking at a patch, "
+            "drawing on it or skipping it does not count"
+        )
         layout.addWidget(self.coverage)
         self.summary = QLabel()
         layout.addWidget(self.summary)
         buttons = QHBoxLayout()
         for text, icon_name, signal, tip in (
-            ("Next", "next", self.nextRequested, "Go to the worst patch not seen yet (N or Space)"),
+            ("Next", "next", self.nextRequested, "Go to the worst patch not seen yet (N)"),
             ("Skip", None, self.skipRequested, "Put this patch at the back of the queue"),
             ("Done", "accept", self.doneRequested, "Mark this patch as finished"),
         ):
@@ -77,25 +85,31 @@ class QueuePanel(QWidget):
         self._thumbnails: dict[int, QIcon] = {}
 
     def refresh(self, queue, stack, *, current: int | None = None) -> None:
-        """Rebuild the list from the queue's scores and states."""
+        """Rebuild the list from the queue's scores and states: the open patches worst first,
+        then the done ones (marked so)."""
         states = queue.states
         open_patches = np.flatnonzero(queue.eligible & (states != DONE))
+        done_patches = np.flatnonzero(queue.eligible & (states == DONE))
         order = open_patches[np.argsort(-queue.scores[open_patches], kind="stable")][:_LISTED]
         self.list.clear()
-        for index in order.tolist():
+        for index in [*order.tolist(), *done_patches[:_LISTED].tolist()]:
+            done = states[index] == DONE
             item = QListWidgetItem(
                 self._thumbnail(index, queue, stack),
-                f"#{index}  {STATE_NAMES[states[index]]}\ndoubt {queue.scores[index]:.2f}",
+                f"{DONE_MARK if done else ''}#{index}  {STATE_NAMES[states[index]]}\n"
+                f"doubt {queue.scores[index]:.2f}",
             )
             item.setData(Qt.ItemDataRole.UserRole, index)
+            item.setToolTip(DOUBT_TIP)
+            if done:
+                item.setForeground(QColor(*render.PALETTE["done"]))
             self.list.addItem(item)
             if index == current:
                 self.list.setCurrentItem(item)
-        self.coverage.setValue(int(round(queue.coverage() * 1000)))
-        done = int(np.count_nonzero(queue.done & queue.eligible))
-        self.summary.setText(
-            f"{done} of {int(queue.eligible.sum())} patches done, " f"{len(open_patches)} open"
-        )
+        reviewed, queued = queue.reviewed()
+        self.coverage.setMaximum(max(queued, 1))
+        self.coverage.setValue(reviewed)
+        self.summary.setText(f"{len(open_patches)} open, {reviewed} done")
 
     def forget_thumbnails(self, indices=None) -> None:
         """Drop cached thumbnails (all, or of the given patches) after the mask changed."""

@@ -63,7 +63,12 @@ def run_with_progress(function: Callable, *, label: str, parent: QWidget | None 
     if not thread.isFinished():
         loop.exec()
     thread.wait()
-    dialog.close()
+    # Both timers must stop: the dialog's own (minimum duration) and ours would otherwise show
+    # it again over the error box that follows, whose event loop does not delete it.
+    show.stop()
+    dialog.reset()
+    dialog.hide()
+    dialog.setParent(None)
     dialog.deleteLater()
     if thread.error is not None:
         raise thread.error

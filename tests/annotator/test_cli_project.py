@@ -132,8 +132,9 @@ def test_replay_info_export_round_trip(made, tmp_path, capsys):
         np.testing.assert_array_equal(np.array(image), mask)
     np.testing.assert_array_equal(tifffile.imread(out / "m.tif"), mask)
     assert "<svg" in (out / "m.svg").read_text()
-    assert read_binary_mask(out / "prov.png").sum() == np.count_nonzero(
-        mask | (provenance == 2))
+    provenance_image = read_binary_mask(out / "prov.png")  # the view, then the legend band
+    assert provenance_image.shape[0] > mask.shape[0]
+    assert provenance_image[:mask.shape[0]].sum() == np.count_nonzero(mask | (provenance == 2))
     journal = read_document(out / "j.json")
     assert [Stroke.from_dict(s) for s in journal["strokes"]] == strokes
     assert [e["type"] for e in journal["events"]] == ["stroke"] * 6

@@ -146,3 +146,25 @@ def test_bad_stroke_files_name_the_file_and_problem(tmp_path, content, problem):
     with pytest.raises(InputError, match=problem) as caught:
         read_strokes(path)
     assert caught.value.path == str(path)
+
+
+def test_provenance_png_uses_the_apps_colours_and_has_a_legend(tmp_path):
+    from annotator.core import render
+    from annotator.core.export import write_provenance_png
+    from refinement_model.imageio import read_png
+
+    provenance = np.zeros((60, 400), np.uint8)
+    provenance[:, 100:200], provenance[:, 200:300] = 1, 3
+    mask = np.ones((60, 400), bool)
+    write_provenance_png(tmp_path / "p.png", provenance, mask)
+    image = read_png(tmp_path / "p.png")
+    assert image.shape[0] > 60 and image.shape[1:] == (400, 4)
+    assert tuple(image[0, 0, :3]) == render.PALETTE["mask"]
+    assert tuple(image[0, 150, :3]) == render.PALETTE["add"]
+    assert tuple(image[0, 250, :3]) == render.PALETTE["proposal_add"]
+    legend = image[60:]
+    assert (legend[..., 3] == 255).all()
+    for name in ("mask", "add", "erase", "proposal_add"):  # a swatch of each meaning
+        assert (legend[..., :3] == render.PALETTE[name]).all(axis=-1).sum() >= 9
+    write_provenance_png(tmp_path / "bare.png", provenance, mask, legend=False)
+    assert read_png(tmp_path / "bare.png").shape == (60, 400, 4)

@@ -120,3 +120,37 @@ def test_queue_scores_are_the_evaluated_gt_free_ranking():
     queue.update(probabilities, (20, 20, 50, 40), strokes)   # only where the strokes are
     np.testing.assert_allclose(queue.scores, patch_scores(probabilities, grid, mirror, strokes),
                                rtol=1e-6)
+
+
+def test_queue_offers_no_patch_with_only_a_sliver_of_mirror_yet_covers_the_whole_mirror():
+    from annotator.core.patch_queue import MIN_MIRROR_SHARE
+    from refinement_model.patches import PatchGrid
+
+    grid = PatchGrid(128, 128, patch_size=32, stride=16, net_size=32)  # overlapping, as the app's
+    mirror = np.zeros((128, 128), bool)
+    mirror[:64, :64] = True
+    mirror[64:66, :64] = True          # a sliver: all a row of patches holds
+    mirror[100:128, 126:128] = True    # a thin spur no patch holds much of: still reachable
+    probabilities = np.full((128, 128), 0.01, np.float32)
+    probabilities[64:66, :64] = 0.5    # all doubt, where the user would see background
+    probabilities[100:128, 126:128] = 0.02
+    queue = PatchQueue(grid, mirror, probabilities)
+    sliver = [i for i, (y0, x0, y1, x1) in enumerate(grid.boxes) if y0 == 64 and x1 <= 64]
+    assert len(sliver) == 3
+    assert all(np.count_nonzero(mirror[slice(*grid.boxes[i][[0, 2]]),
+                                       slice(*grid.boxes[i][[1, 3]])]) < MIN_MIRROR_SHARE * 32 ** 2
+               for i in sliver)
+    assert queue.scores[sliver].min() > queue.scores[queue.eligible].max()  # worst, if queued
+    assert not queue.eligible[sliver].any()
+    order, _ = rank_patches(probabilities, grid, mirror)
+    assert not set(order.tolist()) & set(sliver)
+    seen = []
+    while (index := queue.next()) is not None:
+        seen.append(index)
+        queue.visited[index] = True
+    assert set(seen) == set(np.flatnonzero(queue.eligible).tolist()) == set(order.tolist())
+    covered = np.zeros_like(mirror)
+    for y0, x0, y1, x1 in grid.boxes[seen]:
+        covered[y0:y1, x0:x1] = True
+    assert covered[mirror].all()  # the sliver lies in queued patches too, and so does the spur
+    assert queue.coverage() == 1.0

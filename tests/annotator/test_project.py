@@ -182,8 +182,51 @@ def test_any_edits_and_reopens_give_the_journal_replay(view_folder, tmp_path_fac
                 project.close()
                 project = open_project(path, view=view, refine=SpreadRefiner())
                 np.testing.assert_array_equal(project.session.mask, before)
-        replayed = AnnotationSession.replay(view, base, SpreadRefiner(), project.session.journal,
-                                            grid=GRID)
+        # the project keeps the base logits in float16, and its session starts from those
+        stored = base.astype(np.float16).astype(np.float32)
+        replayed = AnnotationSession.replay(view, stored, SpreadRefiner(),
+                                            project.session.journal, grid=GRID)
         np.testing.assert_array_equal(project.session.mask, replayed.mask)
     finally:
         project.close()
+
+
+def test_after_save_the_project_file_alone_holds_every_stroke(project, tmp_path):
+    import shutil
+
+    session = project.session
+    for stroke in make_strokes(4, seed=5):
+        session.apply_stroke(stroke)
+    copy = tmp_path / "copied.etmira"
+    shutil.copyfile(project.path, copy)  # without -wal: the strokes are still in the log
+    with open_project(copy, refine=SpreadRefiner(), readonly=True) as unsaved:
+        assert len(unsaved.session.strokes) < 4
+    project.save()
+    # copied while the project is still open, as a backup program would
+    copy = tmp_path / "copied_after_save.etmira"
+    shutil.copyfile(project.path, copy)
+    with open_project(copy, refine=SpreadRefiner(), readonly=True) as saved:
+        assert saved.session.strokes == session.strokes
+        np.testing.assert_array_equal(saved.session.mask, session.mask)
+    session.apply_stroke(make_strokes(1, seed=6)[0])  # the work goes on, each stroke committed
+    assert project.store.event_count() == 5 and not project.dirty
+
+
+def test_a_view_is_found_by_its_maps_content_not_its_path(project, view_folder, tmp_path):
+    import shutil
+
+    from annotator.core.project import find_view_project
+
+    folder = tmp_path  # the project fixture lives here
+    assert find_view_project(folder, load_view(view_folder).files) == (project.path, None)
+    copy = shutil.copytree(view_folder, tmp_path / "elsewhere" / "view")
+    found, records = find_view_project(folder, load_view(copy).files)
+    assert found == project.path and records["depth"]["path"].startswith(str(copy))
+    project.relocate_view(records)
+    assert find_view_project(folder, load_view(copy).files) == (project.path, None)
+    other = shutil.copytree(view_folder, tmp_path / "other" / "view")
+    files = load_view(other).files
+    data = bytearray(files.depth.read_bytes())
+    data[-1] ^= 0xFF  # same size, other content: another view (only hashed, never loaded)
+    files.depth.write_bytes(bytes(data))
+    assert find_view_project(folder, files) == (None, None)

@@ -55,3 +55,21 @@ def test_screenshot_of_bad_input_exits_2_with_one_line(tmp_path, capsys):
     assert main(["annotate", str(bad), "--screenshot", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "junk.etmira" in err[0]
+
+
+def test_bad_file_on_the_command_line_exits_2_without_a_window(tmp_path, capsys, qapp):
+    from PySide6.QtWidgets import QApplication
+
+    from annotator.qt.main_window import MainWindow
+
+    folder = tmp_path / "not a view"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("no maps here")
+    truncated = tmp_path / "depth.tif"
+    truncated.write_bytes(b"II*\x00" + bytes(20))
+    for bad in (folder, truncated):
+        assert main(["annotate", str(bad), "--project-dir", str(tmp_path / "projects")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and bad.name in err[0]
+        assert not any(isinstance(w, MainWindow) and w.isVisible()
+                       for w in QApplication.topLevelWidgets())

@@ -73,7 +73,9 @@ def test_queue_panel_lists_worst_first_and_jumps(qtbot):
     qtbot.addWidget(panel)
     panel.refresh(queue, stack)
     listed = [panel.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(panel.list.count())]
-    assert listed == list(range(len(grid) - 2, -1, -1))  # done patch left out, worst first
+    # open patches worst first, then the done one, marked
+    assert listed == [*range(len(grid) - 2, -1, -1), len(grid) - 1]
+    assert panel.list.item(len(listed) - 1).text().startswith("\u2713")
     assert not panel.list.item(0).icon().isNull()
     jumps = []
     panel.jumpRequested.connect(jumps.append)

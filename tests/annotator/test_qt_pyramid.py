@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from annotator.qt.pyramid import Pyramid, halve
+from annotator.qt.pyramid import LayerStack, Pyramid, halve
 
 
 def test_halve_mean_rounds_integers_and_pads_odd_sizes():
@@ -50,3 +50,25 @@ def test_update_equals_rebuild(reduce):
 def test_pyramid_validates():
     with pytest.raises(ValueError, match="reduce"):
         Pyramid(np.zeros((4, 4)), reduce="median")
+
+
+def test_stack_from_maps_takes_each_map_out_and_shows_the_same():
+    import weakref
+
+    from annotator.core.render import LayerSettings
+
+    rng = np.random.default_rng(3)
+    depth, albedo = rng.random((40, 52)), rng.random((40, 52))
+    normals = np.dstack([rng.normal(0, 0.2, (40, 52, 2)), np.ones((40, 52))])
+    normals /= np.linalg.norm(normals, axis=2, keepdims=True)
+    expected = LayerStack(depth=depth, albedo=albedo, normals=normals, min_size=8)
+    maps = {"depth": depth.copy(), "albedo": albedo.copy(), "normals": normals.copy()}
+    freed = weakref.ref(maps["depth"])
+    stack = LayerStack.from_maps(maps, min_size=8)
+    assert maps == {} and freed() is None  # the float copies are gone
+    for base in ("depth", "albedo", "normals"):
+        settings = LayerSettings(base=base)
+        for level in range(stack.n_levels):
+            a, b = stack.tile(level, (0, 0, 40, 52), settings), expected.tile(
+                level, (0, 0, 40, 52), settings)
+            np.testing.assert_array_equal(getattr(a, base), getattr(b, base))

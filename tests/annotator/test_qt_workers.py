@@ -94,3 +94,32 @@ def test_latest_call_waited_for_then_submitted_again_delivers_each_result_once(q
     qtbot.waitUntil(lambda: len(results) == 2, timeout=3000)
     qapp.processEvents()
     assert results == ["waited for", "next"]
+
+
+def test_no_progress_dialog_is_left_over_the_error_box(qapp):
+    # The error box runs its own event loop at once; the progress dialog must not come back
+    # over it (it would take the clicks meant for OK).
+    from PySide6.QtCore import QEventLoop
+
+    def work(progress, cancel):
+        progress(0, 10)
+        time.sleep(0.05)
+        raise InputError("a.tif", "truncated")
+
+    visible = []
+
+    def open_then_show_the_error():
+        try:
+            run_with_progress(work, label="Opening...")
+        except InputError:
+            box_loop = QEventLoop()
+            QTimer.singleShot(1200, box_loop.quit)
+            box_loop.exec()
+            visible.extend(w for w in QApplication.topLevelWidgets()
+                           if isinstance(w, QProgressDialog) and w.isVisible())
+        outer.quit()
+
+    outer = QEventLoop()
+    QTimer.singleShot(0, open_then_show_the_error)
+    outer.exec()
+    assert visible == []

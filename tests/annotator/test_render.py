@@ -133,3 +133,24 @@ def test_settings_validate():
         LayerSettings(base="xray")
     with pytest.raises(ValueError, match="prediction_opacity"):
         LayerSettings(prediction_opacity=2.0)
+
+
+def test_meanings_shown_together_never_share_a_colour():
+    import colorsys
+
+    palette = render.PALETTE
+    together = ["mask", "skeleton", "add", "erase", "proposal_add", "proposal_remove",
+                "current"]
+    error_mode = ["right", "superfluous", "missed", "skeleton", "add", "erase", "proposal_add",
+                  "proposal_remove"]
+    for names in (together, error_mode):
+        colours = [palette[n] for n in names]
+        assert len(set(colours)) == len(colours), names
+
+    def hue(name):
+        return colorsys.rgb_to_hsv(*(c / 255 for c in palette[name]))[0] * 360
+
+    # the clashes users met: erase and "superfluous" both red, the mask and "missed" both blue
+    assert abs(hue("erase") - hue("superfluous")) > 25  # vermillion against yellow
+    assert abs(hue("mask") - hue("missed")) > 60
+    assert set(palette.values()) - {palette["right"]} <= set(render.OKABE_ITO.values())
