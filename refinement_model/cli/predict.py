@@ -1,4 +1,7 @@
-"""``etmira predict VIEW_DIR... [--base CKPT] -o OUT_DIR``: segment whole views.
+"""``etmira predict VIEW_DIR... [--base CKPT] [--refiner CKPT] -o OUT_DIR``: segment whole views.
+
+The prediction is the app's start (:mod:`refinement_model.start`): the base model, then the
+refiner with no strokes over every patch; ``--start base`` gives the base model's alone.
 
 Per view, writes ``<view_id>_prediction.png`` (binary mask, 0/255, full resolution) and
 ``<view_id>_probability.png`` (line probability scaled to 0..255), both zero outside the
@@ -13,7 +16,7 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "predict", help="predict the line masks of whole views with the base model",
+        "predict", help="predict the line masks of whole views as the app starts them",
         description="Predict the engraved lines of every view under the given folders and "
                     "write a binary mask and a probability map per view.")
     parser.add_argument("views", nargs="+", metavar="VIEW_DIR",
@@ -21,6 +24,11 @@ def register(subparsers) -> None:
     parser.add_argument("-o", "--out", required=True, metavar="OUT_DIR")
     parser.add_argument("--base", metavar="CKPT",
                         help="base checkpoint (default: the shipped weights)")
+    parser.add_argument("--refiner", metavar="CKPT",
+                        help="refiner checkpoint (default: the shipped weights)")
+    parser.add_argument("--start", choices=("refined", "base"), default="refined",
+                        help="refined: the base model then the refiner with no strokes, as the "
+                        "app starts (default); base: the base model alone")
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="probability above which a pixel is a line (default 0.5)")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -35,7 +43,7 @@ def run(args) -> int:
 
     from refinement_model.errors import InputError
     from refinement_model.imageio import write_png
-    from refinement_model.inference import Predictor
+    from refinement_model.start import start_predictor
     from refinement_model.metrics import score_masks
     from refinement_model.shipped import shipped_checkpoint
     from refinement_model.views import find_views, load_view
@@ -45,7 +53,8 @@ def run(args) -> int:
     files = [f for folder in args.views for f in find_views(folder)]
     if not files:
         raise InputError(args.views[0], "no mirror view found")
-    predictor = Predictor(args.base or shipped_checkpoint("base"))
+    refiner = (args.refiner or shipped_checkpoint("refiner")) if args.start == "refined" else None
+    predictor = start_predictor(args.base or shipped_checkpoint("base"), refiner)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scores = []
