@@ -198,7 +198,8 @@ def _markdown(manifest: dict, summary: dict, details: dict, plots: list[str]) ->
         "# Simulated annotation: human only vs human + network", "",
         f"Views: {', '.join(manifest['views'])}; seeds: {len(manifest['seeds'])}; "
         f"steps per run: {manifest.get('steps')}"
-        + _last_stroke_text(summary.get("last_stroke_step", {})) + ".", "",
+        + _last_stroke_text(summary.get("last_stroke_step", {}), manifest.get("steps"))
+        + ".", "",
         f"Models: base `{manifest.get('base')}`, refiner `{manifest.get('refiner')}`, its logits "
         f"averaged over four quarter turns of each patch and {refined} per stroke (but in "
         f"`one_pass`).", "",
@@ -329,10 +330,14 @@ def _effort_text(effort: dict) -> str:
     return text
 
 
-def _last_stroke_text(last_steps: dict) -> str:
+def _last_stroke_text(last_steps: dict, steps) -> str:
     if not last_steps:
         return ""
-    return f"; the simulated user's last stroke came by step {max(last_steps.values())}"
+    last = max(last_steps.values())
+    text = f"; the simulated user's last stroke came by step {last}"
+    if steps is not None and last >= steps:
+        text += " (still drawing when the runs stopped: the curves are cut, not converged)"
+    return text
 
 
 def _fmt(value) -> str:

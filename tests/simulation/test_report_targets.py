@@ -1,5 +1,6 @@
 """`etmira report`: strokes and pixels to a target pFM, and the rows of the automatic start."""
 
+import json
 import math
 
 import pytest
@@ -66,7 +67,14 @@ def test_report_gives_strokes_and_pixels_to_each_target(folder, capsys):
             in report)
     assert ("| GT-free ranking | V_R | human + network | 3 / 300 | 4 / 400 (1 of 2 runs) | "
             "not reached |" in report)
-    assert "last stroke came by step 40" in report
+    assert "last stroke came by step 40." in report
+    cut = folder / "cut"
+    for setting in ("both", "gt_free"):
+        for seed, records in enumerate(SEEDS):
+            write_records(run_path(cut, "V_R", setting, seed), records[:5])
+    write_manifest(cut, {**json.loads((folder / "manifest.json").read_text()), "steps": 40})
+    write_report(cut)
+    assert "step 40 (still drawing when the runs stopped" in (cut / "report.md").read_text()
 
 
 def test_report_shows_the_networks_with_no_strokes(folder):
