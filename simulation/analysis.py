@@ -112,3 +112,34 @@ def final_scores(runs: list[dict]) -> dict:
     out["initial_pfm"] = float(np.mean([run["pfm_human"][0] for run in runs]))
     out["initial_iou"] = float(np.mean([run["iou_human"][0] for run in runs]))
     return out
+
+
+def effort_to_target(run: dict, curve: str, target: float) -> tuple[float, float]:
+    """Strokes and annotated pixels at the first record where ``run[curve]`` reaches
+    ``target`` (the NoC@85 convention of interactive segmentation); (inf, inf) if it never does.
+
+    Parameters
+    ----------
+    run : dict
+        Columns of one run (``strokes``, ``annotated_pixels`` and ``curve`` as sequences).
+    curve : str
+        ``"pfm_human"`` or ``"pfm_network"``.
+    target : float
+
+    Returns
+    -------
+    strokes, pixels : float
+        At the recording resolution: a target reached between two records counts at the later.
+    """
+    reached = np.flatnonzero(np.asarray(run[curve], float) >= target - 1e-12)
+    if not len(reached):
+        return float("inf"), float("inf")
+    first = reached[0]
+    return float(run["strokes"][first]), float(run["annotated_pixels"][first])
+
+
+def last_stroke_step(run: dict) -> int:
+    """The recorded step by which the run committed its last stroke (0 if none)."""
+    strokes = np.asarray(run["strokes"], float)
+    changed = np.flatnonzero(strokes != strokes[-1])
+    return int(run["step"][changed[-1] + 1]) if len(changed) else int(run["step"][0])

@@ -15,8 +15,8 @@ from refinement_model.patches import PatchGrid
 from refinement_model.progress import progress_bar
 from simulation.protocol import ProtocolConfig, run_protocol
 from simulation.ranking import oracle_scores, ranking_quality, uncertainty_scores
-from simulation.runs import (merge_manifest, refiner_options, run_path, setting_config,
-                             write_records)
+from simulation.runs import (STARTS, merge_manifest, refiner_options, run_path,
+                             setting_config, write_records)
 
 
 def view_files_with_ground_truth(paths: Sequence, *, only: Sequence[str] | None = None) -> list:
@@ -52,10 +52,18 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
                    seeds: int = 3, first_seed: int = 0,
                    settings: Sequence[str] = ("both", "gt_free"),
                    record_every: int = 10, only: Sequence[str] | None = None,
-                   iterations: int | None = None, show_progress: bool = False) -> dict:
+                   iterations: int | None = None, start: str = "refined",
+                   show_progress: bool = False) -> dict:
     """Run every setting with seeds ``first_seed .. first_seed + seeds - 1`` on every view with
     ground truth under ``paths`` (or on the views named in ``only``), refining as the app does
     (``iterations`` replaces its refinements per stroke, see :func:`refiner_options`).
+
+    The runs start, as the app does, from ``start="refined"``: the base network refined with no
+    strokes on every patch (:class:`refinement_model.start.StartPredictor`), whose logits then
+    stand in for the base logits everywhere (the human-only mask, the refiner's prediction
+    input); ``start="base"`` starts from the base network alone. The manifest keeps the start
+    and, per view, the pFM of the base network alone (``base_pfm``) and of the start
+    (``start_pfm``).
 
     Writes ``out/runs/<view>/<setting>_seed<k>.csv`` as each run ends and merges this
     simulation into ``out/manifest.json`` after each view (so an interrupted simulation keeps
@@ -66,27 +74,40 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
     manifest : dict
     """
     from refinement_model.inference import PatchRefiner, Predictor
+    from refinement_model.metrics import score_masks
     from refinement_model.shipped import shipped_checkpoint
+    from refinement_model.start import start_predictor
     from refinement_model.views import load_view, network_input
 
     if seeds < 1 or first_seed < 0:
         raise ValueError(f"seeds must be >= 1 and first_seed >= 0, got {seeds} and {first_seed}")
+    if start not in STARTS:
+        raise ValueError(f"start must be one of {STARTS}, got {start!r}")
     files = view_files_with_ground_truth(paths, only=only)
     base = Path(base) if base else shipped_checkpoint("base")
     refiner = Path(refiner) if refiner else shipped_checkpoint("refiner")
     predictor = Predictor(base)
+    starter = start_predictor(predictor, refiner if start == "refined" else None)
     refiners = {}  # one per refiner options, built when a setting first needs it
     manifest = {"views": [], "settings": list(settings),
                 "seeds": list(range(first_seed, first_seed + seeds)), "steps": steps,
                 "record_every": record_every,
                 "iterations": refiner_options("both", iterations=iterations)["iterations"],
-                "base": _shown(base),
-                "refiner": _shown(refiner), "spearman_gt_free": {}, "seconds": {}}
+                "start": start_description(starter), "base": _shown(base),
+                "refiner": _shown(refiner), "spearman_gt_free": {}, "base_pfm": {},
+                "start_pfm": {}, "seconds": {}}
     for view_files in files:
         view = load_view(view_files.depth)
+        scored = dict(mask=view.mirror_mask)
+        if starter is not predictor:
+            manifest["base_pfm"][view.view_id] = score_masks(
+                predictor.predict_view(view) > 0.5, view.ground_truth, **scored)["pfm"]
         with progress_bar(f"{view.view_id}: predict", unit="patch",
                           enabled=show_progress) as progress:
-            probabilities = predictor.predict_view(view, progress=progress)
+            probabilities = starter.predict_view(view, progress=progress)
+        manifest["start_pfm"][view.view_id] = score_masks(probabilities > 0.5,
+                                                          view.ground_truth, **scored)["pfm"]
+        manifest["base_pfm"].setdefault(view.view_id, manifest["start_pfm"][view.view_id])
         logits = probability_logits(probabilities)
         image = network_input(view, predictor.net.spec.inputs)
         grid = predictor.grid(*view.shape)
@@ -113,6 +134,18 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
         manifest["views"].append(view.view_id)
         merged = merge_manifest(out, manifest)
     return merged
+
+
+def start_description(predictor) -> str:
+    """How a predictor makes its start, as a manifest names it: "base network" or "base network
+    + refiner with no strokes (K orientations, N iterations)"."""
+    from refinement_model.start import start_record
+
+    record = start_record(predictor)
+    if record["kind"] == "base":
+        return "base network"
+    return (f"base network + refiner with no strokes ({record['orientations']} orientations, "
+            f"{record['iterations']} iterations)")
 
 
 def _shown(path: Path) -> str:

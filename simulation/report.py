@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from refinement_model.imageio import atomic_write
-from simulation.analysis import (effort_ratio, effort_reduction, final_scores,
-                                 mean_curves)
+from simulation.analysis import (effort_ratio, effort_reduction, effort_to_target,
+                                 final_scores, last_stroke_step, mean_curves)
 from simulation.runs import SETTINGS, read_manifest, read_records, run_path
 
 _ABLATIONS = {
@@ -26,6 +26,11 @@ _ABLATIONS = {
 # The poster's figures are per test view: "relative improvements peaking at values between
 # +12% and +26%", "reducing workload from 56% to 75%" (docs/method.md, "Reported results").
 PAPER_PER_VIEW = {"peak_relative_gain": (0.12, 0.26), "effort_reduction": (0.56, 0.75)}
+# Whole-view pFM targets of the strokes-to-target table (NoC@85/90 in RITM, FocalClick).
+TARGETS = (0.80, 0.85, 0.90)
+RANKING_SETTINGS = {"both": "oracle ranking", "gt_free": "GT-free ranking"}
+# What runs made before the manifest named their start started from.
+BASE_START = "base network"
 
 
 def load_simulation(folder) -> tuple[dict, dict]:
@@ -75,6 +80,8 @@ def summarise(manifest: dict, runs: dict) -> tuple[dict, dict]:
     main = table.get("both", {})
     per_view = {view: _setting_row(runs["both"], curves["both"], [view])
                 for view in sorted(runs.get("both", {}))}
+    gt_free_ratio = {view: effort_ratio(curves["gt_free"][view], curves["both"][view])
+                     for view in per_view if view in curves.get("gt_free", {})}
     summary = {
         "peak_relative_gain": main.get("peak_relative_gain"),
         "effort_reduction": main.get("effort_reduction"),
@@ -85,19 +92,42 @@ def summarise(manifest: dict, runs: dict) -> tuple[dict, dict]:
         "views": manifest["views"],
         "seeds": manifest["seeds"],
         "steps": manifest.get("steps"),
+        "start": manifest.get("start", BASE_START),
         "per_view": {view: {"peak_relative_gain": row["peak_relative_gain"],
                             "effort_reduction": row["effort_reduction"],
                             "initial_pfm": row["initial_pfm"],
                             "final_pfm_human": row["pfm_human"],
-                            "final_pfm_network": row["pfm_network"]}
+                            "final_pfm_network": row["pfm_network"],
+                            "base_pfm": manifest.get("base_pfm", {}).get(view),
+                            "gt_free_effort_ratio": gt_free_ratio.get(view)}
                      for view, row in per_view.items()},
+        "to_target": {setting: {view: _to_target(seeds) for view, seeds in runs[setting].items()}
+                      for setting in RANKING_SETTINGS if setting in runs},
+        "last_stroke_step": {setting: max(last_stroke_step(run) for seeds in by_view.values()
+                                          for run in seeds)
+                             for setting, by_view in runs.items()},
     }
     if "gt_free" in curves and "both" in curves:
         summary["gt_free_effort_reduction"] = table["gt_free"]["effort_reduction"]
-        summary["gt_free_effort_ratio"] = _mean([effort_ratio(curves["gt_free"][v],
-                                                              curves["both"][v])
-                                                 for v in curves["both"] if v in curves["gt_free"]])
+        summary["gt_free_effort_ratio"] = _mean(list(gt_free_ratio.values()))
     return summary, {"table": table, "ablations": ablations, "curves": curves}
+
+
+def _to_target(seeds: list[dict]) -> dict:
+    """Per target pFM and curve, the mean strokes and annotated pixels over the runs that
+    reached it, and how many of them did: ``{"0.85": {"pfm_human": {"strokes", "pixels",
+    "reached", "runs"}, "pfm_network": ...}}``."""
+    out = {}
+    for target in TARGETS:
+        out[f"{target:.2f}"] = {}
+        for curve in ("pfm_human", "pfm_network"):
+            efforts = [effort_to_target(run, curve, target) for run in seeds]
+            reached = [e for e in efforts if math.isfinite(e[0])]
+            out[f"{target:.2f}"][curve] = {
+                "strokes": _mean([e[0] for e in reached]),
+                "pixels": _mean([e[1] for e in reached]),
+                "reached": len(reached), "runs": len(efforts)}
+    return out
 
 
 def write_report(folder, out=None) -> dict:
@@ -163,13 +193,23 @@ def _markdown(manifest: dict, summary: dict, details: dict, plots: list[str]) ->
     # runs made before the app refined again have no "iterations": they refined once
     iterations = manifest.get("iterations", 1)
     refined = {1: "refined once", 2: "refined twice"}.get(iterations, f"refined {iterations} times")
+    start = summary.get("start", BASE_START)
     lines = [
         "# Simulated annotation: human only vs human + network", "",
         f"Views: {', '.join(manifest['views'])}; seeds: {len(manifest['seeds'])}; "
-        f"steps per run: {manifest.get('steps')}.", "",
+        f"steps per run: {manifest.get('steps')}"
+        + _last_stroke_text(summary.get("last_stroke_step", {}), manifest.get("steps"))
+        + ".", "",
         f"Models: base `{manifest.get('base')}`, refiner `{manifest.get('refiner')}`, its logits "
         f"averaged over four quarter turns of each patch and {refined} per stroke (but in "
         f"`one_pass`).", "",
+        f"Start (the initial prediction both curves begin from): {start}.", "",
+    ]
+    if start == BASE_START:
+        lines += ["These runs start from the base network alone, not from the app's start (the "
+                  "base refined with no strokes): their gains include what the refiner does "
+                  "with no strokes at all.", ""]
+    lines += [
         "## Headline (oracle ranking, add + erase, both inputs)", "",
         "| measure | value |", "|---|---|",
         f"| initial pFM | {num(summary.get('initial_pfm'))} |",
@@ -186,7 +226,9 @@ def _markdown(manifest: dict, summary: dict, details: dict, plots: list[str]) ->
         f"| GT-free ranking: effort relative to the oracle's | "
         f"{_fmt(summary.get('gt_free_effort_ratio'))} |", "",
     ]
+    lines += _start_lines(summary.get("per_view", {}), start, num)
     lines += _per_view_lines(summary.get("per_view", {}), pct, num)
+    lines += _to_target_lines(summary.get("to_target", {}))
     table = details["table"]
     for title, rows in _ABLATIONS.items():
         if title not in details["ablations"]:
@@ -228,11 +270,12 @@ def _per_view_lines(per_view: dict, pct, num) -> list[str]:
         return []
     lines = ["## Per view (oracle ranking)", "",
              "| view | initial pFM | final pFM human / network | peak relative gain | "
-             "annotated-pixel reduction |", "|---|---|---|---|---|"]
+             "annotated-pixel reduction | GT-free effort / oracle's |", "|---|---|---|---|---|---|"]
     for view, row in per_view.items():
         lines.append(f"| {view} | {num(row['initial_pfm'])} | {num(row['final_pfm_human'])} / "
                      f"{num(row['final_pfm_network'])} | {pct(row['peak_relative_gain'])} | "
-                     f"{pct(row['effort_reduction'])} |")
+                     f"{pct(row['effort_reduction'])} | "
+                     f"{_fmt(row.get('gt_free_effort_ratio'))} |")
     ranges = []
     for key in ("peak_relative_gain", "effort_reduction"):
         values = [row[key] for row in per_view.values()
@@ -240,10 +283,61 @@ def _per_view_lines(per_view: dict, pct, num) -> list[str]:
         ranges.append("n/a" if not values else f"{pct(min(values))} to {pct(max(values))}")
     low, high = (pct(v) for v in PAPER_PER_VIEW["peak_relative_gain"])
     fewer_low, fewer_high = (pct(v) for v in PAPER_PER_VIEW["effort_reduction"])
-    lines += [f"| range over the views | | | {ranges[0]} | {ranges[1]} |",
+    lines += [f"| range over the views | | | {ranges[0]} | {ranges[1]} | |",
               f"| the paper, range over its three test views | | | {low} to {high} | "
-              f"{fewer_low} to {fewer_high} |", ""]
+              f"{fewer_low} to {fewer_high} | |", ""]
     return lines
+
+
+def _start_lines(per_view: dict, start: str, num) -> list[str]:
+    """Per view, what the networks reach with no strokes, next to what the strokes reach."""
+    if not per_view or start == BASE_START:
+        return []
+    lines = ["## The automatic start: the networks with no strokes (oracle ranking)", "",
+             "| view | base network alone | refiner with no strokes (the start) | "
+             "final human only | final human + network |", "|---|---|---|---|---|"]
+    for view, row in per_view.items():
+        lines.append(f"| {view} | {num(row.get('base_pfm'))} | {num(row['initial_pfm'])} | "
+                     f"{num(row['final_pfm_human'])} | {num(row['final_pfm_network'])} |")
+    return lines + ["", "pFM in percent. The gain from the first column to the second is the "
+                    "network alone; every figure below is measured against the second.", ""]
+
+
+def _to_target_lines(to_target: dict) -> list[str]:
+    """Strokes and annotated pixels to reach each target pFM, per ranking and view."""
+    if not to_target:
+        return []
+    lines = ["## Strokes / annotated pixels to reach a whole-view pFM", "",
+             "Mean over the runs (seeds) at the first record (every few steps) that reaches the "
+             "target; \"not reached\" when no run did, and how many runs did when some did "
+             "not (the NoC@85/90 convention of interactive segmentation).", "",
+             "| ranking | view | curve | " + " | ".join(f"pFM {t:.2f}" for t in TARGETS) + " |",
+             "|---|---|---|" + "---|" * len(TARGETS)]
+    for setting, by_view in to_target.items():
+        for view, targets in sorted(by_view.items()):
+            for curve, label in (("pfm_human", "human only"), ("pfm_network", "human + network")):
+                lines.append(f"| {RANKING_SETTINGS[setting]} | {view} | {label} | " + " | ".join(
+                    _effort_text(targets[f"{t:.2f}"][curve]) for t in TARGETS) + " |")
+    return lines + [""]
+
+
+def _effort_text(effort: dict) -> str:
+    if not effort["reached"]:
+        return "not reached"
+    text = f"{effort['strokes']:.0f} / {effort['pixels']:,.0f}"
+    if effort["reached"] < effort["runs"]:
+        text += f" ({effort['reached']} of {effort['runs']} runs)"
+    return text
+
+
+def _last_stroke_text(last_steps: dict, steps) -> str:
+    if not last_steps:
+        return ""
+    last = max(last_steps.values())
+    text = f"; the simulated user's last stroke came by step {last}"
+    if steps is not None and last >= steps:
+        text += " (still drawing when the runs stopped: the curves are cut, not converged)"
+    return text
 
 
 def _fmt(value) -> str:

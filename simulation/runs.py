@@ -34,6 +34,9 @@ SETTINGS = {
     "one_pass": {},
 }
 MAIN_SETTINGS = ("both", "gt_free")
+# Where a simulated annotation starts: the app's start (the base network refined with no
+# strokes, refinement_model.start) or the base network alone (the paper's protocol).
+STARTS = ("refined", "base")
 # PatchRefiner options of the settings that do not use the app's refiner. The app commits the
 # refined logits averaged over APP_ORIENTATIONS quarter turns of each patch, refined
 # APP_ITERATIONS times; it shows a one-pass preview first, within the release-to-screen budget

@@ -410,6 +410,7 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
     from refinement_model.checkpoints import read_metadata
     from refinement_model.inference import APP_REFINER_OPTIONS, PatchRefiner, Predictor
     from refinement_model.nets import ModelSpec
+    from refinement_model.start import start_predictor, start_record
 
     if os.path.exists(path) and not overwrite:
         raise ProjectError(path, "already exists (choose another name or overwrite it)")
@@ -425,12 +426,14 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
         # reopening refines as this session does (the undo of a stroke may need it)
         models["refiner"] = {**_model_record(refiner), **APP_REFINER_OPTIONS}
         inputs = spec.inputs
+    predictor = start_predictor(predictor, refiner)
+    models["start"] = start_record(predictor)
     # in place: on a full-size view every float32 copy is 240 MB
     base_logits = predictor.predict_view(view, progress=progress, cancel=cancel)
     np.clip(base_logits, _P_CLIP, 1 - _P_CLIP, out=base_logits)
     logit(base_logits, out=base_logits)
     grid = predictor.grid(*view.shape)
-    del predictor  # the base network is not needed again
+    del predictor  # the networks are not needed again
     return create_project(path, view, base_logits, refine=patch_refiner, models=models,
                           grid=grid, inputs=tuple(inputs), overwrite=overwrite)
 

@@ -1,4 +1,7 @@
-"""``etmira predict VIEW... [--base CKPT] -o OUT_DIR``: segment whole views.
+"""``etmira predict VIEW... [--base CKPT] [--refiner CKPT] -o OUT_DIR``: segment whole views.
+
+The prediction is the app's start (:mod:`refinement_model.start`): the base model, then the
+refiner with no strokes over every patch; ``--start base`` gives the base model's alone.
 
 Per view, writes ``<view_id>_prediction.png`` (binary mask, 0/255, full resolution) and
 ``<view_id>_probability.png`` (line probability scaled to 0..255), both zero outside the
@@ -13,7 +16,7 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "predict", help="predict the line masks of whole views with the base model",
+        "predict", help="predict the line masks of whole views as the app starts them",
         description="Predict the engraved lines of every view under the given folders and "
                     "write a binary mask and a probability map per view.")
     parser.add_argument("views", nargs="+", metavar="VIEW",
@@ -22,6 +25,11 @@ def register(subparsers) -> None:
     parser.add_argument("-o", "--out", required=True, metavar="OUT_DIR")
     parser.add_argument("--base", metavar="CKPT",
                         help="base checkpoint (default: the shipped weights)")
+    parser.add_argument("--refiner", metavar="CKPT",
+                        help="refiner checkpoint (default: the shipped weights)")
+    parser.add_argument("--start", choices=("refined", "base"), default="refined",
+                        help="refined: the base model then the refiner with no strokes, as the "
+                        "app starts (default); base: the base model alone")
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="probability above which a pixel is a line (default 0.5)")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -36,7 +44,7 @@ def run(args) -> int:
 
     from refinement_model.errors import InputError
     from refinement_model.imageio import write_png
-    from refinement_model.inference import Predictor
+    from refinement_model.start import start_predictor
     from refinement_model.metrics import score_masks
     from refinement_model.shipped import shipped_checkpoint
     from refinement_model.views import find_views_in, load_view
@@ -44,7 +52,8 @@ def run(args) -> int:
     if not 0 < args.threshold < 1:
         raise InputError(None, f"--threshold must be in (0, 1), got {args.threshold}")
     files = find_views_in(args.views)
-    predictor = Predictor(args.base or shipped_checkpoint("base"))
+    refiner = (args.refiner or shipped_checkpoint("refiner")) if args.start == "refined" else None
+    predictor = start_predictor(args.base or shipped_checkpoint("base"), refiner)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scores = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from simulation.cli import at_least
-from simulation.runs import MAIN_SETTINGS, SETTINGS
+from simulation.runs import MAIN_SETTINGS, SETTINGS, STARTS
 
 
 def register(subparsers) -> None:
@@ -35,6 +35,10 @@ def register(subparsers) -> None:
     parser.add_argument("--iterations", type=at_least(1), metavar="K",
                         help="refine K times per stroke instead of the app's twice (an "
                         "ablation; one_pass stays one pass)")
+    parser.add_argument("--start", choices=STARTS, default="refined",
+                        help="start from the app's prediction, the base network refined with "
+                        "no strokes (refined, the default), or from the base network alone "
+                        "(base, the paper's protocol)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.set_defaults(func=run)
 
@@ -54,6 +58,6 @@ def run(args) -> int:
     simulate_views(args.views, out=args.out, base=args.base, refiner=args.refiner,
                    steps=args.steps, seeds=args.seeds, first_seed=args.first_seed,
                    settings=args.settings, record_every=args.record_every, only=args.only,
-                   iterations=args.iterations, show_progress=True)
+                   iterations=args.iterations, start=args.start, show_progress=True)
     print(f"wrote runs to {args.out}; summarise with: etmira report {args.out}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from simulation.cli import at_least
+from simulation.synth.damage import DAMAGES
 from simulation.synth.generate import DEFAULT_DIFFICULTY
 
 
@@ -47,6 +48,10 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--difficulty", type=_difficulty, default=DEFAULT_DIFFICULTY,
                         help=f"damage and corrosion in [0, 1] (default {DEFAULT_DIFFICULTY})")
+    parser.add_argument("--damage", choices=DAMAGES, default="default",
+                        help="damage recipe: the default one (the networks' training views) or "
+                             "'grooves': groove-like scratches, crusts filling grooves, faint "
+                             "shallow lines (default: default)")
     parser.add_argument("--px-per-mm", type=_positive, default=45.0,
                         help="pixel pitch; line widths follow it (default 45, the real one)")
     parser.add_argument("--compact", action="store_true",
@@ -75,7 +80,7 @@ def run(args) -> int:
         view_id = synthetic_view_id(index)
         # one independent stream per view index, so views do not depend on --views or --first
         view = generate_view(size=args.size, seed=[args.seed, index], difficulty=args.difficulty,
-                             px_per_mm=args.px_per_mm)
+                             px_per_mm=args.px_per_mm, damage=args.damage)
         write_view(args.out, view_id, view, compact=args.compact)
         if preview is not None:
             for kind, image in preview_images(view, max_side=args.preview_size).items():

@@ -9,6 +9,7 @@ import numpy as np
 
 from refinement_model.errors import Cancelled
 from simulation.synth import render, scene, surface
+from simulation.synth.damage import damage_grooves, damage_recipe
 from simulation.synth.drawings import REFERENCE_PX_PER_MM, Groove
 
 #: Default difficulty: calibrated so a classical baseline stays well below pFM 0.6 (see docs/data.md).
@@ -47,7 +48,7 @@ class SyntheticView:
 
 
 def generate_view(*, size=(2048, 2048), seed=None, difficulty=DEFAULT_DIFFICULTY,
-                  px_per_mm=REFERENCE_PX_PER_MM, progress=None, cancel=None):
+                  px_per_mm=REFERENCE_PX_PER_MM, damage="default", progress=None, cancel=None):
     """Generate one synthetic engraved, corroded bronze mirror side.
 
     Line widths follow the real annotations at ``px_per_mm`` (the Gamma of docs/method.md at
@@ -64,6 +65,10 @@ def generate_view(*, size=(2048, 2048), seed=None, difficulty=DEFAULT_DIFFICULTY
         In [0, 1]: amount of corrosion, pitting, crusts, scratches, wear and breaks.
     px_per_mm : float
         Pixel pitch.
+    damage : {"default", "grooves"}
+        The damage recipe (:mod:`simulation.synth.damage`): the default one, which the
+        networks are trained on, or groove-like scratches, crusts filling grooves and faint
+        shallow lines.
     progress : callable(done, total), optional
     cancel : callable() -> bool, optional
         Checked between steps; raises :class:`refinement_model.errors.Cancelled` when True.
@@ -88,6 +93,7 @@ def generate_view(*, size=(2048, 2048), seed=None, difficulty=DEFAULT_DIFFICULTY
         raise ValueError(f"difficulty must be in [0, 1], got {difficulty}")
     if not px_per_mm > 0:
         raise ValueError(f"px_per_mm must be positive, got {px_per_mm}")
+    recipe = damage_recipe(damage)
     rng = np.random.default_rng(seed)
     shape = (h, w)
     step = _Stepper(progress, cancel)
@@ -95,17 +101,20 @@ def generate_view(*, size=(2048, 2048), seed=None, difficulty=DEFAULT_DIFFICULTY
     mask, centre, radius = surface.disc_outline(shape, rng=rng, difficulty=difficulty)
     drawing, scratches = scene.make_grooves(centre, radius, rng=rng, px_per_mm=px_per_mm,
                                             difficulty=difficulty)
+    drawing, scratches = damage_grooves(drawing, scratches, centre, radius, recipe=recipe,
+                                        rng=rng, px_per_mm=px_per_mm, difficulty=difficulty)
     step()
     height = surface.relief(shape, centre, radius, rng=rng, px_per_mm=px_per_mm)
     step()
     rough, crust, pits = surface.corrosion(shape, rng=rng, px_per_mm=px_per_mm,
-                                           difficulty=difficulty)
+                                           difficulty=difficulty,
+                                           crust_cover=recipe.crust_cover)
     height += rough
     del rough
     step()
     removed, footprint = render.carve(shape, drawing)
     # crusts fill the grooves they cover; the annotators still trace the line underneath
-    removed *= 1 - 0.85 * crust
+    removed *= 1 - recipe.crust_fill * crust
     step()
     scratched, _ = render.carve(shape, scratches)
     removed = np.maximum(removed, scratched)

@@ -119,7 +119,7 @@ def relief(shape, centre, radius, *, rng, px_per_mm):
     return z.astype(np.float32)
 
 
-def corrosion(shape, *, rng, px_per_mm, difficulty):
+def corrosion(shape, *, rng, px_per_mm, difficulty, crust_cover=0.0):
     """Corrosion of the bronze: roughness, pits at several scales and raised crusts.
 
     Parameters
@@ -129,6 +129,8 @@ def corrosion(shape, *, rng, px_per_mm, difficulty):
     px_per_mm : float
     difficulty : float
         In [0, 1]; scales roughness, pit density and crust cover.
+    crust_cover : float
+        Added to the crust cover (lowers the threshold of its noise; 0 for the default).
 
     Returns
     -------
@@ -160,7 +162,7 @@ def corrosion(shape, *, rng, px_per_mm, difficulty):
         np.add.at(impulses, (ys[keep], xs[keep]), depth[keep].astype(np.float32))
         pits += cv2.GaussianBlur(impulses, (0, 0), sigma)
     cover = fractal_noise(shape, [300 * s, 90 * s, 30 * s], rng=rng, roughness=0.5)
-    threshold = 2.0 - 1.7 * difficulty
+    threshold = 2.0 - 1.7 * difficulty - crust_cover
     crust = np.clip((cover + 0.3 * activity - threshold) / 0.4, 0, 1).astype(np.float32)
     bumps = np.abs(fractal_noise(shape, [25 * s, 8 * s, 3 * s], rng=rng))
     height += crust * (0.04 + 0.06 * bumps) - pits

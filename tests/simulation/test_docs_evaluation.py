@@ -10,10 +10,13 @@ from simulation.report import write_report
 EVALUATION = Path(__file__).resolve().parents[2] / "docs" / "evaluation"
 
 
-@pytest.mark.parametrize(
-    "folder",
-    [EVALUATION, EVALUATION / "one_iteration", EVALUATION / "one_iteration" / "ten_seeds"],
-    ids=["app", "one_iteration", "one_iteration_ten_seeds"])
+FOLDERS = {"from_start": EVALUATION / "from_start", "from_base": EVALUATION / "from_base",
+           "one_iteration": EVALUATION / "one_iteration",
+           "one_iteration_ten_seeds": EVALUATION / "one_iteration" / "ten_seeds",
+           "other_recipe": EVALUATION / "other_recipe"}
+
+
+@pytest.mark.parametrize("folder", FOLDERS.values(), ids=FOLDERS.keys())
 def test_committed_report_matches_its_runs(folder, tmp_path):
     written = write_report(folder, tmp_path)
     committed = json.loads((folder / "summary.json").read_text())

@@ -1,0 +1,50 @@
+"""`etmira simulate` starts from the app's start (the base refined with no strokes) or the base."""
+
+import json
+
+import pytest
+import torch
+
+from annotator.cli import main
+from refinement_model.checkpoints import save_checkpoint
+from refinement_model.nets import create_model
+from simulation.runs import read_records, run_path
+
+GRID = {"patch_size": 128, "stride": 64, "net_size": 64}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("simulate_start")
+    assert main(["synth", str(root / "data"), "--views", "1", "--size", "256x256",
+                 "--seed", "5"]) == 0
+    torch.manual_seed(0)
+    paths = {}
+    for kind in ("base", "refiner"):
+        model = create_model(kind, decoder_channels=(8, 8, 8, 8, 8))
+        if kind == "refiner":
+            for parameter in model.net.segmentation_head.parameters():  # not near identity
+                torch.nn.init.normal_(parameter, std=0.5)
+        paths[kind] = root / f"{kind}.safetensors"
+        save_checkpoint(paths[kind], model, metadata=GRID)
+    return root, paths
+
+
+@pytest.mark.parametrize("start", ["refined", "base"])
+def test_runs_begin_at_the_start_the_manifest_names(setup, tmp_path, start):
+    root, paths = setup
+    out = tmp_path / start
+    assert main(["simulate", str(root / "data"), "--base", str(paths["base"]), "--refiner",
+                 str(paths["refiner"]), "--steps", "2", "--seeds", "1", "--settings", "both",
+                 "--start", start, "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    view = manifest["views"][0]
+    first = read_records(run_path(out, view, "both", 0))["pfm_human"][0]
+    # both curves begin at the start's whole-view pFM
+    assert first == pytest.approx(manifest["start_pfm"][view])
+    if start == "refined":
+        assert manifest["start"].startswith("base network + refiner with no strokes")
+        assert manifest["base_pfm"][view] != pytest.approx(manifest["start_pfm"][view])
+    else:
+        assert manifest["start"] == "base network"
+        assert manifest["base_pfm"][view] == manifest["start_pfm"][view]
