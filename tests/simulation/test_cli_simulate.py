@@ -3,16 +3,12 @@
 import json
 
 import pytest
-import torch
 
 from annotator.cli import main
-from refinement_model.checkpoints import save_checkpoint
 from refinement_model.inference import APP_ITERATIONS, APP_ORIENTATIONS
-from refinement_model.nets import create_model
 from simulation.evaluate import view_files_with_ground_truth
 from simulation.runs import read_records, run_path
-
-GRID = {"patch_size": 128, "stride": 64, "net_size": 64}
+from tests.simulation.tiny_networks import save_tiny_networks
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +16,7 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("simulate")
     assert main(["synth", str(root / "data"), "--views", "1", "--size", "384x384",
                  "--seed", "5"]) == 0
-    torch.manual_seed(0)
-    paths = {}
-    for kind in ("base", "refiner"):
-        paths[kind] = root / f"{kind}.safetensors"
-        save_checkpoint(paths[kind], create_model(kind, decoder_channels=(8, 8, 8, 8, 8)),
-                        metadata=GRID)
-    return root, paths
+    return root, save_tiny_networks(root)
 
 
 def test_simulate_then_report(setup, capsys):

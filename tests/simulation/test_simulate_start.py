@@ -3,14 +3,10 @@
 import json
 
 import pytest
-import torch
 
 from annotator.cli import main
-from refinement_model.checkpoints import save_checkpoint
-from refinement_model.nets import create_model
 from simulation.runs import read_records, run_path
-
-GRID = {"patch_size": 128, "stride": 64, "net_size": 64}
+from tests.simulation.tiny_networks import save_tiny_networks
 
 
 @pytest.fixture(scope="module")
@@ -18,16 +14,7 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("simulate_start")
     assert main(["synth", str(root / "data"), "--views", "1", "--size", "256x256",
                  "--seed", "5"]) == 0
-    torch.manual_seed(0)
-    paths = {}
-    for kind in ("base", "refiner"):
-        model = create_model(kind, decoder_channels=(8, 8, 8, 8, 8))
-        if kind == "refiner":
-            for parameter in model.net.segmentation_head.parameters():  # not near identity
-                torch.nn.init.normal_(parameter, std=0.5)
-        paths[kind] = root / f"{kind}.safetensors"
-        save_checkpoint(paths[kind], model, metadata=GRID)
-    return root, paths
+    return root, save_tiny_networks(root, refiner_head_std=0.5)
 
 
 @pytest.mark.parametrize("start", ["refined", "base"])
