@@ -14,7 +14,7 @@ from refinement_model.metrics import thin
 from refinement_model.patches import PatchGrid
 from refinement_model.progress import progress_bar
 from simulation.protocol import ProtocolConfig, run_protocol
-from simulation.ranking import oracle_scores, ranking_quality, uncertainty_scores
+from refinement_model.ranking import oracle_scores, ranking_quality, uncertainty_scores
 from simulation.runs import (merge_manifest, refiner_options, run_path, setting_config,
                              write_records)
 
