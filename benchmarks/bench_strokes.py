@@ -18,8 +18,8 @@ import numpy as np
 from skimage.morphology import skeletonize
 
 from refinement_model.strokes import Stroke, burn_in, rasterize_stroke, stroke_channel
-from simulation.simulated_user import choose_stroke, simulate_add, simulate_erase
-from simulation.stroke_stats import PAPER_STROKE_WIDTHS
+from refinement_model.simulated_user import choose_stroke, simulate_add, simulate_erase
+from refinement_model.stroke_widths import PAPER_STROKE_WIDTHS
 
 SIZE = 256
 TARGET_MS = 1.0

@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     from annotator.qt.app import application
     from annotator.qt.main_window import MainWindow
     from refinement_model.shipped import sample_view
-    from simulation.simulated_user import choose_stroke
+    from refinement_model.simulated_user import choose_stroke
 
     app = application()
     args.out.mkdir(parents=True, exist_ok=True)

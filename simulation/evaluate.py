@@ -13,8 +13,8 @@ from refinement_model.errors import InputError
 from refinement_model.metrics import thin
 from refinement_model.patches import PatchGrid
 from refinement_model.progress import progress_bar
+from refinement_model.ranking import oracle_scores, ranking_quality, uncertainty_scores
 from simulation.protocol import ProtocolConfig, run_protocol
-from simulation.ranking import oracle_scores, ranking_quality, uncertainty_scores
 from simulation.runs import (STARTS, merge_manifest, refiner_options, run_path,
                              setting_config, write_records)
 

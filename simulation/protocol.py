@@ -29,9 +29,9 @@ from refinement_model.errors import Cancelled
 from refinement_model.metrics import pseudo_f_measure, score_masks, thin
 from refinement_model.patches import PatchGrid, blend_logits, clip_box, union
 from refinement_model.strokes import Stroke, burn_in, rasterize_stroke, stroke_channel
-from simulation.ranking import oracle_score, uncertainty_score
-from simulation.simulated_user import choose_stroke, simulate_add, simulate_erase
-from simulation.stroke_stats import PAPER_STROKE_WIDTHS, StrokeWidthModel, skeleton
+from refinement_model.ranking import oracle_score, uncertainty_score
+from refinement_model.simulated_user import choose_stroke, simulate_add, simulate_erase
+from refinement_model.stroke_widths import PAPER_STROKE_WIDTHS, StrokeWidthModel, skeleton
 
 RefineFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
@@ -55,7 +55,7 @@ class ProtocolConfig:
     operations : tuple of "add" / "erase"
         Which strokes the simulated user may draw (the paper's operations ablation).
     ranking : "oracle" or "gt_free"
-        Worst-first by true patch pFM, or by :func:`simulation.ranking.uncertainty_scores`.
+        Worst-first by true patch pFM, or by :func:`refinement_model.ranking.uncertainty_scores`.
     chooser : "refined" or "longer"
         Between an add and an erase stroke keep the one whose refined patch scores higher (the
         authors' code) or the one from the longer skeleton segment (the poster).

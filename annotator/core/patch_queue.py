@@ -1,7 +1,7 @@
 """Which patch to look at next: a ranking without ground truth, and per-patch review state.
 
 :func:`rank_patches` orders patches worst first by the GT-free score of the evaluation
-(:func:`simulation.ranking.uncertainty_score`: the Gini impurity ``4 p (1 - p)`` of the
+(:func:`refinement_model.ranking.uncertainty_score`: the Gini impurity ``4 p (1 - p)`` of the
 prediction summed over the patch's mirror pixels, per predicted line pixel), kept up to date
 from per-cell sums after each local change.
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from refinement_model.patches import PatchGrid
-from simulation.ranking import doubt_and_lines, doubt_per_line
+from refinement_model.ranking import doubt_and_lines, doubt_per_line
 
 __all__ = ["DONE", "NOT_SEEN", "PatchQueue", "REFINED", "STATE_NAMES", "VISITED",
            "check_patch_index", "patch_scores", "rank_patches"]
@@ -149,7 +149,7 @@ def patch_scores(probabilities, grid: PatchGrid, mirror_mask, user=None) -> np.n
     Returns
     -------
     scores : (N,) float64 ndarray
-        :func:`simulation.ranking.uncertainty_score` of every patch (doubt per predicted line
+        :func:`refinement_model.ranking.uncertainty_score` of every patch (doubt per predicted line
         pixel, -inf without mirror pixels), the ranking the evaluation measured, computed from
         per-cell sums so that local updates stay cheap.
     """

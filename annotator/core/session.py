@@ -69,13 +69,14 @@ from annotator.core.provenance import final_mask
 from annotator.core.refiners import as_refine_fn
 from refinement_model.errors import Cancelled
 from refinement_model.patches import PatchGrid
+from refinement_model.stroke_widths import PAPER_STROKE_WIDTHS
 from refinement_model.strokes import Stroke, rasterize_stroke
 
 __all__ = ["AnnotationSession", "Change", "HALF_WIDTH_MEAN", "Proposal", "StoredView",
            "default_radius"]
 
-# docs/method.md: Gamma fit of stroke half-widths at full resolution, mean loc + a * scale.
-HALF_WIDTH_MEAN = -4.27884325 + 49.12884764 * 0.21316680
+#: Mean of the paper's stroke half-width Gamma at full resolution (docs/method.md).
+HALF_WIDTH_MEAN = PAPER_STROKE_WIDTHS.mean
 
 
 def default_radius(scale: float = 1.0) -> float:

@@ -32,6 +32,7 @@ from refinement_model.checkpoints import load_checkpoint, save_checkpoint
 from refinement_model.inference import FastNet, refine_iteratively
 from refinement_model.metrics import score_masks, thin
 from refinement_model.nets import LOGIT_SCALE, ModelSpec, create_model, refiner_input
+from refinement_model.simulated_user import choose_stroke, simulate_add, simulate_erase
 from refinement_model.strokes import burn_in, stroke_channel
 from refinement_model.training.base import (
     GridOptions, check_crop, checkpoint_metadata, initial_model)
@@ -78,7 +79,6 @@ def simulate_strokes(gt: np.ndarray, prediction: np.ndarray, *, count: int, rng=
     -------
     list of Stroke
     """
-    from simulation.simulated_user import simulate_add, simulate_erase
 
     rng = np.random.default_rng(rng)
     strokes, current = [], prediction
@@ -170,7 +170,6 @@ def validation_patches(base: FastNet, views, geometry: GridOptions, *, per_view:
         ``images`` (N, C, S, S), ``logits`` (N, S, S), ``gt``, ``skeleton`` (of ``gt``, as
         :func:`~refinement_model.metrics.thin` gives it) and ``stroke_list`` (one Stroke each).
     """
-    from simulation.simulated_user import choose_stroke
 
     rng = np.random.default_rng(seed)
     images, gts = [], []
@@ -218,7 +217,6 @@ def refined_scores(model, patches: dict, *, strokes: int = 1, scale: float = 0.5
     """
     import torch
 
-    from simulation.simulated_user import choose_stroke
 
     _check_count(strokes, "strokes", 1)
     net = model if isinstance(model, FastNet) else FastNet(model, optimise=False)

@@ -29,7 +29,7 @@ def run(args) -> int:
 
     from refinement_model.errors import InputError
     from refinement_model.imageio import read_binary_mask
-    from simulation.stroke_stats import fit_stroke_widths, half_widths, remove_outliers
+    from refinement_model.stroke_widths import fit_stroke_widths, half_widths, remove_outliers
 
     folder = Path(args.gt_dir)
     if not folder.is_dir():
@@ -64,7 +64,7 @@ def plot_stroke_widths(widths, model, path: str | os.PathLike) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from simulation.stroke_stats import PAPER_STROKE_WIDTHS
+    from refinement_model.stroke_widths import PAPER_STROKE_WIDTHS
 
     figure = Figure(figsize=(6, 4), dpi=120)
     FigureCanvasAgg(figure)

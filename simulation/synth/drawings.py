@@ -13,8 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
+from refinement_model.stroke_widths import PAPER_STROKE_WIDTHS
+
 #: Gamma fit of the real annotators' half-widths in px at full resolution (docs/method.md).
-HALF_WIDTH_GAMMA = {"a": 49.12884764, "loc": -4.27884325, "scale": 0.21316680}
+HALF_WIDTH_GAMMA = {"a": PAPER_STROKE_WIDTHS.a, "loc": PAPER_STROKE_WIDTHS.loc,
+                    "scale": PAPER_STROKE_WIDTHS.scale}
 #: Pixel pitch of the real full-resolution views (an 8964 px wide view covers about 20 cm).
 REFERENCE_PX_PER_MM = 45.0
 #: Distance between centre-line samples in px: dense enough that a groove is carved without gaps.

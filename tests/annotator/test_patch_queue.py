@@ -101,7 +101,7 @@ def test_queue_scored_later_equals_queue_scored_at_once():
 def test_queue_scores_are_the_evaluated_gt_free_ranking():
     # The session keeps, incrementally, exactly the score the evaluation protocol measured.
     from refinement_model.patches import PatchGrid
-    from simulation.ranking import uncertainty_scores
+    from refinement_model.ranking import uncertainty_scores
 
     rng = np.random.default_rng(1)
     grid = PatchGrid(96, 80, patch_size=32, stride=16, net_size=16)

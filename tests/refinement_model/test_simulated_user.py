@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 
 from refinement_model.strokes import Stroke, burn_in, rasterize_stroke
-from simulation.simulated_user import (
+from refinement_model.simulated_user import (
     SimulatedStroke,
     choose_stroke,
     simulate_add,
     simulate_erase,
 )
-from simulation.stroke_stats import PAPER_STROKE_WIDTHS, skeleton
+from refinement_model.stroke_widths import PAPER_STROKE_WIDTHS, skeleton
 
 
 def _lines():

@@ -7,7 +7,7 @@ from scipy import stats
 from annotator.cli import main
 from refinement_model.imageio import read_png, write_png
 from refinement_model.strokes import Stroke, burn_in
-from simulation.stroke_stats import (
+from refinement_model.stroke_widths import (
     MIN_HALF_WIDTH,
     PAPER_STROKE_WIDTHS,
     StrokeWidthModel,

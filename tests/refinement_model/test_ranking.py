@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from simulation.ranking import (LINE_FLOOR, oracle_scores, ranking_quality, uncertainty_score,
+from refinement_model.ranking import (LINE_FLOOR, oracle_scores, ranking_quality, uncertainty_score,
                                 uncertainty_scores)
 from refinement_model.patches import PatchGrid
 

@@ -28,7 +28,7 @@ from scipy.sparse import csgraph
 from skimage.morphology import skeletonize
 
 from refinement_model.strokes import Stroke
-from simulation.stroke_stats import PAPER_STROKE_WIDTHS, StrokeWidthModel, skeleton
+from refinement_model.stroke_widths import PAPER_STROKE_WIDTHS, StrokeWidthModel, skeleton
 
 _NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
 
