@@ -11,6 +11,7 @@ with :func:`os.replace`, so an interrupted write never leaves half a file under 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import secrets
@@ -392,6 +393,15 @@ def read_binary_mask(path, *, channel: str = "alpha", shape=None,
         return np.any(image != 0, axis=2)
     has_alpha = image.shape[2] in (2, 4)
     return image[..., -1 if channel == "alpha" and has_alpha else red] != 0
+
+
+def file_sha256(path: str | os.PathLike, *, chunk: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file's content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def atomic_write(path, write) -> None:

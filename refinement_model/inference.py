@@ -361,6 +361,8 @@ class PatchRefiner:
 
     Attributes
     ----------
+    path : str or None
+        The checkpoint file; None for a network in memory.
     preview : PatchRefiner or None
         With several orientations or iterations, the same refiner in one pass (sharing the
         network): the app shows its result at once and the full one when it is ready.
@@ -374,9 +376,10 @@ class PatchRefiner:
                  iterations: int = 1, backend: str = "auto", onnx_cache=None):
         cache = _onnx_cache(onnx_cache, checkpoint)
         if isinstance(checkpoint, torch.nn.Module):
-            model, self.metadata = checkpoint, {}
+            model, self.metadata, self.path = checkpoint, {}, None
         else:
             model, self.metadata = load_checkpoint(checkpoint, kind="refiner")
+            self.path = os.fspath(checkpoint)
         if model.spec.kind != "refiner":
             raise ValueError(f"checkpoint must be a refiner network, got a {model.spec.kind}")
         self.net_size = int(self.metadata.get("net_size", 256))

@@ -16,7 +16,6 @@ logits equal eager PyTorch's on a probe batch; otherwise it is exported anew and
 from __future__ import annotations
 
 import copy
-import hashlib
 import io
 import json
 import os
@@ -27,7 +26,7 @@ import torch
 
 from refinement_model.checkpoints import METADATA_KEY, load_checkpoint, read_metadata
 from refinement_model.errors import CheckpointError, InputError
-from refinement_model.imageio import atomic_write
+from refinement_model.imageio import atomic_write, file_sha256
 
 __all__ = [
     "DIGEST_KEY",
@@ -38,7 +37,6 @@ __all__ = [
     "OnnxCacheWarning",
     "export_checkpoint",
     "export_onnx",
-    "file_sha256",
     "read_onnx_metadata",
     "user_cache_folder",
 ]
@@ -51,15 +49,6 @@ _AXES = {0: "batch", 2: "height", 3: "width"}
 
 class OnnxCacheWarning(UserWarning):
     """A cached ONNX file was not trusted and is exported anew."""
-
-
-def file_sha256(path) -> str:
-    """Hexadecimal SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def user_cache_folder() -> Path:

@@ -12,7 +12,6 @@ a weaker base the refiner would beat without them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -57,7 +56,7 @@ class StartPredictor:
         The base checkpoint's metadata.
     record : dict
         What made the start, for a project or a manifest to keep: ``kind`` ("refined"),
-        ``path`` (the refiner checkpoint; None for a refiner given ready), ``orientations``,
+        ``path`` (the refiner checkpoint; None for a network in memory), ``orientations``,
         ``iterations``.
     """
 
@@ -75,8 +74,7 @@ class StartPredictor:
         self.net = self.base.net
         self.metadata = self.base.metadata
         self.path = self.base.path
-        refiner_path = None if isinstance(refiner, PatchRefiner) else os.fspath(refiner)
-        self.record = {"kind": "refined", "path": refiner_path,
+        self.record = {"kind": "refined", "path": self.refiner.path,
                        "orientations": self.refiner.orientations,
                        "iterations": self.refiner.iterations}
 

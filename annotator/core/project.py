@@ -30,7 +30,6 @@ checks the result against the stored mask.
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 from collections.abc import Callable
 
@@ -41,6 +40,7 @@ from annotator.core.project_file import needs_recovery
 from annotator.core.project_store import ProjectStore
 from annotator.core.session import AnnotationSession, StoredView
 from refinement_model.errors import Cancelled, InputError, ProjectError
+from refinement_model.imageio import file_sha256
 from refinement_model.patches import PatchGrid
 from refinement_model.views import MirrorView, load_view
 
@@ -55,15 +55,6 @@ _ROLES = ("normals", "albedo", "depth", "drawings", "mask")
 _MAP_ROLES = ("normals", "albedo", "depth")
 # The stitched probabilities come back as float32, whose sigmoid saturates beyond |logit| ~ 16.
 _P_CLIP = 1e-7
-
-
-def file_sha256(path: str | os.PathLike, *, chunk: int = 1 << 22) -> str:
-    """Hex SHA-256 of a file's content."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_record(path: str | os.PathLike) -> dict:
@@ -410,7 +401,8 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
     from refinement_model.checkpoints import read_metadata
     from refinement_model.inference import APP_REFINER_OPTIONS, PatchRefiner, Predictor
     from refinement_model.nets import ModelSpec
-    from refinement_model.start import start_predictor, start_record
+    from refinement_model.start import (START_ITERATIONS, START_ORIENTATIONS, start_predictor,
+                                        start_record)
 
     if os.path.exists(path) and not overwrite:
         raise ProjectError(path, "already exists (choose another name or overwrite it)")
@@ -426,6 +418,10 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
         # reopening refines as this session does (the undo of a stroke may need it)
         models["refiner"] = {**_model_record(refiner), **APP_REFINER_OPTIONS}
         inputs = spec.inputs
+    if patch_refiner is not None:
+        # the session's refiner, with the start's options: its network is built once
+        refiner = patch_refiner.with_options(orientations=START_ORIENTATIONS,
+                                             iterations=START_ITERATIONS)
     predictor = start_predictor(predictor, refiner)
     models["start"] = start_record(predictor)
     # in place: on a full-size view every float32 copy is 240 MB

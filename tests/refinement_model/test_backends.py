@@ -11,10 +11,11 @@ from refinement_model import backends, onnx_export
 from refinement_model.backends import EQUALITY_TOLERANCE, BackendFallbackWarning, OnnxBackend
 from refinement_model.checkpoints import load_checkpoint, read_metadata, save_checkpoint
 from refinement_model.errors import InputError
+from refinement_model.imageio import file_sha256
 from refinement_model.inference import FastNet, PatchRefiner, Predictor
 from refinement_model.nets import create_model
 from refinement_model.onnx_export import (
-    OnnxCache, OnnxCacheWarning, export_onnx, file_sha256, read_onnx_metadata)
+    OnnxCache, OnnxCacheWarning, export_onnx, read_onnx_metadata)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
