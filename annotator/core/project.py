@@ -446,7 +446,8 @@ def create_project(path: str | os.PathLike, view, base_logits: np.ndarray, *, re
         As ``refinement_model.views.load_view`` returns it (its files are recorded).
     base_logits : (H, W) float ndarray
         The base model's stitched logits of the view (|logit| < 65504); rounded to float16,
-        as the project stores them, before the session starts from them.
+        as the project stores them, before the session starts from them (float16 is used as
+        given, without a copy).
     refine : callable or object with ``refine``, optional
         The refiner for the session (see ``annotator.core.refiners``).
     models : dict, optional
@@ -467,7 +468,7 @@ def create_project(path: str | os.PathLike, view, base_logits: np.ndarray, *, re
                if value is not None}
     # Stored as float16 (half the file, and read back in half the time); the session starts
     # from the same rounded values, so that reopening replays exactly what was done.
-    stored_logits = np.asarray(base_logits).astype(np.float16)
+    stored_logits = np.asarray(base_logits).astype(np.float16, copy=False)
     base_logits = stored_logits.astype(np.float32)
     session = AnnotationSession(view, base_logits, refine, inputs=inputs, **options)
     grid = session.grid
@@ -543,6 +544,8 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
     base_logits = predictor.predict_view(view, progress=progress, cancel=cancel)
     np.clip(base_logits, _P_CLIP, 1 - _P_CLIP, out=base_logits)
     logit(base_logits, out=base_logits)
+    # rounded here, as the project stores them, so that no float32 copy outlives this line
+    base_logits = base_logits.astype(np.float16)
     grid = predictor.grid(*view.shape)
     del predictor  # the networks are not needed again
     return create_project(path, view, base_logits, refine=patch_refiner, models=models,
