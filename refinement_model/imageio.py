@@ -178,7 +178,8 @@ def _read_tiff_native(path, max_pixels: int) -> np.ndarray:
     with _TiffErrors(path), tifffile.TiffFile(path) as tif:
         page = _tiff_image_page(tif, path)
         height, width, channels, planar = _tiff_layout(page, path, max_pixels)
-        data = page.asarray()
+        # tifffile's default is half the cores: decoding the segments is the slow part
+        data = page.asarray(maxworkers=os.cpu_count() or 1)
     if planar:
         data = np.moveaxis(data, 0, -1)
     expected = (height, width) if channels == 1 else (height, width, channels)

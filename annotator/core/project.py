@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import glob
 import os
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -44,9 +45,9 @@ from refinement_model.imageio import file_sha256
 from refinement_model.patches import PatchGrid
 from refinement_model.views import MirrorView, load_view
 
-__all__ = ["Project", "StoredView", "create_project", "file_record", "find_view_project",
-           "needs_recovery", "new_project", "open_project", "project_summary", "replay_stored",
-           "view_records"]
+__all__ = ["DeferredRefiner", "Project", "StoredView", "create_project", "default_onnx_cache",
+           "file_record", "find_view_project", "needs_recovery", "new_project", "open_project",
+           "project_summary", "replay_stored", "view_records"]
 
 FORMAT = "etmira-project"
 STATE_LAYERS = ("mask", "user_map", "provenance")
@@ -141,6 +142,104 @@ def find_view_project(folder, files, *, cancel: Callable[[], bool] | None = None
     return None, None
 
 
+class DeferredRefiner:
+    """A refiner checkpoint's ``PatchRefiner``, built when it is first needed, or ahead of
+    that on a background thread (:meth:`build_in_background`), so that reopening a project
+    neither imports PyTorch nor builds a network before the view is shown: the stored patch
+    changes replay the work.
+
+    It refines as the ``PatchRefiner`` would (``refine``, ``refine_batch``; ``preview`` is the
+    one-pass refiner, deferred with it, or None for a refiner of one pass). Thread-safe: a
+    call made while the background build runs waits for it.
+
+    Parameters
+    ----------
+    path : path-like
+        The refiner checkpoint.
+    orientations, iterations : int
+        ``PatchRefiner`` options.
+    onnx_cache : path-like, optional
+        ``PatchRefiner``'s ``onnx_cache``; default :func:`default_onnx_cache` (resolved when
+        building: finding it imports PyTorch).
+    """
+
+    def __init__(self, path, *, orientations: int = 1, iterations: int = 1, onnx_cache=None):
+        self.path = os.fspath(path)
+        self._options = {"orientations": orientations, "iterations": iterations}
+        self._onnx_cache = onnx_cache
+        self._lock = threading.Lock()
+        self._refiner = None
+        self._thread = None
+        self.preview = None if orientations == iterations == 1 else _DeferredPreview(self)
+
+    @property
+    def built(self) -> bool:
+        """Whether the network has been built."""
+        return self._refiner is not None
+
+    def build(self):
+        """The ``PatchRefiner`` (built now unless it already is, or waited for)."""
+        with self._lock:
+            if self._refiner is None:
+                from refinement_model.inference import PatchRefiner
+
+                cache = default_onnx_cache() if self._onnx_cache is None else self._onnx_cache
+                self._refiner = PatchRefiner(self.path, **self._options, onnx_cache=cache)
+            return self._refiner
+
+    def build_in_background(self) -> None:
+        """Start building on a daemon thread (once); a failure is raised again by the first
+        refinement, which builds anew."""
+        if self._thread is None and self._refiner is None:
+            self._thread = threading.Thread(target=self._build_quietly, daemon=True,
+                                            name="refiner build")
+            self._thread.start()
+
+    def wait(self) -> None:
+        """Wait for a background build to end (a project waits before it closes, so that no
+        thread builds a network while the interpreter exits)."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def _build_quietly(self) -> None:
+        try:
+            self.build()
+        except Exception:  # noqa: BLE001 (raised again, in context, by the first refinement)
+            pass
+
+    def refine(self, image_patch, base_logits, stroke_channel):
+        """See ``PatchRefiner.refine``."""
+        return self.build().refine(image_patch, base_logits, stroke_channel)
+
+    def refine_batch(self, image_patches, base_logits, stroke_channels):
+        """See ``PatchRefiner.refine_batch``."""
+        return self.build().refine_batch(image_patches, base_logits, stroke_channels)
+
+
+class _DeferredPreview:
+    """The one-pass ``preview`` of a :class:`DeferredRefiner`, sharing its build."""
+
+    preview = None
+
+    def __init__(self, full: DeferredRefiner):
+        self._full = full
+
+    def refine(self, image_patch, base_logits, stroke_channel):
+        return self._full.build().preview.refine(image_patch, base_logits, stroke_channel)
+
+    def refine_batch(self, image_patches, base_logits, stroke_channels):
+        return self._full.build().preview.refine_batch(image_patches, base_logits,
+                                                       stroke_channels)
+
+
+def default_onnx_cache():
+    """Where projects keep the ONNX exports of their networks (one per checkpoint, see
+    ``refinement_model.onnx_export.OnnxCache``): the user's cache folder."""
+    from refinement_model.onnx_export import user_cache_folder
+
+    return user_cache_folder()
+
+
 def _model_record(path) -> dict:
     from refinement_model.checkpoints import read_metadata
 
@@ -164,12 +263,16 @@ class Project:
         Called when an automatic commit fails (e.g. the disk is full; the work stays pending).
         When None the error is raised from the session call that triggered the commit, and
         listeners added after the project's are not called for that event.
+    refiner : DeferredRefiner, PatchRefiner, other refine object or None
+        What the session refines with (an opened project's is deferred: see
+        :meth:`prepare_refiner`).
     """
 
     def __init__(self, store: ProjectStore, session: AnnotationSession, *,
-                 autocommit: bool = True, warnings=()):
+                 autocommit: bool = True, warnings=(), refiner=None):
         self.store = store
         self.session = session
+        self.refiner = refiner
         self.warnings = tuple(warnings)
         self.recovered = store.recovered
         self._saved = len(session.journal)
@@ -255,6 +358,12 @@ class Project:
         self.commit()
         self.store.backup(path, progress=progress)
 
+    def prepare_refiner(self) -> None:
+        """Start building a deferred refiner in the background (the app calls it once the view
+        is shown), so that the first stroke does not wait for it; otherwise nothing."""
+        if isinstance(self.refiner, DeferredRefiner):
+            self.refiner.build_in_background()
+
     def relocate_view(self, records: dict) -> None:
         """Record the view's files at their new place (``records`` from :func:`view_records`),
         so that the project opens from there."""
@@ -276,6 +385,8 @@ class Project:
         A read-only project forgets its in-memory changes."""
         if self.store.closed:
             return
+        if isinstance(self.refiner, DeferredRefiner):
+            self.refiner.wait()
         try:
             if not self.store.readonly and (self.dirty or self._regions):
                 self.commit()
@@ -335,7 +446,8 @@ def create_project(path: str | os.PathLike, view, base_logits: np.ndarray, *, re
         As ``refinement_model.views.load_view`` returns it (its files are recorded).
     base_logits : (H, W) float ndarray
         The base model's stitched logits of the view (|logit| < 65504); rounded to float16,
-        as the project stores them, before the session starts from them.
+        as the project stores them, before the session starts from them (float16 is used as
+        given, without a copy).
     refine : callable or object with ``refine``, optional
         The refiner for the session (see ``annotator.core.refiners``).
     models : dict, optional
@@ -356,7 +468,7 @@ def create_project(path: str | os.PathLike, view, base_logits: np.ndarray, *, re
                if value is not None}
     # Stored as float16 (half the file, and read back in half the time); the session starts
     # from the same rounded values, so that reopening replays exactly what was done.
-    stored_logits = np.asarray(base_logits).astype(np.float16)
+    stored_logits = np.asarray(base_logits).astype(np.float16, copy=False)
     base_logits = stored_logits.astype(np.float32)
     session = AnnotationSession(view, base_logits, refine, inputs=inputs, **options)
     grid = session.grid
@@ -372,12 +484,12 @@ def create_project(path: str | os.PathLike, view, base_logits: np.ndarray, *, re
               **{name: getattr(session, name) for name in STATE_LAYERS}}
     store = ProjectStore.create(path, layers=layers, meta=meta, overwrite=overwrite,
                                 progress=progress, cancel=cancel)
-    return Project(store, session, autocommit=autocommit)
+    return Project(store, session, autocommit=autocommit, refiner=refine)
 
 
 def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, refiner=None,
                 view_id: str | None = None, overwrite: bool = False, with_refiner: bool = True,
-                progress: Callable[[int, int], None] | None = None,
+                onnx_cache=None, progress: Callable[[int, int], None] | None = None,
                 cancel: Callable[[], bool] | None = None) -> Project:
     """Load a view, run the base model over it and create the project (see
     :func:`create_project`).
@@ -395,6 +507,8 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
     with_refiner : bool, keyword-only
         Build the refiner for the returned session; False only records it (for a caller that
         closes the project at once: building it takes seconds).
+    onnx_cache : path-like, optional
+        Folder for the networks' ONNX exports; default :func:`default_onnx_cache`.
     progress : callable(done, total), optional
         Over the base model's patches.
     """
@@ -408,13 +522,15 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
         raise ProjectError(path, "already exists (choose another name or overwrite it)")
     view = view_path if isinstance(view_path, MirrorView) else \
         load_view(view_path, view_id, cancel=cancel)
-    predictor = Predictor(base)
+    onnx_cache = default_onnx_cache() if onnx_cache is None else onnx_cache
+    predictor = Predictor(base, onnx_cache=onnx_cache)
     models, inputs, patch_refiner = {"base": _model_record(base)}, predictor.net.spec.inputs, None
     if refiner is not None:
         spec = ModelSpec.from_dict(read_metadata(refiner)["model"])
         if spec.kind != "refiner":
             raise InputError(refiner, f"this is a {spec.kind} checkpoint, not a refiner")
-        patch_refiner = PatchRefiner(refiner, **APP_REFINER_OPTIONS) if with_refiner else None
+        patch_refiner = PatchRefiner(refiner, **APP_REFINER_OPTIONS, onnx_cache=onnx_cache) \
+            if with_refiner else None
         # reopening refines as this session does (the undo of a stroke may need it)
         models["refiner"] = {**_model_record(refiner), **APP_REFINER_OPTIONS}
         inputs = spec.inputs
@@ -428,6 +544,8 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
     base_logits = predictor.predict_view(view, progress=progress, cancel=cancel)
     np.clip(base_logits, _P_CLIP, 1 - _P_CLIP, out=base_logits)
     logit(base_logits, out=base_logits)
+    # rounded here, as the project stores them, so that no float32 copy outlives this line
+    base_logits = base_logits.astype(np.float16)
     grid = predictor.grid(*view.shape)
     del predictor  # the networks are not needed again
     return create_project(path, view, base_logits, refine=patch_refiner, models=models,
@@ -483,24 +601,23 @@ def project_summary(store: ProjectStore) -> dict:
     return dict(store.meta().get("summary", {}))
 
 
-def _load_refiner(meta: dict, warnings: list):
+def _load_refiner(meta: dict, warnings: list, onnx_cache):
     record = meta.get("models", {}).get("refiner")
     if record is None:
         return None
-    from refinement_model.inference import PatchRefiner
-
     if not os.path.exists(record["path"]):
         warnings.append(f"the refiner {record['path']} is missing: strokes are not refined")
         return None
     if changed_files({"refiner": record}):
         warnings.append(f"the refiner {record['path']} changed since the project was made")
     # projects made before the app averaged orientations, or refined again, refined once
-    return PatchRefiner(record["path"], orientations=record.get("orientations", 1),
-                        iterations=record.get("iterations", 1))
+    return DeferredRefiner(record["path"], orientations=record.get("orientations", 1),
+                           iterations=record.get("iterations", 1), onnx_cache=onnx_cache)
 
 
 def open_project(path: str | os.PathLike, *, view=None, refine="stored", readonly: bool = False,
-                 autocommit: bool = True, progress: Callable[[int, int], None] | None = None,
+                 autocommit: bool = True, onnx_cache=None,
+                 progress: Callable[[int, int], None] | None = None,
                  cancel: Callable[[], bool] | None = None) -> Project:
     """Open a project: its session rebuilt exactly (mask, undo / redo stacks, patch queue).
 
@@ -510,9 +627,13 @@ def open_project(path: str | os.PathLike, *, view=None, refine="stored", readonl
     view : MirrorView or path-like, optional
         The view, if already loaded or moved; default: load it from the recorded files.
     refine : "stored", None, callable or object with ``refine``, keyword-only
-        ``"stored"`` loads the recorded refiner checkpoint (if any).
+        ``"stored"``: the recorded refiner checkpoint (if any) as a :class:`DeferredRefiner`,
+        built when first needed or by :meth:`Project.prepare_refiner` (the stored patch
+        changes replay the journal without it).
     readonly : bool, keyword-only
         Open without the lock and never write (autocommit is then off).
+    onnx_cache : path-like, optional
+        Folder for the refiner's ONNX export; default :func:`default_onnx_cache`.
     progress, cancel : optional
         ``progress(done, total)`` over loading the view, then over reading the base logits.
 
@@ -537,7 +658,7 @@ def open_project(path: str | os.PathLike, *, view=None, refine="stored", readonl
                              cancel=cancel)
         elif isinstance(view, (str, os.PathLike)):
             view = load_view(view, meta["view"]["view_id"], progress=progress, cancel=cancel)
-        refine = _load_refiner(meta, warnings) if stored_refiner else refine
+        refine = _load_refiner(meta, warnings, onnx_cache) if stored_refiner else refine
         base_logits = _base_logits(store, progress=progress, cancel=cancel)
         if base_logits.shape != view.mirror_mask.shape:
             raise InputError(path, f"the project is for a view of {base_logits.shape} pixels, "
@@ -549,7 +670,7 @@ def open_project(path: str | os.PathLike, *, view=None, refine="stored", readonl
         consistent = stored.shape == session.mask.shape and \
             not np.logical_xor(stored, session.mask, out=stored).any()
         project = Project(store, session, autocommit=autocommit and not readonly,
-                          warnings=warnings)
+                          warnings=warnings, refiner=refine)
         if not consistent:
             project.warnings += ("the stored mask differed from the replay of the journal; "
                                  "the journal's result is kept",)

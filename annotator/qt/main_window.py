@@ -218,6 +218,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(warning, 10000)
         if not project.warnings and not QSettings().value(_HINT_SEEN_KEY, False, type=bool):
             self.statusBar().showMessage(FIRST_RUN_HINT)
+        # the view is shown: the refiner's network (not needed to reopen) is built meanwhile
+        project.prepare_refiner()
 
     @guarded
     def open_path(self, path) -> bool:

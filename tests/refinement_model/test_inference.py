@@ -7,7 +7,7 @@ import torch
 from refinement_model.checkpoints import save_checkpoint
 from refinement_model.errors import Cancelled
 from refinement_model.inference import (
-    EQUALITY_TOLERANCE, FastNet, PatchRefiner, predict_image, predict_patch_logits)
+    ENGINE_BATCH, EQUALITY_TOLERANCE, FastNet, PatchRefiner, predict_image, predict_patch_logits)
 from refinement_model.nets import create_model, refiner_input
 from refinement_model.patches import PatchGrid
 
@@ -48,6 +48,20 @@ def test_fast_path_equals_eager(base):
     assert np.abs(FastNet(base, optimise=False)(batch) - expected).max() == 0
     # tracing works on a copy: the caller's network is left as it was
     assert next(base.parameters()).is_contiguous()
+
+
+def test_large_batches_reach_the_backend_in_bounded_runs(base):
+    # the runtime's memory grows with its largest run: orientations x patches stay in runs of
+    # ENGINE_BATCH images, with the logits of one run of everything
+    fast = FastNet(base, net_size=32, orientations=4)
+    sizes = []
+    engine = fast.engine
+    fast.engine = lambda batch: sizes.append(len(batch)) or engine(batch)
+    batch = np.random.default_rng(2).normal(size=(5, 1, 32, 32)).astype(np.float32)
+    got = fast(batch)
+    assert max(sizes) <= ENGINE_BATCH and sum(sizes) == 4 * len(batch)
+    whole = FastNet(base, optimise=False, orientations=4)
+    assert np.abs(got - whole(batch)).max() < EQUALITY_TOLERANCE
 
 
 def test_predict_image_matches_manual_stitching(base, fast_base):
