@@ -227,6 +227,16 @@ class PatchGrid:
         return np.flatnonzero(hit)
 
 
+    def patches_holding(self, mask: np.ndarray) -> np.ndarray:
+        """(N,) bool: which patches hold at least one True pixel of ``mask`` (H, W) bool."""
+        mask = np.asarray(mask)
+        if mask.shape != self.shape:
+            raise ValueError(f"mask must have shape {self.shape}, got {mask.shape}")
+        mask = mask.astype(bool, copy=False)
+        return np.array([bool(mask[y0:y1, x0:x1].any()) for y0, x0, y1, x1 in self.boxes],
+                        dtype=bool)
+
+
 def clip_box(box, shape) -> tuple[int, int, int, int]:
     """``(y0, x0, y1, x1)`` clipped to a view of ``shape`` (H, W); may come back empty."""
     y0, x0, y1, x1 = (int(v) for v in box)

@@ -33,7 +33,10 @@ class StartPredictor:
     """Whole-view prediction by the base network refined with no strokes on every patch.
 
     Each patch's raw base logits (as the refiner was trained on them) go through the refiner
-    with a zero stroke channel; the refined logits are stitched like the base's.
+    with a zero stroke channel; the refined logits are stitched like the base's. Given the
+    mirror area, patches holding none of it keep the base logits: every pixel of the mirror lies
+    only in patches that hold it, so the mirror's prediction is the same, and a full-size view
+    needs about half the refiner passes.
 
     Parameters
     ----------
@@ -83,44 +86,62 @@ class StartPredictor:
         return self.base.grid(height, width)
 
     def patch_logits(self, image: np.ndarray, grid: PatchGrid, *, batch_size: int = 8,
+                     refined: np.ndarray | None = None,
                      cancel: Callable[[], bool] | None = None) -> Iterator[np.ndarray]:
         """Refined no-stroke logits (net_size, net_size) float32 of every patch of ``grid``, in
         grid order; the arguments are those of
         :func:`~refinement_model.inference.predict_patch_logits` (``image`` (C, H, W) float32,
-        the normalised network input of the view)."""
+        the normalised network input of the view). ``refined`` (N,) bool names the patches the
+        refiner runs on (default: all); the others give their base logits."""
+        if refined is None:
+            refined = np.ones(len(grid), dtype=bool)
+        refined = np.asarray(refined, dtype=bool)
+        if refined.shape != (len(grid),):
+            raise ValueError(f"refined must have shape ({len(grid)},), got {refined.shape}")
         base = predict_patch_logits(self.net, image, grid, batch_size=batch_size, cancel=cancel)
         for start in range(0, len(grid), batch_size):
             if cancel is not None and cancel():
                 raise Cancelled("prediction cancelled")
-            indices = range(start, min(start + batch_size, len(grid)))
-            images = np.stack([grid.extract(image, i) for i in indices]).astype(np.float32,
-                                                                              copy=False)
+            indices = np.arange(start, min(start + batch_size, len(grid)))
             logits = np.stack([next(base) for _ in indices])
-            yield from self.refiner.refine_batch(images, logits, np.zeros_like(logits))
+            chosen = indices[refined[indices]]
+            if len(chosen):
+                images = np.stack([grid.extract(image, i) for i in chosen]).astype(
+                    np.float32, copy=False)
+                picked = refined[indices]
+                logits[picked] = self.refiner.refine_batch(images, logits[picked],
+                                                           np.zeros_like(logits[picked]))
+            yield from logits
 
     def predict_image(self, image: np.ndarray, grid: PatchGrid, *, batch_size: int = 8,
+                      mirror_mask: np.ndarray | None = None,
                       progress: Callable[[int, int], None] | None = None,
                       cancel: Callable[[], bool] | None = None) -> np.ndarray:
         """Whole-view probability map (H, W) float32 in [0, 1] of a normalised network input
-        (C, H, W) over ``grid``."""
+        (C, H, W) over ``grid``; with ``mirror_mask`` (H, W) bool only the patches holding some
+        of the mirror are refined."""
         image = np.asarray(image)
         if image.ndim != 3 or grid.shape != image.shape[1:]:
             raise ValueError(f"image must have shape (C, {grid.height}, {grid.width}), "
                              f"got {image.shape}")
-        logits = self.patch_logits(image, grid, batch_size=batch_size, cancel=cancel)
+        refined = None if mirror_mask is None else grid.patches_holding(mirror_mask)
+        logits = self.patch_logits(image, grid, batch_size=batch_size, refined=refined,
+                                   cancel=cancel)
         return stitch_logits(grid, logits, progress=progress, cancel=cancel)
 
     def predict_view(self, view, *, batch_size: int = 8,
                      progress: Callable[[int, int], None] | None = None,
                      cancel: Callable[[], bool] | None = None) -> np.ndarray:
         """Probability map (H, W) float32 of a :class:`~refinement_model.views.MirrorView`,
-        as :meth:`Predictor.predict_view` gives the base's; ``progress(done, total)`` after
-        each patch, ``cancel`` raises :class:`Cancelled`."""
+        as :meth:`Predictor.predict_view` gives the base's, refined over the patches holding
+        some of the view's mirror area; ``progress(done, total)`` after each patch, ``cancel``
+        raises :class:`Cancelled`."""
         from refinement_model.views import network_input
 
         image = network_input(view, self.net.spec.inputs)
         return self.predict_image(image, self.grid(*view.depth.shape), batch_size=batch_size,
-                                  progress=progress, cancel=cancel)
+                                  mirror_mask=view.mirror_mask, progress=progress,
+                                  cancel=cancel)
 
 
 def start_predictor(base, refiner=None, **options):

@@ -62,6 +62,41 @@ def test_start_is_the_refiner_with_no_strokes_on_every_patch(checkpoints):
         start.predict_image(image[:, :50], grid)
 
 
+def test_start_refines_only_the_patches_holding_the_mirror(checkpoints):
+    start = StartPredictor(checkpoints["base"], checkpoints["refiner"], orientations=2,
+                           iterations=1)
+    image = np.random.default_rng(1).normal(size=(1, 160, 160)).astype(np.float32)
+    grid = start.grid(160, 160)
+    mirror = np.zeros((160, 160), bool)
+    mirror[10:40, 20:50] = True
+    holding = grid.patches_holding(mirror)
+    assert 0 < holding.sum() < len(grid)
+    refined_patches = []
+    refine_batch = start.refiner.refine_batch
+    start.refiner.refine_batch = lambda images, *rest: (refined_patches.append(len(images)),
+                                                        refine_batch(images, *rest))[1]
+    everywhere = start.predict_image(image, grid)
+    assert sum(refined_patches) == len(grid)
+    refined_patches.clear()
+    got = start.predict_image(image, grid, mirror_mask=mirror, batch_size=3)
+    assert sum(refined_patches) == holding.sum()
+    # inside the mirror the same prediction; patches holding none of it keep the base's
+    np.testing.assert_allclose(got[mirror], everywhere[mirror], atol=1e-6)
+    base = stitch_logits(grid, start.net(np.stack([grid.extract(image, i)
+                                                   for i in range(len(grid))])))
+    far = grid.region(int(np.flatnonzero(~holding)[-1]))
+    inside_far = np.s_[far[0]:far[2], far[1]:far[3]]
+    covered_only_by_base = np.zeros_like(mirror)
+    covered_only_by_base[inside_far] = True
+    for i in np.flatnonzero(holding):
+        y0, x0, y1, x1 = grid.region(int(i))
+        covered_only_by_base[y0:y1, x0:x1] = False
+    assert covered_only_by_base.any()
+    np.testing.assert_allclose(got[covered_only_by_base], base[covered_only_by_base], atol=1e-6)
+    with pytest.raises(ValueError, match="shape"):
+        grid.patches_holding(mirror[:10])
+
+
 def test_start_predictor_without_refiner_is_the_base(checkpoints):
     base = start_predictor(checkpoints["base"])
     assert type(base) is Predictor
