@@ -5,7 +5,7 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 
 from annotator.qt.canvas import Canvas
-from annotator.qt.pyramid import LayerStack
+from annotator.core.pyramid import LayerStack
 
 pytestmark = pytest.mark.gui
 
