@@ -412,7 +412,8 @@ class AnnotationSession(EventLog):
         times = np.array([e["t"] for e in self._journal if "t" in e], dtype=np.float64)
         accepted = sum(bool(self._journal[r.seq]["accepted"]) for r in self._strokes)
         return {"strokes": len(self._strokes), "annotated_pixels": int(self._annotated),
-                "time_s": float(np.minimum(np.diff(times), idle_cap_s).sum()) if len(times) else 0.0,
+                "time_s": (float(np.minimum(np.diff(times), idle_cap_s).sum())
+                           if len(times) else 0.0),
                 "accepted": accepted, "rejected": len(self._strokes) - accepted}
 
     def scores(self) -> dict | None:

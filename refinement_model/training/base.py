@@ -38,7 +38,7 @@ class GridOptions:
         return self.net_size / self.patch_size
 
     @classmethod
-    def of_checkpoint(cls, metadata: dict) -> "GridOptions":
+    def of_checkpoint(cls, metadata: dict) -> GridOptions:
         """The geometry a checkpoint's metadata records (defaults where it records none)."""
         return cls(**{name: int(metadata.get(name, default))
                       for name, default in cls().__dict__.items()})

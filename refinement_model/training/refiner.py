@@ -35,9 +35,17 @@ from refinement_model.nets import LOGIT_SCALE, ModelSpec, create_model, refiner_
 from refinement_model.simulated_user import choose_stroke, simulate_add, simulate_erase
 from refinement_model.strokes import burn_in, stroke_channel
 from refinement_model.training.base import (
-    GridOptions, check_crop, checkpoint_metadata, initial_model)
+    GridOptions,
+    check_crop,
+    checkpoint_metadata,
+    initial_model,
+)
 from refinement_model.training.data import (
-    dihedral, grid_patches, load_training_views, sample_patches)
+    dihedral,
+    grid_patches,
+    load_training_views,
+    sample_patches,
+)
 from refinement_model.training.distributed import DistContext
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop
 
@@ -143,7 +151,7 @@ def add_policy_strokes(model, inputs, targets, rng, *, rounds: int, scale: float
         channel = inputs[:, -1].cpu().numpy().copy()  # on a CPU .numpy() shares the memory
         refined = model(inputs)[:, 0].cpu().numpy() > 0
         current = np.where(channel != 0, channel > 0, refined)
-        for i, (gt, mask) in enumerate(zip(gts, current)):
+        for i, (gt, mask) in enumerate(zip(gts, current, strict=True)):
             strokes = simulate_strokes(gt, mask, count=1, rng=rng, scale=scale)
             if strokes:
                 painted = stroke_channel(strokes, shape)
@@ -183,7 +191,7 @@ def validation_patches(base: FastNet, views, geometry: GridOptions, *, per_view:
     images, gts = np.concatenate(images), np.concatenate(gts)
     logits = _logits(base, images)
     out = {key: [] for key in ("images", "logits", "gt", "skeleton", "stroke_list")}
-    for i, (gt, logit) in enumerate(zip(gts, logits)):
+    for i, (gt, logit) in enumerate(zip(gts, logits, strict=True)):
         chosen = choose_stroke(gt, logit > 0, rng=rng, scale=geometry.factor)
         if chosen is None:
             continue
@@ -374,7 +382,7 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
             strokes = simulate_strokes(gt, logit > 0, count=count, rng=rng,
                                        scale=geometry.factor)
             rows.append((image, logit, stroke_channel(strokes, gt.shape), gt))
-        stacked = [torch.from_numpy(np.stack(column)) for column in zip(*rows)]
+        stacked = [torch.from_numpy(np.stack(column)) for column in zip(*rows, strict=True)]
         return refiner_input(*stacked[:3]).numpy(), stacked[3].numpy()
 
     def revise_inputs(net, inputs, targets, rng):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 
-from annotator.qt.canvas import Canvas
 from annotator.core.pyramid import LayerStack
+from annotator.qt.canvas import Canvas
 
 pytestmark = pytest.mark.gui
 
