@@ -27,6 +27,7 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
+import torch
 
 from refinement_model.checkpoints import load_checkpoint, save_checkpoint
 from refinement_model.inference import FastNet, refine_iteratively
@@ -141,8 +142,6 @@ def add_policy_strokes(model, inputs, targets, rng, *, rounds: int, scale: float
     (B, C + 2, S, S) float32 tensor
         On the device of ``inputs``.
     """
-    import torch
-
     _check_count(rounds, "rounds", 0)
     inputs = inputs.clone()
     gts = targets.detach().cpu().numpy() != 0
@@ -223,8 +222,6 @@ def refined_scores(model, patches: dict, *, strokes: int = 1, scale: float = 0.5
         after the first stroke; ``gains`` (the gain after 1..K strokes) and their mean
         ``sequence_gain``.
     """
-    import torch
-
 
     _check_count(strokes, "strokes", 1)
     net = model if isinstance(model, FastNet) else FastNet(model, optimise=False)
@@ -334,8 +331,6 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
     dict
         The best validation metrics.
     """
-    import torch
-
     check_refiner_options(max_strokes=max_strokes, policy_rounds=policy_rounds,
                           val_strokes=val_strokes)
     ctx = ctx or DistContext()
