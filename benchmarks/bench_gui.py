@@ -25,8 +25,8 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, Qt  # noqa: E402
 from PySide6.QtGui import QMouseEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from annotator.core.pyramid import LayerStack  # noqa: E402
 from annotator.qt.canvas import Canvas  # noqa: E402
-from annotator.qt.pyramid import LayerStack  # noqa: E402
 from refinement_model.shipped import WEIGHTS  # noqa: E402
 
 FULL = (6716, 8964)

@@ -125,7 +125,8 @@ def main() -> None:
     print(f"an empty commit (fsync floor): median {figures['commit_empty_ms_median']} ms")
     print(f"reading the stored base logits and mask: {read_s:.2f} s")
     print(f"open with {events} events: {open_s:.2f} s (target < {OPEN_TARGET_S:.0f} s: "
-          f"{'met' if figures['open_target_met'] else 'NOT met'}), CPU {open_cpu_s:.2f} s; mask exact: "
+          f"{'met' if figures['open_target_met'] else 'NOT met'}), CPU {open_cpu_s:.2f} s; "
+          f"mask exact: "
           f"{exact} (machine load average {figures['load_average']})")
     print(json.dumps(figures))
 

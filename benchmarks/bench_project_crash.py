@@ -25,7 +25,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for the shared test driver
 
 from tests.annotator.test_project_faults import (  # noqa: E402
-    kill_round, make_actions, make_project, reference_masks)
+    kill_round,
+    make_actions,
+    make_project,
+    reference_masks,
+)
 
 
 def main() -> None:

@@ -101,15 +101,15 @@ def main() -> None:
         refiners = {name: r.with_options(**options) for name, r in built.items()}
         reference = PatchRefiner(model, optimise=False, **options).refine_batch(*inputs)
         fast = {name: r for name, r in refiners.items() if name != "eager"}
-        times = _time_in_turns({name: (lambda r=r: r.refine_batch(*inputs))
+        times = _time_in_turns({name: (lambda r=r, i=inputs: r.refine_batch(*i))
                                 for name, r in fast.items()}, args.repeats)
         if "eager" in refiners:
             eager = refiners["eager"]
-            times.update(_time_in_turns({"eager": lambda: eager.refine_batch(*inputs)},
+            times.update(_time_in_turns({"eager": lambda e=eager, i=inputs: e.refine_batch(*i)},
                                         max(3, args.repeats // 4) if options else args.repeats))
         case = {}
         for name in names:
-            wall, cpu = (np.array(series) * 1e3 for series in zip(*times[name]))
+            wall, cpu = (np.array(series) * 1e3 for series in zip(*times[name], strict=True))
             diff = float(np.abs(refiners[name].refine_batch(*inputs) - reference).max())
             case[name] = {"backend": refiners[name].net.backend,
                           "p50_ms": round(float(np.percentile(wall, 50)), 2),

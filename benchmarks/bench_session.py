@@ -43,7 +43,8 @@ def drags(count: int, shape, *, rng) -> list[Stroke]:
 def full_size_inputs():
     """A stand-in view (elliptic mirror area) and base logits with faint lines every 40 rows."""
     yy, xx = np.ogrid[:HEIGHT, :WIDTH]
-    mirror = (yy - HEIGHT / 2) ** 2 / (HEIGHT / 2) ** 2 + (xx - WIDTH / 2) ** 2 / (WIDTH / 2) ** 2 < 1
+    mirror = ((yy - HEIGHT / 2) ** 2 / (HEIGHT / 2) ** 2
+              + (xx - WIDTH / 2) ** 2 / (WIDTH / 2) ** 2 < 1)
     base = np.full((HEIGHT, WIDTH), -4.0, np.float32)
     base[::40] = 0.5
     # the session reads only the mirror mask and ground truth of a view (the refiner's maps

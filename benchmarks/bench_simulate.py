@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 TARGET_SECONDS = 15 * 60
 
@@ -50,8 +49,10 @@ def main() -> None:
                            config=ProtocolConfig(steps=args.steps), rng=0)
     seconds = time.perf_counter() - started
     per_3000 = seconds / max(args.steps, 1) * 3000
-    print(f"view {view.view_id} {view.shape[1]}x{view.shape[0]}: prediction {predict_seconds:.1f} s")
-    print(f"{args.steps} steps in {seconds:.1f} s ({1000 * seconds / max(args.steps, 1):.1f} ms/step); "
+    print(f"view {view.view_id} {view.shape[1]}x{view.shape[0]}: "
+          f"prediction {predict_seconds:.1f} s")
+    print(f"{args.steps} steps in {seconds:.1f} s "
+          f"({1000 * seconds / max(args.steps, 1):.1f} ms/step); "
           f"3000 steps: {per_3000 / 60:.1f} min (target < {TARGET_SECONDS // 60} min: "
           f"{'met' if per_3000 < TARGET_SECONDS else 'NOT met'})")
     print(f"pFM human only {records[0]['pfm_human']:.3f} -> {records[-1]['pfm_human']:.3f}, "

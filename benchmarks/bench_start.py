@@ -27,7 +27,8 @@ def _options(text: str) -> list[tuple[int, int]]:
     try:
         pairs = [tuple(int(v) for v in item.lower().split("x")) for item in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected ORIENTATIONSxITERATIONS,..., got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected ORIENTATIONSxITERATIONS,..., got {text!r}") from None
     if not pairs or any(len(p) != 2 for p in pairs):
         raise argparse.ArgumentTypeError(f"expected ORIENTATIONSxITERATIONS,..., got {text!r}")
     return pairs

@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 from skimage.morphology import skeletonize
 
-from refinement_model.strokes import Stroke, burn_in, rasterize_stroke, stroke_channel
 from refinement_model.simulated_user import choose_stroke, simulate_add, simulate_erase
 from refinement_model.stroke_widths import PAPER_STROKE_WIDTHS
+from refinement_model.strokes import Stroke, burn_in, rasterize_stroke, stroke_channel
 
 SIZE = 256
 TARGET_MS = 1.0

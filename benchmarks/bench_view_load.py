@@ -100,7 +100,8 @@ def open_in_app(view: str) -> dict:
             result = subprocess.run([sys.executable, "-c", _APP_CHILD, view, target, mode],
                                     check=True, capture_output=True, text=True)
             child = json.loads(result.stdout.strip().splitlines()[-1])
-            figures[f"{mode}_open_s" if mode == "first" else "reopen_s"] = round(child["seconds"], 1)
+            open_key = f"{mode}_open_s" if mode == "first" else "reopen_s"
+            figures[open_key] = round(child["seconds"], 1)
             figures[f"{mode}_project_s"] = round(child["project_s"], 1)
             figures[f"{mode}_peak_rss_mb"] = round(child["peak_kb"] / 1024)
             figures[f"{mode}_idle_rss_mb"] = round(child["idle_kb"] / 1024)
@@ -166,7 +167,8 @@ def main() -> None:
         print(f"first open {figures['first_open_s']} s (project {figures['first_project_s']} s), "
               f"peak RSS {figures['first_peak_rss_mb']} MB, idle {figures['first_idle_rss_mb']} MB")
         print(f"reopen {figures['reopen_s']} s (project {figures['reopen_project_s']} s), "
-              f"peak RSS {figures['reopen_peak_rss_mb']} MB, idle {figures['reopen_idle_rss_mb']} MB; "
+              f"peak RSS {figures['reopen_peak_rss_mb']} MB, "
+              f"idle {figures['reopen_idle_rss_mb']} MB; "
               f"refiner built {figures['reopen_refiner_ready_s']} s after the start (peak "
               f"{figures['reopen_peak_with_refiner_mb']} MB)")
         print(f"project file {figures['project_mb']} MB; targets {APP_TARGETS}: "
@@ -198,7 +200,8 @@ def main() -> None:
     }
     print(f"view {width} x {height} ({figures['megapixels']} Mpx), files {size_mb:.0f} MB "
           f"written in {written:.1f} s")
-    print(f"load_view: {child['seconds']:.2f} s wall, {child['cpu_s']:.2f} s CPU, peak RSS {peak_mb:.0f} MB "
+    print(f"load_view: {child['seconds']:.2f} s wall, {child['cpu_s']:.2f} s CPU, "
+          f"peak RSS {peak_mb:.0f} MB "
           f"(after imports {figures['import_rss_mb']:.0f} MB); target < {TARGET_PEAK_MB} MB: "
           f"{'met' if figures['peak_target_met'] else 'NOT met'}")
     if child["warnings"]:

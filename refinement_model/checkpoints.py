@@ -88,7 +88,7 @@ def read_tensors(path, *, device: str | torch.device = "cpu"
     """
     metadata = _read_header(path)
     with safe_open(os.fspath(path), framework="pt", device=str(device)) as handle:
-        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 - safe_open has keys(), no __iter__
     return tensors, metadata
 
 

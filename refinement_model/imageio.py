@@ -111,7 +111,7 @@ def _tiff_layout(page, path, max_pixels: int) -> tuple[int, int, int, bool]:
         raise InputError(path, f"decoded image would take {decoded / 2**30:.1f} GB, more than "
                          f"the limit of {MAX_BYTES / 2**30:.0f} GB")
     # tifffile fills missing data with zeros (a warning only): check the segments ourselves.
-    ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts)]
+    ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=True)]
     # Uncompressed data is read by its declared size: the segments must hold all of it.
     short = page.compression == 1 and \
         sum(page.databytecounts) < height * width * channels * page.bitspersample // 8
@@ -295,7 +295,8 @@ def _decode_png(path: Path, max_pixels: int) -> np.ndarray:
         raise InputError(path, "PNG image data is corrupt or truncated")
     if image.shape[:2] != (height, width):
         raise InputError(
-            path, f"decoded PNG is {image.shape[1]} x {image.shape[0]}, header says {width} x {height}"
+            path, f"decoded PNG is {image.shape[1]} x {image.shape[0]}, "
+            f"header says {width} x {height}"
         )
     return image
 

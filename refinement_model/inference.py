@@ -45,7 +45,7 @@ ORIENTATIONS = (1, 2, 4, 8)
 # quarter turns, +1.2 points of validation gain over one pass (benchmarks/bench_refiner_gain.py;
 # eight are no better), refined twice: the first refinement replaces the base logits as the
 # refiner's prediction input for the second, +0.9 points of validation gain and +1.8 points of
-# mean peak relative gain in the evaluation protocol (25.5% -> 27.3%, docs/evaluation). Eight
+# mean peak relative gain in the evaluation protocol (docs/evaluation). Eight
 # times one pass, so the app shows the one-pass refinement first.
 APP_ORIENTATIONS = 4
 APP_ITERATIONS = 2

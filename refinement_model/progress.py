@@ -6,6 +6,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tqdm import tqdm
+
 
 @contextmanager
 def progress_bar(description: str, *, unit: str = "step",
@@ -18,7 +20,6 @@ def progress_bar(description: str, *, unit: str = "step",
     if not enabled:
         yield None
         return
-    from tqdm import tqdm
 
     with tqdm(desc=description, unit=unit, disable=None, file=sys.stderr) as bar:
         def progress(done: int, total: int) -> None:

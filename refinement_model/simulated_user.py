@@ -27,8 +27,8 @@ from scipy import sparse
 from scipy.sparse import csgraph
 from skimage.morphology import skeletonize
 
-from refinement_model.strokes import Stroke
 from refinement_model.stroke_widths import PAPER_STROKE_WIDTHS, StrokeWidthModel, skeleton
+from refinement_model.strokes import Stroke
 
 _NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
 

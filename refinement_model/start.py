@@ -19,6 +19,7 @@ import numpy as np
 from refinement_model.errors import Cancelled
 from refinement_model.inference import PatchRefiner, Predictor, predict_patch_logits
 from refinement_model.patches import PatchGrid, stitch_logits
+from refinement_model.views import network_input
 
 __all__ = ["START_ITERATIONS", "START_ORIENTATIONS", "StartPredictor", "start_predictor",
            "start_record"]
@@ -136,8 +137,6 @@ class StartPredictor:
         as :meth:`Predictor.predict_view` gives the base's, refined over the patches holding
         some of the view's mirror area; ``progress(done, total)`` after each patch, ``cancel``
         raises :class:`Cancelled`."""
-        from refinement_model.views import network_input
-
         image = network_input(view, self.net.spec.inputs)
         return self.predict_image(image, self.grid(*view.depth.shape), batch_size=batch_size,
                                   mirror_mask=view.mirror_mask, progress=progress,

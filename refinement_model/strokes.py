@@ -57,7 +57,8 @@ class Stroke:
         try:
             array = np.asarray(self.points, dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError(f"points must be a sequence of (x, y) numbers, got {self.points!r}")
+            raise ValueError(
+                f"points must be a sequence of (x, y) numbers, got {self.points!r}") from None
         if array.ndim != 2 or array.shape[1] != 2 or len(array) == 0:
             raise ValueError(f"points must hold at least one (x, y) pair, got shape {array.shape}")
         if not np.isfinite(array).all():
@@ -65,7 +66,7 @@ class Stroke:
         try:
             radius = float(self.radius)
         except (TypeError, ValueError):
-            raise ValueError(f"radius must be a number, got {self.radius!r}")
+            raise ValueError(f"radius must be a number, got {self.radius!r}") from None
         if not (math.isfinite(radius) and radius > 0):
             raise ValueError(f"radius must be finite and > 0, got {self.radius!r}")
         object.__setattr__(self, "points", tuple((float(x), float(y)) for x, y in array))
@@ -211,7 +212,7 @@ def _check_shape(shape) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in shape)
     except (TypeError, ValueError):
-        raise ValueError(f"shape must be (H, W), got {shape!r}")
+        raise ValueError(f"shape must be (H, W), got {shape!r}") from None
     if h < 0 or w < 0:
         raise ValueError(f"shape must not be negative, got {shape!r}")
     return h, w

@@ -438,7 +438,7 @@ def network_input(view: MirrorView, inputs=("depth",)) -> np.ndarray:
         else:
             out[index] = getattr(view, name)
         index += len(INPUT_CHANNELS[name])
-    for plane, channel in zip(out, channels):
+    for plane, channel in zip(out, channels, strict=True):
         mean, std = CHANNEL_STATS[channel]
         plane -= np.float32(mean)
         plane /= np.float32(std)

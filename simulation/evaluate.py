@@ -15,8 +15,14 @@ from refinement_model.patches import PatchGrid
 from refinement_model.progress import progress_bar
 from refinement_model.ranking import oracle_scores, ranking_quality, uncertainty_scores
 from simulation.protocol import ProtocolConfig, run_protocol
-from simulation.runs import (STARTS, merge_manifest, refiner_options, run_path,
-                             setting_config, write_records)
+from simulation.runs import (
+    STARTS,
+    merge_manifest,
+    refiner_options,
+    run_path,
+    setting_config,
+    write_records,
+)
 
 
 def view_files_with_ground_truth(paths: Sequence, *, only: Sequence[str] | None = None) -> list:

@@ -28,10 +28,10 @@ from scipy.special import expit
 from refinement_model.errors import Cancelled
 from refinement_model.metrics import pseudo_f_measure, score_masks, thin
 from refinement_model.patches import PatchGrid, blend_logits, clip_box, union
-from refinement_model.strokes import Stroke, burn_in, rasterize_stroke, stroke_channel
 from refinement_model.ranking import oracle_score, uncertainty_score
 from refinement_model.simulated_user import choose_stroke, simulate_add, simulate_erase
 from refinement_model.stroke_widths import PAPER_STROKE_WIDTHS, StrokeWidthModel, skeleton
+from refinement_model.strokes import Stroke, burn_in, rasterize_stroke, stroke_channel
 
 RefineFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 

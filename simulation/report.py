@@ -9,8 +9,14 @@ from pathlib import Path
 import numpy as np
 
 from refinement_model.imageio import atomic_write
-from simulation.analysis import (effort_ratio, effort_reduction, effort_to_target,
-                                 final_scores, last_stroke_step, mean_curves)
+from simulation.analysis import (
+    effort_ratio,
+    effort_reduction,
+    effort_to_target,
+    final_scores,
+    last_stroke_step,
+    mean_curves,
+)
 from simulation.runs import SETTINGS, read_manifest, read_records, run_path
 
 _ABLATIONS = {

@@ -3,7 +3,8 @@
 Layout of a simulation folder::
 
     DIR/manifest.json                      views, settings, seeds, models, ranking quality
-    DIR/runs/<view_id>/<setting>_seed<k>.csv   the records of :func:`simulation.protocol.run_protocol`
+    DIR/runs/<view_id>/<setting>_seed<k>.csv
+        the records of :func:`simulation.protocol.run_protocol`
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def read_records(path) -> dict[str, list[float]]:
     except OSError as error:
         raise InputError(path, f"cannot read the run: {error.strerror or error}") from None
     if not rows or set(RECORD_FIELDS) - set(rows[0]):
-        raise InputError(path, f"not a simulation run (needs the columns {', '.join(RECORD_FIELDS)})")
+        raise InputError(
+            path, f"not a simulation run (needs the columns {', '.join(RECORD_FIELDS)})")
     try:
         return {key: [float(row[key]) for row in rows] for key in RECORD_FIELDS}
     except (TypeError, ValueError):
@@ -145,7 +147,8 @@ def read_manifest(folder) -> dict:
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
-        raise InputError(path, "no simulation here (run `etmira simulate ... --out DIR` first)") from None
+        raise InputError(
+            path, "no simulation here (run `etmira simulate ... --out DIR` first)") from None
     except (OSError, ValueError) as error:
         raise InputError(path, f"unreadable manifest: {error}") from None
     for key in ("views", "settings", "seeds"):

@@ -98,7 +98,8 @@ def _light(text: str) -> tuple[float, float]:
     try:
         azimuth, elevation = (float(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected AZIMUTH,ELEVATION in degrees, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected AZIMUTH,ELEVATION in degrees, got {text!r}") from None
     if not -90 <= elevation <= 90:
         raise argparse.ArgumentTypeError(f"elevation must be in [-90, 90], got {elevation}")
     return azimuth, elevation
@@ -108,7 +109,7 @@ def _opacity(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"opacity must be in [0, 1], got {value}")
     return value
@@ -118,7 +119,7 @@ def _size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(part) for part in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
     if width < 320 or height < 240:
         raise argparse.ArgumentTypeError(f"window size must be at least 320x240, got {text!r}")
     return width, height

@@ -14,6 +14,8 @@ provenance
     Per-pixel origin codes (initial model, human add, human erase, refiner).
 refiners
     The refine-function protocol, an adapter for network refiners and a model-free refiner.
+pyramid
+    The display pyramids of a view's layers (numpy): the tiles the canvas paints at any zoom.
 blend
     Re-stitching of refined patch logits onto the full-resolution base logits, by region.
 

@@ -17,8 +17,14 @@ import numpy as np
 from scipy.special import expit
 
 from annotator.core.blend import blend_probabilities
-from annotator.core.history import (BASE_VERSION, DeltaCache, DoneStep, History, StrokeRecord,
-                                    StrokeStep)
+from annotator.core.history import (
+    BASE_VERSION,
+    DeltaCache,
+    DoneStep,
+    History,
+    StrokeRecord,
+    StrokeStep,
+)
 from annotator.core.patch_queue import check_patch_index
 from annotator.core.provenance import final_mask, provenance_map
 from refinement_model.errors import Cancelled

@@ -102,7 +102,8 @@ def write_mask_png(path, mask: np.ndarray, *, bilevel: bool = False) -> None:
         return
     from PIL import Image  # Pillow comes with matplotlib; only this writer needs it
 
-    image = Image.frombytes("1", (mask.shape[1], mask.shape[0]), np.packbits(mask, axis=1).tobytes())
+    packed = np.packbits(mask, axis=1).tobytes()
+    image = Image.frombytes("1", (mask.shape[1], mask.shape[0]), packed)
     atomic_write(path, lambda target: image.save(target, format="PNG", optimize=False))
 
 
@@ -129,7 +130,8 @@ def provenance_to_rgba(provenance: np.ndarray, mask: np.ndarray) -> np.ndarray:
     mask = _check_mask(mask)
     provenance = np.asarray(provenance)
     if provenance.shape != mask.shape:
-        raise ValueError(f"provenance must have the mask's shape {mask.shape}, got {provenance.shape}")
+        raise ValueError(f"provenance must have the mask's shape {mask.shape}, "
+                         f"got {provenance.shape}")
     rgba = np.zeros(mask.shape + (4,), np.uint8)
     for code, colour in PROVENANCE_COLOURS.items():
         shown = (provenance == code) & (mask if code != HUMAN_ERASE else ~mask)

@@ -12,6 +12,8 @@ the only writer; the GUI reads it.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 from refinement_model.patches import PatchGrid
@@ -68,8 +70,8 @@ class _Cells:
         self.rows = np.searchsorted(self.ys, np.clip(boxes[:, [0, 2]], 0, grid.height))
         self.cols = np.searchsorted(self.xs, np.clip(boxes[:, [1, 3]], 0, grid.width))
         self.mirror_counts = np.array(
-            [[np.count_nonzero(mirror_mask[y0:y1, x0:x1]) for x0, x1 in zip(self.xs, self.xs[1:])]
-             for y0, y1 in zip(self.ys, self.ys[1:])], dtype=np.int64).reshape(
+            [[np.count_nonzero(mirror_mask[y0:y1, x0:x1]) for x0, x1 in pairwise(self.xs)]
+             for y0, y1 in pairwise(self.ys)], dtype=np.int64).reshape(
                 len(self.ys) - 1, len(self.xs) - 1)
         self.uncertainty = np.zeros(self.mirror_counts.shape, dtype=np.float64)
         self.lines = np.zeros(self.mirror_counts.shape, dtype=np.int64)
@@ -99,7 +101,7 @@ class _Cells:
         covered = np.zeros(self.mirror_counts.shape, dtype=bool)
         for index in np.flatnonzero(queued).tolist():
             covered[slice(*self.rows[index]), slice(*self.cols[index])] = True
-        for r, c in zip(*np.nonzero((self.mirror_counts > 0) & ~covered)):
+        for r, c in zip(*np.nonzero((self.mirror_counts > 0) & ~covered), strict=True):
             if covered[r, c]:
                 continue
             over = np.flatnonzero((self.rows[:, 0] <= r) & (r < self.rows[:, 1])

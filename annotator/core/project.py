@@ -11,7 +11,8 @@ Quick use::
     project = open_project("p.etmira")                         # exact state, undo included
 
 What the file holds (see ``project_store``): the layers ``base_logits`` (float16, what the
-session started from: it starts from these rounded values), ``mirror_mask`` (the view's mirror area), ``mask``, ``user_map`` and ``provenance`` (the current state, so ``info``
+session started from: it starts from these rounded values), ``mirror_mask`` (the view's mirror
+area), ``mask``, ``user_map`` and ``provenance`` (the current state, so ``info``
 and ``export`` need neither the view nor a model), the session's journal (one row per event:
 strokes, undo, redo, patch decisions), each refined patch's change (``delta/<patch>`` blobs, so
 reopening calls no network), and metadata: the view's files with size, time and SHA-256, the
@@ -29,6 +30,7 @@ checks the result against the stored mask.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import threading
@@ -202,10 +204,9 @@ class DeferredRefiner:
             self._thread.join()
 
     def _build_quietly(self) -> None:
-        try:
+        # an error is raised again, in context, by the first refinement
+        with contextlib.suppress(Exception):
             self.build()
-        except Exception:  # noqa: BLE001 (raised again, in context, by the first refinement)
-            pass
 
     def refine(self, image_patch, base_logits, stroke_channel):
         """See ``PatchRefiner.refine``."""
@@ -515,8 +516,12 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
     from refinement_model.checkpoints import read_metadata
     from refinement_model.inference import APP_REFINER_OPTIONS, PatchRefiner, Predictor
     from refinement_model.nets import ModelSpec
-    from refinement_model.start import (START_ITERATIONS, START_ORIENTATIONS, start_predictor,
-                                        start_record)
+    from refinement_model.start import (
+        START_ITERATIONS,
+        START_ORIENTATIONS,
+        start_predictor,
+        start_record,
+    )
 
     if os.path.exists(path) and not overwrite:
         raise ProjectError(path, "already exists (choose another name or overwrite it)")

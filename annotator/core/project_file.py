@@ -96,7 +96,8 @@ class ProjectLock:
             except BlockingIOError:
                 owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
                 os.close(fd)
-                raise ProjectError(path, f"is open in another etmira instance (process {owner})")
+                raise ProjectError(
+                    path, f"is open in another etmira instance (process {owner})") from None
             # The previous owner may have unlinked the file between our open and our flock.
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino

@@ -47,8 +47,15 @@ from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
-from annotator.core.project_file import (APPLICATION_ID, SCHEMA_VERSION, SQLITE_MAGIC,
-                                         ProjectLock, fsync, needs_recovery, read_header)
+from annotator.core.project_file import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    SQLITE_MAGIC,
+    ProjectLock,
+    fsync,
+    needs_recovery,
+    read_header,
+)
 from annotator.core.tile_codec import CODEC, DTYPES, decode_tile, encode_tile, tile_boxes
 from refinement_model.errors import Cancelled, ProjectError
 from refinement_model.imageio import MAX_PIXELS
@@ -214,7 +221,7 @@ class ProjectStore:
                     raise ProjectError(path, f"the project file is damaged ({rows[0][0]})")
             tables = {row[0] for row in connection.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if not _TABLES <= tables:
+            if not tables >= _TABLES:
                 raise ProjectError(path, "the project file is damaged (tables are missing)")
             if not readonly:
                 connection.execute("PRAGMA journal_mode = WAL")
@@ -320,7 +327,8 @@ class ProjectStore:
             try:
                 target[...] = decode_tile(data, dtype, target.shape)
             except ValueError:
-                raise ProjectError(self.path, f"the project file is damaged (layer {name})") from None
+                raise ProjectError(self.path,
+                                   f"the project file is damaged (layer {name})") from None
             if progress is not None:
                 progress(done, total)
         if expected:
@@ -366,7 +374,8 @@ class ProjectStore:
 
     # ---- writing ----------------------------------------------------------------------------
 
-    def commit(self, *, events: Iterable[Mapping] = (), arrays: Mapping[str, np.ndarray] | None = None,
+    def commit(self, *, events: Iterable[Mapping] = (),
+               arrays: Mapping[str, np.ndarray] | None = None,
                regions: Iterable[tuple[int, int, int, int]] | None = None,
                meta: Mapping[str, object] | None = None,
                blobs: Mapping[str, bytes | None] | None = None, tile: int | None = None,
@@ -426,7 +435,8 @@ class ProjectStore:
                         progress(done, total)
             db.executemany("INSERT INTO events (crc, data) VALUES (?, ?)",
                            [(zlib.crc32(text.encode()), text) for text in events])
-            texts = [(key, json.dumps(value, allow_nan=False)) for key, value in (meta or {}).items()]
+            texts = [(key, json.dumps(value, allow_nan=False))
+                     for key, value in (meta or {}).items()]
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?, ?)",
                            [(key, zlib.crc32(text.encode()), text) for key, text in texts])
             for key, data in (blobs or {}).items():
@@ -488,7 +498,8 @@ class ProjectStore:
             fsync(folder)
         except (sqlite3.Error, OSError) as error:
             if _is_disk_full(error):
-                raise ProjectError(destination, "the disk is full; the copy was not written") from None
+                raise ProjectError(destination,
+                                   "the disk is full; the copy was not written") from None
             raise ProjectError(destination, f"cannot write the copy ({error})") from None
         finally:
             if temp is not None:
@@ -537,7 +548,8 @@ def _check_layers(arrays: Mapping[str, np.ndarray], known: Mapping | None) -> No
                              f"{getattr(array, 'dtype', type(array))} "
                              f"{getattr(array, 'shape', '')}")
         if known and name in known and known[name][0] != array.dtype:
-            raise ValueError(f"layers[{name!r}] must keep dtype {known[name][0]}, got {array.dtype}")
+            raise ValueError(f"layers[{name!r}] must keep dtype {known[name][0]}, "
+                             f"got {array.dtype}")
         shapes.add(array.shape)
     if len(shapes) > 1:
         raise ValueError(f"layers must all have one shape, got {sorted(shapes)}")

@@ -59,7 +59,8 @@ def as_refine_fn(refiner) -> BatchRefineFn:
             out = _as_float_array(batched(image_patches, base_logits, stroke_channels))
         else:
             out = np.stack([_as_float_array(single(*job))
-                            for job in zip(image_patches, base_logits, stroke_channels)])
+                            for job in zip(image_patches, base_logits, stroke_channels,
+                                           strict=True)])
         if out.shape != np.shape(base_logits):
             raise ValueError(f"refiner returned shape {out.shape}, expected "
                              f"{np.shape(base_logits)}")

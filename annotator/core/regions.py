@@ -48,4 +48,4 @@ def refine_patches(grid: PatchGrid, refine_many, image: np.ndarray, base_logits:
     refined = refine_many(np.stack(images), bases, np.stack(channels))
     # clipped into float16's range; logits this large are saturated anyway
     deltas = np.clip(refined - bases, -_DELTA_LIMIT, _DELTA_LIMIT).astype(np.float16)
-    return dict(zip(indices, deltas))
+    return dict(zip(indices, deltas, strict=True))

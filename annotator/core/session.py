@@ -68,9 +68,11 @@ from annotator.core.patch_queue import PatchQueue, check_patch_index
 from annotator.core.provenance import final_mask
 from annotator.core.refiners import as_refine_fn
 from refinement_model.errors import Cancelled
+from refinement_model.metrics import score_masks, thin
 from refinement_model.patches import PatchGrid
 from refinement_model.stroke_widths import PAPER_STROKE_WIDTHS
 from refinement_model.strokes import Stroke, rasterize_stroke
+from refinement_model.views import network_input
 
 __all__ = ["AnnotationSession", "Change", "HALF_WIDTH_MEAN", "Proposal", "StoredView",
            "default_radius"]
@@ -412,7 +414,8 @@ class AnnotationSession(EventLog):
         times = np.array([e["t"] for e in self._journal if "t" in e], dtype=np.float64)
         accepted = sum(bool(self._journal[r.seq]["accepted"]) for r in self._strokes)
         return {"strokes": len(self._strokes), "annotated_pixels": int(self._annotated),
-                "time_s": float(np.minimum(np.diff(times), idle_cap_s).sum()) if len(times) else 0.0,
+                "time_s": (float(np.minimum(np.diff(times), idle_cap_s).sum())
+                           if len(times) else 0.0),
                 "accepted": accepted, "rejected": len(self._strokes) - accepted}
 
     def scores(self) -> dict | None:
@@ -420,8 +423,6 @@ class AnnotationSession(EventLog):
         truth (pfm, fm, iou, precision, recall, dice). Cached until the mask changes (a
         full-size view takes a fraction of a second; the skeleton of the ground truth is
         computed once)."""
-        from refinement_model.metrics import score_masks, thin
-
         gt = self.view.ground_truth
         if gt is None:
             return None
@@ -495,8 +496,6 @@ class AnnotationSession(EventLog):
         """Build the refiner's whole-view input now (about a second on a full-size view), so
         that the first stroke does not pay for it; the app calls it off the GUI thread."""
         if self._refine is not None and self._image is None:
-            from refinement_model.views import network_input
-
             self._image = network_input(self.view, self._inputs)
 
     def release_view_maps(self) -> None:

@@ -63,7 +63,7 @@ def decode_tile(data: bytes, dtype: np.dtype, shape: tuple[int, int]) -> np.ndar
     data do not decode to exactly its size (decoding into a buffer of that size also stops
     decompression bombs)."""
     pixels = shape[0] * shape[1]
-    size = (pixels + 7) // 8 if dtype == bool else pixels * dtype.itemsize
+    size = (pixels + 7) // 8 if dtype.kind == "b" else pixels * dtype.itemsize
     raw = np.empty(_padded(size), np.uint8)
     try:
         decoded = imagecodecs.blosc2_decode(data, out=raw, numthreads=1)
@@ -72,6 +72,6 @@ def decode_tile(data: bytes, dtype: np.dtype, shape: tuple[int, int]) -> np.ndar
     if len(decoded) != len(raw):
         raise ValueError("tile of the wrong size")
     raw = raw[:size]
-    if dtype == bool:
+    if dtype.kind == "b":
         return np.unpackbits(raw, count=pixels).reshape(shape)
     return raw.view(dtype.newbyteorder("<")).reshape(shape)

@@ -44,7 +44,7 @@ def numpy_to_qimage(array: np.ndarray) -> QImage:
 
 
 class Canvas(QWidget):
-    """Paints a :class:`~annotator.qt.pyramid.LayerStack` and turns drags into strokes.
+    """Paints a :class:`~annotator.core.pyramid.LayerStack` and turns drags into strokes.
 
     Coordinates: a widget point ``p`` shows the view pixel ``p / scale + offset`` (x, y).
 

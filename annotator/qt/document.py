@@ -15,7 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QStandardPaths
 
 from annotator.core.project_store import SQLITE_MAGIC, needs_recovery
-from annotator.qt.pyramid import LayerStack
+from annotator.core.pyramid import LayerStack
 from annotator.qt.workers import run_with_progress
 from refinement_model.errors import InputError
 

@@ -44,9 +44,9 @@ def run(args) -> int:
 
     from refinement_model.errors import InputError
     from refinement_model.imageio import write_png
-    from refinement_model.start import start_predictor
     from refinement_model.metrics import score_masks
     from refinement_model.shipped import shipped_checkpoint
+    from refinement_model.start import start_predictor
     from refinement_model.views import find_views_in, load_view
 
     if not 0 < args.threshold < 1:

@@ -97,7 +97,11 @@ def _model_spec(args):
     from refinement_model.checkpoints import load_checkpoint
     from refinement_model.errors import InputError
     from refinement_model.nets import (
-        DEFAULT_DECODER_CHANNELS, DEFAULT_ENCODER, ModelSpec, create_model)
+        DEFAULT_DECODER_CHANNELS,
+        DEFAULT_ENCODER,
+        ModelSpec,
+        create_model,
+    )
     from refinement_model.training.refiner import refiner_spec
 
     decoder = tuple(args.decoder_channels) if args.decoder_channels else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
 
 from refinement_model.checkpoints import load_checkpoint, save_checkpoint
 from refinement_model.errors import CheckpointError
@@ -20,6 +21,7 @@ from refinement_model.patches import PatchGrid
 from refinement_model.training.data import load_training_views, sample_patches
 from refinement_model.training.distributed import DistContext
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop
+from refinement_model.views import CHANNEL_STATS, INPUT_CHANNELS
 
 __all__ = ["GridOptions", "check_crop", "checkpoint_metadata", "initial_model", "train_base",
            "validate_views"]
@@ -38,7 +40,7 @@ class GridOptions:
         return self.net_size / self.patch_size
 
     @classmethod
-    def of_checkpoint(cls, metadata: dict) -> "GridOptions":
+    def of_checkpoint(cls, metadata: dict) -> GridOptions:
         """The geometry a checkpoint's metadata records (defaults where it records none)."""
         return cls(**{name: int(metadata.get(name, default))
                       for name, default in cls().__dict__.items()})
@@ -104,8 +106,6 @@ def initial_model(spec: ModelSpec, init=None) -> tuple:
 
 def _warm_start_from_base(refiner_net, base) -> None:
     """Copy a base network's encoder and decoder into a refiner's inner network, in place."""
-    import torch
-
     target = refiner_net.state_dict()
     with torch.no_grad():
         for name, tensor in base.state_dict().items():
@@ -122,8 +122,6 @@ def _warm_start_from_base(refiner_net, base) -> None:
 def checkpoint_metadata(spec: ModelSpec, geometry: GridOptions, *, config: TrainConfig,
                         data: dict, validation: dict, command: str | None) -> dict:
     """The facts every trained checkpoint records besides its spec."""
-    from refinement_model.views import CHANNEL_STATS, INPUT_CHANNELS
-
     channels = [c for name in spec.inputs for c in INPUT_CHANNELS[name]]
     return {
         "patch_size": geometry.patch_size, "stride": geometry.stride,
@@ -198,8 +196,6 @@ def train_base(*, data, val, out, spec: ModelSpec, config: TrainConfig,
     dict
         The best validation metrics.
     """
-    import torch
-
     if spec.kind != "base":
         raise ValueError(f"spec must be of kind 'base', got {spec.kind!r}")
     ctx = ctx or DistContext()

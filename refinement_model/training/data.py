@@ -17,6 +17,7 @@ import numpy as np
 
 from refinement_model.errors import InputError
 from refinement_model.patches import PatchGrid
+from refinement_model.views import find_views, load_view, network_input
 
 __all__ = [
     "Augmentation",
@@ -120,8 +121,6 @@ def load_training_views(roots, *, inputs, factor: float = 0.5,
     InputError
         A folder holds no view with ground truth.
     """
-    from refinement_model.views import find_views, load_view, network_input
-
     found = []
     for root in roots:
         annotated = [files for files in find_views(root) if files.drawings is not None]

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from refinement_model.checkpoints import read_tensors, write_tensors
 from refinement_model.errors import CheckpointError
@@ -194,8 +195,6 @@ def train_loop(model: torch.nn.Module, *,
     best : dict
         Metrics of the best validation (``{}`` if none ran).
     """
-    from tqdm import tqdm
-
     plain = getattr(model, "module", model).to(ctx.device)
     net = ctx.wrap(plain)
     loss_fn = SegmentationLoss(focal_weight=config.focal_weight)

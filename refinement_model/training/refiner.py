@@ -27,6 +27,7 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
+import torch
 
 from refinement_model.checkpoints import load_checkpoint, save_checkpoint
 from refinement_model.inference import FastNet, refine_iteratively
@@ -35,9 +36,17 @@ from refinement_model.nets import LOGIT_SCALE, ModelSpec, create_model, refiner_
 from refinement_model.simulated_user import choose_stroke, simulate_add, simulate_erase
 from refinement_model.strokes import burn_in, stroke_channel
 from refinement_model.training.base import (
-    GridOptions, check_crop, checkpoint_metadata, initial_model)
+    GridOptions,
+    check_crop,
+    checkpoint_metadata,
+    initial_model,
+)
 from refinement_model.training.data import (
-    dihedral, grid_patches, load_training_views, sample_patches)
+    dihedral,
+    grid_patches,
+    load_training_views,
+    sample_patches,
+)
 from refinement_model.training.distributed import DistContext
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop
 
@@ -133,8 +142,6 @@ def add_policy_strokes(model, inputs, targets, rng, *, rounds: int, scale: float
     (B, C + 2, S, S) float32 tensor
         On the device of ``inputs``.
     """
-    import torch
-
     _check_count(rounds, "rounds", 0)
     inputs = inputs.clone()
     gts = targets.detach().cpu().numpy() != 0
@@ -143,7 +150,7 @@ def add_policy_strokes(model, inputs, targets, rng, *, rounds: int, scale: float
         channel = inputs[:, -1].cpu().numpy().copy()  # on a CPU .numpy() shares the memory
         refined = model(inputs)[:, 0].cpu().numpy() > 0
         current = np.where(channel != 0, channel > 0, refined)
-        for i, (gt, mask) in enumerate(zip(gts, current)):
+        for i, (gt, mask) in enumerate(zip(gts, current, strict=True)):
             strokes = simulate_strokes(gt, mask, count=1, rng=rng, scale=scale)
             if strokes:
                 painted = stroke_channel(strokes, shape)
@@ -183,7 +190,7 @@ def validation_patches(base: FastNet, views, geometry: GridOptions, *, per_view:
     images, gts = np.concatenate(images), np.concatenate(gts)
     logits = _logits(base, images)
     out = {key: [] for key in ("images", "logits", "gt", "skeleton", "stroke_list")}
-    for i, (gt, logit) in enumerate(zip(gts, logits)):
+    for i, (gt, logit) in enumerate(zip(gts, logits, strict=True)):
         chosen = choose_stroke(gt, logit > 0, rng=rng, scale=geometry.factor)
         if chosen is None:
             continue
@@ -215,8 +222,6 @@ def refined_scores(model, patches: dict, *, strokes: int = 1, scale: float = 0.5
         after the first stroke; ``gains`` (the gain after 1..K strokes) and their mean
         ``sequence_gain``.
     """
-    import torch
-
 
     _check_count(strokes, "strokes", 1)
     net = model if isinstance(model, FastNet) else FastNet(model, optimise=False)
@@ -326,8 +331,6 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
     dict
         The best validation metrics.
     """
-    import torch
-
     check_refiner_options(max_strokes=max_strokes, policy_rounds=policy_rounds,
                           val_strokes=val_strokes)
     ctx = ctx or DistContext()
@@ -374,7 +377,7 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
             strokes = simulate_strokes(gt, logit > 0, count=count, rng=rng,
                                        scale=geometry.factor)
             rows.append((image, logit, stroke_channel(strokes, gt.shape), gt))
-        stacked = [torch.from_numpy(np.stack(column)) for column in zip(*rows)]
+        stacked = [torch.from_numpy(np.stack(column)) for column in zip(*rows, strict=True)]
         return refiner_input(*stacked[:3]).numpy(), stacked[3].numpy()
 
     def revise_inputs(net, inputs, targets, rng):

@@ -91,7 +91,7 @@ def damage_grooves(drawing: list[Groove], scratches: list[Groove], centre, radiu
         faint = rng.random(len(drawing)) < recipe.faint_share
         drawing = [Groove(g.points, g.half_widths, (g.depths * recipe.faint_depth)
                           .astype(np.float32), g.profile) if shallow else g
-                   for g, shallow in zip(drawing, faint)]
+                   for g, shallow in zip(drawing, faint, strict=True)]
     if recipe.groove_scratches > 0:
         count = int(rng.poisson(recipe.groove_scratches * difficulty * (radius / 1000.0) ** 2))
         px_scale = px_per_mm / REFERENCE_PX_PER_MM

@@ -1,4 +1,7 @@
-"""Figure-like contours: heads, bodies, limbs, drapery folds, hatching and volutes (polylines in px)."""
+"""Figure-like contours: heads, bodies, limbs, drapery folds, hatching and volutes.
+
+All as polylines in px.
+"""
 
 from __future__ import annotations
 

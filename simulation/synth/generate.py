@@ -12,7 +12,8 @@ from simulation.synth import render, scene, surface
 from simulation.synth.damage import damage_grooves, damage_recipe
 from simulation.synth.drawings import REFERENCE_PX_PER_MM, Groove
 
-#: Default difficulty: calibrated so a classical baseline stays well below pFM 0.6 (see docs/data.md).
+#: Default difficulty: calibrated so a classical baseline stays well below pFM 0.6
+#: (see docs/data.md).
 DEFAULT_DIFFICULTY = 0.7
 _STEPS = 7
 

@@ -118,7 +118,8 @@ def tongue_band(centre, inner, outer, *, rng):
         angles = [a0, a0 + 0.02 * span, a0 + 0.2 * span, (a0 + a1) / 2, a1 - 0.2 * span,
                   a1 - 0.02 * span, a1]
         heights = [0, 0.45, 0.75, 0.85, 0.75, 0.45, 0]
-        control = [_polar(centre, inner + f * width, a) for a, f in zip(angles, heights)]
+        control = [_polar(centre, inner + f * width, a)
+                   for a, f in zip(angles, heights, strict=True)]
         lines.append(catmull_rom(np.array(control) + rng.normal(0, 0.01 * width, (7, 2)),
                                  samples=8))
     return lines

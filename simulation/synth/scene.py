@@ -1,4 +1,7 @@
-"""The engraved scene of one mirror side: border, figures, names, exergue, hatching; and scratches."""
+"""The engraved scene of one mirror side and its scratches.
+
+The scene: border, figures, names, exergue, hatching.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +41,8 @@ def scene_polylines(centre, radius, *, rng, px_scale=1.0):
     elif kind == "tongue":
         lines += ornaments.tongue_band(c, outer - band, outer, rng=rng)
     else:
-        lines += [ornaments.circle(c, outer, rng=rng), ornaments.circle(c, outer - band / 3, rng=rng)]
+        lines += [ornaments.circle(c, outer, rng=rng),
+                  ornaments.circle(c, outer - band / 3, rng=rng)]
     inner = outer - band - rng.uniform(0.01, 0.03) * radius
     lines.append(ornaments.circle(c, inner, rng=rng))
 
@@ -125,8 +129,10 @@ def make_grooves(centre, radius, *, rng, px_per_mm, difficulty):
                            wear=difficulty * rng.uniform(0.2, 0.6))
                for p in scene_polylines(centre, radius, rng=rng, px_scale=px_scale)]
     area = (radius / 1000.0) ** 2
-    thin = scratch_polylines(centre, radius, rng=rng, count=int(rng.poisson(120 * difficulty * area)))
-    wide = scratch_polylines(centre, radius, rng=rng, count=int(rng.poisson(25 * difficulty * area)))
+    thin = scratch_polylines(centre, radius, rng=rng,
+                             count=int(rng.poisson(120 * difficulty * area)))
+    wide = scratch_polylines(centre, radius, rng=rng,
+                             count=int(rng.poisson(25 * difficulty * area)))
     scratches = [make_scratch(p, rng=rng, px_per_mm=px_per_mm) for p in thin]
     scratches += [make_scratch(p, rng=rng, px_per_mm=px_per_mm, half_width=(3.0 * px_scale,
                                                                             6.0 * px_scale))

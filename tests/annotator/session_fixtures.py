@@ -81,5 +81,5 @@ def state(session: AnnotationSession) -> tuple[np.ndarray, ...]:
 
 
 def assert_same_state(a, b) -> None:
-    for x, y, name in zip(a, b, ("mask", "probabilities", "provenance", "user_map")):
+    for x, y, name in zip(a, b, ("mask", "probabilities", "provenance", "user_map"), strict=True):
         assert np.array_equal(x, y), f"{name} differs"

@@ -9,8 +9,15 @@ import tifffile
 from PIL import Image
 
 from annotator.core.export import (
-    PROVENANCE_COLOURS, centrelines_to_svg, mask_to_rgba, provenance_to_rgba, trace_centrelines,
-    write_mask_png, write_mask_tiff, write_svg)
+    PROVENANCE_COLOURS,
+    centrelines_to_svg,
+    mask_to_rgba,
+    provenance_to_rgba,
+    trace_centrelines,
+    write_mask_png,
+    write_mask_tiff,
+    write_svg,
+)
 from annotator.core.journal_io import parse_strokes, read_strokes, strokes_document, write_strokes
 from refinement_model.errors import InputError
 from refinement_model.imageio import read_binary_mask, read_png

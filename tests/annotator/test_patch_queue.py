@@ -1,8 +1,16 @@
 import numpy as np
 import pytest
 
-from annotator.core.patch_queue import (DONE, NOT_SEEN, REFINED, VISITED, PatchQueue,
-                                        check_patch_index, patch_scores, rank_patches)
+from annotator.core.patch_queue import (
+    DONE,
+    NOT_SEEN,
+    REFINED,
+    VISITED,
+    PatchQueue,
+    check_patch_index,
+    patch_scores,
+    rank_patches,
+)
 from refinement_model.patches import PatchGrid
 
 

@@ -254,7 +254,8 @@ def test_reviewed_counts_done_patches_only_and_done_ones_stay_listed(window, qtb
     assert panel.coverage.value() == 0  # a look, a dot and a skip review nothing
     window.jump_to(first)
     window.mark_done()
-    assert panel.coverage.value() == 1 and panel.coverage.text() == f"reviewed 1 of {queued} patches"
+    assert panel.coverage.value() == 1
+    assert panel.coverage.text() == f"reviewed 1 of {queued} patches"
     rows = [panel.list.item(i) for i in range(panel.list.count())]
     done_rows = [r.text() for r in rows if r.data(Qt.ItemDataRole.UserRole) == first]
     assert done_rows and done_rows[0].startswith(DONE_MARK) and "done" in done_rows[0]
@@ -366,7 +367,7 @@ def test_models_are_chosen_in_the_app(window, files, dialogs, qtbot):
             QTimer.singleShot(20, fill)
             return
         edits = dialog.findChildren(QLineEdit)
-        for edit, text in zip(edits, answers.pop(0)):
+        for edit, text in zip(edits, answers.pop(0), strict=True):
             edit.setText(str(text))
         dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok).click()
         if answers:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 
+from annotator.core.pyramid import LayerStack
 from annotator.qt.canvas import Canvas
-from annotator.qt.pyramid import LayerStack
 
 pytestmark = pytest.mark.gui
 

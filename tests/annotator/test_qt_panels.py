@@ -5,9 +5,9 @@ import pytest
 from PySide6.QtCore import Qt
 
 from annotator.core.patch_queue import PatchQueue
+from annotator.core.pyramid import LayerStack
 from annotator.core.render import LayerSettings
 from annotator.qt.layers import LayerPanel
-from annotator.qt.pyramid import LayerStack
 from annotator.qt.queue_panel import QueuePanel
 from annotator.qt.tools import WIDTH_STEP, ToolBar
 from refinement_model.patches import PatchGrid

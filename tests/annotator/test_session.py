@@ -2,16 +2,23 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from annotator.core import events, provenance as prov
-from refinement_model.patches import blend_logits
-from annotator.core.session import AnnotationSession, HALF_WIDTH_MEAN, default_radius
+from annotator.core import events
+from annotator.core import provenance as prov
+from annotator.core.session import HALF_WIDTH_MEAN, AnnotationSession, default_radius
 from refinement_model.errors import Cancelled
 from refinement_model.metrics import score_masks
-from refinement_model.patches import stitch_logits
+from refinement_model.patches import blend_logits, stitch_logits
 from refinement_model.strokes import Stroke, rasterize_stroke
-from tests.annotator.session_fixtures import (CountingRefiner, assert_same_state, make_session,
-                                              replayed, small_base, small_grid, small_view,
-                                              state)
+from tests.annotator.session_fixtures import (
+    CountingRefiner,
+    assert_same_state,
+    make_session,
+    replayed,
+    small_base,
+    small_grid,
+    small_view,
+    state,
+)
 
 ADD = Stroke("add", [(50, 31), (86, 31)], 1.5)       # completes the first line
 ERASE = Stroke("erase", [(20, 45), (30, 45)], 3.0)
@@ -22,7 +29,7 @@ def constant_refiner(value):
 
 
 def test_default_radius_is_the_gamma_mean():
-    assert HALF_WIDTH_MEAN == pytest.approx(6.19, abs=0.005)
+    assert pytest.approx(6.19, abs=0.005) == HALF_WIDTH_MEAN
     assert default_radius(0.5) == pytest.approx(HALF_WIDTH_MEAN / 2)
     with pytest.raises(ValueError, match="scale"):
         default_radius(0)
@@ -317,7 +324,7 @@ def test_listeners_get_the_event_and_a_region_holding_every_change():
     y0, x0, y1, x1 = change.region
     outside = np.ones(session.grid.shape, bool)
     outside[y0:y1, x0:x1] = False
-    for a, b in zip(before, after):
+    for a, b in zip(before, after, strict=True):
         assert np.array_equal(a[outside], b[outside])
     session.visit(3)
     assert changes[-1].region is None and changes[-1].patches == (3,)
@@ -414,7 +421,7 @@ class BatchCountingRefiner(CountingRefiner):
     def refine_batch(self, image_patches, base_logits, stroke_channels):
         self.batches.append(len(image_patches))
         return np.stack([self.inner(*job) for job in zip(image_patches, base_logits,
-                                                          stroke_channels)])
+                                                          stroke_channels, strict=True)])
 
 
 def test_the_patches_of_a_stroke_are_refined_in_one_batch():

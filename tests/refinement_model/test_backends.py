@@ -15,7 +15,11 @@ from refinement_model.imageio import file_sha256
 from refinement_model.inference import FastNet, PatchRefiner, Predictor
 from refinement_model.nets import create_model
 from refinement_model.onnx_export import (
-    OnnxCache, OnnxCacheWarning, export_onnx, read_onnx_metadata)
+    OnnxCache,
+    OnnxCacheWarning,
+    export_onnx,
+    read_onnx_metadata,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -7,7 +7,13 @@ import torch
 from refinement_model.checkpoints import save_checkpoint
 from refinement_model.errors import Cancelled
 from refinement_model.inference import (
-    ENGINE_BATCH, EQUALITY_TOLERANCE, FastNet, PatchRefiner, predict_image, predict_patch_logits)
+    ENGINE_BATCH,
+    EQUALITY_TOLERANCE,
+    FastNet,
+    PatchRefiner,
+    predict_image,
+    predict_patch_logits,
+)
 from refinement_model.nets import create_model, refiner_input
 from refinement_model.patches import PatchGrid
 
@@ -73,12 +79,12 @@ def test_predict_image_matches_manual_stitching(base, fast_base):
     expected = [eager(grid.extract(image, i)[None])[0] for i in range(len(grid))]
     got = list(predict_patch_logits(fast_base, image, grid, batch_size=4))
     assert len(got) == len(grid)
-    assert max(np.abs(a - b).max() for a, b in zip(got, expected)) < EQUALITY_TOLERANCE
+    assert max(np.abs(a - b).max() for a, b in zip(got, expected, strict=True)) < EQUALITY_TOLERANCE
     calls = []
     probs = predict_image(fast_base, image, grid=grid, batch_size=4,
                           progress=lambda done, total: calls.append((done, total)))
     assert probs.shape == (100, 90) and probs.dtype == np.float32
-    assert 0 <= probs.min() and probs.max() <= 1
+    assert probs.min() >= 0 and probs.max() <= 1
     assert calls[-1] == (len(grid), len(grid))
     np.testing.assert_array_equal(image, before)
 
@@ -111,7 +117,7 @@ def test_patch_refiner_from_checkpoint_equals_eager(refiner, tmp_path):
                                          torch.from_numpy(strokes[None])))[0, 0].numpy()
     assert got.shape == (64, 64) and got.dtype == np.float32
     assert np.abs(got - expected).max() < EQUALITY_TOLERANCE
-    for a, b in zip((image, logits, strokes), copies):
+    for a, b in zip((image, logits, strokes), copies, strict=True):
         np.testing.assert_array_equal(a, b)
     # the stroke channel reaches the output
     assert np.abs(engine(image, logits, -strokes) - got).max() > 0

@@ -7,7 +7,14 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from refinement_model.metrics import (
-    dice, f_measure, iou, precision, pseudo_f_measure, recall, score_masks, thin,
+    dice,
+    f_measure,
+    iou,
+    precision,
+    pseudo_f_measure,
+    recall,
+    score_masks,
+    thin,
 )
 
 KEYS = {"pfm", "fm", "iou", "precision", "recall", "dice"}
@@ -173,7 +180,7 @@ def test_inputs_not_modified():
     mask[0] = False
     copies = [a.copy() for a in (pred, gt, mask)]
     score_masks(pred, gt, mask=mask)
-    for a, b in zip((pred, gt, mask), copies):
+    for a, b in zip((pred, gt, mask), copies, strict=True):
         np.testing.assert_array_equal(a, b)
 
 

@@ -4,7 +4,12 @@ import pytest
 import torch
 
 from refinement_model.nets import (
-    LOGIT_SCALE, ModelSpec, create_model, refiner_input, scale_base_logits)
+    LOGIT_SCALE,
+    ModelSpec,
+    create_model,
+    refiner_input,
+    scale_base_logits,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

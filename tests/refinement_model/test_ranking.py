@@ -3,9 +3,14 @@
 import numpy as np
 import pytest
 
-from refinement_model.ranking import (LINE_FLOOR, oracle_scores, ranking_quality, uncertainty_score,
-                                uncertainty_scores)
 from refinement_model.patches import PatchGrid
+from refinement_model.ranking import (
+    LINE_FLOOR,
+    oracle_scores,
+    ranking_quality,
+    uncertainty_score,
+    uncertainty_scores,
+)
 
 
 def _patch(lines: int, doubtful: int, size: int = 40) -> np.ndarray:

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from refinement_model.strokes import Stroke, burn_in, rasterize_stroke
 from refinement_model.simulated_user import (
     SimulatedStroke,
     choose_stroke,
@@ -9,6 +8,7 @@ from refinement_model.simulated_user import (
     simulate_erase,
 )
 from refinement_model.stroke_widths import PAPER_STROKE_WIDTHS, skeleton
+from refinement_model.strokes import Stroke, burn_in, rasterize_stroke
 
 
 def _lines():
@@ -71,7 +71,7 @@ def test_erase_stroke_lies_outside_the_ground_truth_and_never_covers_it():
         rows, cols = _centre(stroke)
         assert not gt[rows, cols].any()
         assert current[rows, cols].all()
-        assert 22 <= rows.min() and rows.max() < 26  # the longest superfluous piece
+        assert rows.min() >= 22 and rows.max() < 26  # the longest superfluous piece
         assert not (rasterize_stroke(stroke, gt.shape) & gt).any()
         _assert_follows_line(stroke)
 

@@ -6,7 +6,6 @@ from scipy import stats
 
 from annotator.cli import main
 from refinement_model.imageio import read_png, write_png
-from refinement_model.strokes import Stroke, burn_in
 from refinement_model.stroke_widths import (
     MIN_HALF_WIDTH,
     PAPER_STROKE_WIDTHS,
@@ -16,6 +15,7 @@ from refinement_model.stroke_widths import (
     remove_outliers,
     skeleton,
 )
+from refinement_model.strokes import Stroke, burn_in
 
 TRUE = (20.0, 1.0, 0.25)  # Gamma a, loc, scale: mean 6, std 1.118
 

@@ -1,4 +1,5 @@
 import json
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ def _brute_force(points, radius, shape):
     """Distance of every pixel centre to a polyline, sampled densely along it."""
     pts = np.asarray(points, float)
     dense = [pts[0]]
-    for a, b in zip(pts[:-1], pts[1:]):
+    for a, b in pairwise(pts):
         t = np.linspace(0, 1, 2001)[:, None]
         dense.append(a + t * (b - a))
     dense = np.vstack(dense)
@@ -74,7 +75,7 @@ def test_long_stroke_split_into_chunks_equals_direct_union():
     stroke = Stroke("add", points, 2.5)
     mask = rasterize_stroke(stroke, (200, 200))
     union = np.zeros_like(mask)
-    for a, b in zip(points[:-1], points[1:]):
+    for a, b in pairwise(points):
         union |= rasterize_stroke(Stroke("add", [a, b], 2.5), (200, 200))
     np.testing.assert_array_equal(mask, union)
 

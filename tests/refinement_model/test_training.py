@@ -12,20 +12,23 @@ import torch
 
 from annotator.cli import main
 from refinement_model.checkpoints import load_checkpoint, read_metadata, read_tensors
-from refinement_model.nets import ModelSpec, create_model
+from refinement_model.errors import CheckpointError
+from refinement_model.metrics import thin
+from refinement_model.nets import LOGIT_SCALE, ModelSpec, create_model, refiner_input
 from refinement_model.patches import PatchGrid
 from refinement_model.strokes import burn_in
-from refinement_model.errors import CheckpointError
 from refinement_model.training.base import GridOptions, initial_model, train_base
-from refinement_model.training.data import (
-    TrainingView, dihedral, downsample_view, sample_patches)
+from refinement_model.training.data import TrainingView, dihedral, downsample_view, sample_patches
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop
 from refinement_model.training.losses import SegmentationLoss
-from refinement_model.nets import LOGIT_SCALE, refiner_input
-from refinement_model.metrics import thin
 from refinement_model.training.refiner import (
-    add_policy_strokes, refined_scores, refiner_spec, simulate_strokes, stroke_count,
-    train_refiner)
+    add_policy_strokes,
+    refined_scores,
+    refiner_spec,
+    simulate_strokes,
+    stroke_count,
+    train_refiner,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -4,11 +4,22 @@ import numpy as np
 import pytest
 
 from refinement_model.errors import InputError
-from simulation.analysis import (effort_ratio, effort_reduction, mean_curves, pixels_to_reach,
-                                 step_interpolate)
+from simulation.analysis import (
+    effort_ratio,
+    effort_reduction,
+    mean_curves,
+    pixels_to_reach,
+    step_interpolate,
+)
 from simulation.report import write_report
-from simulation.runs import (merge_manifest, read_manifest, read_records, run_path,
-                             write_manifest, write_records)
+from simulation.runs import (
+    merge_manifest,
+    read_manifest,
+    read_records,
+    run_path,
+    write_manifest,
+    write_records,
+)
 
 
 def test_step_interpolate_holds_the_last_value():

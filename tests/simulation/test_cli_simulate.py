@@ -66,7 +66,8 @@ def test_simulate_refuses_views_without_ground_truth(tmp_path, setup, capsys):
                  "--refiner", str(paths["refiner"]), "--out", str(tmp_path / "o")])
     assert code == 2
     assert "no view" in capsys.readouterr().err
-    code = main(["simulate", str(setup[0] / "data"), "--only", "SYN-9999_R", "--out", str(tmp_path / "o")])
+    code = main(["simulate", str(setup[0] / "data"), "--only", "SYN-9999_R",
+                 "--out", str(tmp_path / "o")])
     assert code == 2 and "SYN-9999_R" in capsys.readouterr().err
 
 

@@ -5,8 +5,7 @@ import pytest
 from refinement_model.metrics import score_masks
 from refinement_model.patches import PatchGrid
 from refinement_model.strokes import Stroke, rasterize_stroke
-from simulation.protocol import (ProtocolConfig, _PatchQueue,
-                                 patch_stroke_to_view, run_protocol)
+from simulation.protocol import ProtocolConfig, _PatchQueue, patch_stroke_to_view, run_protocol
 
 SIZE = 128
 

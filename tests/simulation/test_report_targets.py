@@ -16,7 +16,7 @@ START = "base network + refiner with no strokes (4 orientations, 2 iterations)"
 def _records(human, network, strokes):
     return [{"step": 10 * i, "strokes": s, "annotated_pixels": 100 * s, "pfm_human": h,
              "iou_human": h - 0.2, "pfm_network": n, "iou_network": n - 0.2}
-            for i, (h, n, s) in enumerate(zip(human, network, strokes))]
+            for i, (h, n, s) in enumerate(zip(human, network, strokes, strict=True))]
 
 
 # Two seeds of one view. Human only: 0.80 at 6 and 8 strokes, never 0.85. Human + network:

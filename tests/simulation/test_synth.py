@@ -31,7 +31,7 @@ def test_generate_view_shapes_and_dtypes(small_view):
     assert v.normals.shape == (80, 96, 3) and v.normals.dtype == np.float32
     assert v.drawings.dtype == bool and v.mirror_mask.dtype == bool
     assert np.allclose(np.linalg.norm(v.normals, axis=2), 1, atol=1e-5)
-    assert 0 <= v.albedo.min() and v.albedo.max() <= 1
+    assert v.albedo.min() >= 0 and v.albedo.max() <= 1
     assert not (v.drawings & ~v.mirror_mask).any()
     assert v.drawings.any() and v.mirror_mask.mean() > 0.3
 
@@ -61,7 +61,7 @@ def test_write_view_layout_and_values(tmp_path, small_view):
     assert np.array_equal(read_tiff(paths["depth"]), small_view.depth)
     assert np.array_equal(read_tiff(paths["albedo"]), small_view.albedo)
     normals = read_tiff(paths["normals"])
-    assert 0 <= normals.min() and normals.max() <= 1
+    assert normals.min() >= 0 and normals.max() <= 1
     assert np.allclose(normals * 2 - 1, small_view.normals, atol=1e-6)
     assert tiff_px_per_mm(paths["depth"]) == pytest.approx(45.0, rel=1e-4)
     assert np.array_equal(read_binary_mask(paths["drawings"], channel="alpha"),

@@ -23,7 +23,8 @@ def test_grooves_recipe_adds_groove_like_scratches_and_faint_lines():
                                             difficulty=1.0)
     # the same lines (the ground truth does not change), some of them cut shallow
     assert [g.points.tolist() for g in new_drawing] == [g.points.tolist() for g in drawing]
-    ratios = [float(n.depths.max() / g.depths.max()) for n, g in zip(new_drawing, drawing)]
+    ratios = [float(n.depths.max() / g.depths.max())
+              for n, g in zip(new_drawing, drawing, strict=True)]
     assert set(np.round(ratios, 6)) <= {1.0, recipe.faint_depth}
     assert recipe.faint_depth in np.round(ratios, 6)
     # scratches as wide and deep as engraved lines: well beyond the default's 0.6-2.5 px

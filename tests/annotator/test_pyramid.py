@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from annotator.qt.pyramid import LayerStack, Pyramid, halve
+from annotator.core.pyramid import LayerStack, Pyramid, halve
 
 
 def test_halve_mean_rounds_integers_and_pads_odd_sizes():
