@@ -1,11 +1,13 @@
 """`etmira simulate --settings both,adaptive`: the refiner adapting online to the view."""
 
+import functools
 import json
 
 import pytest
 import torch
 
 from annotator.cli import main
+from refinement_model import adaptation
 from simulation.report import write_report
 from simulation.runs import SETTINGS, read_records, run_path
 from tests.simulation.tiny_networks import save_tiny_networks
@@ -24,6 +26,9 @@ def simulated(tmp_path_factory):
     torch.set_num_threads(1)  # tiny networks run faster on one thread of a shared machine
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(SETTINGS, "adaptive", {"adapt_every": 2})
+        # a step large enough to change the tiny refiner's masks
+        patch.setattr(adaptation, "AdaptationOptions",
+                      functools.partial(adaptation.AdaptationOptions, learning_rate=1e-2))
         assert main(["simulate", str(root / "data"), "--base", str(paths["base"]), "--refiner",
                      str(paths["refiner"]), "--steps", "40", "--seeds", "1", "--settings",
                      "both,adaptive", "--out", str(out)]) == 0
