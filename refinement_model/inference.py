@@ -121,6 +121,8 @@ class FastNet:
     Attributes
     ----------
     spec : ModelSpec
+    model : torch.nn.Module
+        The eager network the backend was built from (shared: never modify it).
     engine : EagerBackend or TorchScriptBackend or OnnxBackend
     backend : str
         The backend in use: ``engine.name``.
@@ -134,7 +136,7 @@ class FastNet:
         self.orientations = _checked_orientations(orientations)
         model = getattr(model, "module", model)
         self.spec = model.spec
-        self._eager = model
+        self.model = model
         self.engine = build_backend(model, backend if optimise else "eager",
                                     net_size=net_size, onnx_cache=onnx_cache)
 

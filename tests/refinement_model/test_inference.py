@@ -155,11 +155,11 @@ def test_patch_refiner_averages_over_orientations(refiner):
         PatchRefiner(refiner, orientations=3)
     # the one-pass preview of an averaging refiner shares its network
     assert single.preview is None and two.preview.orientations == 1
-    assert two.preview.net._eager is two.net._eager and two.preview.preview is None
+    assert two.preview.net.model is two.net.model and two.preview.preview is None
     assert np.array_equal(two.preview.refine_batch(image, logits, strokes),
                           single.refine_batch(image, logits, strokes))
     four = two.with_options(orientations=4)
-    assert four.orientations == 4 and two.orientations == 2 and four.net._eager is two.net._eager
+    assert four.orientations == 4 and two.orientations == 2 and four.net.model is two.net.model
     with pytest.raises(ValueError, match="orientations"):
         two.with_options(orientations=3)
 
@@ -183,7 +183,7 @@ def test_patch_refiner_refines_again_from_its_own_logits(refiner):
     np.testing.assert_array_equal(logits, copy)
     # its preview is one pass of one orientation, sharing the network
     assert twice.preview.iterations == 1 and twice.preview.orientations == 1
-    assert twice.preview.net._eager is twice.net._eager
+    assert twice.preview.net.model is twice.net.model
     assert once.with_options(iterations=2).iterations == 2 and once.iterations == 1
     single = PatchRefiner(refiner, optimise=False, iterations=3)
     assert single.orientations == 1 and single.preview.iterations == 1

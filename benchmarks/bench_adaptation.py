@@ -1,0 +1,80 @@
+"""CPU cost of one online adaptation update (issue 21: <= 2 s on 2 cores).
+
+Builds ``--patches`` corrected patches from a view (its network inputs, the base network's
+logits as the start, the ground truth as the corrected mask and a band of it as the user's
+strokes: the content does not change the cost), then times with the shipped refiner:
+
+* ``cold``: the first update, every patch new (the frozen part's features computed for all,
+  and its ONNX export once per adapter);
+* ``warm``: an update after ``--new`` patches changed (the setting ``adaptive`` updates after
+  every 10 committed strokes, which touch about that many patches);
+* ``refiner``: building the adapted PatchRefiner (ONNX export and equality check).
+
+    .venv/bin/python benchmarks/bench_adaptation.py [VIEW_DIR] [--threads 2] [--repeats 3]
+
+Default view: the bundled sample. The last line printed is one JSON object (medians).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("view", nargs="?")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--patches", type=int, default=24)
+    parser.add_argument("--new", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from refinement_model.adaptation import AdaptationOptions, CorrectedPatch, OnlineAdapter
+    from refinement_model.inference import PatchRefiner, Predictor
+    from refinement_model.shipped import sample_view, shipped_checkpoint
+    from refinement_model.views import find_views_in, load_view, network_input
+
+    files = find_views_in([args.view or sample_view()])[0]
+    view = load_view(files.depth)
+    predictor = Predictor(shipped_checkpoint("base"))
+    refiner = PatchRefiner(shipped_checkpoint("refiner"), orientations=4, iterations=2)
+    image = network_input(view, predictor.net.spec.inputs)
+    grid = predictor.grid(*view.shape)
+    chosen = [i for i in range(len(grid))
+              if grid.extract(view.ground_truth, i).sum() > 50][:args.patches + args.repeats * args.new]
+    patches = []
+    for index in chosen:
+        patch_image = grid.extract(image, index).astype(np.float32)
+        start = predictor.net(patch_image[None])[0]
+        target = grid.extract(view.ground_truth, index)
+        user = np.zeros(target.shape, np.int8)
+        user[:40][target[:40]] = 1
+        patches.append(CorrectedPatch(patch_image, start, target, user))
+    times = {"cold": [], "warm": [], "refiner": []}
+    for repeat in range(args.repeats):
+        adapter = OnlineAdapter(refiner, AdaptationOptions(seed=repeat))
+        window = patches[:args.patches]
+        times["cold"].append(adapter.update(window).seconds)
+        changed = patches[args.patches + repeat * args.new:args.patches + (repeat + 1) * args.new]
+        warm = adapter.update(window[len(changed):] + changed)
+        times["warm"].append(warm.seconds)
+        started = time.perf_counter()
+        adapter.refiner(warm.state)
+        times["refiner"].append(time.perf_counter() - started)
+        print(f"repeat {repeat}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
+              flush=True)
+    result = {key: float(np.median(values)) for key, values in times.items()}
+    result.update(threads=args.threads, patches=args.patches, new=args.new,
+                  load_average=os.getloadavg()[0], view=files.view_id)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

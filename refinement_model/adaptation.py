@@ -1,0 +1,575 @@
+"""Online adaptation of the refiner to the mirror being traced, from the user's corrections.
+
+The shipped refiner was trained on other mirrors. While a user corrects one, every corrected
+patch says what the refiner should have produced there: :class:`OnlineAdapter` fine-tunes a
+small part of the network (the decoder's last block and the segmentation head, or the head
+alone) on those patches, in the background, and keeps the result only if it does better on
+corrected patches it did not train on.
+
+API::
+
+    adapter = OnlineAdapter(refiner, AdaptationOptions())   # refiner: a PatchRefiner
+    result = adapter.update(patches, cancel=None)  # patches: CorrectedPatch, oldest first
+    result.accepted, result.loss_before, result.loss_after, result.seconds
+    adapted = adapter.refiner()        # PatchRefiner with the accepted weights (same options)
+    data = adapter.state.to_bytes()    # only the trained tensors + the base checkpoint SHA-256
+    adapter.load_state(AdaptedState.from_bytes(data))   # InputError for a foreign refiner's
+
+How an update trains (all seeded by ``options.seed`` and the update's number, so that the same
+patches give the same weights):
+
+* Examples: each of the (at most ``max_examples`` most recent) patches once with the user's own
+  strokes as the stroke channel, and ``variants`` more times with 0..``max_strokes - 1``
+  strokes simulated against the corrected mask (:func:`~refinement_model.training.refiner.
+  simulate_strokes`, as training does), each in one of the 8 flips/rotations. The prediction
+  input is the patch's start logits, as in the app; the target is the corrected mask. Pixels
+  the user drew weigh 1 in the loss, the others (where the target is the network's own output,
+  accepted but not checked by the user) ``network_weight``.
+* A held-out part (``validation_fraction``, at least one patch) validates: the loss of the
+  current weights and of the trained ones on those patches with the user's strokes and with
+  none (the no-stroke prediction is what propagation shows on unreviewed patches). The update
+  is accepted only if it lowers that loss; otherwise the adapter keeps its current weights.
+* The frozen part of the network runs once per example (its features are cached); only the
+  trained part runs at each step, on ``crop``-sized windows.
+* Each update continues from the last accepted weights; the shipped refiner is never modified.
+
+The adapted refiner runs on the base refiner's backend (ONNX Runtime on a CPU, exported anew
+for each accepted state).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import struct
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import torch
+
+from refinement_model.errors import Cancelled, InputError
+from refinement_model.inference import PatchRefiner
+from refinement_model.imageio import file_sha256
+from refinement_model.nets import LOGIT_SCALE, refiner_input, scale_base_logits
+from refinement_model.strokes import stroke_channel
+from refinement_model.training.data import dihedral
+
+__all__ = ["TRAINABLE", "AdaptationOptions", "AdaptationResult", "AdaptedState",
+           "CorrectedPatch", "OnlineAdapter"]
+
+# Which part of a U-Net refiner trains: the decoder's last block and the segmentation head
+# (1.8k parameters in the shipped refiner), or the head alone (73).
+TRAINABLE = ("last_block", "head")
+_METADATA_KEY = "etmira_adaptation"
+_FORMAT_VERSION = 1
+
+
+def _positive_int(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class AdaptationOptions:
+    """How :class:`OnlineAdapter` trains (see the module docstring).
+
+    Attributes
+    ----------
+    trainable : {"last_block", "head"}
+    steps : int
+        Optimiser steps per update.
+    learning_rate : float
+        Adam's (1e-3: the trained layers move little per update, and updates accumulate).
+    batch_size : int
+        Examples per step.
+    crop : int
+        Side of the training windows in network pixels (a multiple of 32; at most the patch).
+    max_examples : int
+        The most recent corrected patches an update uses.
+    variants : int
+        Simulated-stroke versions of each patch besides the one with the user's strokes.
+    max_strokes : int
+        A simulated version has 0..max_strokes - 1 strokes (log-uniform).
+    network_weight : float
+        Loss weight, in [0, 1], of the pixels the user did not draw. 1 (the default) weighs
+        every pixel alike: with 0.25, on the validation view SYN-0101_R the strokes' pixels
+        (mostly added lines) outweighed the background, and after the first update the
+        propagated refiner drew lines everywhere (whole-view pFM 0.77 -> 0.31).
+    validation_fraction : float
+        Share of the patches held out to validate, in (0, 1); at least one patch.
+    stroke_scale : float
+        Network pixels per view pixel (simulated stroke widths are drawn at view resolution).
+    seed : int
+    """
+
+    trainable: str = "last_block"
+    steps: int = 20
+    learning_rate: float = 1e-3
+    batch_size: int = 8
+    crop: int = 64
+    max_examples: int = 24
+    variants: int = 1
+    max_strokes: int = 3
+    network_weight: float = 1.0
+    validation_fraction: float = 0.25
+    stroke_scale: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.trainable not in TRAINABLE:
+            raise ValueError(f"trainable must be one of {TRAINABLE}, got {self.trainable!r}")
+        for name in ("steps", "batch_size", "max_examples", "max_strokes", "crop"):
+            _positive_int(getattr(self, name), name)
+        _positive_int(self.variants, "variants", 0)
+        _positive_int(self.seed, "seed", 0)
+        if self.crop % 32:
+            raise ValueError(f"crop must be a multiple of 32, got {self.crop}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if not 0 <= self.network_weight <= 1:
+            raise ValueError(f"network_weight must be in [0, 1], got {self.network_weight!r}")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in (0, 1), "
+                             f"got {self.validation_fraction!r}")
+        if not self.stroke_scale > 0:
+            raise ValueError(f"stroke_scale must be > 0, got {self.stroke_scale!r}")
+
+
+@dataclass(frozen=True)
+class CorrectedPatch:
+    """One patch as the user left it, at network size n.
+
+    Attributes
+    ----------
+    image : (C, n, n) float32 ndarray
+        The refiner's normalised image channels.
+    start : (n, n) float32 ndarray
+        The logits the refiner takes as its prediction input (the app's start).
+    target : (n, n) bool ndarray
+        The corrected mask: the refined prediction with the user's strokes burned in.
+    user : (n, n) int8 ndarray
+        +1 where the user added, -1 where erased, 0 elsewhere; must agree with ``target``.
+    """
+
+    image: np.ndarray
+    start: np.ndarray
+    target: np.ndarray
+    user: np.ndarray
+
+    def __post_init__(self):
+        image = np.asarray(self.image)
+        if image.ndim != 3 or image.dtype != np.float32 or image.shape[1] != image.shape[2]:
+            raise ValueError(f"image must be a (C, n, n) float32 array, got {image.dtype} "
+                             f"{image.shape}")
+        size = image.shape[1:]
+        for name, dtype in (("start", np.float32), ("target", np.bool_), ("user", np.int8)):
+            value = np.asarray(getattr(self, name))
+            if value.shape != size or value.dtype != dtype:
+                raise ValueError(f"{name} must be a {size} {np.dtype(dtype).name} array, "
+                                 f"got {value.dtype} {value.shape}")
+        user = np.asarray(self.user)
+        if not np.isin(user, (-1, 0, 1)).all():
+            raise ValueError("user must hold only -1, 0 and +1")
+        if (np.asarray(self.target)[user != 0] != (user[user != 0] > 0)).any():
+            raise ValueError("target must agree with user where the user drew")
+
+
+@dataclass(frozen=True)
+class AdaptedState:
+    """The adapted tensors and what they belong to.
+
+    Attributes
+    ----------
+    tensors : dict of str to float32 ndarray
+        The trained parameters, named as in the refiner's state dict.
+    base_sha256 : str
+        SHA-256 of the base refiner's checkpoint file (of its weights for a network in memory).
+    options : dict
+        The :class:`AdaptationOptions` that made it (``asdict``).
+    updates : int
+        Accepted updates that led to it.
+    """
+
+    tensors: dict
+    base_sha256: str
+    options: dict
+    updates: int
+
+    def to_bytes(self) -> bytes:
+        """safetensors bytes; the rest of the state is JSON in the header metadata."""
+        from safetensors.numpy import save
+
+        meta = {"format": _FORMAT_VERSION, "base_sha256": self.base_sha256,
+                "options": self.options, "updates": self.updates}
+        return save({k: np.ascontiguousarray(v) for k, v in self.tensors.items()},
+                    metadata={_METADATA_KEY: json.dumps(meta, sort_keys=True)})
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, source=None) -> AdaptedState:
+        """Inverse of :meth:`to_bytes`; InputError naming ``source`` (a file, say) if bad."""
+        from safetensors.numpy import load
+
+        try:
+            (length,) = struct.unpack("<Q", data[:8])
+            header = json.loads(data[8:8 + length])
+            meta = json.loads(header["__metadata__"][_METADATA_KEY])
+            tensors = load(bytes(data))
+        except Exception as error:  # noqa: BLE001 (struct, json and safetensors raise many types)
+            raise InputError(source, f"not an adapted refiner state ({error})") from None
+        if meta.get("format") != _FORMAT_VERSION:
+            raise InputError(source, f"adapted state format {meta.get('format')!r}, this "
+                                     f"version reads {_FORMAT_VERSION}")
+        return cls(tensors=tensors, base_sha256=meta["base_sha256"], options=meta["options"],
+                   updates=int(meta["updates"]))
+
+
+@dataclass(frozen=True)
+class AdaptationResult:
+    """What one :meth:`OnlineAdapter.update` did.
+
+    Attributes
+    ----------
+    state : AdaptedState
+        The trained state (kept by the adapter only if ``accepted``).
+    accepted : bool
+        Whether it lowered the validation loss.
+    loss_before, loss_after : float
+        Validation loss of the adapter's weights before the update and of the trained ones.
+    seconds : float
+        Wall time of the update.
+    """
+
+    state: AdaptedState
+    accepted: bool
+    loss_before: float
+    loss_after: float
+    seconds: float
+
+
+class _FrozenPart(torch.nn.Module):
+    """A U-Net refiner up to the input of its first trained module: (B, C + 2, n, n) inputs
+    to the features that module takes (the last decoder block's, before its upsampling, or
+    the segmentation head's), as segmentation-models-pytorch's Unet computes them."""
+
+    def __init__(self, model: torch.nn.Module, *, with_last_block: bool):
+        super().__init__()
+        self.unet = model.net
+        self.blocks = len(self.unet.decoder.blocks) - (0 if with_last_block else 1)
+        self.spec = model.spec
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.unet.encoder(x)
+        decoder = self.unet.decoder
+        shapes = [feature.shape[2:] for feature in features][::-1]
+        deepest, *skips = features[1:][::-1]
+        x = decoder.center(deepest)
+        for i, block in enumerate(decoder.blocks[:self.blocks]):
+            x = block(x, *shapes[i + 1], skip_connection=skips[i] if i < len(skips) else None)
+        return x
+
+
+def _frozen_runner(part: _FrozenPart, size: int) -> Callable[[np.ndarray], np.ndarray]:
+    """``part`` as a NumPy callable on ONNX Runtime (the eager network is several times
+    slower on a CPU), or eager PyTorch where the export fails or differs from it."""
+    from refinement_model.backends import EQUALITY_TOLERANCE
+
+    def eager(batch):
+        with torch.no_grad():
+            return part(torch.from_numpy(batch)).numpy()
+
+    try:
+        import onnxruntime
+
+        from refinement_model.onnx_export import INPUT_NAME, export_onnx
+
+        session = onnxruntime.InferenceSession(export_onnx(part, size=size),
+                                               providers=["CPUExecutionProvider"])
+
+        def run(batch):
+            return session.run(None, {INPUT_NAME: np.ascontiguousarray(batch)})[0]
+
+        probe = np.random.default_rng(0).normal(
+            size=(2, part.spec.in_channels, size, size)).astype(np.float32)
+        if np.abs(run(probe) - eager(probe)).max() < EQUALITY_TOLERANCE:
+            return run
+    except Exception:  # noqa: BLE001 (the exporter and onnxruntime raise many types)
+        pass
+    return eager
+
+
+class OnlineAdapter:
+    """Fine-tunes a copy of a refiner's last layers on corrected patches.
+
+    Parameters
+    ----------
+    refiner : PatchRefiner
+        A U-Net refiner (never modified); its options (orientations, iterations, backend) are
+        those of the adapted refiners.
+    options : AdaptationOptions, optional
+
+    Attributes
+    ----------
+    base : PatchRefiner
+    options : AdaptationOptions
+    base_sha256 : str
+    state : AdaptedState or None
+        The accepted state; None until an update is accepted (the base refiner's weights).
+    """
+
+    def __init__(self, refiner: PatchRefiner, options: AdaptationOptions = AdaptationOptions()):
+        model = refiner.net.model
+        if not hasattr(model, "net") or not hasattr(getattr(model.net, "decoder", None),
+                                                    "blocks"):
+            raise ValueError("online adaptation needs a U-Net refiner "
+                             f"(arch 'unet'), got {refiner.spec.arch!r}")
+        self.base, self.options = refiner, options
+        self.base_sha256 = (file_sha256(refiner.path) if refiner.path is not None
+                            else _weights_sha256(model))
+        self._model = copy.deepcopy(model).eval()
+        for parameter in self._model.parameters():
+            parameter.requires_grad_(False)
+        net = self._model.net
+        self._trained = ({"head": net.segmentation_head} if options.trainable == "head" else
+                         {"block": net.decoder.blocks[-1], "head": net.segmentation_head})
+        self._names = [name for name, p in self._model.named_parameters()
+                       if any(p is q for m in self._trained.values() for q in m.parameters())]
+        self._initial = self._current_tensors()
+        self._part = _FrozenPart(self._model, with_last_block=options.trainable == "head")
+        self._frozen = None  # built at the first update, for the patches' size
+        self._cache: dict[tuple[str, bool], dict] = {}
+        self.state: AdaptedState | None = None
+        self._updates = 0  # accepted ones
+        self._calls = 0
+        self._refiners: dict[int, PatchRefiner] = {}
+
+    # -- weights ---------------------------------------------------------------------------
+
+    def _current_tensors(self) -> dict:
+        parameters = dict(self._model.named_parameters())
+        return {name: parameters[name].detach().numpy().copy() for name in self._names}
+
+    def _load(self, tensors: dict) -> None:
+        parameters = dict(self._model.named_parameters())
+        with torch.no_grad():
+            for name in self._names:
+                parameters[name].copy_(torch.from_numpy(np.asarray(tensors[name])))
+
+    def _check_state(self, state: AdaptedState) -> None:
+        if state.base_sha256 != self.base_sha256:
+            raise InputError(None, f"the adapted state was made for the refiner "
+                                   f"{state.base_sha256[:12]}, this refiner is "
+                                   f"{self.base_sha256[:12]}")
+        shapes = {name: tensor.shape for name, tensor in self._initial.items()}
+        got = {name: np.shape(tensor) for name, tensor in state.tensors.items()}
+        if got != shapes:
+            raise InputError(None, f"the adapted state holds {sorted(got)}, this adapter "
+                                   f"trains {sorted(shapes)}")
+
+    def load_state(self, state: AdaptedState | None) -> None:
+        """Make ``state`` the accepted one (None: back to the base refiner's weights).
+
+        Raises
+        ------
+        InputError
+            The state was made for another refiner checkpoint, or for other trained layers.
+        """
+        if state is not None:
+            self._check_state(state)
+        self.state = state
+        self._updates = 0 if state is None else state.updates
+
+    def refiner(self, state: AdaptedState | None = None) -> PatchRefiner:
+        """A PatchRefiner with the adapted weights of ``state`` (default: the accepted one),
+        the base refiner's options and backend; the base refiner itself while there is none.
+
+        Raises
+        ------
+        InputError
+            A state made for another refiner (see :meth:`load_state`).
+        """
+        state = state or self.state
+        if state is None:
+            return self.base
+        self._check_state(state)
+        key = id(state)
+        if key not in self._refiners:
+            model = copy.deepcopy(self._model)
+            parameters = dict(model.named_parameters())
+            with torch.no_grad():
+                for name in self._names:
+                    parameters[name].copy_(torch.from_numpy(np.asarray(state.tensors[name])))
+            model.spec = self._model.spec
+            net = self.base.net
+            refined = PatchRefiner(model, optimise=net.optimised, orientations=net.orientations,
+                                   iterations=self.base.iterations, backend=net.backend)
+            # keep only the latest: an app keeps one adapted refiner, not the history
+            self._refiners = {key: refined}
+        return self._refiners[key]
+
+    # -- training --------------------------------------------------------------------------
+
+    def update(self, patches: Sequence[CorrectedPatch], *,
+               cancel: Callable[[], bool] | None = None) -> AdaptationResult:
+        """Train on corrected patches; keep the result if it validates better.
+
+        Parameters
+        ----------
+        patches : sequence of CorrectedPatch
+            Oldest first, all of the network size; at least two.
+        cancel : callable() -> bool, optional
+            Checked between steps; raises :class:`~refinement_model.errors.Cancelled` and
+            leaves the adapter as it was.
+
+        Returns
+        -------
+        AdaptationResult
+        """
+        started = time.perf_counter()
+        patches = list(patches)[-self.options.max_examples:]
+        if len(patches) < 2 or not all(isinstance(p, CorrectedPatch) for p in patches):
+            raise ValueError("update needs at least two CorrectedPatch (one validates)")
+        size = patches[0].image.shape
+        if any(p.image.shape != size for p in patches) or size[0] != self.base.spec.image_channels:
+            raise ValueError(f"every patch must have the refiner's {self.base.spec.image_channels}"
+                             f" image channels and one size, got {[p.image.shape for p in patches]}")
+        options = self.options
+        rng = np.random.default_rng([options.seed, self._calls])
+        self._calls += 1
+        held = max(1, round(options.validation_fraction * len(patches)))
+        order = rng.permutation(len(patches))
+        validation = [patches[i] for i in sorted(order[:held])]
+        training = [patches[i] for i in sorted(order[held:])]
+        try:
+            self._load(self._initial if self.state is None else self.state.tensors)
+            train_set = self._examples(training, training=True, cancel=cancel)
+            val_set = self._examples(validation, training=False, cancel=cancel)
+            loss_before = self._loss(val_set)
+            self._train(train_set, rng, cancel)
+            loss_after = self._loss(val_set)
+            tensors = self._current_tensors()
+        finally:
+            self._load(self._initial)
+        # patches that changed or left the window are not needed again
+        keep = {_patch_digest(p) for p in patches}
+        self._cache = {key: value for key, value in self._cache.items() if key[0] in keep}
+        accepted = bool(loss_after < loss_before)
+        self._updates += accepted
+        state = AdaptedState(tensors=tensors, base_sha256=self.base_sha256,
+                             options=asdict(options), updates=self._updates)
+        if accepted:
+            self.state = state
+        return AdaptationResult(state=state, accepted=accepted, loss_before=loss_before,
+                                loss_after=loss_after, seconds=time.perf_counter() - started)
+
+    def _examples(self, patches, *, training: bool, cancel) -> dict:
+        """Frozen-part features, residual logits, targets and loss weights of the examples of
+        ``patches`` (training or validation ones), stacked; cached per patch content."""
+        rows = []
+        for patch in patches:
+            key = (_patch_digest(patch), training)
+            if key not in self._cache:
+                if cancel is not None and cancel():
+                    raise Cancelled("adaptation cancelled")
+                self._cache[key] = self._patch_examples(patch, key[0], training)
+            rows.append(self._cache[key])
+        return {name: torch.cat([row[name] for row in rows]) for name in rows[0]}
+
+    def _patch_examples(self, patch: CorrectedPatch, digest: str, training: bool) -> dict:
+        """A patch's examples: with the user's strokes, then (training) ``variants`` with
+        simulated ones, each in a random orientation, or (validation) with no strokes."""
+        from refinement_model.training.refiner import simulate_strokes, stroke_count
+
+        n = patch.image.shape[-1]
+        user = patch.user.astype(np.float32)
+        arrays = [patch.image, patch.start, user, patch.target]
+        if not training:
+            rows = [(*arrays, user), (patch.image, patch.start, np.zeros_like(user),
+                                      patch.target, user)]
+        else:
+            # seeded by the patch's content: its examples do not depend on the other patches
+            rng = np.random.default_rng([self.options.seed, int(digest[:15], 16)])
+            image, start, user, target = dihedral(arrays, int(rng.integers(8)))
+            rows = [(image, start, user, target, user)]
+            for _ in range(self.options.variants):
+                image, start, user, target = dihedral(arrays, int(rng.integers(8)))
+                count = stroke_count(rng, self.options.max_strokes) - 1
+                strokes = simulate_strokes(target, start > 0, count=count, rng=rng,
+                                           scale=self.options.stroke_scale)
+                # the pixels the user drew stay the protected part of the target
+                rows.append((image, start, stroke_channel(strokes, (n, n)), target, user))
+        images, starts, channels, targets, users = (
+            torch.from_numpy(np.stack([np.asarray(row[i], np.float32) for row in rows]))
+            for i in range(5))
+        if self._frozen is None:
+            self._frozen = _frozen_runner(self._part, n)
+        features = self._frozen(refiner_input(images, starts, channels).numpy())
+        return {"features": torch.from_numpy(np.ascontiguousarray(features)),
+                "residual": LOGIT_SCALE * scale_base_logits(starts), "targets": targets,
+                "weights": torch.where(users != 0, 1.0, self.options.network_weight)}
+
+    def _trained_logits(self, features: torch.Tensor, size: int) -> torch.Tensor:
+        """(B, size, size) logits before the residual, from frozen-part features."""
+        x = features
+        if "block" in self._trained:
+            x = self._trained["block"](x, size, size, skip_connection=None)
+        return self._trained["head"](x)[:, 0]
+
+    def _loss(self, examples: dict) -> float:
+        with torch.no_grad():
+            return float(self._weighted_loss(examples, np.arange(len(examples["targets"]))))
+
+    def _weighted_loss(self, examples: dict, rows, window=None) -> torch.Tensor:
+        """Pixel-weighted binary cross-entropy of examples ``rows`` (on a crop ``window``
+        (y, x, side) in network pixels, or the whole patch)."""
+        features = examples["features"][rows]
+        n = examples["targets"].shape[-1]
+        y, x, side = window or (0, 0, n)
+        factor = n // features.shape[-1]
+        features = features[..., y // factor:(y + side) // factor,
+                            x // factor:(x + side) // factor]
+        crop = np.s_[rows, y:y + side, x:x + side]
+        logits = self._trained_logits(features, side) + examples["residual"][crop]
+        return torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, examples["targets"][crop], weight=examples["weights"][crop])
+
+    def _train(self, examples: dict, rng, cancel) -> None:
+        parameters = [p for m in self._trained.values() for p in m.parameters()]
+        for parameter in parameters:
+            parameter.requires_grad_(True)
+        optimiser = torch.optim.Adam(parameters, lr=self.options.learning_rate)
+        n = examples["targets"].shape[-1]
+        side = min(self.options.crop, n)
+        try:
+            for _ in range(self.options.steps):
+                if cancel is not None and cancel():
+                    raise Cancelled("adaptation cancelled")
+                rows = rng.integers(0, len(examples["targets"]), self.options.batch_size)
+                y, x = (int(v) * 32 for v in rng.integers(0, (n - side) // 32 + 1, 2))
+                optimiser.zero_grad()
+                loss = self._weighted_loss(examples, torch.from_numpy(rows), (y, x, side))
+                loss.backward()
+                optimiser.step()
+        finally:
+            for parameter in parameters:
+                parameter.requires_grad_(False)
+
+
+def _weights_sha256(model: torch.nn.Module) -> str:
+    """SHA-256 of a network's weights (names and bytes), for a refiner without a file."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _patch_digest(patch: CorrectedPatch) -> str:
+    """SHA-256 of a patch's arrays: the key of its cached examples."""
+    digest = hashlib.sha256()
+    for array in (patch.image, patch.start, patch.target, patch.user):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,155 @@
+"""Online adaptation of the refiner (refinement_model.adaptation) on a tiny refiner."""
+
+import numpy as np
+import pytest
+import torch
+
+from refinement_model.adaptation import (
+    AdaptationOptions, AdaptedState, CorrectedPatch, OnlineAdapter, _FrozenPart)
+from refinement_model.checkpoints import save_checkpoint
+from refinement_model.errors import Cancelled, InputError
+from refinement_model.inference import PatchRefiner
+from refinement_model.nets import create_model
+
+N = 64
+FAST = dict(steps=60, learning_rate=2e-2, crop=N, batch_size=4, variants=1)
+
+
+def _save_refiner(path, seed):
+    torch.manual_seed(seed)
+    model = create_model("refiner", decoder_channels=(8, 8, 8, 8, 8))
+    save_checkpoint(path, model, metadata={"patch_size": 128, "stride": 64, "net_size": N})
+    return path
+
+
+@pytest.fixture(scope="module")
+def refiner_path(tmp_path_factory):
+    return _save_refiner(tmp_path_factory.mktemp("adapt") / "refiner.safetensors", 0)
+
+
+@pytest.fixture
+def refiner(refiner_path, one_torch_thread):
+    return PatchRefiner(refiner_path, backend="eager")
+
+
+def _line_patch(row: int, user_from: int = 10, user_to: int = 30) -> CorrectedPatch:
+    """A bright line the start misses; the user drew part of it, the target is all of it."""
+    image = np.zeros((1, N, N), np.float32)
+    image[0, row:row + 3] = 3.0
+    target = np.zeros((N, N), bool)
+    target[row:row + 3] = True
+    user = np.zeros((N, N), np.int8)
+    user[row:row + 3, user_from:user_to] = 1
+    return CorrectedPatch(image=image, start=np.full((N, N), -4.0, np.float32), target=target,
+                          user=user)
+
+
+PATCHES = [_line_patch(row) for row in (8, 20, 32, 44)]
+
+
+def test_update_learns_the_corrections_and_propagates_them(refiner):
+    adapter = OnlineAdapter(refiner, AdaptationOptions(**FAST))
+    result = adapter.update(PATCHES)
+    assert result.accepted and result.loss_after < 0.5 * result.loss_before
+    assert adapter.state is result.state and result.state.updates == 1
+    unseen = _line_patch(26)
+    no_strokes = np.zeros((N, N), np.float32)
+    before = refiner.refine(unseen.image, unseen.start, no_strokes) > 0
+    after = adapter.refiner().refine(unseen.image, unseen.start, no_strokes) > 0
+    # the adapted refiner finds the line on a patch it never saw, with no stroke on it
+    assert not before[unseen.target].any()
+    assert after[unseen.target].mean() > 0.5 and after[~unseen.target].mean() < 0.1
+
+
+def test_a_worse_update_is_rolled_back(refiner):
+    adapter = OnlineAdapter(refiner, AdaptationOptions(**{**FAST, "learning_rate": 1e3}))
+    result = adapter.update(PATCHES)
+    assert not result.accepted and result.loss_after > result.loss_before
+    assert adapter.state is None and adapter.refiner() is refiner
+
+
+def test_the_base_refiner_is_never_modified(refiner):
+    weights = {k: v.clone() for k, v in refiner.net.model.state_dict().items()}
+    patch = PATCHES[0]
+    refined = refiner.refine(patch.image, patch.start, patch.user.astype(np.float32))
+    adapter = OnlineAdapter(refiner, AdaptationOptions(**FAST))
+    assert adapter.update(PATCHES).accepted
+    adapter.refiner()
+    for name, value in refiner.net.model.state_dict().items():
+        assert torch.equal(value, weights[name]), name
+    assert np.array_equal(refiner.refine(patch.image, patch.start,
+                                         patch.user.astype(np.float32)), refined)
+
+
+def test_the_frozen_and_trained_parts_make_the_network(refiner):
+    for trainable in ("last_block", "head"):
+        adapter = OnlineAdapter(refiner, AdaptationOptions(**{**FAST, "trainable": trainable}))
+        model = adapter._model  # the adapter's copy; its head starts at zero, as trained
+        torch.manual_seed(0)
+        for parameter in model.net.segmentation_head.parameters():
+            torch.nn.init.normal_(parameter)
+        x = torch.randn(2, 3, N, N)
+        with torch.no_grad():
+            logits = adapter._trained_logits(adapter._part(x), N) + 10 * x[:, 1]
+            assert torch.allclose(logits, model(x)[:, 0], atol=1e-4)
+
+
+def test_same_patches_give_the_same_state_and_a_state_round_trips(refiner, refiner_path):
+    adapter = OnlineAdapter(refiner, AdaptationOptions(**FAST))
+    state = adapter.update(PATCHES).state
+    again = OnlineAdapter(PatchRefiner(refiner_path, backend="eager"),
+                          AdaptationOptions(**FAST)).update(PATCHES).state
+    assert all(np.array_equal(state.tensors[k], again.tensors[k]) for k in state.tensors)
+    data = state.to_bytes()
+    assert len(data) < 20_000  # only the trained layers
+    loaded = AdaptedState.from_bytes(data)
+    assert loaded.base_sha256 == state.base_sha256 and loaded.updates == 1
+    assert loaded.options == state.options
+    fresh = OnlineAdapter(PatchRefiner(refiner_path, backend="eager"), AdaptationOptions(**FAST))
+    fresh.load_state(loaded)
+    patch = PATCHES[1]
+    args = (patch.image, patch.start, np.zeros((N, N), np.float32))
+    assert np.array_equal(fresh.refiner().refine(*args), adapter.refiner().refine(*args))
+
+
+def test_a_state_of_another_refiner_is_rejected(refiner, tmp_path):
+    state = OnlineAdapter(refiner, AdaptationOptions(**FAST)).update(PATCHES).state
+    other = OnlineAdapter(PatchRefiner(_save_refiner(tmp_path / "other.safetensors", 1),
+                                       backend="eager"), AdaptationOptions(**FAST))
+    with pytest.raises(InputError, match="made for the refiner"):
+        other.load_state(state)
+    with pytest.raises(InputError, match="made for the refiner"):
+        other.refiner(state)
+    with pytest.raises(InputError, match="bad.state: not an adapted refiner state"):
+        AdaptedState.from_bytes(b"garbage", source="bad.state")
+
+
+def test_cancel_raises_and_leaves_the_adapter_as_it_was(refiner):
+    adapter = OnlineAdapter(refiner, AdaptationOptions(**FAST))
+    calls = []
+
+    def cancel():
+        calls.append(1)
+        return len(calls) > 5
+
+    with pytest.raises(Cancelled):
+        adapter.update(PATCHES, cancel=cancel)
+    assert adapter.state is None and adapter.refiner() is refiner
+
+
+@pytest.mark.parametrize("bad", [dict(trainable="encoder"), dict(steps=0), dict(crop=50),
+                                 dict(network_weight=1.5), dict(validation_fraction=1.0),
+                                 dict(learning_rate=0), dict(variants=-1)])
+def test_bad_options_are_refused(bad):
+    with pytest.raises(ValueError):
+        AdaptationOptions(**bad)
+
+
+def test_bad_patches_are_refused(refiner):
+    patch = PATCHES[0]
+    with pytest.raises(ValueError, match="target must agree with user"):
+        CorrectedPatch(patch.image, patch.start, np.zeros((N, N), bool), patch.user)
+    with pytest.raises(ValueError, match="start must be"):
+        CorrectedPatch(patch.image, patch.start[:10], patch.target, patch.user)
+    with pytest.raises(ValueError, match="at least two"):
+        OnlineAdapter(refiner, AdaptationOptions(**FAST)).update(PATCHES[:1])
