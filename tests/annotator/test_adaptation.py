@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from annotator.cli import main
 from annotator.core.adaptation import (PropagationJob, SessionAdaptation, UpdateJob,
                                        export_adapted_refiner, state_writer, stored_states)
-from annotator.core.project import create_project, open_project
+from annotator.core.project import create_project, file_record, open_project
 from annotator.core.session import AnnotationSession
 from refinement_model.adaptation import AdaptationOptions, OnlineAdapter
-from refinement_model.checkpoints import load_checkpoint, save_checkpoint
+from refinement_model.checkpoints import load_checkpoint, read_metadata, save_checkpoint
+from refinement_model.errors import InputError
 from refinement_model.inference import PatchRefiner
 from refinement_model.nets import create_model
 from refinement_model.patches import PatchGrid
@@ -206,7 +208,9 @@ def test_reopening_gives_the_same_masks_and_weights_and_exports_the_refiner(refi
                                                                             tmp_path):
     view = _view()
     path = tmp_path / "p.etmira"
-    project = create_project(path, view, small_base(view), refine=refiner, grid=GRID)
+    models = {"refiner": {**file_record(refiner_path), "metadata": read_metadata(refiner_path)}}
+    project = create_project(path, view, small_base(view), refine=refiner, grid=GRID,
+                             models=models)
     session = project.session
     adaptation = _adaptation(session, store_state=state_writer(project))
     _draw(session)
@@ -226,11 +230,24 @@ def test_reopening_gives_the_same_masks_and_weights_and_exports_the_refiner(refi
         assert reopened.next_job() is None  # everything propagated already
 
     out = tmp_path / "adapted.safetensors"
-    export_adapted_refiner(out, refiner_path, states[update], position=update,
-                           examples=reopened.examples)
+    assert main(["project", "export", str(path), "--refiner", str(out)]) == 0
     model, metadata = load_checkpoint(out, kind="refiner")
+    PatchRefiner(out, backend="eager")  # as etmira annotate and predict load a refiner
     assert metadata["adaptation"]["journal_position"] == update
     assert metadata["adaptation"]["examples"] == reopened.examples > 0
     parameters = dict(model.named_parameters())
     for name, tensor in weights.items():
         np.testing.assert_array_equal(parameters[name].detach().numpy(), tensor)
+
+
+def test_export_refuses_a_state_of_another_refiner(refiner, refiner_path, tmp_path):
+    session = _session(refiner)
+    adaptation = _adaptation(session)
+    _draw(session)
+    _update(adaptation)
+    other = tmp_path / "other.safetensors"
+    torch.manual_seed(1)
+    save_checkpoint(other, create_model("refiner", decoder_channels=(8, 8, 8, 8, 8)))
+    with pytest.raises(InputError, match="made for the refiner"):
+        export_adapted_refiner(tmp_path / "x.safetensors", other,
+                               adaptation.states[session.adapted_update], position=0, examples=1)
