@@ -258,6 +258,10 @@ class SessionAdaptation:
         shown = self._propagated()
         return [session.propagate(None, dict.fromkeys(shown))] if shown else []
 
+    def close(self) -> None:
+        """Stop following the session (it keeps its adapted refiner and events)."""
+        self.session.remove_listener(self._on_change)
+
     # ----------------------------------------------------------------- internals
     def _on_change(self, change) -> None:
         if change.event["type"] == "stroke":
