@@ -204,8 +204,11 @@ class SessionAdaptation:
     # ----------------------------------------------------------------- jobs
     def next_job(self) -> UpdateJob | PropagationJob | None:
         """The work to do now (GUI thread): an update when due, else the next chunk of
-        propagation, else None. Call :meth:`sync` after undo / redo first."""
+        propagation, else None (also while a result is held: see :meth:`apply`). Call
+        :meth:`sync` after undo / redo first."""
         session = self.session
+        if self._held is not None:
+            return None
         if self._since >= self.every and session.stroke_events:
             self._since = 0
             patches = self.corrected_patches()

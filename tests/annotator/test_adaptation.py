@@ -251,3 +251,15 @@ def test_export_refuses_a_state_of_another_refiner(refiner, refiner_path, tmp_pa
     with pytest.raises(InputError, match="made for the refiner"):
         export_adapted_refiner(tmp_path / "x.safetensors", other,
                                adaptation.states[session.adapted_update], position=0, examples=1)
+
+
+def test_a_result_arriving_during_a_proposal_waits_for_it(refiner):
+    session = _session(refiner)
+    adaptation = _adaptation(session)
+    _draw(session)
+    outcome = _accepted(adaptation.next_job().run())
+    session.propose_stroke(Stroke("add", [(10.0, 80.0), (20.0, 80.0)], 1.0))
+    assert adaptation.apply(outcome) == [] and adaptation.next_job() is None
+    session.accept()
+    [change] = adaptation.resume()
+    assert change.event["type"] == "adapt" and session.adapted_update is not None
