@@ -122,18 +122,57 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
                 refiners[key] = PatchRefiner(refiner, **options)
             for seed in manifest["seeds"]:
                 started = time.perf_counter()
+                run = f"{view.view_id}/{setting}/{seed}"
+                adapt = None
+                if config.adapt_every:
+                    adapt, manifest.setdefault("adaptation", {})[run] = online_adaptation(
+                        refiners[key], seed=seed, scale=grid.scale)
                 with progress_bar(f"{view.view_id} {setting} seed {seed}",
                                   enabled=show_progress) as progress:
                     records = run_protocol(
                         image, logits, view.ground_truth, refiners[key].refine,
                         mirror_mask=view.mirror_mask, grid=grid, config=config, rng=seed,
-                        progress=progress)
+                        progress=progress, adapt=adapt)
                 write_records(run_path(out, view.view_id, setting, seed), records)
-                manifest["seconds"][f"{view.view_id}/{setting}/{seed}"] = round(
-                    time.perf_counter() - started, 1)
+                manifest["seconds"][run] = round(time.perf_counter() - started, 1)
         manifest["views"].append(view.view_id)
         merged = merge_manifest(out, manifest)
     return merged
+
+
+def online_adaptation(refiner, *, seed: int, scale: float):
+    """The ``adapt`` function of :func:`~simulation.protocol.run_protocol` for one run, and
+    the list its updates are logged to (one dict per update: ``accepted``, ``loss_before``,
+    ``loss_after``, ``seconds`` of the update, ``refiner_seconds`` to build the adapted
+    refiner), for the manifest.
+
+    Parameters
+    ----------
+    refiner : PatchRefiner
+        The frozen refiner the run starts with (never modified).
+    seed : int
+        The run's seed (the adaptation's).
+    scale : float
+        Network pixels per view pixel of the run's grid.
+    """
+    from refinement_model.adaptation import AdaptationOptions, CorrectedPatch, OnlineAdapter
+
+    adapter = OnlineAdapter(refiner, AdaptationOptions(stroke_scale=scale, seed=seed))
+    log = []
+
+    def adapt(patches):
+        result = adapter.update([CorrectedPatch(*patch) for patch in patches])
+        entry = {"accepted": result.accepted, "loss_before": round(result.loss_before, 5),
+                 "loss_after": round(result.loss_after, 5), "seconds": round(result.seconds, 3)}
+        log.append(entry)
+        if not result.accepted:
+            return None
+        started = time.perf_counter()
+        adapted = adapter.refiner()
+        entry["refiner_seconds"] = round(time.perf_counter() - started, 3)
+        return adapted.refine
+
+    return adapt, log
 
 
 def start_description(predictor) -> str:

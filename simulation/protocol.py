@@ -11,6 +11,16 @@ inside the mirror area is scored twice:
 * human only: the initial binary prediction with the committed strokes burned in;
 * human + network: the initial logits plus the stitched refinements, strokes burned in.
 
+With ``adapt_every`` K (the setting ``adaptive``), after every K committed strokes the refiner
+adapts to the view (:mod:`refinement_model.adaptation`) on the patches corrected so far: each
+patch's network + human mask with its strokes burned in as the target (never the ground truth:
+the simulated user's strokes are the only truth it sees). An accepted update refines from then
+on, and propagates: every patch without strokes gets the adapted refiner's no-stroke prediction
+as the change of its start (adapted minus frozen refiner, both with no strokes, so that a
+rejected or ineffective update changes nothing), and the queue ranks all patches anew; patches
+with strokes keep their refinements until a stroke touches them again (their refinements
+answer the user's strokes, which the no-stroke prediction would discard).
+
 Refinements enter the whole-view map as logit *changes* (refined minus base patch logits),
 blended across overlapping patches with the stitching weights, so that the two curves start
 exactly at the initial prediction's score.
@@ -34,6 +44,10 @@ from refinement_model.simulated_user import choose_stroke, simulate_add, simulat
 from refinement_model.stroke_widths import PAPER_STROKE_WIDTHS, StrokeWidthModel, skeleton
 
 RefineFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+# The online adaptation a run may use: the corrected patches (image, start, target, user at
+# network size, as refinement_model.adaptation.CorrectedPatch takes them), oldest first, to the
+# adapted refiner, or None where the update was rejected.
+AdaptFunction = Callable[[list], "RefineFunction | None"]
 
 RANKINGS = ("oracle", "gt_free")
 CHOOSERS = ("refined", "longer")
@@ -72,6 +86,9 @@ class ProtocolConfig:
         anew the queued patch only, as the paper did.
     widths : StrokeWidthModel
         Stroke half-widths at full resolution.
+    adapt_every : int
+        Committed strokes between two updates of the online adaptation (the ``adapt`` of
+        :func:`run_protocol`); 0 never adapts.
     """
 
     steps: int = 3000
@@ -85,6 +102,7 @@ class ProtocolConfig:
     max_failures: int = 3
     refine_touched: bool = True
     widths: StrokeWidthModel = field(default=PAPER_STROKE_WIDTHS)
+    adapt_every: int = 0
 
     def __post_init__(self):
         if self.steps < 0 or self.record_every < 1:
@@ -99,6 +117,8 @@ class ProtocolConfig:
             raise ValueError(f"chooser must be one of {CHOOSERS}, got {self.chooser!r}")
         if self.max_failures < 1 or self.stroke_length < 1:
             raise ValueError("max_failures and stroke_length must be >= 1")
+        if self.adapt_every < 0:
+            raise ValueError(f"adapt_every must be >= 0, got {self.adapt_every}")
 
 
 def patch_stroke_to_view(stroke: Stroke, grid: PatchGrid, index: int) -> Stroke:
@@ -115,6 +135,8 @@ class _ViewState:
         self.image, self.base_logits, self.grid = image, base_logits, grid
         self.ground_truth, self.mirror = ground_truth, mirror_mask
         self.refine_fn, self.config = refine, config
+        self.frozen_refine = refine
+        self._frozen_start: dict[int, np.ndarray] = {}
         self.gt_skeleton = thin(ground_truth)
         # +1 where the user added, -1 where erased, 0 where the prediction speaks.
         self.user = np.zeros(base_logits.shape, np.int8)
@@ -183,6 +205,46 @@ class _ViewState:
                                                          region)
         return region
 
+    def corrected_patches(self) -> list[tuple]:
+        """(image, start, target, user) at network size of every patch with strokes, the most
+        recently touched last: the target is the network + human mask with the strokes
+        burned in, ``user`` their stroke channel (int8)."""
+        n, grid = self.grid.net_size, self.grid
+        order = {}
+        for number, stroke in enumerate(self.strokes):
+            for index in grid.patches_touching(*stroke.bounds()).tolist():
+                order[index] = number  # the latest stroke on the patch
+        patches = []
+        for index in sorted(order, key=order.get):
+            image, base = self.network_inputs(index)
+            strokes = self.strokes_on(index)
+            origin = grid.network_origin(index)
+            target = burn_in(base + self.deltas.get(index, 0) > 0, strokes, origin=origin,
+                             scale=grid.scale)
+            user = stroke_channel(strokes, (n, n), origin=origin, scale=grid.scale)
+            if user.any():
+                patches.append((image, base, target, user.astype(np.int8)))
+        return patches
+
+    def propagate(self, refine: RefineFunction) -> None:
+        """Refine from now on with ``refine``, and give every patch in the mirror area without
+        strokes its no-stroke prediction's change over the frozen refiner's."""
+        self.refine_fn = refine
+        n = self.grid.net_size
+        for index in range(len(self.grid)):
+            y0, x0, y1, x1 = self.grid.region(index)
+            if self.strokes_on(index) or (self.mirror is not None
+                                          and not self.mirror[y0:y1, x0:x1].any()):
+                continue
+            image, base = self.network_inputs(index)
+            zeros = np.zeros((n, n), np.float32)
+            if index not in self._frozen_start:
+                self._frozen_start[index] = self.frozen_refine(image, base, zeros)
+            self.deltas[index] = np.asarray(refine(image, base, zeros),
+                                            np.float32) - self._frozen_start[index]
+        self.network_logits = blend_logits(self.grid, self.base_logits, self.deltas,
+                                           (0, 0, *self.grid.shape))
+
     def scores(self):
         kwargs = dict(mask=self.mirror, gt_skeleton=self.gt_skeleton)
         return (score_masks(self.human_mask(), self.ground_truth, **kwargs),
@@ -193,7 +255,8 @@ def run_protocol(image, base_logits, ground_truth, refine: RefineFunction, *,
                  mirror_mask=None, grid: PatchGrid | None = None,
                  config: ProtocolConfig = ProtocolConfig(), rng=None,
                  progress: Callable[[int, int], None] | None = None,
-                 cancel: Callable[[], bool] | None = None) -> list[dict]:
+                 cancel: Callable[[], bool] | None = None,
+                 adapt: AdaptFunction | None = None) -> list[dict]:
     """Simulate a user correcting one view, worst patch first; return the recorded curve.
 
     Parameters
@@ -214,6 +277,10 @@ def run_protocol(image, base_logits, ground_truth, refine: RefineFunction, *,
     progress : callable(done, total), optional
     cancel : callable() -> bool, optional
         Raises :class:`Cancelled` when it returns True.
+    adapt : callable(patches) -> refine or None, optional
+        The online adaptation, called after every ``config.adapt_every`` committed strokes
+        with :meth:`_ViewState.corrected_patches`; a refine function it returns replaces
+        ``refine`` and propagates (see the module docstring). Needed when ``adapt_every`` > 0.
 
     Returns
     -------
@@ -226,6 +293,8 @@ def run_protocol(image, base_logits, ground_truth, refine: RefineFunction, *,
     grid = grid or PatchGrid(*base_logits.shape)
     if grid.shape != base_logits.shape:
         raise ValueError(f"grid covers {grid.shape}, the view is {base_logits.shape}")
+    if config.adapt_every and adapt is None:
+        raise ValueError("config.adapt_every > 0 needs an adapt function")
     rng = np.random.default_rng(rng)
     state = _ViewState(image, base_logits, ground_truth, mirror_mask, grid, refine, config)
     queue = _PatchQueue()
@@ -248,11 +317,28 @@ def run_protocol(image, base_logits, ground_truth, refine: RefineFunction, *,
                 for other in grid.patches_touching(*changed).tolist():
                     if other != index and other in queue:
                         queue.push(_priority(state, other), other)
+            if (changed is not None and config.adapt_every
+                    and len(state.strokes) % config.adapt_every == 0):
+                _adapt(state, queue, adapt)
         if step % config.record_every == 0 or step == config.steps:
             records.append(_record(state, step))
         if progress is not None:
             progress(step, config.steps)
     return records
+
+
+def _adapt(state: _ViewState, queue: _PatchQueue, adapt: AdaptFunction) -> None:
+    """One update of the online adaptation; if accepted, propagate and rank anew."""
+    patches = state.corrected_patches()
+    if len(patches) < 2:
+        return
+    refine = adapt(patches)
+    if refine is None:
+        return
+    state.propagate(refine)
+    for index in range(len(state.grid)):
+        if index in queue:
+            queue.push(_priority(state, index), index)
 
 
 def _attempt(state: _ViewState, index: int, rng) -> tuple[int, int, int, int] | None:

@@ -10,7 +10,7 @@ import numpy as np
 
 from refinement_model.imageio import atomic_write
 from simulation.analysis import (effort_ratio, effort_reduction, effort_to_target,
-                                 final_scores, last_stroke_step, mean_curves)
+                                 final_scores, last_stroke_step, mean_curves, pixels_to_reach)
 from simulation.runs import SETTINGS, read_manifest, read_records, run_path
 
 _ABLATIONS = {
@@ -29,6 +29,8 @@ PAPER_PER_VIEW = {"peak_relative_gain": (0.12, 0.26), "effort_reduction": (0.56,
 # Whole-view pFM targets of the strokes-to-target table (NoC@85/90 in RITM, FocalClick).
 TARGETS = (0.80, 0.85, 0.90)
 RANKING_SETTINGS = {"both": "oracle ranking", "gt_free": "GT-free ranking"}
+# The settings of the strokes-to-target table: the rankings, and the refiner adapting online.
+TARGET_SETTINGS = {**RANKING_SETTINGS, "adaptive": "oracle ranking, refiner adapting online"}
 # What runs made before the manifest named their start started from.
 BASE_START = "base network"
 
@@ -102,15 +104,64 @@ def summarise(manifest: dict, runs: dict) -> tuple[dict, dict]:
                             "gt_free_effort_ratio": gt_free_ratio.get(view)}
                      for view, row in per_view.items()},
         "to_target": {setting: {view: _to_target(seeds) for view, seeds in runs[setting].items()}
-                      for setting in RANKING_SETTINGS if setting in runs},
+                      for setting in TARGET_SETTINGS if setting in runs},
         "last_stroke_step": {setting: max(last_stroke_step(run) for seeds in by_view.values()
                                           for run in seeds)
                              for setting, by_view in runs.items()},
     }
+    adaptation = adaptation_figures(curves, manifest)
+    if adaptation:
+        summary["adaptation"] = adaptation
     if "gt_free" in curves and "both" in curves:
         summary["gt_free_effort_reduction"] = table["gt_free"]["effort_reduction"]
         summary["gt_free_effort_ratio"] = _mean(list(gt_free_ratio.values()))
     return summary, {"table": table, "ablations": ablations, "curves": curves}
+
+
+def adaptation_figures(curves: dict, manifest: dict) -> dict:
+    """Per view that ran ``both`` and ``adaptive``: the annotated pixels each needs to reach
+    the frozen run's final human + network pFM (mean curves over seeds), their ratio
+    (adaptive / frozen: 0.5 = half the pixels), the peak relative gains, and the online updates
+    the manifest logged (count, accepted, mean seconds per update and per adapted refiner)."""
+    out = {}
+    for view in sorted(set(curves.get("both", {})) & set(curves.get("adaptive", {}))):
+        frozen, adaptive = curves["both"][view], curves["adaptive"][view]
+        target = float(frozen.network_mean[-1])
+        pixels = {name: pixels_to_reach(c.pixels, c.network_mean, target)
+                  for name, c in (("frozen", frozen), ("adaptive", adaptive))}
+        updates = [entry for run, log in manifest.get("adaptation", {}).items()
+                   if run.startswith(f"{view}/adaptive/") for entry in log]
+        built = [e["refiner_seconds"] for e in updates if "refiner_seconds" in e]
+        out[view] = {
+            "target_pfm": target, "frozen_pixels": pixels["frozen"],
+            "adaptive_pixels": pixels["adaptive"],
+            "pixel_ratio": (pixels["adaptive"] / pixels["frozen"]
+                            if 0 < pixels["frozen"] < math.inf else float("nan")),
+            "frozen_peak_gain": float(np.max(frozen.relative_gain)),
+            "adaptive_peak_gain": float(np.max(adaptive.relative_gain)),
+            "updates": len(updates), "accepted": sum(e["accepted"] for e in updates),
+            "update_seconds": _mean([e["seconds"] for e in updates]),
+            "refiner_seconds": _mean(built)}
+    return out
+
+
+def _adaptation_lines(adaptation: dict, pct, num) -> list[str]:
+    """The online adaptation against the frozen refiner, per view."""
+    if not adaptation:
+        return []
+    lines = ["## Online adaptation: `adaptive` against the frozen refiner (`both`)", "",
+             "| view | frozen final pFM | annotated pixels to reach it, frozen / adaptive | "
+             "ratio | peak relative gain, frozen / adaptive | updates accepted | "
+             "s per update | s per adapted refiner |", "|---|---|---|---|---|---|---|---|"]
+    for view, row in adaptation.items():
+        lines.append(
+            f"| {view} | {num(row['target_pfm'])} | {row['frozen_pixels']:,.0f} / "
+            f"{row['adaptive_pixels']:,.0f} | {_fmt(row['pixel_ratio'])} | "
+            f"{pct(row['frozen_peak_gain'])} / {pct(row['adaptive_peak_gain'])} | "
+            f"{row['accepted']} of {row['updates']} | {_fmt(row['update_seconds'])} | "
+            f"{_fmt(row['refiner_seconds'])} |")
+    return lines + ["", "The ratio is the adaptive run's annotated pixels over the frozen run's "
+                    "(below 1: the adaptation saves effort; inf: never reached).", ""]
 
 
 def _to_target(seeds: list[dict]) -> dict:
@@ -229,6 +280,7 @@ def _markdown(manifest: dict, summary: dict, details: dict, plots: list[str]) ->
     lines += _start_lines(summary.get("per_view", {}), start, num)
     lines += _per_view_lines(summary.get("per_view", {}), pct, num)
     lines += _to_target_lines(summary.get("to_target", {}))
+    lines += _adaptation_lines(summary.get("adaptation", {}), pct, num)
     table = details["table"]
     for title, rows in _ABLATIONS.items():
         if title not in details["ablations"]:
@@ -316,7 +368,7 @@ def _to_target_lines(to_target: dict) -> list[str]:
     for setting, by_view in to_target.items():
         for view, targets in sorted(by_view.items()):
             for curve, label in (("pfm_human", "human only"), ("pfm_network", "human + network")):
-                lines.append(f"| {RANKING_SETTINGS[setting]} | {view} | {label} | " + " | ".join(
+                lines.append(f"| {TARGET_SETTINGS[setting]} | {view} | {label} | " + " | ".join(
                     _effort_text(targets[f"{t:.2f}"][curve]) for t in TARGETS) + " |")
     return lines + [""]
 

@@ -22,7 +22,9 @@ MANIFEST = "manifest.json"
 
 # The paper's settings: the main run, the GT-free ranking, and the two ablations; the paper's
 # refinement of the queued patch alone, against the app's of every patch a stroke touches; and
-# the app's one-pass preview instead of its refinement (REFINER_OPTIONS).
+# the app's one-pass preview instead of its refinement (REFINER_OPTIONS); and the app's refiner
+# adapting online to the view after every ADAPT_EVERY committed strokes (refinement_model.adaptation).
+ADAPT_EVERY = 10
 SETTINGS = {
     "both": {},
     "gt_free": {"ranking": "gt_free"},
@@ -32,6 +34,7 @@ SETTINGS = {
     "interaction_only": {"use_prediction": False},
     "queued_patch_only": {"refine_touched": False},
     "one_pass": {},
+    "adaptive": {"adapt_every": ADAPT_EVERY},
 }
 MAIN_SETTINGS = ("both", "gt_free")
 # Where a simulated annotation starts: the app's start (the base network refined with no

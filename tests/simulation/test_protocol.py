@@ -149,3 +149,55 @@ def test_patch_queue_ranks_a_patch_anew_and_leaves_out_unreachable_ones():
     queue.push(-0.1, 0)  # patch 0 got better: its older, worse key no longer counts
     assert [queue.pop() for _ in range(4)] == [2, 1, 0, None]
     assert 0 not in queue
+
+
+def _adaptive_run(adapt, **config):
+    image, base, gt = _scene()
+    return run_protocol(image, base, gt, ideal_refiner, grid=GRID, rng=0, adapt=adapt,
+                        config=ProtocolConfig(**{"steps": 60, "record_every": 10,
+                                                 "adapt_every": 3, **config}))
+
+
+def test_a_rejected_adaptation_changes_nothing_and_sees_no_ground_truth():
+    calls = []
+
+    def reject(patches):
+        calls.append(patches)
+        return None
+
+    records = _adaptive_run(reject)
+    assert records == _run(ideal_refiner)
+    assert len(calls) >= 2
+    n = GRID.net_size
+    for image, start, target, user in calls[-1]:
+        assert image.shape == (1, n, n) and start.shape == target.shape == user.shape == (n, n)
+        assert target.dtype == bool and user.dtype == np.int8 and user.any()
+        # the target is what the user left: the user's strokes where drawn
+        assert np.array_equal(target[user != 0], user[user != 0] > 0)
+
+
+def test_an_accepted_adaptation_refines_and_propagates():
+    _, base, gt = _scene()
+
+    def truthful(image, start, delta):
+        return np.where(image[0] > 0.5, 8.0, -8.0).astype(np.float32)
+
+    calls = []
+
+    def accept(patches):
+        calls.append(len(patches))
+        return truthful
+
+    records = _adaptive_run(accept)
+    frozen = _run(ideal_refiner)
+    assert calls and records != frozen
+    assert records[-1]["pfm_network"] > frozen[-1]["pfm_network"]
+
+
+def test_adapt_every_needs_an_adapt_function():
+    image, base, gt = _scene()
+    with pytest.raises(ValueError, match="needs an adapt function"):
+        run_protocol(image, base, gt, ideal_refiner, grid=GRID,
+                     config=ProtocolConfig(steps=5, adapt_every=2))
+    with pytest.raises(ValueError, match="adapt_every"):
+        ProtocolConfig(adapt_every=-1)

@@ -1,0 +1,56 @@
+"""`etmira simulate --settings both,adaptive`: the refiner adapting online to the view."""
+
+import json
+
+import pytest
+import torch
+
+from annotator.cli import main
+from simulation.report import write_report
+from simulation.runs import SETTINGS, read_records, run_path
+from tests.simulation.tiny_networks import save_tiny_networks
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("simulate_adaptive")
+    # a hard view, so that the simulated user commits strokes
+    assert main(["synth", str(root / "data"), "--views", "1", "--size", "256x256",
+                 "--seed", "5", "--difficulty", "0.9", "--damage", "grooves"]) == 0
+    paths = save_tiny_networks(root, refiner_head_std=0.5)
+    out = root / "out"
+    # the tiny view takes few strokes: adapt after every second one
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny networks run faster on one thread of a shared machine
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(SETTINGS, "adaptive", {"adapt_every": 2})
+        assert main(["simulate", str(root / "data"), "--base", str(paths["base"]), "--refiner",
+                     str(paths["refiner"]), "--steps", "40", "--seeds", "1", "--settings",
+                     "both,adaptive", "--out", str(out)]) == 0
+    torch.set_num_threads(threads)
+    return out, json.loads((out / "manifest.json").read_text())
+
+
+def test_adaptive_runs_and_differs_from_both_only_after_an_accepted_update(simulated):
+    out, manifest = simulated
+    view = manifest["views"][0]
+    log = manifest["adaptation"][f"{view}/adaptive/0"]
+    assert log and all(entry["seconds"] > 0 for entry in log)
+    both = read_records(run_path(out, view, "both", 0))
+    adaptive = read_records(run_path(out, view, "adaptive", 0))
+    if not any(entry["accepted"] for entry in log):
+        assert adaptive == both
+    else:
+        assert adaptive != both
+        assert all("refiner_seconds" in entry for entry in log if entry["accepted"])
+
+
+def test_the_report_shows_adaptive_beside_both(simulated):
+    out, manifest = simulated
+    summary = write_report(out)
+    view = manifest["views"][0]
+    row = summary["adaptation"][view]
+    assert row["updates"] == len(manifest["adaptation"][f"{view}/adaptive/0"])
+    assert set(summary["to_target"]) == {"both", "adaptive"}
+    text = (out / "report.md").read_text()
+    assert "## Online adaptation" in text and "oracle ranking, refiner adapting online" in text
