@@ -23,7 +23,9 @@ What the jobs do
 * **Propagation** (after an update is applied): the patches the queue offers, without strokes
   in effect and not marked done, that do not show this update's prediction yet, worst first by
   the GT-free score, in chunks of ``chunk``: each is re-predicted by the adapted refiner with no
-  strokes and shown through a ``propagate`` event (the mask, the queue and the listeners
+  strokes, and the change of that prediction over the session's own refiner's no-stroke one
+  (so that an update that changed nothing changes no patch, as the evaluation's ``adaptive``
+  setting measures) is added to its start through a ``propagate`` event (the mask, the queue and the listeners
   update as for any change). A chunk is dropped if the update is no longer the valid one, and
   patches that got strokes or were marked done meanwhile are left out. Patches already refined
   by strokes keep their refinement (made by the refiner valid when each stroke was drawn); a
@@ -48,8 +50,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from annotator.core import regions
-from annotator.core.refiners import as_refine_fn
 from refinement_model.adaptation import (AdaptationResult, AdaptedState, CorrectedPatch,
                                          OnlineAdapter)
 from refinement_model.patches import clip_box
@@ -92,15 +92,13 @@ class UpdateJob:
 
 @dataclass(frozen=True, eq=False)
 class PropagationJob:
-    """One chunk of propagation: the no-stroke prediction of ``patches`` by the adapted
-    refiner of the ``adapt`` event ``update``."""
+    """One chunk of propagation: the change the adapted refiner of the ``adapt`` event
+    ``update`` makes to ``patches`` (``compute``: the session's ``propagation_job``)."""
 
     adaptation: SessionAdaptation
     update: int
     patches: tuple[int, ...]
-    refine: Callable
-    image: np.ndarray
-    base_logits: np.ndarray
+    compute: Callable[[], dict]
 
     def run(self, cancel: Callable[[], bool] | None = None) -> tuple:
         """Returns ``(job, {patch: (n, n) float16 delta})``."""
@@ -108,9 +106,7 @@ class PropagationJob:
 
         if cancel is not None and cancel():
             raise Cancelled("propagation cancelled")
-        grid = self.adaptation.session.grid
-        return self, regions.refine_patches(grid, self.refine, self.image, self.base_logits,
-                                            {index: [] for index in self.patches})
+        return self, self.compute()
 
 
 class SessionAdaptation:
@@ -122,7 +118,7 @@ class SessionAdaptation:
         With a refiner; the adapter's base refiner must be the session's.
     adapter : OnlineAdapter
     every : int, optional
-        Committed strokes between updates.
+        Committed strokes between updates (10, as the evaluation's ``adaptive`` setting).
     chunk : int, optional
         Patches per propagation job.
     states : mapping of int to AdaptedState, optional
@@ -141,7 +137,7 @@ class SessionAdaptation:
         Results dropped because the session moved on.
     """
 
-    def __init__(self, session, adapter: OnlineAdapter, *, every: int = 3, chunk: int = 16,
+    def __init__(self, session, adapter: OnlineAdapter, *, every: int = 10, chunk: int = 16,
                  states: Mapping[int, AdaptedState] | None = None,
                  store_state: Callable[[int, AdaptedState], None] | None = None):
         for name, value in (("every", every), ("chunk", chunk)):
@@ -221,9 +217,9 @@ class SessionAdaptation:
         targets = self._targets(update)
         if not targets:
             return None
-        return PropagationJob(self, update, tuple(targets[:self.chunk]),
-                              as_refine_fn(self._refiner(update)), session.network_image,
-                              session.base_logits)
+        chunk = tuple(targets[:self.chunk])
+        return PropagationJob(self, update, chunk,
+                              session.propagation_job(chunk, self._refiner(update)))
 
     def apply(self, outcome: tuple) -> list:
         """Apply what a job returned, if still current (GUI thread); returns the session's

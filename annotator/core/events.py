@@ -11,7 +11,8 @@ final stroke stack and patch versions, whatever region it is computed in.
 Online adaptation (``annotator.core.adaptation``) adds two events that are not undo steps:
 ``adapt`` marks an accepted update of the refiner (its weights are stored by the project under
 the event's index), and ``propagate`` shows, for patches without strokes, the no-stroke
-prediction of an adapted refiner (its ``update``, the index of an ``adapt`` event) or, with
+prediction of an adapted refiner (its ``update``, the index of an ``adapt`` event) over the
+session's own refiner's no-stroke prediction or, with
 ``update`` null, the base logits again. A patch version is thus the index of a stroke or a
 ``propagate`` event; recomputing one calls the refiner that made it (``adapted_refiner``).
 """
@@ -237,12 +238,11 @@ class EventLog:
         if delta is None:
             event = self._journal[seq]
             if event["type"] == "propagate":
-                refine, strokes = self._refiner_of(event["update"]), []
-            else:
-                position = next(k for k in range(len(self._strokes) - 1, -1, -1)
-                                if self._strokes[k].seq == seq)
-                strokes = [r.stroke for r in self._strokes[:position + 1] if index in r.patches]
-                refine = self._refiner_of(event.get("adapted"))
+                return self._propagation_job([index], self._refiner_of(event["update"]))()[index]
+            position = next(k for k in range(len(self._strokes) - 1, -1, -1)
+                            if self._strokes[k].seq == seq)
+            strokes = [r.stroke for r in self._strokes[:position + 1] if index in r.patches]
+            refine = self._refiner_of(event.get("adapted"))
             delta = self._refine_patches({index: strokes}, refine)[index]
         return delta
 

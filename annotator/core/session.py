@@ -43,8 +43,9 @@ Persistence interface (for the project file)
     online-adapted refiner, trained on ``examples`` corrected patches while the stroke event
     ``top`` was the latest in effect (not undoable; see ``annotator.core.adaptation``);
   - ``{"type": "propagate", "update": int or null, "patches": [int, ...], "t": float}``: the
-    patches (none with strokes) now show the no-stroke prediction of the adapted refiner of the
-    ``adapt`` event ``update`` (null: the base logits again); not undoable.
+    patches (none with strokes) now show the change the adapted refiner of the ``adapt`` event
+    ``update`` makes over the session's refiner, both with no strokes (null: the base logits
+    again); not undoable.
 
   A stroke refined with an adapted refiner names its ``adapt`` event as ``"adapted"``.
   ``"t"`` is the wall-clock time in seconds (only used for the effort counters).
@@ -415,6 +416,20 @@ class AnnotationSession(EventLog):
             self._preview = None if preview is None else as_refine_fn(preview)
         self._adapted_update = update
 
+    def propagation_job(self, indices, refiner) -> Callable[[], dict]:
+        """The changes :meth:`propagate` shows for patches ``indices`` with the adapted
+        ``refiner``, as a function of nothing (it may run on another thread, like
+        :meth:`finishing_job`): ``adapted - own refiner``, both with no strokes
+        (:func:`~annotator.core.regions.propagated_patches`)."""
+        if self._base_refine is None:
+            raise ValueError("this session has no refiner to adapt")
+        return self._propagation_job(indices, as_refine_fn(refiner))
+
+    def _propagation_job(self, indices, adapted) -> Callable[[], dict]:
+        self.prepare_refinement()
+        return partial(regions.propagated_patches, self.grid, adapted, self._base_refine,
+                       self._image, self.base_logits, list(indices))
+
     def record_adaptation(self, top: int, examples: int) -> Change:
         """Journal an accepted update of the adapted refiner (see the module docstring):
         trained on ``examples`` patches while the stroke event ``top`` was the latest in
@@ -431,8 +446,7 @@ class AnnotationSession(EventLog):
             The ``adapt`` event whose refiner made ``deltas``; None puts the patches (keys of
             ``deltas``, values ignored) back to the base logits.
         deltas : mapping of int to (n, n) float16 ndarray
-            ``refined - base`` per patch, as :func:`~annotator.core.regions.refine_patches`
-            gives it with no strokes.
+            Per patch, what :meth:`propagation_job` computes.
         """
         self._check_idle()
         return self._commit({"type": "propagate", "update": update,

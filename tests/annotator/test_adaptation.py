@@ -263,3 +263,15 @@ def test_a_result_arriving_during_a_proposal_waits_for_it(refiner):
     session.accept()
     [change] = adaptation.resume()
     assert change.event["type"] == "adapt" and session.adapted_update is not None
+
+
+def test_propagating_unchanged_weights_changes_no_patch(refiner):
+    session = _session(refiner)
+    adaptation = _adaptation(session)
+    _draw(session)
+    state = adaptation.next_job().run()[1].state
+    shipped = dict(refiner.net.model.named_parameters())
+    unchanged = dataclasses.replace(state, tensors={
+        name: shipped[name].detach().numpy().copy() for name in state.tensors})
+    deltas = session.propagation_job([0, 2, 6], adaptation.adapter.refiner(unchanged))()
+    assert sorted(deltas) == [0, 2, 6] and not any(d.any() for d in deltas.values())

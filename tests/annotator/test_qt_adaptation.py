@@ -33,6 +33,7 @@ def test_toggle_update_status_note_and_cancel_on_close(window, qtbot):
     adaptation.adapter = OnlineAdapter(session.refiner, AdaptationOptions(
         steps=4, crop=32, batch_size=4, variants=0))
     _always_accepted(adaptation.adapter)
+    adaptation.every = 3
     for y in (20.0, 50.0, 80.0):
         session.apply_stroke(Stroke("add", [(10.0, y), (30.0, y)], 2.0))
     # the update trains on the worker while the GUI thread goes on handling events
