@@ -25,11 +25,12 @@ What the jobs do
   the GT-free score, in chunks of ``chunk``: each is re-predicted by the adapted refiner with no
   strokes, and the change of that prediction over the session's own refiner's no-stroke one
   (so that an update that changed nothing changes no patch, as the evaluation's ``adaptive``
-  setting measures) is added to its start through a ``propagate`` event (the mask, the queue and the listeners
-  update as for any change). A chunk is dropped if the update is no longer the valid one, and
-  patches that got strokes or were marked done meanwhile are left out. Patches already refined
-  by strokes keep their refinement (made by the refiner valid when each stroke was drawn); a
-  propagated patch that gets a stroke is refined from the base logits like any other.
+  setting measures) is added to its start through a ``propagate`` event (the mask, the queue
+  and the listeners update as for any change). A chunk is dropped if the update is no longer
+  the valid one, and patches that got strokes or were marked done meanwhile are left out.
+  Patches already refined by strokes keep their refinement (made by the refiner valid when each
+  stroke was drawn); a propagated patch that gets a stroke is refined from the base logits like
+  any other.
 
 Undo and reopening
 ------------------
@@ -310,7 +311,8 @@ class SessionAdaptation:
         if session.adapted_update != job.update:
             self.outdated += 1
             return []
-        kept = {p: d for p, d in deltas.items() if queue.stroke_counts[p] == 0 and not queue.done[p]}
+        kept = {p: d for p, d in deltas.items()
+                if queue.stroke_counts[p] == 0 and not queue.done[p]}
         return [session.propagate(job.update, kept)] if kept else []
 
 
