@@ -4,7 +4,8 @@
 - ``replay P STROKES.json``: apply the strokes one by one, each committed to the project.
 - ``info P [--json]``: strokes, annotated pixels, patches done, effort; pfm / iou with ground
   truth.
-- ``export P --png OUT.png [--bilevel-png] [--tiff] [--svg] [--journal] [--provenance]``.
+- ``export P --png OUT.png [--bilevel-png] [--tiff] [--svg] [--journal] [--provenance]
+  [--refiner OUT.safetensors]`` (the refiner adapted to the mirror, as a checkpoint).
 
 ``info`` and ``export`` read the project without locking it (they work while the app has it
 open) and need neither the view's maps nor a model.
@@ -56,6 +57,8 @@ def register(subparsers) -> None:
     export.add_argument("--journal", help="the strokes in effect and the full event journal as "
                         "a stroke JSON file (with effort figures)")
     export.add_argument("--provenance", help="an RGBA PNG colouring each line pixel by origin")
+    export.add_argument("--refiner", help="the refiner adapted to this mirror (the weights in "
+                        "effect at the end of the journal) as a refiner checkpoint")
     export.add_argument("--min-length", type=float, default=0.0,
                         help="SVG: drop open lines shorter than this many pixels")
     export.set_defaults(func=run_export)
@@ -149,6 +152,25 @@ def run_info(args) -> int:
     return 0
 
 
+def _export_refiner(store, session, path) -> str:
+    """Write the project's adapted refiner to ``path``; returns what was written."""
+    from annotator.core.adaptation import export_adapted_refiner, stored_states, valid_update
+    from refinement_model.errors import InputError
+
+    states = stored_states(store)
+    update = valid_update(session, states)
+    if update is None:
+        raise InputError(store.path, "the project has no adapted refiner (no accepted update "
+                                     "of the refiner is in effect)")
+    record = store.meta().get("models", {}).get("refiner")
+    if record is None:
+        raise InputError(store.path, "the project records no refiner checkpoint")
+    examples = session.journal[update]["examples"]
+    export_adapted_refiner(path, record["path"], states[update], position=update,
+                           examples=examples)
+    return f"{path} (adapted on {examples} patches)"
+
+
 def run_export(args) -> int:
     from annotator.core import export
     from annotator.core.journal_io import write_strokes
@@ -156,10 +178,11 @@ def run_export(args) -> int:
     from annotator.core.project_store import ProjectStore
     from refinement_model.errors import InputError
 
-    targets = [args.png, args.bilevel_png, args.tiff, args.svg, args.journal, args.provenance]
+    targets = [args.png, args.bilevel_png, args.tiff, args.svg, args.journal, args.provenance,
+               args.refiner]
     if not any(targets):
         raise InputError(None, "give at least one of --png, --bilevel-png, --tiff, --svg, "
-                         "--journal, --provenance")
+                         "--journal, --provenance, --refiner")
     with ProjectStore.open(args.project, readonly=True) as store:
         meta = store.meta()
         mask = store.read_layer("mask")
@@ -181,8 +204,10 @@ def run_export(args) -> int:
         if args.provenance:
             export.write_provenance_png(args.provenance, store.read_layer("provenance"), mask)
             written.append(args.provenance)
+        session = replay_stored(store) if args.journal or args.refiner else None
+        if args.refiner:
+            written.append(_export_refiner(store, session, args.refiner))
         if args.journal:
-            session = replay_stored(store)
             write_strokes(args.journal, session.strokes, events=session.journal,
                           effort=project_summary(store),
                           view={"view_id": meta["view"]["view_id"],

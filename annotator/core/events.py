@@ -7,6 +7,14 @@ bookkeeping is done per event, and ``_rebuild`` then computes each array once, r
 the patch versions that are finally shown (a new session is the replay of the empty journal).
 Both paths give bit-identical arrays because every pixel is a deterministic function of the
 final stroke stack and patch versions, whatever region it is computed in.
+
+Online adaptation (``annotator.core.adaptation``) adds two events that are not undo steps:
+``adapt`` marks an accepted update of the refiner (its weights are stored by the project under
+the event's index), and ``propagate`` shows, for patches without strokes, the no-stroke
+prediction of an adapted refiner (its ``update``, the index of an ``adapt`` event) over the
+session's own refiner's no-stroke prediction or, with
+``update`` null, the base logits again. A patch version is thus the index of a stroke or a
+``propagate`` event; recomputing one calls the refiner that made it (``adapted_refiner``).
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from refinement_model.strokes import Stroke, rasterize_stroke, stroke_channel
 
 __all__ = ["Change", "EVENT_TYPES", "EventLog"]
 
-EVENT_TYPES = ("stroke", "done", "undo", "redo", "visit", "skip")
+EVENT_TYPES = ("stroke", "done", "undo", "redo", "visit", "skip", "adapt", "propagate")
 # Rows rebuilt at once: few patches straddle two slabs (and are upsampled twice), and the
 # blending temporaries stay small.
 _SLAB_ROWS = 512
@@ -66,6 +74,13 @@ def _overlaps(a, b) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+def _check_adapt(event: dict) -> None:
+    for key in ("top", "examples"):
+        value = event[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{key!r} must be an integer >= 0, got {value!r}")
+
+
 def _flag(event: dict, key: str) -> bool:
     value = event[key]
     if not isinstance(value, bool):
@@ -86,6 +101,10 @@ class EventLog:
         self._known: dict = {}
         self._annotated = 0
         self._deferred = False
+        # the subclass's own refine function, and update (index of an "adapt" event) -> that
+        # adapted refiner; see ``_refiner_of``
+        self._base_refine = None
+        self._adapted_source = None
 
     def _record(self, seq: int, stroke) -> StrokeRecord:
         if not isinstance(stroke, Stroke):
@@ -107,6 +126,7 @@ class EventLog:
         region, patches = None, ()
         if kind == "stroke":
             accepted = _flag(event, "accepted")
+            self._check_update(event.get("adapted"), "adapted")
             record = self._record(len(self._journal), Stroke.from_dict(event["stroke"]))
             new = {p: record.seq for p in sorted(record.patches)} if accepted else {}
             old = {p: self._versions.get(p, BASE_VERSION) for p in new}
@@ -118,6 +138,10 @@ class EventLog:
             self._history.push(DoneStep(index, bool(self.queue.done[index]), done))
             self.queue.done[index] = done
             patches = (index,)
+        elif kind == "adapt":
+            _check_adapt(event)
+        elif kind == "propagate":
+            region, patches = self._propagate(event, deltas)
         elif kind in ("undo", "redo"):
             step = self._history.undo() if kind == "undo" else self._history.redo()
             if isinstance(step, DoneStep):
@@ -167,6 +191,26 @@ class EventLog:
         self._annotated += np.count_nonzero(self._user_map[window]) - before
         return self._refresh(box, blend_box), tuple(sorted(record.patches))
 
+    def _check_update(self, update, key: str):
+        if update is not None and not (isinstance(update, int) and not isinstance(update, bool)
+                                       and 0 <= update < len(self._journal)
+                                       and self._journal[update]["type"] == "adapt"):
+            raise ValueError(f"{key!r} must be the index of an adapt event or null, "
+                             f"got {update!r}")
+        return update
+
+    def _propagate(self, event: dict, deltas):
+        update = self._check_update(event["update"], "update")
+        patches = tuple(sorted({check_patch_index(self.grid, p) for p in event["patches"]}))
+        drawn = [p for p in patches if self.queue.stroke_counts[p]]
+        if drawn:
+            raise ValueError(f"patches {drawn} have strokes: only untouched patches propagate")
+        seq = BASE_VERSION if update is None else len(self._journal)
+        blend_box = self._set_versions({p: seq for p in patches}, deltas)
+        if self._deferred or blend_box is None:
+            return None, patches
+        return self._refresh(blend_box, blend_box), patches
+
     def _burn(self, record: StrokeRecord) -> None:
         box = record.box
         user = self._user_map[_window(box)]
@@ -198,11 +242,25 @@ class EventLog:
         if delta is None:
             delta = self._known.get((index, seq))
         if delta is None:
+            event = self._journal[seq]
+            if event["type"] == "propagate":
+                return self._propagation_job([index], self._refiner_of(event["update"]))()[index]
             position = next(k for k in range(len(self._strokes) - 1, -1, -1)
                             if self._strokes[k].seq == seq)
             strokes = [r.stroke for r in self._strokes[:position + 1] if index in r.patches]
-            delta = self._refine_patches({index: strokes})[index]
+            refine = self._refiner_of(event.get("adapted"))
+            delta = self._refine_patches({index: strokes}, refine)[index]
         return delta
+
+    def _refiner_of(self, update):
+        """The refine function that made a patch version: the session's base refiner (update
+        None) or the adapted refiner of the ``adapt`` event ``update``."""
+        if update is None:
+            return self._base_refine
+        if self._adapted_source is None:
+            raise ValueError(f"a patch was refined by the adapted refiner of event {update}: "
+                             "its change must be stored, or the adapted refiners given")
+        return self._adapted_source(update)
 
     # ----------------------------------------------------------------- arrays
     def _refresh(self, box, blend_box):

@@ -7,7 +7,7 @@ import numpy as np
 from refinement_model.patches import PatchGrid
 from refinement_model.strokes import stroke_channel
 
-__all__ = ["refine_patches"]
+__all__ = ["propagated_patches", "refine_patches"]
 
 _DELTA_LIMIT = 1e4
 
@@ -34,18 +34,44 @@ def refine_patches(grid: PatchGrid, refine_many, image: np.ndarray, base_logits:
         ``refined - base`` at network size; float16 halves the memory, and because every
         version is rounded the same way a recomputed version equals the stored one exactly.
     """
-    n = grid.net_size
     indices = list(jobs)
     if not indices:
         return {}
+    images, bases, channels = _inputs(grid, image, base_logits, jobs)
+    refined = refine_many(images, bases, channels)
+    return _as_deltas(indices, refined - bases)
+
+
+def propagated_patches(grid: PatchGrid, adapted_many, frozen_many, image: np.ndarray,
+                       base_logits: np.ndarray, indices) -> dict:
+    """The change an adapted refiner makes to patches without strokes, over the frozen one's.
+
+    Both refiners run with no strokes; the change is ``adapted - frozen``, so that an update
+    that changed nothing changes no patch (as the evaluation's ``adaptive`` setting measures).
+    Arguments as for :func:`refine_patches` (``indices``: the patches); returns the same kind
+    of float16 deltas.
+    """
+    jobs = {int(index): [] for index in indices}
+    if not jobs:
+        return {}
+    images, bases, channels = _inputs(grid, image, base_logits, jobs)
+    return _as_deltas(list(jobs), adapted_many(images, bases, channels)
+                      - frozen_many(images, bases, channels))
+
+
+def _inputs(grid: PatchGrid, image, base_logits, jobs):
+    """(B, C, n, n) images, (B, n, n) base logits and stroke channels of ``jobs``' patches."""
+    n = grid.net_size
     channels, bases, images = [], [], []
-    for index in indices:
+    for index in jobs:
         channels.append(stroke_channel(jobs[index], (n, n), origin=grid.network_origin(index),
                                        scale=grid.scale))
         bases.append(grid.extract(base_logits, index).astype(np.float32, copy=False))
         images.append(grid.extract(image, index))
-    bases = np.stack(bases)
-    refined = refine_many(np.stack(images), bases, np.stack(channels))
+    return np.stack(images), np.stack(bases), np.stack(channels)
+
+
+def _as_deltas(indices, changes: np.ndarray) -> dict:
     # clipped into float16's range; logits this large are saturated anyway
-    deltas = np.clip(refined - bases, -_DELTA_LIMIT, _DELTA_LIMIT).astype(np.float16)
+    deltas = np.clip(changes, -_DELTA_LIMIT, _DELTA_LIMIT).astype(np.float16)
     return dict(zip(indices, deltas, strict=True))

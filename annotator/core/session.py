@@ -39,6 +39,15 @@ Persistence interface (for the project file)
   - ``{"type": "visit", "patch": int, "t": float}``, ``{"type": "skip", "patch": int, "t": float}``
     (navigation: not undoable, does not clear the redo stack).
 
+  - ``{"type": "adapt", "top": int, "examples": int, "t": float}``: an accepted update of the
+    online-adapted refiner, trained on ``examples`` corrected patches while the stroke event
+    ``top`` was the latest in effect (not undoable; see ``annotator.core.adaptation``);
+  - ``{"type": "propagate", "update": int or null, "patches": [int, ...], "t": float}``: the
+    patches (none with strokes) now show the change the adapted refiner of the ``adapt`` event
+    ``update`` makes over the session's refiner, both with no strokes (null: the base logits
+    again); not undoable.
+
+  A stroke refined with an adapted refiner names its ``adapt`` event as ``"adapted"``.
   ``"t"`` is the wall-clock time in seconds (only used for the effort counters).
 - :meth:`AnnotationSession.replay` ``(view, base_logits, refine, events, *, patch_deltas=None,
   ...)`` rebuilds the identical session. Without ``patch_deltas`` it calls the refiner once per
@@ -159,7 +168,8 @@ class AnnotationSession(EventLog):
     base_logits : (H, W) float32 ndarray
         The base model's stitched logits. Never modified (kept by reference).
     refine : callable or object with ``refine``, optional
-        Refine function (see ``refiners``); ``None`` annotates without a network. An object
+        Refine function (see ``refiners``), kept as :attr:`refiner`; ``None`` annotates
+        without a network. An object
         whose ``preview`` is a faster refiner (``PatchRefiner`` averaging several orientations
         or refining again has its one-pass self there) lets :meth:`propose_stroke` show that
         one's result first.
@@ -175,12 +185,15 @@ class AnnotationSession(EventLog):
         Memory for the refined patch changes of versions not shown (speeds up undo / redo).
     clock : callable() -> float, optional
         Time source for the events' ``"t"``.
+    adapted_refiners : callable(int) -> refiner, optional
+        The adapted refiner of an ``adapt`` event (by journal index), to recompute patch
+        versions it made that are not stored (see :meth:`use_adapted_refiner`).
     """
 
     def __init__(self, view, base_logits, refine=None, *, grid: PatchGrid | None = None,
                  image=None, inputs=("depth",), history_limit: int = 1000,
                  cache_bytes: int = 32 << 20, clock: Callable[[], float] = time.time,
-                 _events=None):
+                 adapted_refiners: Callable[[int], object] | None = None, _events=None):
         base_logits = np.asarray(base_logits)
         if base_logits.ndim != 2 or base_logits.dtype != np.float32:
             raise ValueError(f"base_logits must be a 2-D float32 array, got {base_logits.dtype} "
@@ -200,8 +213,13 @@ class AnnotationSession(EventLog):
         self.base_logits = base_logits
         self.grid = grid
         self._refine = None if refine is None else as_refine_fn(refine)
+        self.refiner = refine
         preview = getattr(refine, "preview", None)
         self._preview = None if preview is None else as_refine_fn(preview)
+        self._base_refine, self._base_preview = self._refine, self._preview
+        self._adapted_update = None  # the adapt event whose refiner refines new strokes
+        self._adapted_source = (None if adapted_refiners is None else
+                                lambda update: as_refine_fn(adapted_refiners(update)))
         self._image = image
         self._inputs = tuple(inputs)
         self._clock = clock
@@ -238,6 +256,20 @@ class AnnotationSession(EventLog):
     def strokes(self) -> list[Stroke]:
         """The strokes currently in effect, in drawing order."""
         return [record.stroke for record in self._strokes]
+
+    @property
+    def stroke_events(self) -> list[int]:
+        """Journal indices of the stroke events in effect, in drawing order."""
+        return [record.seq for record in self._strokes]
+
+    @property
+    def network_image(self) -> np.ndarray:
+        """(C, H, W) float32: the refiner's whole-view input (built now if need be; see
+        :meth:`prepare_refinement`). Shared: do not modify."""
+        self.prepare_refinement()
+        if self._image is None:
+            raise ValueError("this session has no refiner, so no network input")
+        return self._image
 
     @property
     def patch_states(self) -> np.ndarray:
@@ -333,8 +365,11 @@ class AnnotationSession(EventLog):
         if self._pending is not None and not self._pending.final:
             self.finish_proposal(self._pending)
         proposal = self._take_pending()
-        return self._commit({"type": "stroke", "stroke": proposal.stroke.to_dict(),
-                             "accepted": bool(proposal.deltas)}, proposal.deltas)
+        event = {"type": "stroke", "stroke": proposal.stroke.to_dict(),
+                 "accepted": bool(proposal.deltas)}
+        if proposal.deltas and self._adapted_update is not None:
+            event["adapted"] = self._adapted_update
+        return self._commit(event, proposal.deltas)
 
     def reject(self) -> Change:
         """Commit the pending stroke without the network's change."""
@@ -354,6 +389,71 @@ class AnnotationSession(EventLog):
         if not isinstance(stroke, Stroke):
             raise ValueError(f"stroke must be a Stroke, got {type(stroke).__name__}")
         return self._commit({"type": "stroke", "stroke": stroke.to_dict(), "accepted": False})
+
+    # ----------------------------------------------------------------- online adaptation
+    adapted_update = property(lambda self: self._adapted_update,
+                              doc="Index of the ``adapt`` event whose refiner refines new "
+                                  "strokes, or None (the session's own refiner).")
+
+    def use_adapted_refiner(self, update: int | None, refiner=None,
+                            source: Callable[[int], object] | None = None) -> None:
+        """Refine new strokes with ``refiner``, the adapted refiner of the ``adapt`` event at
+        journal index ``update`` (None, None: the session's own refiner again).
+
+        ``source(update)`` gives any adapted refiner by its event (kept for recomputing patch
+        versions they made; default: the one given at construction). Not a journal event:
+        the strokes refined from now on record ``update``."""
+        self._check_idle()
+        if update is not None:
+            self._check_update(update, "update")
+            if refiner is None:
+                raise ValueError("an adapted update needs its refiner")
+        if source is not None:
+            self._adapted_source = lambda u: as_refine_fn(source(u))
+        if update is None:
+            self._refine, self._preview = self._base_refine, self._base_preview
+        else:
+            preview = getattr(refiner, "preview", None)
+            self._refine = as_refine_fn(refiner)
+            self._preview = None if preview is None else as_refine_fn(preview)
+        self._adapted_update = update
+
+    def propagation_job(self, indices, refiner) -> Callable[[], dict]:
+        """The changes :meth:`propagate` shows for patches ``indices`` with the adapted
+        ``refiner``, as a function of nothing (it may run on another thread, like
+        :meth:`finishing_job`): ``adapted - own refiner``, both with no strokes
+        (:func:`~annotator.core.regions.propagated_patches`)."""
+        if self._base_refine is None:
+            raise ValueError("this session has no refiner to adapt")
+        return self._propagation_job(indices, as_refine_fn(refiner))
+
+    def _propagation_job(self, indices, adapted) -> Callable[[], dict]:
+        self.prepare_refinement()
+        return partial(regions.propagated_patches, self.grid, adapted, self._base_refine,
+                       self._image, self.base_logits, list(indices))
+
+    def record_adaptation(self, top: int, examples: int) -> Change:
+        """Journal an accepted update of the adapted refiner (see the module docstring):
+        trained on ``examples`` patches while the stroke event ``top`` was the latest in
+        effect. Returns the :class:`Change`; the new event's index names the update."""
+        self._check_idle()
+        return self._commit({"type": "adapt", "top": int(top), "examples": int(examples)})
+
+    def propagate(self, update: int | None, deltas: Mapping[int, np.ndarray]) -> Change:
+        """Show the adapted refiner's no-stroke prediction on patches without strokes.
+
+        Parameters
+        ----------
+        update : int or None
+            The ``adapt`` event whose refiner made ``deltas``; None puts the patches (keys of
+            ``deltas``, values ignored) back to the base logits.
+        deltas : mapping of int to (n, n) float16 ndarray
+            Per patch, what :meth:`propagation_job` computes.
+        """
+        self._check_idle()
+        return self._commit({"type": "propagate", "update": update,
+                             "patches": sorted(int(p) for p in deltas)},
+                            None if update is None else dict(deltas))
 
     # ----------------------------------------------------------------- history
     def undo(self) -> Change:

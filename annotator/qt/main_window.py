@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QM
 from annotator.core import render
 from annotator.core.session import default_radius
 from annotator.qt import dialogs, document
+from annotator.qt.adaptation import AdaptationRunner
 from annotator.qt.canvas import Canvas
 from annotator.qt.dialogs import guarded, show_error
 from annotator.qt.layers import LayerPanel
@@ -73,6 +74,9 @@ class MainWindow(QMainWindow):
         self._finisher = LatestCall(self)
         self._finisher.finished.connect(self._show_final)
         self._finisher.failed.connect(lambda error: show_error(self, error))
+        # online adaptation of the refiner, on its own worker thread
+        self.adaptation = AdaptationRunner(self)
+        self.statusBar().addPermanentWidget(self.adaptation.label)
         self._actions()
         self._connect()
         self._set_enabled(False)
@@ -147,6 +151,8 @@ class MainWindow(QMainWindow):
         for action in (*self.tools.actions_by_tool.values(), self.tools.narrower, self.tools.wider):
             tools.addAction(action)
             self.addAction(action)
+        tools.addSeparator()
+        tools.addAction(self.adaptation.action)
 
         patch = bar.addMenu("&Patch")
         self.next_action = self._action(patch, "&Next patch", self.next_patch, "N", "next")
@@ -214,6 +220,7 @@ class MainWindow(QMainWindow):
         self._refresh_queue()
         self._update_effort()
         self._score_timer.start()
+        self.adaptation.attach(project)
         for warning in project.warnings:
             self.statusBar().showMessage(warning, 10000)
         if not project.warnings and not QSettings().value(_HINT_SEEN_KEY, False, type=bool):
@@ -233,6 +240,7 @@ class MainWindow(QMainWindow):
         self._score_timer.stop()
         self._scores.wait()
         self._finisher.wait()
+        self.adaptation.detach()
         self.project.session.remove_listener(self._on_change)
         self.project.close()
         self.project = self.stack = None

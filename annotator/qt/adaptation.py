@@ -1,0 +1,158 @@
+"""Tools > "Adapt to this mirror": runs the session's online adaptation off the GUI thread.
+
+:class:`AdaptationRunner` owns the checkable action, a status-bar note and one worker thread.
+After every session change it asks ``annotator.core.adaptation.SessionAdaptation`` for the
+next job (an update of the refiner, due every few strokes, or a chunk of propagation), runs
+it on the worker and applies its result on the GUI thread, where outdated results are
+dropped. Closing the project (or switching the toggle off) cancels the running job and waits
+for it. The toggle is remembered in the settings; it is on by default.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtCore import QObject, QSettings, QTimer
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QLabel
+
+from annotator.core.adaptation import SessionAdaptation, state_writer, stored_states
+from annotator.qt.dialogs import show_error
+from annotator.qt.workers import LatestCall
+from refinement_model.errors import Cancelled
+
+SETTINGS_KEY = "adaptToMirror"
+
+
+class AdaptationRunner(QObject):
+    """The app's side of online adaptation (see the module docstring).
+
+    Attributes
+    ----------
+    action : QAction
+        The checkable "Adapt to this mirror" (for the Tools menu).
+    label : QLabel
+        The status-bar note ("Refiner adapted to this mirror (n corrected patches)").
+    adaptation : SessionAdaptation or None
+        While a project with an adaptable (U-Net) refiner is open and the toggle is on.
+    busy : bool
+        A job runs on the worker.
+    """
+
+    def __init__(self, window):
+        super().__init__(window)
+        self._window = window
+        self.action = QAction("Adapt to this &mirror", window, checkable=True)
+        self.action.setToolTip("Fine-tune the refiner on your corrections while you work and "
+                               "re-predict the patches you have not reviewed")
+        self.action.setChecked(QSettings().value(SETTINGS_KEY, True, type=bool))
+        self.action.toggled.connect(self._toggled)
+        self.label = QLabel()
+        self.label.setContentsMargins(6, 0, 6, 0)
+        self.project = None
+        self.adaptation: SessionAdaptation | None = None
+        self.busy = False
+        self._cancel = threading.Event()
+        self._calls = LatestCall(self)
+        self._calls.finished.connect(self._done)
+        self._calls.failed.connect(self._failed)
+
+    def attach(self, project) -> None:
+        """Work on ``project`` (adapting if the toggle is on)."""
+        self.detach()
+        self.project = project
+        if self.action.isChecked():
+            self._start()
+
+    def detach(self) -> None:
+        """Cancel and wait for the running job; forget the project."""
+        self._stop()
+        self.project = None
+
+    def wait(self) -> None:
+        """Block until no job runs (tests)."""
+        self._calls.wait()
+
+    # ----------------------------------------------------------------- internals
+    def _start(self) -> None:
+        from refinement_model.adaptation import OnlineAdapter
+
+        project = self.project
+        session = project.session
+        try:
+            adapter = OnlineAdapter(session.refiner)
+        except (AttributeError, ValueError):  # no refiner, or not a U-Net: nothing to adapt
+            self.label.setText("")
+            return
+        self.adaptation = SessionAdaptation(session, adapter, states=stored_states(project.store),
+                                            store_state=state_writer(project))
+        session.add_listener(self._on_change)
+        self._note()
+        self._schedule()
+
+    def _stop(self) -> None:
+        if self.adaptation is None:
+            return
+        self._cancel.set()
+        self._calls.wait()
+        self._cancel = threading.Event()
+        self.busy = False
+        session = self.adaptation.session
+        session.remove_listener(self._on_change)
+        self.adaptation.close()
+        self.adaptation = None
+        self.label.setText("")
+
+    def _toggled(self, on: bool) -> None:
+        QSettings().setValue(SETTINGS_KEY, on)
+        if self.project is None:
+            return
+        if on:
+            self._start()
+            return
+        self._stop()
+        session = self.project.session
+        if session.pending is None:
+            session.use_adapted_refiner(None)  # strokes refine with the shipped refiner again
+
+    def _on_change(self, change) -> None:
+        # not from inside the session's listener call: applying a result commits events too
+        self._schedule()
+
+    def _schedule(self) -> None:
+        QTimer.singleShot(0, self._run_next)
+
+    def _run_next(self) -> None:
+        adaptation = self.adaptation
+        if adaptation is None or self.busy:
+            return
+        adaptation.resume()
+        adaptation.sync()
+        job = adaptation.next_job()
+        self._note()
+        if job is None:
+            return
+        self.busy = True
+        cancel = self._cancel.is_set
+        self._calls.submit(lambda: job.run(cancel))
+
+    def _done(self, outcome) -> None:
+        self.busy = False
+        if self.adaptation is None or outcome[0].adaptation is not self.adaptation:
+            return
+        self.adaptation.apply(outcome)
+        self._note()
+        self._schedule()
+
+    def _failed(self, error) -> None:
+        self.busy = False
+        if not isinstance(error, Cancelled):
+            show_error(self._window, error)
+
+    def _note(self) -> None:
+        adaptation = self.adaptation
+        if adaptation is None or adaptation.session.adapted_update is None:
+            self.label.setText("")
+        else:
+            self.label.setText(f"Refiner adapted to this mirror ({adaptation.examples} "
+                               f"corrected patches)")

@@ -1,0 +1,62 @@
+"""Tools > "Adapt to this mirror": the toggle, an update and its propagation off the GUI
+thread, the status note, and a cancel when the project closes."""
+
+import dataclasses
+
+import pytest
+
+from refinement_model.adaptation import AdaptationOptions, OnlineAdapter
+from refinement_model.strokes import Stroke
+from tests.annotator.test_qt_app import dialogs, files, window  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.gui
+
+
+def _always_accepted(adapter):
+    """The adapter's updates as if validation had improved (the tiny refiner's is noise)."""
+    update = adapter.update
+
+    def accepted(patches, *, cancel=None):
+        result = dataclasses.replace(update(patches, cancel=cancel), accepted=True)
+        adapter.state = result.state
+        return result
+
+    adapter.update = accepted
+
+
+def test_toggle_update_status_note_and_cancel_on_close(window, qtbot):
+    runner = window.adaptation
+    tools = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Tools")
+    assert runner.action in tools.actions() and runner.action.isChecked()
+    session = window.project.session
+    adaptation = runner.adaptation
+    adaptation.adapter = OnlineAdapter(session.refiner, AdaptationOptions(
+        steps=4, crop=32, batch_size=4, variants=0))
+    _always_accepted(adaptation.adapter)
+    adaptation.every = 3
+    for y in (20.0, 50.0, 80.0):
+        session.apply_stroke(Stroke("add", [(10.0, y), (30.0, y)], 2.0))
+    # the update trains on the worker while the GUI thread goes on handling events
+    qtbot.waitUntil(lambda: runner.busy, timeout=5000)
+    qtbot.waitUntil(lambda: session.adapted_update is not None, timeout=30000)
+    assert session.journal[session.adapted_update]["type"] == "adapt"
+    assert "Refiner adapted to this mirror" in runner.label.text()
+    qtbot.waitUntil(lambda: any(e["type"] == "propagate" for e in session.journal),
+                    timeout=30000)
+    # a stroke on a fresh patch starts more work; closing cancels and waits for it
+    session.apply_stroke(Stroke("add", [(100.0, 20.0), (120.0, 20.0)], 2.0))
+    window.close_project()
+    assert runner.adaptation is None and not runner.busy
+
+
+def test_switching_the_toggle_off_refines_with_the_shipped_refiner(window, qtbot):
+    runner = window.adaptation
+    runner.action.setChecked(False)
+    assert runner.adaptation is None and window.project.session.adapted_update is None
+    session = window.project.session
+    for y in (20.0, 50.0, 80.0):
+        session.apply_stroke(Stroke("add", [(10.0, y), (30.0, y)], 2.0))
+    qtbot.wait(50)
+    assert not runner.busy
+    runner.action.setChecked(True)  # remembered for the next test run's settings
+    assert runner.adaptation is not None
