@@ -47,8 +47,9 @@ def main() -> None:
     refiner = PatchRefiner(shipped_checkpoint("refiner"), orientations=4, iterations=2)
     image = network_input(view, predictor.net.spec.inputs)
     grid = predictor.grid(*view.shape)
-    chosen = [i for i in range(len(grid))
-              if grid.extract(view.ground_truth, i).sum() > 50][:args.patches + args.repeats * args.new]
+    chosen = [i for i in range(len(grid)) if grid.extract(view.ground_truth, i).sum() > 50][
+        : args.patches + args.repeats * args.new
+    ]
     patches = []
     for index in chosen:
         patch_image = grid.extract(image, index).astype(np.float32)
@@ -60,19 +61,26 @@ def main() -> None:
     times = {"cold": [], "warm": [], "refiner": []}
     for repeat in range(args.repeats):
         adapter = OnlineAdapter(refiner, AdaptationOptions(seed=repeat))
-        window = patches[:args.patches]
+        window = patches[: args.patches]
         times["cold"].append(adapter.update(window).seconds)
-        changed = patches[args.patches + repeat * args.new:args.patches + (repeat + 1) * args.new]
-        warm = adapter.update(window[len(changed):] + changed)
+        changed = patches[args.patches + repeat * args.new : args.patches + (repeat + 1) * args.new]
+        warm = adapter.update(window[len(changed) :] + changed)
         times["warm"].append(warm.seconds)
         started = time.perf_counter()
         adapter.refiner(warm.state)
         times["refiner"].append(time.perf_counter() - started)
-        print(f"repeat {repeat}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
-              flush=True)
+        print(
+            f"repeat {repeat}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
+            flush=True,
+        )
     result = {key: float(np.median(values)) for key, values in times.items()}
-    result.update(threads=args.threads, patches=args.patches, new=args.new,
-                  load_average=os.getloadavg()[0], view=files.view_id)
+    result.update(
+        threads=args.threads,
+        patches=args.patches,
+        new=args.new,
+        load_average=os.getloadavg()[0],
+        view=files.view_id,
+    )
     print(json.dumps(result))
 
 

@@ -109,8 +109,12 @@ def bench_zoom_pan(canvas):
     pans = [
         _frame(canvas, lambda i=i: canvas.pan(-15.0, -5.0 if i % 2 else 5.0)) for i in range(60)
     ]
-    return (np.array(cold) * 1000, np.array(warm) * 1000, np.array(settle) * 1000,
-            np.array(pans) * 1000)
+    return (
+        np.array(cold) * 1000,
+        np.array(warm) * 1000,
+        np.array(settle) * 1000,
+        np.array(pans) * 1000,
+    )
 
 
 def bench_release(shape, layers, refine, tmp, *, n=12):

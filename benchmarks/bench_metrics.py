@@ -47,8 +47,10 @@ def report(name, seconds, target, unit) -> dict:
     scale = 1e3 if unit == "ms" else 1.0
     median, p95 = float(np.median(seconds)) * scale, float(np.percentile(seconds, 95)) * scale
     met = median < target
-    print(f"{name}: median {median:.3f} {unit}, p95 {p95:.3f} {unit} over {len(seconds)} runs "
-          f"(target < {target} {unit}: {'met' if met else 'NOT met'})")
+    print(
+        f"{name}: median {median:.3f} {unit}, p95 {p95:.3f} {unit} over {len(seconds)} runs "
+        f"(target < {target} {unit}: {'met' if met else 'NOT met'})"
+    )
     return {f"{name}_median_{unit}": round(median, 4), f"{name}_p95_{unit}": round(p95, 4)}
 
 
@@ -59,8 +61,9 @@ def main() -> None:
     gt = line_mask(SMALL, 0.05, 6, rng)
     pred = prediction_like(gt, rng)
     skeleton = thin(gt)
-    with_skeleton = timeit.repeat(lambda: score_masks(pred, gt, gt_skeleton=skeleton),
-                                  number=1, repeat=500)
+    with_skeleton = timeit.repeat(
+        lambda: score_masks(pred, gt, gt_skeleton=skeleton), number=1, repeat=500
+    )
     figures |= report("small_with_skeleton", with_skeleton, SMALL_TARGET_MS, "ms")
     without = timeit.repeat(lambda: score_masks(pred, gt), number=1, repeat=200)
     figures |= report("small_full", without, SMALL_TARGET_MS, "ms")
@@ -69,23 +72,32 @@ def main() -> None:
     ours = np.median(timeit.repeat(lambda: thin(gt), number=1, repeat=30))
     reference = np.median(timeit.repeat(lambda: skimage.morphology.thin(gt), number=1, repeat=10))
     figures["small_thin_speedup_vs_skimage"] = round(float(reference / ours), 2)
-    print(f"thinning 256 x 256: {figures['small_thin_speedup_vs_skimage']}x faster than "
-          f"skimage.morphology.thin (same result)")
+    print(
+        f"thinning 256 x 256: {figures['small_thin_speedup_vs_skimage']}x faster than "
+        f"skimage.morphology.thin (same result)"
+    )
 
     gt = line_mask(FULL, 0.05, 12, rng)
     pred = prediction_like(gt, rng)
-    print(f"full-size pair {FULL[1]} x {FULL[0]}: {np.mean(gt):.1%} line pixels in the "
-          f"ground truth")
+    print(
+        f"full-size pair {FULL[1]} x {FULL[0]}: {np.mean(gt):.1%} line pixels in the ground truth"
+    )
     full = timeit.repeat(lambda: score_masks(pred, gt), number=1, repeat=3)
     figures |= report("full", full, FULL_TARGET_S, "s")
     # CPU seconds of this process: the cost when other work competes for the cores
-    cpu = float(np.median(timeit.repeat(lambda: score_masks(pred, gt), timer=time.process_time,
-                                        number=1, repeat=3)))
+    cpu = float(
+        np.median(
+            timeit.repeat(
+                lambda: score_masks(pred, gt), timer=time.process_time, number=1, repeat=3
+            )
+        )
+    )
     figures["full_cpu_median_s"] = round(cpu, 4)
     print(f"full: CPU time median {cpu:.3f} s (all threads of this process)")
     skeleton = thin(gt)
-    with_skeleton = timeit.repeat(lambda: score_masks(pred, gt, gt_skeleton=skeleton),
-                                  number=1, repeat=3)
+    with_skeleton = timeit.repeat(
+        lambda: score_masks(pred, gt, gt_skeleton=skeleton), number=1, repeat=3
+    )
     figures |= report("full_with_skeleton", with_skeleton, FULL_TARGET_S, "s")
     figures["full_target_s"] = FULL_TARGET_S
     figures["full_target_met"] = figures["full_median_s"] < FULL_TARGET_S

@@ -35,7 +35,7 @@ def synthetic_inputs(rng):
     logits *= 0.7
     logits -= 5.0
     for row in rng.integers(100, HEIGHT - 100, size=60):  # some confident lines
-        logits[row:row + 12, 200:WIDTH - 200] += 8.0
+        logits[row : row + 12, 200 : WIDTH - 200] += 8.0
     yy, xx = np.ogrid[:HEIGHT, :WIDTH]
     mirror = ((yy - HEIGHT / 2) / (HEIGHT / 2)) ** 2 + ((xx - WIDTH / 2) / (WIDTH / 2)) ** 2 < 1
     return logits, StoredView("BENCH_R", mirror, 20.0)
@@ -57,8 +57,14 @@ def main() -> None:
     path = os.path.join(folder, "bench.etmira")
 
     start = time.perf_counter()
-    project = create_project(path, view, logits, refine=SpreadRefiner(), autocommit=False,
-                             image=np.zeros((1, HEIGHT, WIDTH), np.float32))
+    project = create_project(
+        path,
+        view,
+        logits,
+        refine=SpreadRefiner(),
+        autocommit=False,
+        image=np.zeros((1, HEIGHT, WIDTH), np.float32),
+    )
     create_s = time.perf_counter() - start
     session = project.session
     plain, refined, undo = [], [], []
@@ -117,17 +123,23 @@ def main() -> None:
         "open_target_met": bool(open_s < OPEN_TARGET_S),
     }
     print(f"create a full-size project: {create_s:.2f} s, file {size_mb:.1f} MB")
-    print(f"commit a stroke (no refinement): median {figures['commit_stroke_ms_median']} ms, "
-          f"p95 {figures['commit_stroke_ms_p95']} ms (target < {COMMIT_TARGET_MS:.0f} ms: "
-          f"{'met' if figures['commit_target_met'] else 'NOT met'})")
-    print(f"commit a refined stroke: median {figures['commit_refined_stroke_ms_median']} ms; "
-          f"an undo: median {figures['commit_undo_ms_median']} ms")
+    print(
+        f"commit a stroke (no refinement): median {figures['commit_stroke_ms_median']} ms, "
+        f"p95 {figures['commit_stroke_ms_p95']} ms (target < {COMMIT_TARGET_MS:.0f} ms: "
+        f"{'met' if figures['commit_target_met'] else 'NOT met'})"
+    )
+    print(
+        f"commit a refined stroke: median {figures['commit_refined_stroke_ms_median']} ms; "
+        f"an undo: median {figures['commit_undo_ms_median']} ms"
+    )
     print(f"an empty commit (fsync floor): median {figures['commit_empty_ms_median']} ms")
     print(f"reading the stored base logits and mask: {read_s:.2f} s")
-    print(f"open with {events} events: {open_s:.2f} s (target < {OPEN_TARGET_S:.0f} s: "
-          f"{'met' if figures['open_target_met'] else 'NOT met'}), CPU {open_cpu_s:.2f} s; "
-          f"mask exact: "
-          f"{exact} (machine load average {figures['load_average']})")
+    print(
+        f"open with {events} events: {open_s:.2f} s (target < {OPEN_TARGET_S:.0f} s: "
+        f"{'met' if figures['open_target_met'] else 'NOT met'}), CPU {open_cpu_s:.2f} s; "
+        f"mask exact: "
+        f"{exact} (machine load average {figures['load_average']})"
+    )
     print(json.dumps(figures))
 
 

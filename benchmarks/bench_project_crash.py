@@ -35,8 +35,9 @@ from tests.annotator.test_project_faults import (  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=50)
-    parser.add_argument("--max-delay", type=float, default=1.5,
-                        help="longest wait in seconds before the kill")
+    parser.add_argument(
+        "--max-delay", type=float, default=1.5, help="longest wait in seconds before the kill"
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-crash-"))
     pristine = make_project(folder)
@@ -48,11 +49,21 @@ def main() -> None:
     start = time.perf_counter()
     for index in range(args.rounds):
         try:
-            result = kill_round(pristine, folder, folder / "actions.json", masks,
-                                delay=rng.uniform(0, args.max_delay))
+            result = kill_round(
+                pristine,
+                folder,
+                folder / "actions.json",
+                masks,
+                delay=rng.uniform(0, args.max_delay),
+            )
         except Exception as error:  # a project that does not open is a failed round
-            result = {"events": -1, "crashed": True, "exact": False, "recovered_flag": False,
-                      "error": f"{type(error).__name__}: {error}"}
+            result = {
+                "events": -1,
+                "crashed": True,
+                "exact": False,
+                "recovered_flag": False,
+                "error": f"{type(error).__name__}: {error}",
+            }
         results.append(result)
         if not (result["exact"] and result["recovered_flag"]):
             failures.append((index, result))
@@ -60,19 +71,33 @@ def main() -> None:
     shutil.rmtree(folder)
     events = [r["events"] for r in results]
     mid_run = sum(0 < e < len(actions) for e in events)
-    print(f"{args.rounds} rounds of kill -9 in {seconds:.0f} s; events committed per round: "
-          f"min {min(events)}, median {int(np.median(events))}, max {max(events)} "
-          f"(of {len(actions)}); killed mid-run: {mid_run}")
+    print(
+        f"{args.rounds} rounds of kill -9 in {seconds:.0f} s; events committed per round: "
+        f"min {min(events)}, median {int(np.median(events))}, max {max(events)} "
+        f"(of {len(actions)}); killed mid-run: {mid_run}"
+    )
     for index, result in failures:
         print(f"round {index} FAILED: {result}")
     met = not failures
-    print(f"every round opens and equals the replay of its committed events: "
-          f"{'met' if met else 'NOT met'} ({args.rounds - len(failures)}/{args.rounds})")
-    print(json.dumps({"rounds": args.rounds, "failures": len(failures),
-                      "killed_mid_run": mid_run, "events_min": min(events),
-                      "events_median": float(np.median(events)), "events_max": max(events),
-                      "actions": len(actions), "seconds": round(seconds, 1),
-                      "target_met": met}))
+    print(
+        f"every round opens and equals the replay of its committed events: "
+        f"{'met' if met else 'NOT met'} ({args.rounds - len(failures)}/{args.rounds})"
+    )
+    print(
+        json.dumps(
+            {
+                "rounds": args.rounds,
+                "failures": len(failures),
+                "killed_mid_run": mid_run,
+                "events_min": min(events),
+                "events_median": float(np.median(events)),
+                "events_max": max(events),
+                "actions": len(actions),
+                "seconds": round(seconds, 1),
+                "target_met": met,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -81,11 +81,17 @@ def _time_in_turns(calls: dict, repeats: int) -> dict[str, list[tuple[float, flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=40,
-                        help="timed calls per backend and case (eager: a quarter of them "
-                             "for the app refinement)")
-    parser.add_argument("--backends", default=",".join(BACKENDS),
-                        help="comma-separated, the first is the one checked against targets")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=40,
+        help="timed calls per backend and case (eager: a quarter of them for the app refinement)",
+    )
+    parser.add_argument(
+        "--backends",
+        default=",".join(BACKENDS),
+        help="comma-separated, the first is the one checked against targets",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     names = args.backends.split(",")
@@ -101,42 +107,72 @@ def main() -> None:
         refiners = {name: r.with_options(**options) for name, r in built.items()}
         reference = PatchRefiner(model, optimise=False, **options).refine_batch(*inputs)
         fast = {name: r for name, r in refiners.items() if name != "eager"}
-        times = _time_in_turns({name: (lambda r=r, i=inputs: r.refine_batch(*i))
-                                for name, r in fast.items()}, args.repeats)
+        times = _time_in_turns(
+            {name: (lambda r=r, i=inputs: r.refine_batch(*i)) for name, r in fast.items()},
+            args.repeats,
+        )
         if "eager" in refiners:
             eager = refiners["eager"]
-            times.update(_time_in_turns({"eager": lambda e=eager, i=inputs: e.refine_batch(*i)},
-                                        max(3, args.repeats // 4) if options else args.repeats))
+            times.update(
+                _time_in_turns(
+                    {"eager": lambda e=eager, i=inputs: e.refine_batch(*i)},
+                    max(3, args.repeats // 4) if options else args.repeats,
+                )
+            )
         case = {}
         for name in names:
             wall, cpu = (np.array(series) * 1e3 for series in zip(*times[name], strict=True))
             diff = float(np.abs(refiners[name].refine_batch(*inputs) - reference).max())
-            case[name] = {"backend": refiners[name].net.backend,
-                          "p50_ms": round(float(np.percentile(wall, 50)), 2),
-                          "p95_ms": round(float(np.percentile(wall, 95)), 2),
-                          "cpu_p50_ms": round(float(np.percentile(cpu, 50)), 2),
-                          "max_abs_diff": diff, "equal": diff < EQUALITY_TOLERANCE}
+            case[name] = {
+                "backend": refiners[name].net.backend,
+                "p50_ms": round(float(np.percentile(wall, 50)), 2),
+                "p95_ms": round(float(np.percentile(wall, 95)), 2),
+                "cpu_p50_ms": round(float(np.percentile(cpu, 50)), 2),
+                "max_abs_diff": diff,
+                "equal": diff < EQUALITY_TOLERANCE,
+            }
         chosen = case[names[0]]
-        ratios = {f"{name}_over_{names[0]}": round(case[name]["p50_ms"] / chosen["p50_ms"], 2)
-                  for name in names[1:]}
-        results[key] = {"backends": case, "p50_ratios": ratios, "target_p50_ms": target,
-                        "target_met": None if target is None else chosen["p50_ms"] <= target}
+        ratios = {
+            f"{name}_over_{names[0]}": round(case[name]["p50_ms"] / chosen["p50_ms"], 2)
+            for name in names[1:]
+        }
+        results[key] = {
+            "backends": case,
+            "p50_ratios": ratios,
+            "target_p50_ms": target,
+            "target_met": None if target is None else chosen["p50_ms"] <= target,
+        }
         print(f"{label} (load average {os.getloadavg()[0]:.1f}):")
         for name, row in case.items():
-            print(f"  {name:12s} p50 {row['p50_ms']:8.1f} ms  p95 {row['p95_ms']:8.1f} ms  "
-                  f"CPU p50 {row['cpu_p50_ms']:8.1f} ms  max|diff| {row['max_abs_diff']:.1e}  "
-                  f"{row['p50_ms'] / chosen['p50_ms']:5.2f}x {names[0]}")
+            print(
+                f"  {name:12s} p50 {row['p50_ms']:8.1f} ms  p95 {row['p95_ms']:8.1f} ms  "
+                f"CPU p50 {row['cpu_p50_ms']:8.1f} ms  max|diff| {row['max_abs_diff']:.1e}  "
+                f"{row['p50_ms'] / chosen['p50_ms']:5.2f}x {names[0]}"
+            )
         if target is not None:
-            print(f"  {names[0]} p50 {chosen['p50_ms']} ms (target <= {target:.0f} ms): "
-                  f"{'met' if results[key]['target_met'] else 'NOT met'}")
+            print(
+                f"  {names[0]} p50 {chosen['p50_ms']} ms (target <= {target:.0f} ms): "
+                f"{'met' if results[key]['target_met'] else 'NOT met'}"
+            )
     one = results["one_pass"]["backends"][names[0]]
     issue4 = one["p50_ms"] < ISSUE4_P50_MS and one["p95_ms"] < ISSUE4_P95_MS
-    print(f"issue 4 (one pass p50 < {ISSUE4_P50_MS:.0f} ms, p95 < {ISSUE4_P95_MS:.0f} ms): "
-          f"{'met' if issue4 else 'NOT met'}")
-    print(json.dumps({"cases": results, "issue4_target_met": issue4, "threads": args.threads,
-                      "all_equal": all(row["equal"] for case in results.values()
-                                       for row in case["backends"].values()),
-                      "load_average": round(os.getloadavg()[0], 2)}))
+    print(
+        f"issue 4 (one pass p50 < {ISSUE4_P50_MS:.0f} ms, p95 < {ISSUE4_P95_MS:.0f} ms): "
+        f"{'met' if issue4 else 'NOT met'}"
+    )
+    print(
+        json.dumps(
+            {
+                "cases": results,
+                "issue4_target_met": issue4,
+                "threads": args.threads,
+                "all_equal": all(
+                    row["equal"] for case in results.values() for row in case["backends"].values()
+                ),
+                "load_average": round(os.getloadavg()[0], 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

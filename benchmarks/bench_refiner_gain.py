@@ -38,44 +38,83 @@ def main() -> None:
     parser.add_argument("--base", default=None, metavar="CKPT")
     parser.add_argument("--refiner", default=None, metavar="CKPT")
     parser.add_argument("--seed", type=int, default=0, help="patches and strokes (default 0)")
-    parser.add_argument("--strokes", type=int, default=1, metavar="K",
-                        help="strokes per patch, each against the refined patch (default 1)")
-    parser.add_argument("--orientations", type=int, default=1, choices=ORIENTATIONS,
-                        help="average the refined logits over K orientations (default 1)")
-    parser.add_argument("--iterations", type=int, default=1, metavar="N",
-                        help="refine N times, each from the one before's logits (default 1)")
+    parser.add_argument(
+        "--strokes",
+        type=int,
+        default=1,
+        metavar="K",
+        help="strokes per patch, each against the refined patch (default 1)",
+    )
+    parser.add_argument(
+        "--orientations",
+        type=int,
+        default=1,
+        choices=ORIENTATIONS,
+        help="average the refined logits over K orientations (default 1)",
+    )
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=1,
+        metavar="N",
+        help="refine N times, each from the one before's logits (default 1)",
+    )
     args = parser.parse_args()
     if args.strokes < 1 or args.iterations < 1:
-        parser.error(f"--strokes and --iterations must be >= 1, got {args.strokes}, "
-                     f"{args.iterations}")
+        parser.error(
+            f"--strokes and --iterations must be >= 1, got {args.strokes}, {args.iterations}"
+        )
 
     base_path = args.base or shipped_checkpoint("base")
     refiner_path = args.refiner or shipped_checkpoint("refiner")
     base, metadata = load_checkpoint(base_path, kind="base")
     geometry = GridOptions.of_checkpoint(metadata)
     views = load_training_views(args.views, inputs=base.spec.inputs, factor=1)
-    patches = validation_patches(FastNet(base, net_size=geometry.net_size), views, geometry,
-                                 seed=args.seed)
+    patches = validation_patches(
+        FastNet(base, net_size=geometry.net_size), views, geometry, seed=args.seed
+    )
     refiner, _ = load_checkpoint(refiner_path, kind="refiner", inputs=base.spec.inputs)
     net = FastNet(refiner, net_size=geometry.net_size, orientations=args.orientations)
-    scores = refined_scores(net, patches, strokes=args.strokes, scale=geometry.factor,
-                            seed=args.seed, iterations=args.iterations)
+    scores = refined_scores(
+        net,
+        patches,
+        strokes=args.strokes,
+        scale=geometry.factor,
+        seed=args.seed,
+        iterations=args.iterations,
+    )
     met = scores["gain"] >= TARGET_GAIN
-    print(f"refiner {refiner_path} on {', '.join(args.views)} (seed {args.seed}, "
-          f"{args.orientations} orientation{'s' if args.orientations > 1 else ''}, "
-          f"{args.iterations} iteration{'s' if args.iterations > 1 else ''}): "
-          f"{scores['patches']} patches, human-only pFM {scores['human_pfm']:.4f} -> refined "
-          f"{scores['refined_pfm']:.4f}: gain {100 * scores['gain']:+.2f}% "
-          f"(target >= {100 * TARGET_GAIN:+.0f}%: {'met' if met else 'not met'})")
+    print(
+        f"refiner {refiner_path} on {', '.join(args.views)} (seed {args.seed}, "
+        f"{args.orientations} orientation{'s' if args.orientations > 1 else ''}, "
+        f"{args.iterations} iteration{'s' if args.iterations > 1 else ''}): "
+        f"{scores['patches']} patches, human-only pFM {scores['human_pfm']:.4f} -> refined "
+        f"{scores['refined_pfm']:.4f}: gain {100 * scores['gain']:+.2f}% "
+        f"(target >= {100 * TARGET_GAIN:+.0f}%: {'met' if met else 'not met'})"
+    )
     if args.strokes > 1:
-        print("gain after 1..K strokes: " + " ".join(f"{100 * g:+.2f}%" for g in scores["gains"])
-              + f"; mean {100 * scores['sequence_gain']:+.2f}%")
-    print(json.dumps({**{k: round(v, 5) if isinstance(v, float) else v
-                         for k, v in scores.items() if k != "gains"},
-                      "gains": [round(g, 5) for g in scores["gains"]],
-                      "views": args.views, "seed": args.seed, "orientations": args.orientations,
-                      "iterations": args.iterations,
-                      "target_met": met}))
+        print(
+            "gain after 1..K strokes: "
+            + " ".join(f"{100 * g:+.2f}%" for g in scores["gains"])
+            + f"; mean {100 * scores['sequence_gain']:+.2f}%"
+        )
+    print(
+        json.dumps(
+            {
+                **{
+                    k: round(v, 5) if isinstance(v, float) else v
+                    for k, v in scores.items()
+                    if k != "gains"
+                },
+                "gains": [round(g, 5) for g in scores["gains"]],
+                "views": args.views,
+                "seed": args.seed,
+                "orientations": args.orientations,
+                "iterations": args.iterations,
+                "target_met": met,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,9 @@ def drags(count: int, shape, *, rng) -> list[Stroke]:
 def full_size_inputs():
     """A stand-in view (elliptic mirror area) and base logits with faint lines every 40 rows."""
     yy, xx = np.ogrid[:HEIGHT, :WIDTH]
-    mirror = ((yy - HEIGHT / 2) ** 2 / (HEIGHT / 2) ** 2
-              + (xx - WIDTH / 2) ** 2 / (WIDTH / 2) ** 2 < 1)
+    mirror = (yy - HEIGHT / 2) ** 2 / (HEIGHT / 2) ** 2 + (xx - WIDTH / 2) ** 2 / (
+        WIDTH / 2
+    ) ** 2 < 1
     base = np.full((HEIGHT, WIDTH), -4.0, np.float32)
     base[::40] = 0.5
     # the session reads only the mirror mask and ground truth of a view (the refiner's maps
@@ -67,7 +68,7 @@ def history_bytes(session: AnnotationSession, strokes, *, refine: bool) -> float
     gc.collect()
     used = tracemalloc.get_traced_memory()[0] - start
     tracemalloc.stop()
-    return used / 2 ** 20
+    return used / 2**20
 
 
 def main() -> None:
@@ -102,16 +103,22 @@ def main() -> None:
     t = time.perf_counter()
     refined_mb = history_bytes(session, refined, refine=True)
     refine_stroke_ms = 1000 * (time.perf_counter() - t) / len(refined)
-    parts = {k: v / 2 ** 20 for k, v in session.memory_bytes().items()}
+    parts = {k: v / 2**20 for k, v in session.memory_bytes().items()}
     # for fewer than 500 strokes (--quick), a bound: shown patch changes growing as measured
     # but at most one per patch, the cache at its limit, the rest (steps, events) linearly
     grid = session.grid
-    patch_bound_mb = len(grid) * grid.net_size ** 2 * 2 / 2 ** 20
+    patch_bound_mb = len(grid) * grid.net_size**2 * 2 / 2**20
     steps_mb = refined_mb - parts["refined_patches"] - parts["cache"]
     scale = 500 / len(refined)
-    refined_500_mb = refined_mb if len(refined) == 500 else (
-        min(parts["refined_patches"] * scale, patch_bound_mb) + CACHE_BYTES / 2 ** 20
-        + steps_mb * scale)
+    refined_500_mb = (
+        refined_mb
+        if len(refined) == 500
+        else (
+            min(parts["refined_patches"] * scale, patch_bound_mb)
+            + CACHE_BYTES / 2**20
+            + steps_mb * scale
+        )
+    )
     t = time.perf_counter()
     for _ in range(10):
         session.undo()
@@ -131,16 +138,22 @@ def main() -> None:
         "refined_history_500_mb": round(refined_500_mb, 1),
     }
     print(f"full-size view {WIDTH} x {HEIGHT}, session construction {setup_s:.2f} s")
-    print(f"stroke + undo without refinement: median {stroke_undo_ms:.3f} ms, "
-          f"p95 {stroke_undo_p95_ms:.3f} ms (target < 5 ms: "
-          f"{'met' if stroke_undo_ms < 5 else 'NOT met'})")
-    print(f"history of 500 strokes without refinement: {plain_mb:.2f} MB (target < 200 MB: "
-          f"{'met' if plain_mb < 200 else 'NOT met'})")
-    print(f"with the model-free refiner: {refine_stroke_ms:.1f} ms per stroke, undo "
-          f"{refined_undo_ms:.1f} ms; {len(refined)} strokes grew memory by {refined_mb:.1f} MB: "
-          f"{parts['refined_patches']:.1f} MB shown patch changes, {parts['cache']:.1f} MB "
-          f"cache (bounded); for 500 strokes {refined_500_mb:.1f} MB "
-          f"(target < 200 MB: {'met' if refined_500_mb < 200 else 'NOT met'})")
+    print(
+        f"stroke + undo without refinement: median {stroke_undo_ms:.3f} ms, "
+        f"p95 {stroke_undo_p95_ms:.3f} ms (target < 5 ms: "
+        f"{'met' if stroke_undo_ms < 5 else 'NOT met'})"
+    )
+    print(
+        f"history of 500 strokes without refinement: {plain_mb:.2f} MB (target < 200 MB: "
+        f"{'met' if plain_mb < 200 else 'NOT met'})"
+    )
+    print(
+        f"with the model-free refiner: {refine_stroke_ms:.1f} ms per stroke, undo "
+        f"{refined_undo_ms:.1f} ms; {len(refined)} strokes grew memory by {refined_mb:.1f} MB: "
+        f"{parts['refined_patches']:.1f} MB shown patch changes, {parts['cache']:.1f} MB "
+        f"cache (bounded); for 500 strokes {refined_500_mb:.1f} MB "
+        f"(target < 200 MB: {'met' if refined_500_mb < 200 else 'NOT met'})"
+    )
     print(json.dumps(figures))
 
 

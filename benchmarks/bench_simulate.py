@@ -33,8 +33,23 @@ def main() -> None:
     from simulation.runs import refiner_options
 
     with tempfile.TemporaryDirectory() as folder:
-        subprocess.run([sys.executable, "-m", "annotator", "synth", folder, "--views", "1",
-                        "--first", "201", "--seed", "3"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "annotator",
+                "synth",
+                folder,
+                "--views",
+                "1",
+                "--first",
+                "201",
+                "--seed",
+                "3",
+            ],
+            check=True,
+            capture_output=True,
+        )
         view = load_view(find_views(folder)[0].depth)
     predictor = Predictor(shipped_checkpoint("base"))
     refiner = PatchRefiner(shipped_checkpoint("refiner"), **refiner_options("both"))
@@ -43,27 +58,45 @@ def main() -> None:
     predict_seconds = time.perf_counter() - started
     image = network_input(view, predictor.net.spec.inputs)
     started = time.perf_counter()
-    records = run_protocol(image, probability_logits(probabilities), view.ground_truth,
-                           refiner.refine, mirror_mask=view.mirror_mask,
-                           grid=predictor.grid(*view.shape),
-                           config=ProtocolConfig(steps=args.steps), rng=0)
+    records = run_protocol(
+        image,
+        probability_logits(probabilities),
+        view.ground_truth,
+        refiner.refine,
+        mirror_mask=view.mirror_mask,
+        grid=predictor.grid(*view.shape),
+        config=ProtocolConfig(steps=args.steps),
+        rng=0,
+    )
     seconds = time.perf_counter() - started
     per_3000 = seconds / max(args.steps, 1) * 3000
-    print(f"view {view.view_id} {view.shape[1]}x{view.shape[0]}: "
-          f"prediction {predict_seconds:.1f} s")
-    print(f"{args.steps} steps in {seconds:.1f} s "
-          f"({1000 * seconds / max(args.steps, 1):.1f} ms/step); "
-          f"3000 steps: {per_3000 / 60:.1f} min (target < {TARGET_SECONDS // 60} min: "
-          f"{'met' if per_3000 < TARGET_SECONDS else 'NOT met'})")
-    print(f"pFM human only {records[0]['pfm_human']:.3f} -> {records[-1]['pfm_human']:.3f}, "
-          f"human + network {records[-1]['pfm_network']:.3f}, strokes {records[-1]['strokes']}")
-    print(json.dumps({"steps": args.steps, "seconds": round(seconds, 1),
-                      "ms_per_step": round(1000 * seconds / max(args.steps, 1), 2),
-                      "minutes_per_3000_steps": round(per_3000 / 60, 2),
-                      "target_met": per_3000 < TARGET_SECONDS,
-                      "pfm_start": records[0]["pfm_human"],
-                      "pfm_human_end": records[-1]["pfm_human"],
-                      "pfm_network_end": records[-1]["pfm_network"]}))
+    print(
+        f"view {view.view_id} {view.shape[1]}x{view.shape[0]}: prediction {predict_seconds:.1f} s"
+    )
+    print(
+        f"{args.steps} steps in {seconds:.1f} s "
+        f"({1000 * seconds / max(args.steps, 1):.1f} ms/step); "
+        f"3000 steps: {per_3000 / 60:.1f} min (target < {TARGET_SECONDS // 60} min: "
+        f"{'met' if per_3000 < TARGET_SECONDS else 'NOT met'})"
+    )
+    print(
+        f"pFM human only {records[0]['pfm_human']:.3f} -> {records[-1]['pfm_human']:.3f}, "
+        f"human + network {records[-1]['pfm_network']:.3f}, strokes {records[-1]['strokes']}"
+    )
+    print(
+        json.dumps(
+            {
+                "steps": args.steps,
+                "seconds": round(seconds, 1),
+                "ms_per_step": round(1000 * seconds / max(args.steps, 1), 2),
+                "minutes_per_3000_steps": round(per_3000 / 60, 2),
+                "target_met": per_3000 < TARGET_SECONDS,
+                "pfm_start": records[0]["pfm_human"],
+                "pfm_human_end": records[-1]["pfm_human"],
+                "pfm_network_end": records[-1]["pfm_network"],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

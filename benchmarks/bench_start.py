@@ -28,7 +28,8 @@ def _options(text: str) -> list[tuple[int, int]]:
         pairs = [tuple(int(v) for v in item.lower().split("x")) for item in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected ORIENTATIONSxITERATIONS,..., got {text!r}") from None
+            f"expected ORIENTATIONSxITERATIONS,..., got {text!r}"
+        ) from None
     if not pairs or any(len(p) != 2 for p in pairs):
         raise argparse.ArgumentTypeError(f"expected ORIENTATIONSxITERATIONS,..., got {text!r}")
     return pairs
@@ -45,19 +46,23 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("views", nargs="*", default=["data/eval"], metavar="VIEW_DIR")
-    parser.add_argument("--options", type=_options,
-                        default=[(START_ORIENTATIONS, START_ITERATIONS)],
-                        help="refiner options to compare, e.g. 1x1,4x1,4x2 (default: the "
-                        f"start's, {START_ORIENTATIONS}x{START_ITERATIONS})")
+    parser.add_argument(
+        "--options",
+        type=_options,
+        default=[(START_ORIENTATIONS, START_ITERATIONS)],
+        help="refiner options to compare, e.g. 1x1,4x1,4x2 (default: the "
+        f"start's, {START_ORIENTATIONS}x{START_ITERATIONS})",
+    )
     parser.add_argument("--base", default=None, metavar="CKPT")
     parser.add_argument("--refiner", default=None, metavar="CKPT")
     args = parser.parse_args()
 
     base = Predictor(args.base or shipped_checkpoint("base"))
     refiner = PatchRefiner(args.refiner or shipped_checkpoint("refiner"))
-    starts = {f"{o}x{i}": StartPredictor(base, refiner.with_options(orientations=o,
-                                                                     iterations=i))
-              for o, i in args.options}
+    starts = {
+        f"{o}x{i}": StartPredictor(base, refiner.with_options(orientations=o, iterations=i))
+        for o, i in args.options
+    }
     files = [f for folder in args.views for f in find_views(folder) if f.drawings is not None]
     if not files:
         parser.error(f"no view with ground truth under {', '.join(args.views)}")
@@ -78,24 +83,43 @@ def main() -> None:
             else:
                 probabilities = predictor.predict_image(image, grid)
             seconds[name] += time.perf_counter() - started
-            pfm[name][view.view_id] = score_masks(probabilities > 0.5, view.ground_truth,
-                                                  mask=view.mirror_mask)["pfm"]
-        print(f"{view.view_id}: " + ", ".join(f"{name} {pfm[name][view.view_id]:.4f}"
-                                              for name in pfm), flush=True)
+            pfm[name][view.view_id] = score_masks(
+                probabilities > 0.5, view.ground_truth, mask=view.mirror_mask
+            )["pfm"]
+        print(
+            f"{view.view_id}: "
+            + ", ".join(f"{name} {pfm[name][view.view_id]:.4f}" for name in pfm),
+            flush=True,
+        )
     results = {}
     for name in pfm:
         mean = float(np.mean(list(pfm[name].values())))
-        results[name] = {"pfm": {k: round(v, 4) for k, v in pfm[name].items()},
-                         "mean_pfm": round(mean, 4),
-                         "ms_per_patch": round(1000 * seconds[name] / patches, 1),
-                         "s_per_megapixel": round(seconds[name] / megapixels, 3)}
-        print(f"{name:>5}: mean pFM {mean:.4f}, {results[name]['ms_per_patch']} ms per patch, "
-              f"{results[name]['s_per_megapixel']} s per megapixel"
-              + ("" if name == "base" else
-                 f" (target mean >= {TARGET_PFM}: {'met' if mean >= TARGET_PFM else 'not met'})"))
-    print(json.dumps({"views": args.views, "patches": patches,
-                      "megapixels": round(megapixels, 2), "results": results,
-                      "target_pfm": TARGET_PFM}))
+        results[name] = {
+            "pfm": {k: round(v, 4) for k, v in pfm[name].items()},
+            "mean_pfm": round(mean, 4),
+            "ms_per_patch": round(1000 * seconds[name] / patches, 1),
+            "s_per_megapixel": round(seconds[name] / megapixels, 3),
+        }
+        print(
+            f"{name:>5}: mean pFM {mean:.4f}, {results[name]['ms_per_patch']} ms per patch, "
+            f"{results[name]['s_per_megapixel']} s per megapixel"
+            + (
+                ""
+                if name == "base"
+                else f" (target mean >= {TARGET_PFM}: {'met' if mean >= TARGET_PFM else 'not met'})"
+            )
+        )
+    print(
+        json.dumps(
+            {
+                "views": args.views,
+                "patches": patches,
+                "megapixels": round(megapixels, 2),
+                "results": results,
+                "target_pfm": TARGET_PFM,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

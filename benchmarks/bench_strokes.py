@@ -38,14 +38,19 @@ def make_patch(rng):
     radii = PAPER_STROKE_WIDTHS.sample(rng, int(rng.integers(4, 9)), scale_factor=0.5)
     gt_strokes = [Stroke("add", _curve(rng), r) for r in radii]
     gt = burn_in(np.zeros((SIZE, SIZE), bool), gt_strokes)
-    misses = [Stroke("erase", _curve(rng, 6) * 0.3 + rng.uniform(0, SIZE, 2) * 0.7, 6.0)
-              for _ in range(int(rng.integers(3, 8)))]
-    false = [Stroke("add", _curve(rng, int(rng.integers(3, 20))), float(rng.uniform(1, 3)))
-             for _ in range(int(rng.integers(3, 8)))]
+    misses = [
+        Stroke("erase", _curve(rng, 6) * 0.3 + rng.uniform(0, SIZE, 2) * 0.7, 6.0)
+        for _ in range(int(rng.integers(3, 8)))
+    ]
+    false = [
+        Stroke("add", _curve(rng, int(rng.integers(3, 20))), float(rng.uniform(1, 3)))
+        for _ in range(int(rng.integers(3, 8)))
+    ]
     pred = burn_in(gt, misses + false)
     blobs = (rng.random((SIZE // 8, SIZE // 8)) < 0.03).astype(np.uint8)
     pred |= cv2.resize(blobs, (SIZE, SIZE), interpolation=cv2.INTER_NEAREST).astype(bool) & (
-        rng.random((SIZE, SIZE)) < 0.7)
+        rng.random((SIZE, SIZE)) < 0.7
+    )
     return gt, pred
 
 
@@ -56,8 +61,15 @@ def _median_ms(times):
 def main():
     cv2.setNumThreads(1)
     rng = np.random.default_rng(0)
-    timings = {"add": [], "add_no_skeleton": [], "erase": [], "choose": [], "naive_skeletons": [],
-               "rasterize": [], "stroke_channel_20": []}
+    timings = {
+        "add": [],
+        "add_no_skeleton": [],
+        "erase": [],
+        "choose": [],
+        "naive_skeletons": [],
+        "rasterize": [],
+        "stroke_channel_20": [],
+    }
     none_count = 0
     for _ in range(20):
         gt, current = make_patch(rng)
@@ -94,15 +106,18 @@ def main():
 
     figures = {f"{name}_median_ms": _median_ms(values) for name, values in timings.items()}
     figures["naive_over_add_erase_ratio"] = figures["naive_skeletons_median_ms"] / max(
-        figures["add_median_ms"], figures["erase_median_ms"])
+        figures["add_median_ms"], figures["erase_median_ms"]
+    )
     figures["strokes_timed"] = len(timings["add"])
     for name, value in figures.items():
         print(f"{name:34s} {value:9.4f}")
     met = figures["add_median_ms"] < TARGET_MS and figures["erase_median_ms"] < TARGET_MS
     figures["target_ms"] = TARGET_MS
     figures["target_met"] = bool(met)
-    print(f"target: add and erase median < {TARGET_MS} ms per stroke on {SIZE} x {SIZE}: "
-          f"{'met' if met else 'NOT met'}")
+    print(
+        f"target: add and erase median < {TARGET_MS} ms per stroke on {SIZE} x {SIZE}: "
+        f"{'met' if met else 'NOT met'}"
+    )
     print(json.dumps(figures))
 
 

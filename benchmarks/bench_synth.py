@@ -53,8 +53,9 @@ print(json.dumps({"baseline_pfm": scores}))
 
 
 def _child(code, *args):
-    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -74,25 +75,31 @@ def main() -> int:
         r = _child(_CHILD, w, h)
         total = r["generate_s"] + r["write_s"]
         mpx = w * h / 1e6
-        line = (f"{w} x {h} ({mpx:.1f} Mpx): generate {r['generate_s']:.2f} s, write "
-                f"{r['write_s']:.2f} s, total {total:.2f} s ({total / mpx:.2f} s/Mpx; CPU "
-                f"{r['cpu_s']:.2f} s), "
-                f"peak RSS {r['peak_mb']:.0f} MB")
+        line = (
+            f"{w} x {h} ({mpx:.1f} Mpx): generate {r['generate_s']:.2f} s, write "
+            f"{r['write_s']:.2f} s, total {total:.2f} s ({total / mpx:.2f} s/Mpx; CPU "
+            f"{r['cpu_s']:.2f} s), "
+            f"peak RSS {r['peak_mb']:.0f} MB"
+        )
         if (w, h) == (2048, 2048):
             wall_met = "met" if total < TARGET_2048_S else "NOT met"
             cpu_met = "met" if r["cpu_s"] < TARGET_2048_S else "NOT met"
-            line += (f"; target < {TARGET_2048_S:.0f} s: wall {wall_met}"
-                     f", CPU {cpu_met} (CPU time is what "
-                     f"an idle core would take)")
+            line += (
+                f"; target < {TARGET_2048_S:.0f} s: wall {wall_met}"
+                f", CPU {cpu_met} (CPU time is what "
+                f"an idle core would take)"
+            )
         print(line, flush=True)
         figures[f"{w}x{h}"] = {**{k: round(v, 3) for k, v in r.items()}, "total_s": round(total, 3)}
     if args.baseline_views > 0:
         scores = _child(_BASELINE, args.baseline_views)["baseline_pfm"]
         mean = sum(scores) / len(scores)
-        print(f"classical baseline (best threshold of the preprocessed depth) at the default "
-              f"difficulty, 2048 px views: pFM {', '.join(f'{s:.3f}' for s in scores)} "
-              f"(mean {mean:.3f}; target clearly below 0.6: {'met' if mean < 0.6 else 'NOT met'})",
-              flush=True)
+        print(
+            f"classical baseline (best threshold of the preprocessed depth) at the default "
+            f"difficulty, 2048 px views: pFM {', '.join(f'{s:.3f}' for s in scores)} "
+            f"(mean {mean:.3f}; target clearly below 0.6: {'met' if mean < 0.6 else 'NOT met'})",
+            flush=True,
+        )
         figures["baseline_pfm_mean"] = round(mean, 4)
     print(json.dumps(figures))
     return 0

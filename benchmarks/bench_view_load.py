@@ -97,8 +97,12 @@ def open_in_app(view: str) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         target = str(Path(folder) / "view.etmira")
         for mode in ("first", "reopen"):
-            result = subprocess.run([sys.executable, "-c", _APP_CHILD, view, target, mode],
-                                    check=True, capture_output=True, text=True)
+            result = subprocess.run(
+                [sys.executable, "-c", _APP_CHILD, view, target, mode],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             child = json.loads(result.stdout.strip().splitlines()[-1])
             open_key = f"{mode}_open_s" if mode == "first" else "reopen_s"
             figures[open_key] = round(child["seconds"], 1)
@@ -123,7 +127,7 @@ def write_synthetic_view(root: Path, height: int, width: int, *, mask: bool) -> 
     yy = np.arange(height, dtype=np.float32)[:, None] - height / 2
     xx = np.arange(width, dtype=np.float32)[None, :] - width / 2
     radius = 0.45 * min(height, width)
-    r2 = (xx * xx + yy * yy) / radius ** 2
+    r2 = (xx * xx + yy * yy) / radius**2
     disc = r2 < 1
     # Engraved rings (0.15 mm deep) on a shallow dome; the background a plane.
     ring = np.abs(np.sin(np.sqrt(r2) * 40)) < 0.05
@@ -135,7 +139,7 @@ def write_synthetic_view(root: Path, height: int, width: int, *, mask: bool) -> 
     write_tiff(maps / "SYN-1_R_RHO.tif", albedo.astype(np.float32), px_per_mm=PX_PER_MM)
     del albedo
     normals = np.empty((height, width, 3), np.float32)
-    slope = np.where(disc, 4.0 / radius ** 2, 0).astype(np.float32)
+    slope = np.where(disc, 4.0 / radius**2, 0).astype(np.float32)
     normals[..., 0] = xx * slope
     normals[..., 1] = yy * slope
     normals[..., 2] = 1
@@ -164,15 +168,21 @@ def main() -> None:
     args = parser.parse_args()
     if args.app:
         figures = open_in_app(args.app)
-        print(f"first open {figures['first_open_s']} s (project {figures['first_project_s']} s), "
-              f"peak RSS {figures['first_peak_rss_mb']} MB, idle {figures['first_idle_rss_mb']} MB")
-        print(f"reopen {figures['reopen_s']} s (project {figures['reopen_project_s']} s), "
-              f"peak RSS {figures['reopen_peak_rss_mb']} MB, "
-              f"idle {figures['reopen_idle_rss_mb']} MB; "
-              f"refiner built {figures['reopen_refiner_ready_s']} s after the start (peak "
-              f"{figures['reopen_peak_with_refiner_mb']} MB)")
-        print(f"project file {figures['project_mb']} MB; targets {APP_TARGETS}: "
-              f"{figures['targets_met']}")
+        print(
+            f"first open {figures['first_open_s']} s (project {figures['first_project_s']} s), "
+            f"peak RSS {figures['first_peak_rss_mb']} MB, idle {figures['first_idle_rss_mb']} MB"
+        )
+        print(
+            f"reopen {figures['reopen_s']} s (project {figures['reopen_project_s']} s), "
+            f"peak RSS {figures['reopen_peak_rss_mb']} MB, "
+            f"idle {figures['reopen_idle_rss_mb']} MB; "
+            f"refiner built {figures['reopen_refiner_ready_s']} s after the start (peak "
+            f"{figures['reopen_peak_with_refiner_mb']} MB)"
+        )
+        print(
+            f"project file {figures['project_mb']} MB; targets {APP_TARGETS}: "
+            f"{figures['targets_met']}"
+        )
         print(json.dumps(figures))
         return
     height, width = round(FULL_HEIGHT * args.scale), round(FULL_WIDTH * args.scale)
@@ -181,29 +191,42 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        subprocess.run([sys.executable, __file__, "--write-only", folder, "--scale",
-                        str(args.scale)] + (["--no-mask"] if args.no_mask else []), check=True)
+        subprocess.run(
+            [sys.executable, __file__, "--write-only", folder, "--scale", str(args.scale)]
+            + (["--no-mask"] if args.no_mask else []),
+            check=True,
+        )
         written = time.perf_counter() - start
         size_mb = sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file()) / 2**20
-        result = subprocess.run([sys.executable, "-c", _CHILD, folder], check=True,
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-c", _CHILD, folder], check=True, capture_output=True, text=True
+        )
     child = json.loads(result.stdout.strip().splitlines()[-1])
     peak_mb = max(child["peak_kb"], child["hwm_kb"] or 0) / 1024
     figures = {
-        "width": width, "height": height, "megapixels": round(width * height / 1e6, 1),
-        "files_mb": round(size_mb, 1), "write_s": round(written, 1),
-        "load_s": round(child["seconds"], 2), "load_cpu_s": round(child["cpu_s"], 2),
+        "width": width,
+        "height": height,
+        "megapixels": round(width * height / 1e6, 1),
+        "files_mb": round(size_mb, 1),
+        "write_s": round(written, 1),
+        "load_s": round(child["seconds"], 2),
+        "load_cpu_s": round(child["cpu_s"], 2),
         "peak_rss_mb": round(peak_mb, 1),
         "import_rss_mb": round(child["import_kb"] / 1024, 1),
-        "target_peak_mb": TARGET_PEAK_MB, "peak_target_met": peak_mb < TARGET_PEAK_MB,
+        "target_peak_mb": TARGET_PEAK_MB,
+        "peak_target_met": peak_mb < TARGET_PEAK_MB,
         "mask_estimated": args.no_mask,
     }
-    print(f"view {width} x {height} ({figures['megapixels']} Mpx), files {size_mb:.0f} MB "
-          f"written in {written:.1f} s")
-    print(f"load_view: {child['seconds']:.2f} s wall, {child['cpu_s']:.2f} s CPU, "
-          f"peak RSS {peak_mb:.0f} MB "
-          f"(after imports {figures['import_rss_mb']:.0f} MB); target < {TARGET_PEAK_MB} MB: "
-          f"{'met' if figures['peak_target_met'] else 'NOT met'}")
+    print(
+        f"view {width} x {height} ({figures['megapixels']} Mpx), files {size_mb:.0f} MB "
+        f"written in {written:.1f} s"
+    )
+    print(
+        f"load_view: {child['seconds']:.2f} s wall, {child['cpu_s']:.2f} s CPU, "
+        f"peak RSS {peak_mb:.0f} MB "
+        f"(after imports {figures['import_rss_mb']:.0f} MB); target < {TARGET_PEAK_MB} MB: "
+        f"{'met' if figures['peak_target_met'] else 'NOT met'}"
+    )
     if child["warnings"]:
         print("warnings:", "; ".join(child["warnings"]))
     print(json.dumps(figures))

@@ -45,20 +45,26 @@ import json
 import struct
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
 from refinement_model.errors import Cancelled, InputError
-from refinement_model.inference import PatchRefiner
 from refinement_model.imageio import file_sha256
+from refinement_model.inference import PatchRefiner
 from refinement_model.nets import LOGIT_SCALE, refiner_input, scale_base_logits
 from refinement_model.strokes import stroke_channel
 from refinement_model.training.data import dihedral
 
-__all__ = ["TRAINABLE", "AdaptationOptions", "AdaptationResult", "AdaptedState",
-           "CorrectedPatch", "OnlineAdapter"]
+__all__ = [
+    "TRAINABLE",
+    "AdaptationOptions",
+    "AdaptationResult",
+    "AdaptedState",
+    "CorrectedPatch",
+    "OnlineAdapter",
+]
 
 # Which part of a U-Net refiner trains: the decoder's last block and the segmentation head
 # (1.8k parameters in the shipped refiner), or the head alone (73).
@@ -133,8 +139,9 @@ class AdaptationOptions:
         if not 0 <= self.network_weight <= 1:
             raise ValueError(f"network_weight must be in [0, 1], got {self.network_weight!r}")
         if not 0 < self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction must be in (0, 1), "
-                             f"got {self.validation_fraction!r}")
+            raise ValueError(
+                f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
+            )
         if not self.stroke_scale > 0:
             raise ValueError(f"stroke_scale must be > 0, got {self.stroke_scale!r}")
 
@@ -163,14 +170,17 @@ class CorrectedPatch:
     def __post_init__(self):
         image = np.asarray(self.image)
         if image.ndim != 3 or image.dtype != np.float32 or image.shape[1] != image.shape[2]:
-            raise ValueError(f"image must be a (C, n, n) float32 array, got {image.dtype} "
-                             f"{image.shape}")
+            raise ValueError(
+                f"image must be a (C, n, n) float32 array, got {image.dtype} {image.shape}"
+            )
         size = image.shape[1:]
         for name, dtype in (("start", np.float32), ("target", np.bool_), ("user", np.int8)):
             value = np.asarray(getattr(self, name))
             if value.shape != size or value.dtype != dtype:
-                raise ValueError(f"{name} must be a {size} {np.dtype(dtype).name} array, "
-                                 f"got {value.dtype} {value.shape}")
+                raise ValueError(
+                    f"{name} must be a {size} {np.dtype(dtype).name} array, "
+                    f"got {value.dtype} {value.shape}"
+                )
         user = np.asarray(self.user)
         if not np.isin(user, (-1, 0, 1)).all():
             raise ValueError("user must hold only -1, 0 and +1")
@@ -203,10 +213,16 @@ class AdaptedState:
         """safetensors bytes; the rest of the state is JSON in the header metadata."""
         from safetensors.numpy import save
 
-        meta = {"format": _FORMAT_VERSION, "base_sha256": self.base_sha256,
-                "options": self.options, "updates": self.updates}
-        return save({k: np.ascontiguousarray(v) for k, v in self.tensors.items()},
-                    metadata={_METADATA_KEY: json.dumps(meta, sort_keys=True)})
+        meta = {
+            "format": _FORMAT_VERSION,
+            "base_sha256": self.base_sha256,
+            "options": self.options,
+            "updates": self.updates,
+        }
+        return save(
+            {k: np.ascontiguousarray(v) for k, v in self.tensors.items()},
+            metadata={_METADATA_KEY: json.dumps(meta, sort_keys=True)},
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes, *, source=None) -> AdaptedState:
@@ -215,16 +231,23 @@ class AdaptedState:
 
         try:
             (length,) = struct.unpack("<Q", data[:8])
-            header = json.loads(data[8:8 + length])
+            header = json.loads(data[8 : 8 + length])
             meta = json.loads(header["__metadata__"][_METADATA_KEY])
             tensors = load(bytes(data))
         except Exception as error:  # noqa: BLE001 (struct, json and safetensors raise many types)
             raise InputError(source, f"not an adapted refiner state ({error})") from None
         if meta.get("format") != _FORMAT_VERSION:
-            raise InputError(source, f"adapted state format {meta.get('format')!r}, this "
-                                     f"version reads {_FORMAT_VERSION}")
-        return cls(tensors=tensors, base_sha256=meta["base_sha256"], options=meta["options"],
-                   updates=int(meta["updates"]))
+            raise InputError(
+                source,
+                f"adapted state format {meta.get('format')!r}, this "
+                f"version reads {_FORMAT_VERSION}",
+            )
+        return cls(
+            tensors=tensors,
+            base_sha256=meta["base_sha256"],
+            options=meta["options"],
+            updates=int(meta["updates"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -267,7 +290,7 @@ class _FrozenPart(torch.nn.Module):
         shapes = [feature.shape[2:] for feature in features][::-1]
         deepest, *skips = features[1:][::-1]
         x = decoder.center(deepest)
-        for i, block in enumerate(decoder.blocks[:self.blocks]):
+        for i, block in enumerate(decoder.blocks[: self.blocks]):
             x = block(x, *shapes[i + 1], skip_connection=skips[i] if i < len(skips) else None)
         return x
 
@@ -286,14 +309,18 @@ def _frozen_runner(part: _FrozenPart, size: int) -> Callable[[np.ndarray], np.nd
 
         from refinement_model.onnx_export import INPUT_NAME, export_onnx
 
-        session = onnxruntime.InferenceSession(export_onnx(part, size=size),
-                                               providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(
+            export_onnx(part, size=size), providers=["CPUExecutionProvider"]
+        )
 
         def run(batch):
             return session.run(None, {INPUT_NAME: np.ascontiguousarray(batch)})[0]
 
-        probe = np.random.default_rng(0).normal(
-            size=(2, part.spec.in_channels, size, size)).astype(np.float32)
+        probe = (
+            np.random.default_rng(0)
+            .normal(size=(2, part.spec.in_channels, size, size))
+            .astype(np.float32)
+        )
         if np.abs(run(probe) - eager(probe)).max() < EQUALITY_TOLERANCE:
             return run
     except Exception:  # noqa: BLE001 (the exporter and onnxruntime raise many types)
@@ -322,21 +349,28 @@ class OnlineAdapter:
 
     def __init__(self, refiner: PatchRefiner, options: AdaptationOptions = AdaptationOptions()):
         model = refiner.net.model
-        if not hasattr(model, "net") or not hasattr(getattr(model.net, "decoder", None),
-                                                    "blocks"):
-            raise ValueError("online adaptation needs a U-Net refiner "
-                             f"(arch 'unet'), got {refiner.spec.arch!r}")
+        if not hasattr(model, "net") or not hasattr(getattr(model.net, "decoder", None), "blocks"):
+            raise ValueError(
+                f"online adaptation needs a U-Net refiner (arch 'unet'), got {refiner.spec.arch!r}"
+            )
         self.base, self.options = refiner, options
-        self.base_sha256 = (file_sha256(refiner.path) if refiner.path is not None
-                            else _weights_sha256(model))
+        self.base_sha256 = (
+            file_sha256(refiner.path) if refiner.path is not None else _weights_sha256(model)
+        )
         self._model = copy.deepcopy(model).eval()
         for parameter in self._model.parameters():
             parameter.requires_grad_(False)
         net = self._model.net
-        self._trained = ({"head": net.segmentation_head} if options.trainable == "head" else
-                         {"block": net.decoder.blocks[-1], "head": net.segmentation_head})
-        self._names = [name for name, p in self._model.named_parameters()
-                       if any(p is q for m in self._trained.values() for q in m.parameters())]
+        self._trained = (
+            {"head": net.segmentation_head}
+            if options.trainable == "head"
+            else {"block": net.decoder.blocks[-1], "head": net.segmentation_head}
+        )
+        self._names = [
+            name
+            for name, p in self._model.named_parameters()
+            if any(p is q for m in self._trained.values() for q in m.parameters())
+        ]
         self._initial = self._current_tensors()
         self._part = _FrozenPart(self._model, with_last_block=options.trainable == "head")
         self._frozen = None  # built at the first update, for the patches' size
@@ -360,14 +394,18 @@ class OnlineAdapter:
 
     def _check_state(self, state: AdaptedState) -> None:
         if state.base_sha256 != self.base_sha256:
-            raise InputError(None, f"the adapted state was made for the refiner "
-                                   f"{state.base_sha256[:12]}, this refiner is "
-                                   f"{self.base_sha256[:12]}")
+            raise InputError(
+                None,
+                f"the adapted state was made for the refiner "
+                f"{state.base_sha256[:12]}, this refiner is "
+                f"{self.base_sha256[:12]}",
+            )
         shapes = {name: tensor.shape for name, tensor in self._initial.items()}
         got = {name: np.shape(tensor) for name, tensor in state.tensors.items()}
         if got != shapes:
-            raise InputError(None, f"the adapted state holds {sorted(got)}, this adapter "
-                                   f"trains {sorted(shapes)}")
+            raise InputError(
+                None, f"the adapted state holds {sorted(got)}, this adapter trains {sorted(shapes)}"
+            )
 
     def load_state(self, state: AdaptedState | None) -> None:
         """Make ``state`` the accepted one (None: back to the base refiner's weights).
@@ -404,16 +442,22 @@ class OnlineAdapter:
                     parameters[name].copy_(torch.from_numpy(np.asarray(state.tensors[name])))
             model.spec = self._model.spec
             net = self.base.net
-            refined = PatchRefiner(model, optimise=net.optimised, orientations=net.orientations,
-                                   iterations=self.base.iterations, backend=net.backend)
+            refined = PatchRefiner(
+                model,
+                optimise=net.optimised,
+                orientations=net.orientations,
+                iterations=self.base.iterations,
+                backend=net.backend,
+            )
             # keep only the latest: an app keeps one adapted refiner, not the history
             self._refiners = {key: refined}
         return self._refiners[key]
 
     # -- training --------------------------------------------------------------------------
 
-    def update(self, patches: Sequence[CorrectedPatch], *,
-               cancel: Callable[[], bool] | None = None) -> AdaptationResult:
+    def update(
+        self, patches: Sequence[CorrectedPatch], *, cancel: Callable[[], bool] | None = None
+    ) -> AdaptationResult:
         """Train on corrected patches; keep the result if it validates better.
 
         Parameters
@@ -429,13 +473,15 @@ class OnlineAdapter:
         AdaptationResult
         """
         started = time.perf_counter()
-        patches = list(patches)[-self.options.max_examples:]
+        patches = list(patches)[-self.options.max_examples :]
         if len(patches) < 2 or not all(isinstance(p, CorrectedPatch) for p in patches):
             raise ValueError("update needs at least two CorrectedPatch (one validates)")
         size = patches[0].image.shape
         if any(p.image.shape != size for p in patches) or size[0] != self.base.spec.image_channels:
-            raise ValueError(f"every patch must have the refiner's {self.base.spec.image_channels}"
-                             f" image channels and one size, got {[p.image.shape for p in patches]}")
+            raise ValueError(
+                f"every patch must have the refiner's {self.base.spec.image_channels}"
+                f" image channels and one size, got {[p.image.shape for p in patches]}"
+            )
         options = self.options
         rng = np.random.default_rng([options.seed, self._calls])
         self._calls += 1
@@ -458,12 +504,21 @@ class OnlineAdapter:
         self._cache = {key: value for key, value in self._cache.items() if key[0] in keep}
         accepted = bool(loss_after < loss_before)
         self._updates += accepted
-        state = AdaptedState(tensors=tensors, base_sha256=self.base_sha256,
-                             options=asdict(options), updates=self._updates)
+        state = AdaptedState(
+            tensors=tensors,
+            base_sha256=self.base_sha256,
+            options=asdict(options),
+            updates=self._updates,
+        )
         if accepted:
             self.state = state
-        return AdaptationResult(state=state, accepted=accepted, loss_before=loss_before,
-                                loss_after=loss_after, seconds=time.perf_counter() - started)
+        return AdaptationResult(
+            state=state,
+            accepted=accepted,
+            loss_before=loss_before,
+            loss_after=loss_after,
+            seconds=time.perf_counter() - started,
+        )
 
     def _examples(self, patches, *, training: bool, cancel) -> dict:
         """Frozen-part features, residual logits, targets and loss weights of the examples of
@@ -487,8 +542,10 @@ class OnlineAdapter:
         user = patch.user.astype(np.float32)
         arrays = [patch.image, patch.start, user, patch.target]
         if not training:
-            rows = [(*arrays, user), (patch.image, patch.start, np.zeros_like(user),
-                                      patch.target, user)]
+            rows = [
+                (*arrays, user),
+                (patch.image, patch.start, np.zeros_like(user), patch.target, user),
+            ]
         else:
             # seeded by the patch's content: its examples do not depend on the other patches
             rng = np.random.default_rng([self.options.seed, int(digest[:15], 16)])
@@ -497,19 +554,24 @@ class OnlineAdapter:
             for _ in range(self.options.variants):
                 image, start, user, target = dihedral(arrays, int(rng.integers(8)))
                 count = stroke_count(rng, self.options.max_strokes) - 1
-                strokes = simulate_strokes(target, start > 0, count=count, rng=rng,
-                                           scale=self.options.stroke_scale)
+                strokes = simulate_strokes(
+                    target, start > 0, count=count, rng=rng, scale=self.options.stroke_scale
+                )
                 # the pixels the user drew stay the protected part of the target
                 rows.append((image, start, stroke_channel(strokes, (n, n)), target, user))
         images, starts, channels, targets, users = (
             torch.from_numpy(np.stack([np.asarray(row[i], np.float32) for row in rows]))
-            for i in range(5))
+            for i in range(5)
+        )
         if self._frozen is None:
             self._frozen = _frozen_runner(self._part, n)
         features = self._frozen(refiner_input(images, starts, channels).numpy())
-        return {"features": torch.from_numpy(np.ascontiguousarray(features)),
-                "residual": LOGIT_SCALE * scale_base_logits(starts), "targets": targets,
-                "weights": torch.where(users != 0, 1.0, self.options.network_weight)}
+        return {
+            "features": torch.from_numpy(np.ascontiguousarray(features)),
+            "residual": LOGIT_SCALE * scale_base_logits(starts),
+            "targets": targets,
+            "weights": torch.where(users != 0, 1.0, self.options.network_weight),
+        }
 
     def _trained_logits(self, features: torch.Tensor, size: int) -> torch.Tensor:
         """(B, size, size) logits before the residual, from frozen-part features."""
@@ -529,12 +591,14 @@ class OnlineAdapter:
         n = examples["targets"].shape[-1]
         y, x, side = window or (0, 0, n)
         factor = n // features.shape[-1]
-        features = features[..., y // factor:(y + side) // factor,
-                            x // factor:(x + side) // factor]
-        crop = np.s_[rows, y:y + side, x:x + side]
+        features = features[
+            ..., y // factor : (y + side) // factor, x // factor : (x + side) // factor
+        ]
+        crop = np.s_[rows, y : y + side, x : x + side]
         logits = self._trained_logits(features, side) + examples["residual"][crop]
         return torch.nn.functional.binary_cross_entropy_with_logits(
-            logits, examples["targets"][crop], weight=examples["weights"][crop])
+            logits, examples["targets"][crop], weight=examples["weights"][crop]
+        )
 
     def _train(self, examples: dict, rng, cancel) -> None:
         parameters = [p for m in self._trained.values() for p in m.parameters()]

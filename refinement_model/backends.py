@@ -98,8 +98,12 @@ class EagerBackend:
         if self.device.type != "cuda":
             return eager_logits(self.model, batch)
         cudnn = torch.backends.cudnn
-        with cudnn.flags(enabled=True, benchmark=cudnn.benchmark,
-                         deterministic=cudnn.deterministic, allow_tf32=False):
+        with cudnn.flags(
+            enabled=True,
+            benchmark=cudnn.benchmark,
+            deterministic=cudnn.deterministic,
+            allow_tf32=False,
+        ):
             return eager_logits(self.model, batch)
 
 
@@ -128,8 +132,7 @@ class TorchScriptBackend:
     name = "torchscript"
 
     def __init__(self, model: torch.nn.Module, channels: int, size: int):
-        example = torch.zeros(1, channels, size, size).contiguous(
-            memory_format=torch.channels_last)
+        example = torch.zeros(1, channels, size, size).contiguous(memory_format=torch.channels_last)
         was_training = model.training
         try:
             with torch.no_grad(), warnings.catch_warnings():
@@ -137,8 +140,9 @@ class TorchScriptBackend:
                 # a copy, so that the caller's model keeps its memory format and mode
                 clone = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
                 # check_trace would run the network twice more; build_backend checks equality
-                self._traced = torch.jit.freeze(torch.jit.trace(clone, example,
-                                                                check_trace=False).eval())
+                self._traced = torch.jit.freeze(
+                    torch.jit.trace(clone, example, check_trace=False).eval()
+                )
         finally:
             model.train(was_training)
 
@@ -177,8 +181,9 @@ class OnnxBackend:
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = onnxruntime.InferenceSession(model_bytes, options,
-                                                     providers=["CPUExecutionProvider"])
+        self._session = onnxruntime.InferenceSession(
+            model_bytes, options, providers=["CPUExecutionProvider"]
+        )
         self._input = self._session.get_inputs()[0].name
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
@@ -192,8 +197,9 @@ def _auto(model: torch.nn.Module) -> str:
     return "cuda" if torch.cuda.is_available() else "onnx"
 
 
-def build_backend(model: torch.nn.Module, name: str = "auto", *, net_size: int = 256,
-                  onnx_cache=None):
+def build_backend(
+    model: torch.nn.Module, name: str = "auto", *, net_size: int = 256, onnx_cache=None
+):
     """The named backend for a network, checked equal to eager PyTorch, or its fall-back.
 
     Parameters
@@ -230,15 +236,21 @@ def build_backend(model: torch.nn.Module, name: str = "auto", *, net_size: int =
         # onnxruntime, the exporter and the tracer raise many unrelated types: any failure
         # makes this backend unusable, not the caller's network
         except Exception as error:  # noqa: BLE001
-            warnings.warn(f"inference backend {name!r} unavailable ({error}); using "
-                          f"{FALLBACKS[name]!r}", BackendFallbackWarning, stacklevel=2)
+            warnings.warn(
+                f"inference backend {name!r} unavailable ({error}); using {FALLBACKS[name]!r}",
+                BackendFallbackWarning,
+                stacklevel=2,
+            )
             name = FALLBACKS[name]
     return EagerBackend(model)
 
 
 def _probe_batch(channels: int, size: int) -> np.ndarray:
-    return np.random.default_rng(0).normal(
-        size=(_PROBE_BATCH, channels, size, size)).astype(np.float32)
+    return (
+        np.random.default_rng(0)
+        .normal(size=(_PROBE_BATCH, channels, size, size))
+        .astype(np.float32)
+    )
 
 
 def probe_difference(backend, model: torch.nn.Module, *, net_size: int = 256) -> float:
@@ -251,8 +263,9 @@ def probe_difference(backend, model: torch.nn.Module, *, net_size: int = 256) ->
 def _checked(backend, probe: np.ndarray, expected: np.ndarray):
     difference = float(np.abs(backend(probe) - expected).max())
     if not difference < EQUALITY_TOLERANCE:
-        raise _NotEqual(f"max |logit difference| to eager {difference:.2e}, tolerance "
-                        f"{EQUALITY_TOLERANCE:.0e}")
+        raise _NotEqual(
+            f"max |logit difference| to eager {difference:.2e}, tolerance {EQUALITY_TOLERANCE:.0e}"
+        )
     return backend
 
 

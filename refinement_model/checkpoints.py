@@ -66,8 +66,9 @@ def _read_header(path) -> dict:
     except Exception as error:  # safetensors raises several types for garbage
         raise CheckpointError(path, f"not a safetensors file ({error})") from None
     if METADATA_KEY not in header:
-        raise CheckpointError(path, "a safetensors file without etmira metadata, "
-                                    "not a checkpoint of this project")
+        raise CheckpointError(
+            path, "a safetensors file without etmira metadata, not a checkpoint of this project"
+        )
     try:
         metadata = json.loads(header[METADATA_KEY])
     except json.JSONDecodeError as error:
@@ -77,8 +78,9 @@ def _read_header(path) -> dict:
     return metadata
 
 
-def read_tensors(path, *, device: str | torch.device = "cpu"
-                 ) -> tuple[dict[str, torch.Tensor], dict]:
+def read_tensors(
+    path, *, device: str | torch.device = "cpu"
+) -> tuple[dict[str, torch.Tensor], dict]:
     """All tensors and the metadata of a file written by :func:`write_tensors`.
 
     Raises
@@ -103,8 +105,11 @@ def read_metadata(path) -> dict:
     metadata = _read_header(path)
     version = metadata.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(path, f"checkpoint format version {version!r} is not supported "
-                                    f"(this program reads up to {FORMAT_VERSION})")
+        raise CheckpointError(
+            path,
+            f"checkpoint format version {version!r} is not supported "
+            f"(this program reads up to {FORMAT_VERSION})",
+        )
     if not isinstance(metadata.get("model"), dict):
         raise CheckpointError(path, "checkpoint metadata lacks the model description")
     return metadata
@@ -139,8 +144,9 @@ def _expected_channels(inputs) -> int:
     return sum(INPUT_CHANNELS.get(name, 0) for name in inputs)
 
 
-def load_checkpoint(path, *, kind: str | None = None, inputs=None,
-                    device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+def load_checkpoint(
+    path, *, kind: str | None = None, inputs=None, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, dict]:
     """Rebuild a network from a checkpoint, in eval mode.
 
     Parameters
@@ -172,13 +178,16 @@ def load_checkpoint(path, *, kind: str | None = None, inputs=None,
     except (ValueError, TypeError) as error:
         raise CheckpointError(path, f"invalid model description: {error}") from None
     if kind is not None and spec.kind != kind:
-        raise CheckpointError(path, f"this is a {spec.kind} checkpoint, a {kind} checkpoint "
-                                    f"is needed here")
+        raise CheckpointError(
+            path, f"this is a {spec.kind} checkpoint, a {kind} checkpoint is needed here"
+        )
     if inputs is not None and tuple(inputs) != spec.inputs:
         raise CheckpointError(
-            path, f"the network takes the inputs {list(spec.inputs)} "
-                  f"({spec.image_channels} image channels), expected {list(inputs)} "
-                  f"({_expected_channels(inputs)} channels)")
+            path,
+            f"the network takes the inputs {list(spec.inputs)} "
+            f"({spec.image_channels} image channels), expected {list(inputs)} "
+            f"({_expected_channels(inputs)} channels)",
+        )
     try:
         model = create_model(spec=spec)
     except ValueError as error:
@@ -188,7 +197,8 @@ def load_checkpoint(path, *, kind: str | None = None, inputs=None,
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
         first = str(error).splitlines()[0:2]
-        raise CheckpointError(path, f"weights do not fit the described network: "
-                                    f"{' '.join(first)}") from None
+        raise CheckpointError(
+            path, f"weights do not fit the described network: {' '.join(first)}"
+        ) from None
     model.to(device).eval().requires_grad_(False)
     return model, metadata

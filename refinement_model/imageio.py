@@ -44,8 +44,18 @@ _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 # PNG colour type -> channels; bit depths allowed per colour type (PNG specification, IHDR).
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
 _PNG_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
-_TIFF_DTYPES = ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float16", "float32",
-                "float64", "bool")
+_TIFF_DTYPES = (
+    "uint8",
+    "uint16",
+    "uint32",
+    "int8",
+    "int16",
+    "int32",
+    "float16",
+    "float32",
+    "float64",
+    "bool",
+)
 # TIFF ResolutionUnit code -> millimetres per unit (1 = no absolute unit).
 _MM_PER_UNIT = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}
 _MASK_CHANNELS = ("alpha", "red", "any")
@@ -108,16 +118,20 @@ def _tiff_layout(page, path, max_pixels: int) -> tuple[int, int, int, bool]:
         raise InputError(path, f"unsupported TIFF sample type {page.dtype}")
     decoded = height * width * channels * np.dtype(page.dtype).itemsize
     if decoded > MAX_BYTES:
-        raise InputError(path, f"decoded image would take {decoded / 2**30:.1f} GB, more than "
-                         f"the limit of {MAX_BYTES / 2**30:.0f} GB")
+        raise InputError(
+            path,
+            f"decoded image would take {decoded / 2**30:.1f} GB, more than "
+            f"the limit of {MAX_BYTES / 2**30:.0f} GB",
+        )
     # tifffile fills missing data with zeros (a warning only): check the segments ourselves.
     ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=True)]
     # Uncompressed data is read by its declared size: the segments must hold all of it.
-    short = page.compression == 1 and \
-        sum(page.databytecounts) < height * width * channels * page.bitspersample // 8
+    short = (
+        page.compression == 1
+        and sum(page.databytecounts) < height * width * channels * page.bitspersample // 8
+    )
     if not ends or max(ends) > Path(path).stat().st_size or 0 in page.databytecounts or short:
-        raise InputError(path, "TIFF is truncated: image data missing or past the end of the "
-                         "file")
+        raise InputError(path, "TIFF is truncated: image data missing or past the end of the file")
     return height, width, channels, planar
 
 
@@ -125,8 +139,18 @@ class _TiffErrors:
     """Context manager turning tifffile / imagecodecs failures into one InputError."""
 
     # imagecodecs' per-codec errors (DeflateError, LzwError, ...) are RuntimeErrors.
-    _CAUGHT = (tifffile.TiffFileError, ValueError, OSError, RuntimeError, struct.error,
-               zlib.error, IndexError, KeyError, TypeError, MemoryError)
+    _CAUGHT = (
+        tifffile.TiffFileError,
+        ValueError,
+        OSError,
+        RuntimeError,
+        struct.error,
+        zlib.error,
+        IndexError,
+        KeyError,
+        TypeError,
+        MemoryError,
+    )
 
     def __init__(self, path):
         self.path = path
@@ -167,8 +191,7 @@ def image_shape(path, *, max_pixels: int = MAX_PIXELS) -> tuple[int, ...]:
         channels = 4 if channels == 2 else channels
     else:
         with _TiffErrors(path), tifffile.TiffFile(path) as tif:
-            height, width, channels, _ = _tiff_layout(_tiff_image_page(tif, path), path,
-                                                      max_pixels)
+            height, width, channels, _ = _tiff_layout(_tiff_image_page(tif, path), path, max_pixels)
     return (height, width) if channels == 1 else (height, width, channels)
 
 
@@ -270,12 +293,12 @@ def _check_png_chunks(path, data: memoryview) -> None:
     """Walk the chunks to IEND checking lengths and CRCs (the decoder only warns on stderr)."""
     offset = len(_PNG_SIGNATURE)
     while offset + 12 <= len(data):
-        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        length, kind = struct.unpack(">I4s", data[offset : offset + 8])
         end = offset + 12 + length
         if end > len(data):
             break
-        stored = struct.unpack(">I", data[end - 4:end])[0]
-        if zlib.crc32(data[offset + 4:end - 4]) != stored:
+        stored = struct.unpack(">I", data[end - 4 : end])[0]
+        if zlib.crc32(data[offset + 4 : end - 4]) != stored:
             raise InputError(path, f"PNG is corrupt (bad checksum in a {kind!r} chunk)")
         if kind == b"IEND":
             return
@@ -295,8 +318,8 @@ def _decode_png(path: Path, max_pixels: int) -> np.ndarray:
         raise InputError(path, "PNG image data is corrupt or truncated")
     if image.shape[:2] != (height, width):
         raise InputError(
-            path, f"decoded PNG is {image.shape[1]} x {image.shape[0]}, "
-            f"header says {width} x {height}"
+            path,
+            f"decoded PNG is {image.shape[1]} x {image.shape[0]}, header says {width} x {height}",
         )
     return image
 
@@ -339,9 +362,15 @@ def _is_png(path: Path) -> bool:
     raise InputError(path, "neither a PNG nor a TIFF file (unknown signature)")
 
 
-def read_binary_mask(path, *, channel: str = "alpha", shape=None,
-                     max_pixels: int = MAX_PIXELS, what: str = "the mask",
-                     shape_of: str = "the view") -> np.ndarray:
+def read_binary_mask(
+    path,
+    *,
+    channel: str = "alpha",
+    shape=None,
+    max_pixels: int = MAX_PIXELS,
+    what: str = "the mask",
+    shape_of: str = "the view",
+) -> np.ndarray:
     """Read a mask image (PNG or TIFF) as a boolean array; nonzero = inside.
 
     Parameters
@@ -386,8 +415,9 @@ def read_binary_mask(path, *, channel: str = "alpha", shape=None,
         )
     if shape is not None and image.shape[:2] != tuple(shape):
         raise InputError(
-            path, f"{what} is {image.shape[0]} x {image.shape[1]} (H x W) while {shape_of} "
-            f"is {shape[0]} x {shape[1]}"
+            path,
+            f"{what} is {image.shape[0]} x {image.shape[1]} (H x W) while {shape_of} "
+            f"is {shape[0]} x {shape[1]}",
         )
     if image.ndim == 2:
         return image != 0
@@ -432,8 +462,9 @@ def atomic_write(path, write) -> None:
         raise
 
 
-def write_tiff(path, array, *, px_per_mm: float | None = None,
-               compression: str | None = "zlib") -> None:
+def write_tiff(
+    path, array, *, px_per_mm: float | None = None, compression: str | None = "zlib"
+) -> None:
     """Write an array to a single-image TIFF file, atomically.
 
     Parameters
@@ -456,8 +487,11 @@ def write_tiff(path, array, *, px_per_mm: float | None = None,
     array = np.asarray(array)
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] > MAX_CHANNELS) \
-            or 0 in array.shape:
+    if (
+        array.ndim not in (2, 3)
+        or (array.ndim == 3 and array.shape[2] > MAX_CHANNELS)
+        or 0 in array.shape
+    ):
         raise ValueError(f"array must have shape (H, W) or (H, W, C<=4), got {array.shape}")
     if array.dtype.kind not in "biuf":
         raise ValueError(f"array must be numeric, got dtype {array.dtype}")
@@ -502,8 +536,7 @@ def write_png(path, array) -> None:
         raise ValueError(f"array must be uint8, uint16 or bool, got {array.dtype}")
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
-    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))) \
-            or 0 in array.shape:
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))) or 0 in array.shape:
         raise ValueError(f"array must have shape (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
     if array.ndim == 3:
         code = cv2.COLOR_RGBA2BGRA if array.shape[2] == 4 else cv2.COLOR_RGB2BGR

@@ -50,8 +50,9 @@ ORIENTATIONS = (1, 2, 4, 8)
 APP_ORIENTATIONS = 4
 APP_ITERATIONS = 2
 # The PatchRefiner options of the app's refiner (read only).
-APP_REFINER_OPTIONS = MappingProxyType({"orientations": APP_ORIENTATIONS,
-                                        "iterations": APP_ITERATIONS})
+APP_REFINER_OPTIONS = MappingProxyType(
+    {"orientations": APP_ORIENTATIONS, "iterations": APP_ITERATIONS}
+)
 # Most images per backend run. Per image a run of 8 is as fast as one of 32 on a CPU
 # (benchmarks/bench_refine_latency.py), while the runtime's memory grows with the batch
 # (ONNX Runtime keeps its arena: +0.2 GB for 8 refiner patches, +0.85 GB for 32).
@@ -70,9 +71,13 @@ def _checked_iterations(iterations: int) -> int:
     return iterations
 
 
-def refine_iteratively(forward: Callable[[np.ndarray], np.ndarray], images: torch.Tensor,
-                       base_logits: np.ndarray, strokes: torch.Tensor,
-                       iterations: int) -> np.ndarray:
+def refine_iteratively(
+    forward: Callable[[np.ndarray], np.ndarray],
+    images: torch.Tensor,
+    base_logits: np.ndarray,
+    strokes: torch.Tensor,
+    iterations: int,
+) -> np.ndarray:
     """Refined logits, refined ``iterations`` times: each refinement's logits replace the base
     logits as the prediction input of the next, with the same strokes.
 
@@ -131,14 +136,23 @@ class FastNet:
     orientations : int
     """
 
-    def __init__(self, model: torch.nn.Module, *, optimise: bool = True, net_size: int = 256,
-                 orientations: int = 1, backend: str = "auto", onnx_cache=None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        optimise: bool = True,
+        net_size: int = 256,
+        orientations: int = 1,
+        backend: str = "auto",
+        onnx_cache=None,
+    ):
         self.orientations = _checked_orientations(orientations)
         model = getattr(model, "module", model)
         self.spec = model.spec
         self.model = model
-        self.engine = build_backend(model, backend if optimise else "eager",
-                                    net_size=net_size, onnx_cache=onnx_cache)
+        self.engine = build_backend(
+            model, backend if optimise else "eager", net_size=net_size, onnx_cache=onnx_cache
+        )
 
     @property
     def backend(self) -> str:
@@ -182,30 +196,42 @@ class FastNet:
         """
         batch = np.asarray(batch, dtype=np.float32)
         if batch.ndim != 4 or batch.shape[1] != self.spec.in_channels:
-            raise ValueError(f"batch must have shape (B, {self.spec.in_channels}, S, S), "
-                             f"got {batch.shape}")
+            raise ValueError(
+                f"batch must have shape (B, {self.spec.in_channels}, S, S), got {batch.shape}"
+            )
         if self.orientations == 1:
             return self._run(batch)
         # every orientation through the backend together
         turned = np.concatenate([_orient(batch, k) for k in range(self.orientations)])
         logits = self._run(turned).reshape(self.orientations, len(batch), *batch.shape[2:])
-        return np.mean([_orient_back(out, k) for k, out in enumerate(logits)], axis=0,
-                       dtype=np.float32)
+        return np.mean(
+            [_orient_back(out, k) for k, out in enumerate(logits)], axis=0, dtype=np.float32
+        )
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         """The backend's logits of a batch, in runs of at most :data:`ENGINE_BATCH` images."""
         if len(batch) <= ENGINE_BATCH:
             return self.engine(batch)
-        return np.concatenate([self.engine(batch[start:start + ENGINE_BATCH])
-                               for start in range(0, len(batch), ENGINE_BATCH)])
+        return np.concatenate(
+            [
+                self.engine(batch[start : start + ENGINE_BATCH])
+                for start in range(0, len(batch), ENGINE_BATCH)
+            ]
+        )
 
 
 def _as_fast(model) -> FastNet:
     return model if isinstance(model, FastNet) else FastNet(model)
 
 
-def predict_patch_logits(model, image: np.ndarray, grid: PatchGrid, *, batch_size: int = 8,
-                         cancel: Callable[[], bool] | None = None) -> Iterator[np.ndarray]:
+def predict_patch_logits(
+    model,
+    image: np.ndarray,
+    grid: PatchGrid,
+    *,
+    batch_size: int = 8,
+    cancel: Callable[[], bool] | None = None,
+) -> Iterator[np.ndarray]:
     """Logits of every patch of a grid, in grid order, computed in batches.
 
     Parameters
@@ -235,9 +261,15 @@ def predict_patch_logits(model, image: np.ndarray, grid: PatchGrid, *, batch_siz
         yield from net(batch)
 
 
-def predict_image(model, image: np.ndarray, *, grid: PatchGrid | None = None,
-                  batch_size: int = 8, progress: Callable[[int, int], None] | None = None,
-                  cancel: Callable[[], bool] | None = None) -> np.ndarray:
+def predict_image(
+    model,
+    image: np.ndarray,
+    *,
+    grid: PatchGrid | None = None,
+    batch_size: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> np.ndarray:
     """Whole-view probability map of a normalised network input.
 
     Parameters
@@ -270,9 +302,15 @@ def predict_image(model, image: np.ndarray, *, grid: PatchGrid | None = None,
     return stitch_logits(grid, logits, progress=progress, cancel=cancel)
 
 
-def predict_view(model, view, *, grid: PatchGrid | None = None, batch_size: int = 8,
-                 progress: Callable[[int, int], None] | None = None,
-                 cancel: Callable[[], bool] | None = None) -> np.ndarray:
+def predict_view(
+    model,
+    view,
+    *,
+    grid: PatchGrid | None = None,
+    batch_size: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> np.ndarray:
     """Whole-view probability map of a :class:`~refinement_model.views.MirrorView`.
 
     The network's inputs (``model.spec.inputs``) are taken from the view and normalised with
@@ -285,13 +323,15 @@ def predict_view(model, view, *, grid: PatchGrid | None = None, batch_size: int 
     from refinement_model.views import network_input
 
     image = network_input(view, _as_fast(model).spec.inputs)
-    return predict_image(model, image, grid=grid, batch_size=batch_size, progress=progress,
-                         cancel=cancel)
+    return predict_image(
+        model, image, grid=grid, batch_size=batch_size, progress=progress, cancel=cancel
+    )
 
 
 def _grid_options(metadata: dict) -> dict:
-    return {key: int(metadata[key]) for key in ("patch_size", "stride", "net_size")
-            if key in metadata}
+    return {
+        key: int(metadata[key]) for key in ("patch_size", "stride", "net_size") if key in metadata
+    }
 
 
 def _onnx_cache(folder, checkpoint):
@@ -329,27 +369,43 @@ class Predictor:
         The checkpoint metadata.
     """
 
-    def __init__(self, checkpoint, *, optimise: bool = True, backend: str = "auto",
-                 onnx_cache=None):
+    def __init__(
+        self, checkpoint, *, optimise: bool = True, backend: str = "auto", onnx_cache=None
+    ):
         cache = _onnx_cache(onnx_cache, checkpoint)
         model, self.metadata = load_checkpoint(checkpoint, kind="base")
         self.path = os.fspath(checkpoint)
         self.grid_options = _grid_options(self.metadata)
-        self.net = FastNet(model, optimise=optimise,
-                           net_size=self.grid_options.get("net_size", 256), backend=backend,
-                           onnx_cache=cache)
+        self.net = FastNet(
+            model,
+            optimise=optimise,
+            net_size=self.grid_options.get("net_size", 256),
+            backend=backend,
+            onnx_cache=cache,
+        )
 
     def grid(self, height: int, width: int) -> PatchGrid:
         """The patch grid this model was trained for, over a view of the given size."""
         return PatchGrid(height, width, **self.grid_options)
 
-    def predict_view(self, view, *, batch_size: int = 8,
-                     progress: Callable[[int, int], None] | None = None,
-                     cancel: Callable[[], bool] | None = None) -> np.ndarray:
+    def predict_view(
+        self,
+        view,
+        *,
+        batch_size: int = 8,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
         """Probability map (H, W) float32 of a view; see :func:`predict_view`."""
         height, width = view.depth.shape
-        return predict_view(self.net, view, grid=self.grid(height, width),
-                            batch_size=batch_size, progress=progress, cancel=cancel)
+        return predict_view(
+            self.net,
+            view,
+            grid=self.grid(height, width),
+            batch_size=batch_size,
+            progress=progress,
+            cancel=cancel,
+        )
 
 
 class PatchRefiner:
@@ -385,8 +441,16 @@ class PatchRefiner:
     ``refined = PatchRefiner("refiner.safetensors").refine(image, base_logits, strokes)``
     """
 
-    def __init__(self, checkpoint, *, optimise: bool = True, orientations: int = 1,
-                 iterations: int = 1, backend: str = "auto", onnx_cache=None):
+    def __init__(
+        self,
+        checkpoint,
+        *,
+        optimise: bool = True,
+        orientations: int = 1,
+        iterations: int = 1,
+        backend: str = "auto",
+        onnx_cache=None,
+    ):
         cache = _onnx_cache(onnx_cache, checkpoint)
         if isinstance(checkpoint, torch.nn.Module):
             model, self.metadata, self.path = checkpoint, {}, None
@@ -397,8 +461,14 @@ class PatchRefiner:
             raise ValueError(f"checkpoint must be a refiner network, got a {model.spec.kind}")
         self.net_size = int(self.metadata.get("net_size", 256))
         self.iterations = _checked_iterations(iterations)
-        self.net = FastNet(model, optimise=optimise, net_size=self.net_size,
-                           orientations=orientations, backend=backend, onnx_cache=cache)
+        self.net = FastNet(
+            model,
+            optimise=optimise,
+            net_size=self.net_size,
+            orientations=orientations,
+            backend=backend,
+            onnx_cache=cache,
+        )
         self._warm_up()
         self.spec = model.spec
         self.preview = self._preview()
@@ -417,8 +487,9 @@ class PatchRefiner:
         """Orientations the refined logits are averaged over."""
         return self.net.orientations
 
-    def with_options(self, *, orientations: int | None = None,
-                     iterations: int | None = None) -> PatchRefiner:
+    def with_options(
+        self, *, orientations: int | None = None, iterations: int | None = None
+    ) -> PatchRefiner:
         """The same refiner, sharing its network, with other ``orientations`` or ``iterations``
         (the app's one-pass preview of its full refinement, say); None keeps this one's."""
         sibling = copy.copy(self)
@@ -430,8 +501,9 @@ class PatchRefiner:
         sibling.preview = sibling._preview()
         return sibling
 
-    def refine(self, image_patch: np.ndarray, base_logits: np.ndarray,
-               stroke_channel: np.ndarray) -> np.ndarray:
+    def refine(
+        self, image_patch: np.ndarray, base_logits: np.ndarray, stroke_channel: np.ndarray
+    ) -> np.ndarray:
         """Refined logits of one patch.
 
         Parameters
@@ -450,13 +522,17 @@ class PatchRefiner:
         """
         image_patch = np.asarray(image_patch, dtype=np.float32)
         if image_patch.ndim != 3:
-            raise ValueError(f"image_patch must have shape ({self.spec.image_channels}, S, S), "
-                             f"got {image_patch.shape}")
-        return self.refine_batch(image_patch[None], np.asarray(base_logits)[None],
-                                 np.asarray(stroke_channel)[None])[0]
+            raise ValueError(
+                f"image_patch must have shape ({self.spec.image_channels}, S, S), "
+                f"got {image_patch.shape}"
+            )
+        return self.refine_batch(
+            image_patch[None], np.asarray(base_logits)[None], np.asarray(stroke_channel)[None]
+        )[0]
 
-    def refine_batch(self, image_patches: np.ndarray, base_logits: np.ndarray,
-                     stroke_channels: np.ndarray) -> np.ndarray:
+    def refine_batch(
+        self, image_patches: np.ndarray, base_logits: np.ndarray, stroke_channels: np.ndarray
+    ) -> np.ndarray:
         """Refined logits of a batch of patches in one forward pass.
 
         Parameters
@@ -472,15 +548,20 @@ class PatchRefiner:
         image_patches = np.asarray(image_patches, dtype=np.float32)
         channels = self.spec.image_channels
         if image_patches.ndim != 4 or image_patches.shape[1] != channels:
-            raise ValueError(f"image_patches must have shape (B, {channels}, S, S), "
-                             f"got {image_patches.shape}")
+            raise ValueError(
+                f"image_patches must have shape (B, {channels}, S, S), got {image_patches.shape}"
+            )
         size = (image_patches.shape[0], *image_patches.shape[2:])
         for name, planes in (("base_logits", base_logits), ("stroke_channels", stroke_channels)):
             if np.shape(planes) != size:
                 raise ValueError(f"{name} must have shape {size}, got {np.shape(planes)}")
         return refine_iteratively(
-            self.net, torch.from_numpy(image_patches), base_logits,
-            torch.from_numpy(np.asarray(stroke_channels, dtype=np.float32)), self.iterations)
+            self.net,
+            torch.from_numpy(image_patches),
+            base_logits,
+            torch.from_numpy(np.asarray(stroke_channels, dtype=np.float32)),
+            self.iterations,
+        )
 
     __call__ = refine
 

@@ -67,8 +67,9 @@ def _as_mask(array, name: str) -> np.ndarray:
     line = array != 0
     # a probability map passed by mistake would count every pixel above 0 as line
     if array.dtype.kind in "fc" and np.count_nonzero(line & (array != 1)):
-        raise ValueError(f"{name} is a float array with values other than 0 and 1: threshold "
-                         f"it first")
+        raise ValueError(
+            f"{name} is a float array with values other than 0 and 1: threshold it first"
+        )
     return line
 
 
@@ -198,8 +199,9 @@ def score_masks(pred, gt, *, mask=None, gt_skeleton=None) -> dict[str, float]:
     else:
         skeleton = _as_mask(gt_skeleton, "gt_skeleton")
         if skeleton.shape != gt.shape:
-            raise ValueError(f"gt_skeleton must have the shape of gt {gt.shape}, "
-                             f"got {skeleton.shape}")
+            raise ValueError(
+                f"gt_skeleton must have the shape of gt {gt.shape}, got {skeleton.shape}"
+            )
         if np.count_nonzero(skeleton > gt):
             raise ValueError("gt_skeleton must lie within gt (pass thin(gt))")
     if mask is not None:
@@ -236,14 +238,17 @@ def pseudo_f_measure(pred, gt, *, mask=None, gt_skeleton=None) -> float:
 
 def _plain_score(key: str):
     """A function returning one score of :func:`score_masks` that needs no skeleton."""
+
     def score(pred, gt, *, mask=None) -> float:
         # the skeleton is not needed for these scores; an empty one skips the thinning
         skeleton = np.zeros(np.shape(gt), dtype=bool)
         return score_masks(pred, gt, mask=mask, gt_skeleton=skeleton)[key]
 
     score.__name__ = score.__qualname__ = key if key != "fm" else "f_measure"
-    score.__doc__ = (f"``{key}`` of a predicted mask against the ground truth, in [0, 1]; "
-                     f"see :func:`score_masks`.")
+    score.__doc__ = (
+        f"``{key}`` of a predicted mask against the ground truth, in [0, 1]; "
+        f"see :func:`score_masks`."
+    )
     return score
 
 

@@ -85,15 +85,21 @@ class ModelSpec:
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {self.arch!r}")
         inputs = tuple(self.inputs)
-        if not inputs or len(set(inputs)) != len(inputs) or any(
-                name not in INPUT_CHANNELS for name in inputs):
-            raise ValueError(f"inputs must be distinct names among {sorted(INPUT_CHANNELS)}, "
-                             f"got {self.inputs!r}")
+        if (
+            not inputs
+            or len(set(inputs)) != len(inputs)
+            or any(name not in INPUT_CHANNELS for name in inputs)
+        ):
+            raise ValueError(
+                f"inputs must be distinct names among {sorted(INPUT_CHANNELS)}, got {self.inputs!r}"
+            )
         object.__setattr__(self, "inputs", inputs)
         decoder = tuple(int(c) for c in self.decoder_channels)
         if len(decoder) != self.encoder_depth or min(decoder) < 1:
-            raise ValueError(f"decoder_channels must be {self.encoder_depth} positive widths "
-                             f"(one per encoder stage), got {self.decoder_channels!r}")
+            raise ValueError(
+                f"decoder_channels must be {self.encoder_depth} positive widths "
+                f"(one per encoder stage), got {self.decoder_channels!r}"
+            )
         object.__setattr__(self, "decoder_channels", decoder)
 
     @property
@@ -118,15 +124,28 @@ class ModelSpec:
         """Rebuild from :meth:`to_dict` output; unknown or missing keys raise ``ValueError``."""
         names = set(cls.__dataclass_fields__)
         if set(data) != names:
-            raise ValueError(f"a model spec needs exactly the keys {sorted(names)}, "
-                             f"got {sorted(data)}")
-        return cls(**{**data, "inputs": tuple(data["inputs"]),
-                      "decoder_channels": tuple(data["decoder_channels"])})
+            raise ValueError(
+                f"a model spec needs exactly the keys {sorted(names)}, got {sorted(data)}"
+            )
+        return cls(
+            **{
+                **data,
+                "inputs": tuple(data["inputs"]),
+                "decoder_channels": tuple(data["decoder_channels"]),
+            }
+        )
 
 
-def create_model(kind: str = "base", *, arch: str = "unet", encoder: str = DEFAULT_ENCODER,
-                 inputs=("depth",), decoder_channels=DEFAULT_DECODER_CHANNELS,
-                 encoder_depth: int = 5, spec: ModelSpec | None = None) -> torch.nn.Module:
+def create_model(
+    kind: str = "base",
+    *,
+    arch: str = "unet",
+    encoder: str = DEFAULT_ENCODER,
+    inputs=("depth",),
+    decoder_channels=DEFAULT_DECODER_CHANNELS,
+    encoder_depth: int = 5,
+    spec: ModelSpec | None = None,
+) -> torch.nn.Module:
     """Build a base or refinement network with random weights.
 
     Parameters
@@ -151,15 +170,26 @@ def create_model(kind: str = "base", *, arch: str = "unet", encoder: str = DEFAU
     3
     """
     if spec is None:
-        spec = ModelSpec(kind=kind, arch=arch, encoder=encoder, inputs=tuple(inputs),
-                         decoder_channels=tuple(decoder_channels), encoder_depth=encoder_depth)
+        spec = ModelSpec(
+            kind=kind,
+            arch=arch,
+            encoder=encoder,
+            inputs=tuple(inputs),
+            decoder_channels=tuple(decoder_channels),
+            encoder_depth=encoder_depth,
+        )
     options = {}
     if spec.arch in _SEQUENCE_DECODERS:
         options["decoder_channels"] = spec.decoder_channels
     try:
         model = ARCHITECTURES[spec.arch](
-            encoder_name=spec.encoder, encoder_weights=None, encoder_depth=spec.encoder_depth,
-            in_channels=spec.in_channels, classes=1, **options)
+            encoder_name=spec.encoder,
+            encoder_weights=None,
+            encoder_depth=spec.encoder_depth,
+            in_channels=spec.in_channels,
+            classes=1,
+            **options,
+        )
     except (KeyError, RuntimeError) as error:
         raise ValueError(f"encoder {spec.encoder!r} is not available: {error}") from None
     if spec.kind == "refiner":
@@ -189,7 +219,7 @@ class ResidualRefiner(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.image_channels
-        return self.net(x) + LOGIT_SCALE * x[:, c:c + 1]
+        return self.net(x) + LOGIT_SCALE * x[:, c : c + 1]
 
 
 def scale_base_logits(logits: torch.Tensor) -> torch.Tensor:
@@ -197,8 +227,9 @@ def scale_base_logits(logits: torch.Tensor) -> torch.Tensor:
     return torch.clamp(logits / LOGIT_SCALE, -1.0, 1.0)
 
 
-def refiner_input(image: torch.Tensor, base_logits: torch.Tensor,
-                  strokes: torch.Tensor) -> torch.Tensor:
+def refiner_input(
+    image: torch.Tensor, base_logits: torch.Tensor, strokes: torch.Tensor
+) -> torch.Tensor:
     """Stack the refiner's input channels.
 
     Parameters
@@ -220,8 +251,10 @@ def refiner_input(image: torch.Tensor, base_logits: torch.Tensor,
     for name, plane in (("base_logits", base_logits), ("strokes", strokes)):
         plane = plane.unsqueeze(1) if plane.ndim == 3 else plane
         if plane.shape != (image.shape[0], 1) + tuple(image.shape[2:]):
-            raise ValueError(f"{name} must match the image's batch and spatial size "
-                             f"{(image.shape[0],) + tuple(image.shape[2:])}, "
-                             f"got {tuple(plane.shape)}")
+            raise ValueError(
+                f"{name} must match the image's batch and spatial size "
+                f"{(image.shape[0],) + tuple(image.shape[2:])}, "
+                f"got {tuple(plane.shape)}"
+            )
         planes.append(plane)
     return torch.cat([image, scale_base_logits(planes[0]), planes[1]], dim=1)

@@ -58,8 +58,13 @@ def user_cache_folder() -> Path:
     return Path(root) / "etmira" / "onnx"
 
 
-def export_onnx(model: torch.nn.Module, *, size: int = 256, metadata: dict | None = None,
-                checkpoint_sha256: str | None = None) -> bytes:
+def export_onnx(
+    model: torch.nn.Module,
+    *,
+    size: int = 256,
+    metadata: dict | None = None,
+    checkpoint_sha256: str | None = None,
+) -> bytes:
     """Serialized ONNX model of a network, with free batch and spatial sizes.
 
     Parameters
@@ -88,14 +93,23 @@ def export_onnx(model: torch.nn.Module, *, size: int = 256, metadata: dict | Non
         # the TorchScript-based exporter warns that it is deprecated; the dynamo exporter
         # needs onnxscript, not a dependency of the project
         warnings.simplefilter("ignore")
-        torch.onnx.export(clone, (example,), buffer, dynamo=False, opset_version=OPSET,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: _AXES, OUTPUT_NAME: _AXES})
+        torch.onnx.export(
+            clone,
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: _AXES, OUTPUT_NAME: _AXES},
+        )
     proto = onnx.load_model_from_string(buffer.getvalue())
     proto.producer_name = "etmira-refine"
-    properties = {METADATA_KEY: json.dumps(metadata if metadata is not None
-                                           else {"model": model.spec.to_dict()},
-                                           sort_keys=True)}
+    properties = {
+        METADATA_KEY: json.dumps(
+            metadata if metadata is not None else {"model": model.spec.to_dict()}, sort_keys=True
+        )
+    }
     if checkpoint_sha256 is not None:
         properties[DIGEST_KEY] = checkpoint_sha256
     onnx.helper.set_model_props(proto, properties)
@@ -131,8 +145,11 @@ def export_checkpoint(checkpoint) -> tuple[bytes, float]:
     model_bytes = export_onnx(model, size=size, metadata=metadata, checkpoint_sha256=digest)
     difference = probe_difference(OnnxBackend(model_bytes), model, net_size=size)
     if not difference < EQUALITY_TOLERANCE:
-        raise CheckpointError(checkpoint, f"its ONNX export differs from it by {difference:.2e} "
-                                          f"(tolerance {EQUALITY_TOLERANCE:.0e})")
+        raise CheckpointError(
+            checkpoint,
+            f"its ONNX export differs from it by {difference:.2e} "
+            f"(tolerance {EQUALITY_TOLERANCE:.0e})",
+        )
     return model_bytes, difference
 
 
@@ -181,8 +198,7 @@ def _untrusted(model_bytes: bytes, digest: str) -> str | None:
         return f"not a valid ONNX model ({error})"
     if _properties(proto).get(DIGEST_KEY) != digest:
         return "not exported from this checkpoint"
-    if any(tensor.data_location == onnx.TensorProto.EXTERNAL
-           for tensor in proto.graph.initializer):
+    if any(tensor.data_location == onnx.TensorProto.EXTERNAL for tensor in proto.graph.initializer):
         return "refers to external data"
     return None
 
@@ -226,17 +242,21 @@ class OnnxCache:
 
     def distrust(self, reason: str) -> None:
         """Remove the cached file, warning why."""
-        warnings.warn(f"{self.path}: cached ONNX model not trusted ({reason}); exporting "
-                      f"{self.checkpoint} again", OnnxCacheWarning, stacklevel=3)
+        warnings.warn(
+            f"{self.path}: cached ONNX model not trusted ({reason}); exporting "
+            f"{self.checkpoint} again",
+            OnnxCacheWarning,
+            stacklevel=3,
+        )
         self.path.unlink(missing_ok=True)
 
     def export(self, model: torch.nn.Module, *, size: int = 256) -> bytes:
         """Export ``model`` (loaded from the checkpoint) with the checkpoint's metadata."""
-        return export_onnx(model, size=size, metadata=read_metadata(self.checkpoint),
-                           checkpoint_sha256=self.digest)
+        return export_onnx(
+            model, size=size, metadata=read_metadata(self.checkpoint), checkpoint_sha256=self.digest
+        )
 
     def write(self, model_bytes: bytes) -> None:
         """Store an export (atomically)."""
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         atomic_write(self.path, lambda temporary: Path(temporary).write_bytes(model_bytes))
-

@@ -81,16 +81,25 @@ class PatchGrid:
     [3, 4]
     """
 
-    def __init__(self, height: int, width: int, *, patch_size: int = 512, stride: int = 256,
-                 net_size: int = 256):
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        *,
+        patch_size: int = 512,
+        stride: int = 256,
+        net_size: int = 256,
+    ):
         self.height = _check_positive_int(height, "height")
         self.width = _check_positive_int(width, "width")
         self.patch_size = _check_positive_int(patch_size, "patch_size")
         self.stride = _check_positive_int(stride, "stride")
         self.net_size = _check_positive_int(net_size, "net_size")
         if self.stride > self.patch_size:
-            raise ValueError(f"stride must be at most patch_size ({self.patch_size}) so that the "
-                             f"patches cover the view, got {self.stride}")
+            raise ValueError(
+                f"stride must be at most patch_size ({self.patch_size}) so that the "
+                f"patches cover the view, got {self.stride}"
+            )
         ys = _starts(self.height, self.patch_size, self.stride)
         xs = _starts(self.width, self.patch_size, self.stride)
         self.rows, self.cols = len(ys), len(xs)
@@ -104,8 +113,10 @@ class PatchGrid:
         return len(self.boxes)
 
     def __repr__(self) -> str:
-        return (f"PatchGrid({self.height}, {self.width}, patch_size={self.patch_size}, "
-                f"stride={self.stride}, net_size={self.net_size})")
+        return (
+            f"PatchGrid({self.height}, {self.width}, patch_size={self.patch_size}, "
+            f"stride={self.stride}, net_size={self.net_size})"
+        )
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -127,8 +138,9 @@ class PatchGrid:
         except (TypeError, ValueError):
             raise ValueError(f"region must be (y0, x0, y1, x1) integers, got {region!r}") from None
         if not (0 <= y0 < y1 <= self.height and 0 <= x0 < x1 <= self.width):
-            raise ValueError(f"region must be a non-empty rectangle inside the view "
-                             f"{self.shape}, got {region!r}")
+            raise ValueError(
+                f"region must be a non-empty rectangle inside the view {self.shape}, got {region!r}"
+            )
         return y0, x0, y1, x1
 
     def overlaps(self, region) -> list[tuple[int, tuple[slice, slice], tuple[slice, slice]]]:
@@ -150,8 +162,13 @@ class PatchGrid:
         for index in self.patches_touching(ry0, rx0, ry1, rx1).tolist():
             by0, bx0, by1, bx1 = self.boxes[index].tolist()
             y0, x0, y1, x1 = max(by0, ry0), max(bx0, rx0), min(by1, ry1), min(bx1, rx1)
-            out.append((index, np.s_[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0],
-                        np.s_[y0 - ry0:y1 - ry0, x0 - rx0:x1 - rx0]))
+            out.append(
+                (
+                    index,
+                    np.s_[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0],
+                    np.s_[y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0],
+                )
+            )
         return out
 
     def region(self, index: int) -> tuple[int, int, int, int]:
@@ -197,14 +214,18 @@ class PatchGrid:
         """
         image = np.asarray(image)
         if image.ndim not in (2, 3) or image.shape[-2:] != self.shape:
-            raise ValueError(f"image must have shape (H, W) or (C, H, W) with (H, W) = "
-                             f"{self.shape}, got {image.shape}")
+            raise ValueError(
+                f"image must have shape (H, W) or (C, H, W) with (H, W) = "
+                f"{self.shape}, got {image.shape}"
+            )
         y0, x0, y1, x1 = self.region(index)
         crop = image[..., y0:y1, x0:x1]
         work = crop if crop.dtype.type in _CV2_DTYPES else crop.astype(np.float32)
         if crop.shape[-2:] != (self.patch_size, self.patch_size):
-            pad = [(0, 0)] * (work.ndim - 2) + [(0, self.patch_size - crop.shape[-2]),
-                                                 (0, self.patch_size - crop.shape[-1])]
+            pad = [(0, 0)] * (work.ndim - 2) + [
+                (0, self.patch_size - crop.shape[-2]),
+                (0, self.patch_size - crop.shape[-1]),
+            ]
             work = np.pad(work, pad, mode="constant", constant_values=fill)
         planes = work.reshape(-1, self.patch_size, self.patch_size)
         size = (self.net_size, self.net_size)
@@ -226,15 +247,15 @@ class PatchGrid:
         hit = (b[:, 0] < y1) & (b[:, 2] > y0) & (b[:, 1] < x1) & (b[:, 3] > x0)
         return np.flatnonzero(hit)
 
-
     def patches_holding(self, mask: np.ndarray) -> np.ndarray:
         """(N,) bool: which patches hold at least one True pixel of ``mask`` (H, W) bool."""
         mask = np.asarray(mask)
         if mask.shape != self.shape:
             raise ValueError(f"mask must have shape {self.shape}, got {mask.shape}")
         mask = mask.astype(bool, copy=False)
-        return np.array([bool(mask[y0:y1, x0:x1].any()) for y0, x0, y1, x1 in self.boxes],
-                        dtype=bool)
+        return np.array(
+            [bool(mask[y0:y1, x0:x1].any()) for y0, x0, y1, x1 in self.boxes], dtype=bool
+        )
 
 
 def clip_box(box, shape) -> tuple[int, int, int, int]:
@@ -250,8 +271,12 @@ def union(*boxes) -> tuple[int, int, int, int] | None:
     if not boxes:
         return None
     array = np.asarray(boxes, dtype=np.int64)
-    return (int(array[:, 0].min()), int(array[:, 1].min()), int(array[:, 2].max()),
-            int(array[:, 3].max()))
+    return (
+        int(array[:, 0].min()),
+        int(array[:, 1].min()),
+        int(array[:, 2].max()),
+        int(array[:, 3].max()),
+    )
 
 
 def border_weight_map(size: int) -> np.ndarray:
@@ -301,8 +326,10 @@ class _Accumulator:
         grid = self.grid
         logits = np.asarray(logits, dtype=np.float32)
         if logits.shape != (grid.net_size, grid.net_size):
-            raise ValueError(f"logits of patch {index} must have shape "
-                             f"({grid.net_size}, {grid.net_size}), got {logits.shape}")
+            raise ValueError(
+                f"logits of patch {index} must have shape "
+                f"({grid.net_size}, {grid.net_size}), got {logits.shape}"
+            )
         size = (grid.patch_size, grid.patch_size)
         if logits.shape == size:
             np.copyto(self._upsampled, logits)
@@ -337,9 +364,13 @@ class _Accumulator:
         return out
 
 
-def stitch_logits(grid: PatchGrid, logits_iterable: Iterable, *,
-                  progress: Callable[[int, int], None] | None = None,
-                  cancel: Callable[[], bool] | None = None) -> np.ndarray:
+def stitch_logits(
+    grid: PatchGrid,
+    logits_iterable: Iterable,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> np.ndarray:
     """Stitch the logits of every patch into a whole-view probability map.
 
     Each patch's logits are upsampled to the patch size (bilinear), weighted with
@@ -397,16 +428,18 @@ def _accumulate_region(grid: PatchGrid, logits_by_index, region, missing) -> _Ac
             logits = logits_by_index[index]
         except (KeyError, IndexError):
             if missing is None:
-                raise ValueError(f"logits_by_index lacks patch {index}, which overlaps the "
-                                 f"region {region}") from None
+                raise ValueError(
+                    f"logits_by_index lacks patch {index}, which overlaps the region {region}"
+                ) from None
             accumulator.add_constant(missing, inside, target)
         else:
             accumulator.add(index, logits, inside, target)
     return accumulator
 
 
-def stitch_region(grid: PatchGrid, logits_by_index: Mapping, region, *,
-                  missing: float | None = None) -> np.ndarray:
+def stitch_region(
+    grid: PatchGrid, logits_by_index: Mapping, region, *, missing: float | None = None
+) -> np.ndarray:
     """Probabilities of one rectangle of the view, from the patches that overlap it.
 
     Gives exactly the values :func:`stitch_logits` gives there, at a cost proportional to the
@@ -434,8 +467,9 @@ def stitch_region(grid: PatchGrid, logits_by_index: Mapping, region, *,
     return _accumulate_region(grid, logits_by_index, region, missing).probabilities()
 
 
-def stitch_region_logits(grid: PatchGrid, logits_by_index: Mapping, region, *,
-                         missing: float | None = None) -> np.ndarray:
+def stitch_region_logits(
+    grid: PatchGrid, logits_by_index: Mapping, region, *, missing: float | None = None
+) -> np.ndarray:
     """Weighted mean logits of one rectangle of the view (:func:`stitch_region` before the sigmoid).
 
     Parameters are those of :func:`stitch_region`. With ``missing=0`` and per-patch logit

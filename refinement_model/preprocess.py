@@ -24,8 +24,9 @@ _NO_NORMAL = np.array([0.0, 0.0, 1.0], np.float32)
 def _check_image(name: str, image, ndim: int = 2) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim != ndim or 0 in image.shape or image.dtype.kind not in "fiub":
-        raise ValueError(f"{name} must be a non-empty {ndim}-D numeric array, got "
-                         f"{image.dtype} {image.shape}")
+        raise ValueError(
+            f"{name} must be a non-empty {ndim}-D numeric array, got {image.dtype} {image.shape}"
+        )
     return image
 
 
@@ -34,8 +35,9 @@ def _check_mask(mask, shape) -> np.ndarray | None:
         return None
     mask = np.asarray(mask)
     if mask.dtype != bool or mask.shape != tuple(shape[:2]):
-        raise ValueError(f"mask must be a bool array of shape {tuple(shape[:2])}, got "
-                         f"{mask.dtype} {mask.shape}")
+        raise ValueError(
+            f"mask must be a bool array of shape {tuple(shape[:2])}, got {mask.dtype} {mask.shape}"
+        )
     return mask
 
 
@@ -79,10 +81,10 @@ def _chunks(image: np.ndarray, mask):
     """The finite pixels inside ``mask``, a block of rows at a time (1-D arrays)."""
     step = max(1, _CHUNK_ELEMENTS // max(1, image[0].size))
     for start in range(0, image.shape[0], step):
-        rows = image[start:start + step]
+        rows = image[start : start + step]
         keep = np.isfinite(rows)
         if mask is not None:
-            keep &= mask[start:start + step]
+            keep &= mask[start : start + step]
         yield rows.ravel() if keep.all() else rows[keep]
 
 
@@ -117,7 +119,7 @@ def gaussian_blur(image, sigma: float) -> np.ndarray:
     height, width = image.shape
     small_size = (max(1, round(width / factor)), max(1, round(height / factor)))
     small = cv2.resize(image, small_size, interpolation=cv2.INTER_AREA)
-    small_sigma = math.sqrt(sigma ** 2 - (factor ** 2 - 1) / 12 - factor ** 2 / 6) / factor
+    small_sigma = math.sqrt(sigma**2 - (factor**2 - 1) / 12 - factor**2 / 6) / factor
     small = cv2.GaussianBlur(small, (0, 0), small_sigma, borderType=cv2.BORDER_REFLECT)
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
@@ -269,7 +271,7 @@ def _unit_normals_inplace(normals: np.ndarray) -> tuple[np.ndarray, int]:
     invalid = 0
     step = max(1, _CHUNK_ELEMENTS // normals[0].size)
     for start in range(0, normals.shape[0], step):
-        rows = normals[start:start + step]
+        rows = normals[start : start + step]
         length, missing = _lengths(rows)
         if top is not None:
             rows *= np.float32(2 / top)
@@ -314,11 +316,15 @@ def estimate_mirror_mask(albedo, *, valid=None, work_size: int = 1024) -> np.nda
     finite = np.isfinite(albedo)
     if valid is not None:
         finite &= valid
-    small = cv2.resize(np.where(finite, albedo, 0).astype(np.float32, copy=False), size,
-                       interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        np.where(finite, albedo, 0).astype(np.float32, copy=False),
+        size,
+        interpolation=cv2.INTER_AREA,
+    )
     # uint8 0/255 keeps the full-size temporary at a byte per pixel.
-    small_valid = cv2.resize(finite.view(np.uint8) * np.uint8(255), size,
-                             interpolation=cv2.INTER_AREA) > 127
+    small_valid = (
+        cv2.resize(finite.view(np.uint8) * np.uint8(255), size, interpolation=cv2.INTER_AREA) > 127
+    )
     if not small_valid.any():
         return np.zeros(albedo.shape, bool)
     small = cv2.GaussianBlur(small, (0, 0), 2.0, borderType=cv2.BORDER_REFLECT)
@@ -336,8 +342,10 @@ def _largest_blob(image: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
         return None
     bright = (image > threshold_otsu(values)) & valid
     height, width = image.shape
-    centre = bright[height * 2 // 5: max(height * 3 // 5, height * 2 // 5 + 1),
-                    width * 2 // 5: max(width * 3 // 5, width * 2 // 5 + 1)]
+    centre = bright[
+        height * 2 // 5 : max(height * 3 // 5, height * 2 // 5 + 1),
+        width * 2 // 5 : max(width * 3 // 5, width * 2 // 5 + 1),
+    ]
     mirror = bright if centre.mean() >= 0.5 else ~bright & valid
     radius = max(1, min(height, width) // 100)
     mirror = ndimage.binary_opening(mirror, structure=np.ones((2 * radius + 1,) * 2, bool))

@@ -10,8 +10,7 @@ from tqdm import tqdm
 
 
 @contextmanager
-def progress_bar(description: str, *, unit: str = "step",
-                 enabled: bool = True) -> Iterator:
+def progress_bar(description: str, *, unit: str = "step", enabled: bool = True) -> Iterator:
     """Yield a ``progress(done, total)`` callback drawing a bar on stderr (closed with the block).
 
     Long functions of this project report progress through such callbacks; this adapts them to
@@ -22,6 +21,7 @@ def progress_bar(description: str, *, unit: str = "step",
         return
 
     with tqdm(desc=description, unit=unit, disable=None, file=sys.stderr) as bar:
+
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.n = done

@@ -46,8 +46,11 @@ def uncertainty_score(probabilities, *, mirror_mask=None, user=None) -> float:
     score : float >= 0 (at most 1 / LINE_FLOOR), or -inf
     """
     p = np.asarray(probabilities, dtype=np.float32)
-    inside = (np.ones(p.shape, bool) if mirror_mask is None
-              else _same_shape(mirror_mask, p.shape, "mirror_mask"))
+    inside = (
+        np.ones(p.shape, bool)
+        if mirror_mask is None
+        else _same_shape(mirror_mask, p.shape, "mirror_mask")
+    )
     count = np.count_nonzero(inside)
     if count == 0:
         return -np.inf
@@ -56,8 +59,9 @@ def uncertainty_score(probabilities, *, mirror_mask=None, user=None) -> float:
     return float(doubt_per_line(*doubt_and_lines(p, inside, user), count))
 
 
-def doubt_and_lines(probabilities: np.ndarray, inside: np.ndarray,
-                    user: np.ndarray | None = None) -> tuple[float, int]:
+def doubt_and_lines(
+    probabilities: np.ndarray, inside: np.ndarray, user: np.ndarray | None = None
+) -> tuple[float, int]:
     """The sums :func:`uncertainty_score` is made of, over the pixels ``inside`` of a window.
 
     Sums of disjoint windows add up to the sums of their union, which lets the app keep them
@@ -84,8 +88,7 @@ def doubt_and_lines(probabilities: np.ndarray, inside: np.ndarray,
         decided = user != 0
         impurity[decided] = 0
         lines = np.where(decided, user > 0, lines)
-    return (4 * float(impurity[inside].sum(dtype=np.float64)),
-            int(np.count_nonzero(lines[inside])))
+    return (4 * float(impurity[inside].sum(dtype=np.float64)), int(np.count_nonzero(lines[inside])))
 
 
 def doubt_per_line(doubt, lines, mirror_pixels):
@@ -109,8 +112,9 @@ def oracle_score(mask, ground_truth, *, mirror_mask=None, gt_skeleton=None) -> f
     return 1.0 - pseudo_f_measure(mask, ground_truth, mask=mirror_mask, gt_skeleton=gt_skeleton)
 
 
-def uncertainty_scores(probabilities, grid: PatchGrid, *, mirror_mask=None,
-                       user=None) -> np.ndarray:
+def uncertainty_scores(
+    probabilities, grid: PatchGrid, *, mirror_mask=None, user=None
+) -> np.ndarray:
     """:func:`uncertainty_score` of every patch of ``grid``; (H, W) maps in, (N,) float64 out.
 
     The app's patch queue (:mod:`annotator.core.patch_queue`) keeps the same scores up to date
@@ -119,11 +123,13 @@ def uncertainty_scores(probabilities, grid: PatchGrid, *, mirror_mask=None,
     return np.array([uncertainty_score(**_crop(maps, box)) for box in grid.boxes.tolist()])
 
 
-def oracle_scores(mask, ground_truth, grid: PatchGrid, *, mirror_mask=None,
-                  gt_skeleton=None) -> np.ndarray:
+def oracle_scores(
+    mask, ground_truth, grid: PatchGrid, *, mirror_mask=None, gt_skeleton=None
+) -> np.ndarray:
     """:func:`oracle_score` of every patch of ``grid``; (H, W) maps in, (N,) float64 out."""
-    maps = _check_maps(grid, mask=mask, ground_truth=ground_truth, mirror_mask=mirror_mask,
-                       gt_skeleton=gt_skeleton)
+    maps = _check_maps(
+        grid, mask=mask, ground_truth=ground_truth, mirror_mask=mirror_mask, gt_skeleton=gt_skeleton
+    )
     return np.array([oracle_score(**_crop(maps, box)) for box in grid.boxes.tolist()])
 
 
@@ -150,8 +156,10 @@ def _same_shape(array, shape, name: str) -> np.ndarray:
 
 
 def _check_maps(grid: PatchGrid, **maps) -> dict:
-    return {name: None if array is None else _same_shape(array, grid.shape, name)
-            for name, array in maps.items()}
+    return {
+        name: None if array is None else _same_shape(array, grid.shape, name)
+        for name, array in maps.items()
+    }
 
 
 def _crop(maps: dict, box) -> dict:

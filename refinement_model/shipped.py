@@ -32,8 +32,11 @@ def shipped_checkpoint(kind: str) -> Path:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     path = WEIGHTS / f"{kind}.safetensors"
     if not path.is_file():
-        raise CheckpointError(path, f"the shipped {kind} weights are missing; train them with "
-                              "scripts/train_shipped.sh or pass a checkpoint")
+        raise CheckpointError(
+            path,
+            f"the shipped {kind} weights are missing; train them with "
+            "scripts/train_shipped.sh or pass a checkpoint",
+        )
     return path
 
 

@@ -52,9 +52,16 @@ class SimulatedStroke:
     score: float | None = None
 
 
-def simulate_add(gt, current, *, rng=None, length: int = 11,
-                 widths: StrokeWidthModel = PAPER_STROKE_WIDTHS, scale: float = 0.5,
-                 gt_skeleton=None) -> Stroke | None:
+def simulate_add(
+    gt,
+    current,
+    *,
+    rng=None,
+    length: int = 11,
+    widths: StrokeWidthModel = PAPER_STROKE_WIDTHS,
+    scale: float = 0.5,
+    gt_skeleton=None,
+) -> Stroke | None:
     """An add stroke on the longest missing piece of the ground-truth skeleton.
 
     Parameters
@@ -83,9 +90,16 @@ def simulate_add(gt, current, *, rng=None, length: int = 11,
     return None if result is None else result.stroke
 
 
-def simulate_erase(gt, current, *, rng=None, length: int = 11,
-                   widths: StrokeWidthModel = PAPER_STROKE_WIDTHS, scale: float = 0.5,
-                   gt_skeleton=None) -> Stroke | None:
+def simulate_erase(
+    gt,
+    current,
+    *,
+    rng=None,
+    length: int = 11,
+    widths: StrokeWidthModel = PAPER_STROKE_WIDTHS,
+    scale: float = 0.5,
+    gt_skeleton=None,
+) -> Stroke | None:
     """An erase stroke on the longest superfluous piece of the predicted skeleton.
 
     Parameters are those of :func:`simulate_add` (``gt_skeleton`` is accepted for symmetry and
@@ -101,10 +115,17 @@ def simulate_erase(gt, current, *, rng=None, length: int = 11,
     return None if result is None else result.stroke
 
 
-def choose_stroke(gt, current, *, rng=None, length: int = 11,
-                  widths: StrokeWidthModel = PAPER_STROKE_WIDTHS, scale: float = 0.5,
-                  gt_skeleton=None,
-                  score: Callable[[Stroke], float] | None = None) -> SimulatedStroke | None:
+def choose_stroke(
+    gt,
+    current,
+    *,
+    rng=None,
+    length: int = 11,
+    widths: StrokeWidthModel = PAPER_STROKE_WIDTHS,
+    scale: float = 0.5,
+    gt_skeleton=None,
+    score: Callable[[Stroke], float] | None = None,
+) -> SimulatedStroke | None:
     """Simulate an add and an erase stroke and keep the one the simulated user would draw.
 
     Parameters are those of :func:`simulate_add`, plus:
@@ -152,7 +173,7 @@ def _simulate(kind, gt, current, rng, length, widths, scale, gt_skeleton) -> Sim
         return None
     path = _longest_path(segment)
     start = int(rng.integers(0, len(path) - length + 1)) if len(path) > length else 0
-    piece = path[start: start + length]
+    piece = path[start : start + length]
     points = tuple((float(x), float(y)) for y, x in piece)
     return SimulatedStroke(Stroke(kind, points, radius), int(len(segment)))
 
@@ -166,8 +187,9 @@ def _check_masks(gt, current, gt_skeleton):
     if gt_skeleton is not None:
         gt_skeleton = np.asarray(gt_skeleton)
         if gt_skeleton.shape != gt.shape:
-            raise ValueError(f"gt_skeleton must have the shape of gt {gt.shape}, "
-                             f"got {gt_skeleton.shape}")
+            raise ValueError(
+                f"gt_skeleton must have the shape of gt {gt.shape}, got {gt_skeleton.shape}"
+            )
         gt_skeleton = gt_skeleton.astype(bool)
     return gt.astype(bool), current.astype(bool), gt_skeleton
 
@@ -175,7 +197,7 @@ def _check_masks(gt, current, gt_skeleton):
 def _dilate(mask: np.ndarray, radius: float) -> np.ndarray:
     """Pixels within ``radius`` of a True pixel (dilation by the exact digital disc)."""
     k = int(math.floor(radius))
-    yy, xx = np.ogrid[-k: k + 1, -k: k + 1]
+    yy, xx = np.ogrid[-k : k + 1, -k : k + 1]
     disc = (xx * xx + yy * yy <= radius * radius).astype(np.uint8)
     return cv2.dilate(mask.view(np.uint8), disc).view(bool)
 
@@ -223,7 +245,7 @@ def _longest_superfluous(region: np.ndarray) -> np.ndarray | None:
         if areas[label] <= best_count:
             break  # a skeleton never has more pixels than its region (the background has 0)
         y0, x0 = top[label], left[label]
-        skeleton = skeletonize(labels[y0: bottom[label], x0: right[label]] == label)
+        skeleton = skeletonize(labels[y0 : bottom[label], x0 : right[label]] == label)
         count = np.count_nonzero(skeleton)
         if count > best_count:
             best_count, best = count, (skeleton, y0, x0)
@@ -255,8 +277,9 @@ def _longest_path(pixels: np.ndarray) -> np.ndarray:
     found = neighbours >= 0
     indptr = np.zeros(len(pixels) + 1, dtype=np.int32)
     np.cumsum(found.sum(axis=1), out=indptr[1:])
-    graph = sparse.csr_matrix((np.ones(int(indptr[-1])), neighbours[found], indptr),
-                              shape=(len(pixels), len(pixels)))
+    graph = sparse.csr_matrix(
+        (np.ones(int(indptr[-1])), neighbours[found], indptr), shape=(len(pixels), len(pixels))
+    )
     order = csgraph.breadth_first_order(graph, 0, directed=True, return_predecessors=False)
     order, predecessors = csgraph.breadth_first_order(graph, int(order[-1]), directed=True)
     node, path = int(order[-1]), []

@@ -21,8 +21,13 @@ from refinement_model.inference import PatchRefiner, Predictor, predict_patch_lo
 from refinement_model.patches import PatchGrid, stitch_logits
 from refinement_model.views import network_input
 
-__all__ = ["START_ITERATIONS", "START_ORIENTATIONS", "StartPredictor", "start_predictor",
-           "start_record"]
+__all__ = [
+    "START_ITERATIONS",
+    "START_ORIENTATIONS",
+    "StartPredictor",
+    "start_predictor",
+    "start_record",
+]
 
 # The refiner options of the start, chosen on the validation views (docs/evaluation/from_start):
 # the best whole-view pFM within noise at the fewest network passes per patch.
@@ -64,31 +69,50 @@ class StartPredictor:
         ``iterations``.
     """
 
-    def __init__(self, base, refiner, *, orientations: int = START_ORIENTATIONS,
-                 iterations: int = START_ITERATIONS, optimise: bool = True):
+    def __init__(
+        self,
+        base,
+        refiner,
+        *,
+        orientations: int = START_ORIENTATIONS,
+        iterations: int = START_ITERATIONS,
+        optimise: bool = True,
+    ):
         self.base = base if isinstance(base, Predictor) else Predictor(base, optimise=optimise)
         if isinstance(refiner, PatchRefiner):
             self.refiner = refiner
         else:
-            self.refiner = PatchRefiner(refiner, optimise=optimise, orientations=orientations,
-                                        iterations=iterations)
+            self.refiner = PatchRefiner(
+                refiner, optimise=optimise, orientations=orientations, iterations=iterations
+            )
         if tuple(self.refiner.spec.inputs) != tuple(self.base.net.spec.inputs):
-            raise ValueError(f"the refiner reads {list(self.refiner.spec.inputs)}, the base "
-                             f"{list(self.base.net.spec.inputs)}: they do not belong together")
+            raise ValueError(
+                f"the refiner reads {list(self.refiner.spec.inputs)}, the base "
+                f"{list(self.base.net.spec.inputs)}: they do not belong together"
+            )
         self.net = self.base.net
         self.metadata = self.base.metadata
         self.path = self.base.path
-        self.record = {"kind": "refined", "path": self.refiner.path,
-                       "orientations": self.refiner.orientations,
-                       "iterations": self.refiner.iterations}
+        self.record = {
+            "kind": "refined",
+            "path": self.refiner.path,
+            "orientations": self.refiner.orientations,
+            "iterations": self.refiner.iterations,
+        }
 
     def grid(self, height: int, width: int) -> PatchGrid:
         """The base model's patch grid over a view of the given size."""
         return self.base.grid(height, width)
 
-    def patch_logits(self, image: np.ndarray, grid: PatchGrid, *, batch_size: int = 8,
-                     refined: np.ndarray | None = None,
-                     cancel: Callable[[], bool] | None = None) -> Iterator[np.ndarray]:
+    def patch_logits(
+        self,
+        image: np.ndarray,
+        grid: PatchGrid,
+        *,
+        batch_size: int = 8,
+        refined: np.ndarray | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> Iterator[np.ndarray]:
         """Refined no-stroke logits (net_size, net_size) float32 of every patch of ``grid``, in
         grid order; the arguments are those of
         :func:`~refinement_model.inference.predict_patch_logits` (``image`` (C, H, W) float32,
@@ -108,39 +132,59 @@ class StartPredictor:
             chosen = indices[refined[indices]]
             if len(chosen):
                 images = np.stack([grid.extract(image, i) for i in chosen]).astype(
-                    np.float32, copy=False)
+                    np.float32, copy=False
+                )
                 picked = refined[indices]
-                logits[picked] = self.refiner.refine_batch(images, logits[picked],
-                                                           np.zeros_like(logits[picked]))
+                logits[picked] = self.refiner.refine_batch(
+                    images, logits[picked], np.zeros_like(logits[picked])
+                )
             yield from logits
 
-    def predict_image(self, image: np.ndarray, grid: PatchGrid, *, batch_size: int = 8,
-                      mirror_mask: np.ndarray | None = None,
-                      progress: Callable[[int, int], None] | None = None,
-                      cancel: Callable[[], bool] | None = None) -> np.ndarray:
+    def predict_image(
+        self,
+        image: np.ndarray,
+        grid: PatchGrid,
+        *,
+        batch_size: int = 8,
+        mirror_mask: np.ndarray | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
         """Whole-view probability map (H, W) float32 in [0, 1] of a normalised network input
         (C, H, W) over ``grid``; with ``mirror_mask`` (H, W) bool only the patches holding some
         of the mirror are refined."""
         image = np.asarray(image)
         if image.ndim != 3 or grid.shape != image.shape[1:]:
-            raise ValueError(f"image must have shape (C, {grid.height}, {grid.width}), "
-                             f"got {image.shape}")
+            raise ValueError(
+                f"image must have shape (C, {grid.height}, {grid.width}), got {image.shape}"
+            )
         refined = None if mirror_mask is None else grid.patches_holding(mirror_mask)
-        logits = self.patch_logits(image, grid, batch_size=batch_size, refined=refined,
-                                   cancel=cancel)
+        logits = self.patch_logits(
+            image, grid, batch_size=batch_size, refined=refined, cancel=cancel
+        )
         return stitch_logits(grid, logits, progress=progress, cancel=cancel)
 
-    def predict_view(self, view, *, batch_size: int = 8,
-                     progress: Callable[[int, int], None] | None = None,
-                     cancel: Callable[[], bool] | None = None) -> np.ndarray:
+    def predict_view(
+        self,
+        view,
+        *,
+        batch_size: int = 8,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
         """Probability map (H, W) float32 of a :class:`~refinement_model.views.MirrorView`,
         as :meth:`Predictor.predict_view` gives the base's, refined over the patches holding
         some of the view's mirror area; ``progress(done, total)`` after each patch, ``cancel``
         raises :class:`Cancelled`."""
         image = network_input(view, self.net.spec.inputs)
-        return self.predict_image(image, self.grid(*view.depth.shape), batch_size=batch_size,
-                                  mirror_mask=view.mirror_mask, progress=progress,
-                                  cancel=cancel)
+        return self.predict_image(
+            image,
+            self.grid(*view.depth.shape),
+            batch_size=batch_size,
+            mirror_mask=view.mirror_mask,
+            progress=progress,
+            cancel=cancel,
+        )
 
 
 def start_predictor(base, refiner=None, **options):

@@ -78,8 +78,14 @@ class StrokeWidthModel:
 
     def to_dict(self) -> dict:
         """The ``--json`` form: keys a, loc, scale, mean, std, n."""
-        return {"a": self.a, "loc": self.loc, "scale": self.scale, "mean": self.mean,
-                "std": self.std, "n": self.n}
+        return {
+            "a": self.a,
+            "loc": self.loc,
+            "scale": self.scale,
+            "mean": self.mean,
+            "std": self.std,
+            "n": self.n,
+        }
 
 
 def _paper_model() -> StrokeWidthModel:
@@ -201,8 +207,9 @@ def fit_stroke_widths(widths, *, n_sigma: float | None = 2.0) -> StrokeWidthMode
             f"value(s) after outlier removal"
         )
     a, loc, scale = stats.gamma.fit(kept)
-    return StrokeWidthModel(float(a), float(loc), float(scale), float(kept.mean()),
-                            float(kept.std()), int(len(kept)))
+    return StrokeWidthModel(
+        float(a), float(loc), float(scale), float(kept.mean()), float(kept.std()), int(len(kept))
+    )
 
 
 def _check_widths(widths) -> np.ndarray:

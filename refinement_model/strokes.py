@@ -58,7 +58,8 @@ class Stroke:
             array = np.asarray(self.points, dtype=np.float64)
         except (TypeError, ValueError):
             raise ValueError(
-                f"points must be a sequence of (x, y) numbers, got {self.points!r}") from None
+                f"points must be a sequence of (x, y) numbers, got {self.points!r}"
+            ) from None
         if array.ndim != 2 or array.shape[1] != 2 or len(array) == 0:
             raise ValueError(f"points must hold at least one (x, y) pair, got shape {array.shape}")
         if not np.isfinite(array).all():
@@ -81,8 +82,9 @@ class Stroke:
         """The centre line as a new (N, 2) float64 array of (x, y)."""
         return np.array(self.points, dtype=np.float64)
 
-    def bounds(self, scale: float = 1.0, *,
-               origin: Sequence[float] = (0, 0)) -> tuple[int, int, int, int]:
+    def bounds(
+        self, scale: float = 1.0, *, origin: Sequence[float] = (0, 0)
+    ) -> tuple[int, int, int, int]:
         """Integer box ``(y0, x0, y1, x1)`` (end exclusive) covering the rasterised stroke.
 
         The box is in the target frame of :func:`rasterize_stroke` with the same ``scale`` and

@@ -36,8 +36,13 @@ from refinement_model.preprocess import (
 )
 
 #: File-name endings of a view's files, by role.
-SUFFIXES = {"normals": "_N.tif", "albedo": "_RHO.tif", "depth": "_U.tif",
-            "drawings": "_drawings.png", "mask": "_mask.png"}
+SUFFIXES = {
+    "normals": "_N.tif",
+    "albedo": "_RHO.tif",
+    "depth": "_U.tif",
+    "drawings": "_drawings.png",
+    "mask": "_mask.png",
+}
 _MAPS = ("normals", "albedo", "depth")
 
 #: Channel normalisation (mean, std) measured on the real set (docs/method.md). The normal
@@ -50,13 +55,17 @@ CHANNEL_STATS = {
     "normal_z": (0.7927827, 0.06655099),
 }
 #: Input names :func:`network_input` accepts, with the channels each contributes.
-INPUT_CHANNELS = {"depth": ("depth",), "albedo": ("albedo",),
-                  "normals": ("normal_x", "normal_y", "normal_z")}
+INPUT_CHANNELS = {
+    "depth": ("depth",),
+    "albedo": ("albedo",),
+    "normals": ("normal_x", "normal_y", "normal_z"),
+}
 #: Largest share of the view that may be non-finite in the depth map.
 MAX_NONFINITE_FRACTION = 0.5
 MASK_ESTIMATED_WARNING = "mask file missing: mirror area estimated from the maps"
-NO_VIEW_FOUND = ("no view found here (expected files <view_id>_N.tif, <view_id>_RHO.tif and "
-                 "<view_id>_U.tif)")
+NO_VIEW_FOUND = (
+    "no view found here (expected files <view_id>_N.tif, <view_id>_RHO.tif and <view_id>_U.tif)"
+)
 
 
 @dataclass(frozen=True)
@@ -123,8 +132,13 @@ def _scan(root: Path, levels: int | None = None) -> dict[str, dict[str, list[Pat
     """All files under ``root`` (at most ``levels`` folders down) named like a view's file,
     by view id and role."""
     found: dict[str, dict[str, list[Path]]] = {}
-    paths = root.rglob("*") if levels is None else (
-        path for depth in range(levels + 1) for path in root.glob("/".join(["*"] * (depth + 1))))
+    paths = (
+        root.rglob("*")
+        if levels is None
+        else (
+            path for depth in range(levels + 1) for path in root.glob("/".join(["*"] * (depth + 1)))
+        )
+    )
     for path in sorted(paths):
         if path.name.startswith(".") or not path.is_file():
             continue
@@ -154,8 +168,9 @@ def _view_files(root: Path, view_id: str, roles: dict[str, list[Path]]) -> ViewF
         absent = ", ".join(f"{view_id}{SUFFIXES[role]}" for role in missing)
         raise InputError(present.parent, f"view {view_id} lacks {absent}")
     depth = _one(root, view_id, "depth", roles["depth"], None)
-    files = {role: _one(root, view_id, role, roles.get(role, []), depth.parent)
-             for role in SUFFIXES}
+    files = {
+        role: _one(root, view_id, role, roles.get(role, []), depth.parent) for role in SUFFIXES
+    }
     return ViewFiles(view_id=view_id, **files)
 
 
@@ -182,8 +197,11 @@ def find_views(path) -> list[ViewFiles]:
         has two candidate files for one role.
     """
     root, found = _candidates(path)
-    return [_view_files(root, view_id, roles) for view_id, roles in sorted(found.items())
-            if all(role in roles for role in _MAPS)]
+    return [
+        _view_files(root, view_id, roles)
+        for view_id, roles in sorted(found.items())
+        if all(role in roles for role in _MAPS)
+    ]
 
 
 def find_views_in(paths) -> list[ViewFiles]:
@@ -239,8 +257,9 @@ def _candidates(path) -> tuple[Path, dict[str, dict[str, list[Path]]]]:
 def _file_candidates(path: Path) -> tuple[Path, dict[str, dict[str, list[Path]]]]:
     role = next((r for r, s in SUFFIXES.items() if path.name.endswith(s)), None)
     if role is None:
-        raise InputError(path, "not a view file (expected a name ending in "
-                         + ", ".join(SUFFIXES.values()) + ")")
+        raise InputError(
+            path, "not a view file (expected a name ending in " + ", ".join(SUFFIXES.values()) + ")"
+        )
     view_id = path.name[: -len(SUFFIXES[role])]
     if role in _MAPS:
         root, found = _candidates(path.parent)
@@ -277,21 +296,24 @@ def _only_view(root: Path, found) -> str:
     if not complete:
         raise InputError(root, NO_VIEW_FOUND)
     listed = ", ".join(complete[:5]) + (", ..." if len(complete) > 5 else "")
-    raise InputError(root, f"{len(complete)} views found ({listed}): give the folder or a "
-                     "file of one, or its view id")
+    raise InputError(
+        root,
+        f"{len(complete)} views found ({listed}): give the folder or a file of one, or its view id",
+    )
 
 
 def _check_shapes(files: ViewFiles, max_pixels: int) -> tuple[int, int]:
     shapes = {role: image_shape(getattr(files, role), max_pixels=max_pixels) for role in _MAPS}
     if len(shapes["normals"]) != 3 or shapes["normals"][2] != 3:
-        raise InputError(files.normals, f"normal map must have 3 channels, has shape "
-                         f"{shapes['normals']}")
+        raise InputError(
+            files.normals, f"normal map must have 3 channels, has shape {shapes['normals']}"
+        )
     if len(shapes["depth"]) != 2:
-        raise InputError(files.depth, f"depth map must have 1 channel, has shape "
-                         f"{shapes['depth']}")
+        raise InputError(files.depth, f"depth map must have 1 channel, has shape {shapes['depth']}")
     if len(shapes["albedo"]) == 3 and shapes["albedo"][2] != 3:
-        raise InputError(files.albedo, f"albedo must have 1 or 3 channels, has shape "
-                         f"{shapes['albedo']}")
+        raise InputError(
+            files.albedo, f"albedo must have 1 or 3 channels, has shape {shapes['albedo']}"
+        )
     height, width = shapes["depth"]
     for role in ("normals", "albedo"):
         if shapes[role][:2] != (height, width):
@@ -312,12 +334,22 @@ def _px_per_mm(files: ViewFiles, given: float | None) -> float:
         found = tiff_px_per_mm(getattr(files, role))
         if found is not None:
             return found
-    raise InputError(files.depth, "no resolution tag (pixels per mm) in the maps: "
-                     "pass px_per_mm to set the 1 mm high-pass scale")
+    raise InputError(
+        files.depth,
+        "no resolution tag (pixels per mm) in the maps: "
+        "pass px_per_mm to set the 1 mm high-pass scale",
+    )
 
 
-def load_view(path, view_id: str | None = None, *, px_per_mm: float | None = None,
-              max_pixels: int = MAX_PIXELS, progress=None, cancel=None) -> MirrorView:
+def load_view(
+    path,
+    view_id: str | None = None,
+    *,
+    px_per_mm: float | None = None,
+    max_pixels: int = MAX_PIXELS,
+    progress=None,
+    cancel=None,
+) -> MirrorView:
     """Load one mirror view and apply the paper's preprocessing.
 
     Parameters
@@ -360,22 +392,44 @@ def load_view(path, view_id: str | None = None, *, px_per_mm: float | None = Non
     warnings = []
     step()
     depth_map = f"the depth map {files.depth}"
-    truth = None if files.drawings is None else read_binary_mask(
-        files.drawings, channel="alpha", shape=shape, max_pixels=max_pixels,
-        what="the ground truth", shape_of=depth_map)
-    mirror = None if files.mask is None else read_binary_mask(
-        files.mask, channel="red", shape=shape, max_pixels=max_pixels,
-        what="the mirror-area mask", shape_of=depth_map)
+    truth = (
+        None
+        if files.drawings is None
+        else read_binary_mask(
+            files.drawings,
+            channel="alpha",
+            shape=shape,
+            max_pixels=max_pixels,
+            what="the ground truth",
+            shape_of=depth_map,
+        )
+    )
+    mirror = (
+        None
+        if files.mask is None
+        else read_binary_mask(
+            files.mask,
+            channel="red",
+            shape=shape,
+            max_pixels=max_pixels,
+            what="the mirror-area mask",
+            shape_of=depth_map,
+        )
+    )
     step()
     depth = read_tiff(files.depth, max_pixels=max_pixels)
     finite = np.isfinite(depth)
     bad = depth.size - int(np.count_nonzero(finite))
     if bad > MAX_NONFINITE_FRACTION * depth.size:
-        raise InputError(files.depth, f"{bad / depth.size:.0%} of the depth map is NaN or "
-                         "infinite: not a usable height map")
+        raise InputError(
+            files.depth,
+            f"{bad / depth.size:.0%} of the depth map is NaN or infinite: not a usable height map",
+        )
     if bad:
-        warnings.append(f"depth map has {bad} NaN/infinite pixels ({bad / depth.size:.2%}): "
-                        "left out of the mirror area and filled for filtering")
+        warnings.append(
+            f"depth map has {bad} NaN/infinite pixels ({bad / depth.size:.2%}): "
+            "left out of the mirror area and filled for filtering"
+        )
     albedo = read_tiff(files.albedo, max_pixels=max_pixels)
     if albedo.ndim == 3:
         albedo = albedo.mean(axis=2, dtype=np.float32)  # colour albedo: its gray level
@@ -388,8 +442,9 @@ def load_view(path, view_id: str | None = None, *, px_per_mm: float | None = Non
     mirror &= finite
     del finite
     if not mirror.any():
-        raise InputError(files.mask or files.depth, "the mirror area is empty (no finite "
-                         "depth inside the mask)")
+        raise InputError(
+            files.mask or files.depth, "the mirror area is empty (no finite depth inside the mask)"
+        )
     depth = _preprocess_depth_inplace(depth, scale, mirror)
     if not np.isfinite(albedo).all():
         warnings.append("albedo has NaN/infinite pixels: set to 0")
@@ -402,9 +457,18 @@ def load_view(path, view_id: str | None = None, *, px_per_mm: float | None = Non
     step()
     if progress is not None:
         progress(6, 6)
-    return MirrorView(view_id=files.view_id, depth=depth, albedo=albedo, normals=normals,
-                      ground_truth=truth, mirror_mask=mirror, mask_estimated=estimated,
-                      px_per_mm=scale, files=files, warnings=tuple(warnings))
+    return MirrorView(
+        view_id=files.view_id,
+        depth=depth,
+        albedo=albedo,
+        normals=normals,
+        ground_truth=truth,
+        mirror_mask=mirror,
+        mask_estimated=estimated,
+        px_per_mm=scale,
+        files=files,
+        warnings=tuple(warnings),
+    )
 
 
 def network_input(view: MirrorView, inputs=("depth",)) -> np.ndarray:
@@ -425,8 +489,9 @@ def network_input(view: MirrorView, inputs=("depth",)) -> np.ndarray:
     inputs = tuple(inputs)
     unknown = [name for name in inputs if name not in INPUT_CHANNELS]
     if not inputs or unknown:
-        raise ValueError(f"inputs must be a non-empty sequence of {tuple(INPUT_CHANNELS)}, "
-                         f"got {inputs!r}")
+        raise ValueError(
+            f"inputs must be a non-empty sequence of {tuple(INPUT_CHANNELS)}, got {inputs!r}"
+        )
     channels = [channel for name in inputs for channel in INPUT_CHANNELS[name]]
     out = np.empty((len(channels), *view.shape), np.float32)
     index = 0

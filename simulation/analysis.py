@@ -60,14 +60,21 @@ def mean_curves(runs: list[dict], *, points: int = 200) -> MeanCurves:
     grid = np.linspace(0.0, reach, points) if reach > 0 else np.zeros(1)
 
     def stack(key):
-        return np.stack([step_interpolate(grid, run["annotated_pixels"], run[key])
-                         for run in runs])
+        return np.stack([step_interpolate(grid, run["annotated_pixels"], run[key]) for run in runs])
 
     human, network = stack("pfm_human"), stack("pfm_network")
     with np.errstate(divide="ignore", invalid="ignore"):
         gain = np.where(human > 0, network / human - 1.0, 0.0)
-    return MeanCurves(grid, human.mean(0), human.std(0), network.mean(0), network.std(0),
-                      gain.mean(0), stack("iou_human").mean(0), stack("iou_network").mean(0))
+    return MeanCurves(
+        grid,
+        human.mean(0),
+        human.std(0),
+        network.mean(0),
+        network.std(0),
+        gain.mean(0),
+        stack("iou_human").mean(0),
+        stack("iou_network").mean(0),
+    )
 
 
 def pixels_to_reach(pixels, curve, target: float) -> float:

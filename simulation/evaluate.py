@@ -41,25 +41,40 @@ def view_files_with_ground_truth(paths: Sequence, *, only: Sequence[str] | None 
     return sorted(views, key=lambda files: files.view_id)
 
 
-def gt_free_ranking_quality(probabilities, ground_truth, grid: PatchGrid, *,
-                            mirror_mask=None) -> float:
+def gt_free_ranking_quality(
+    probabilities, ground_truth, grid: PatchGrid, *, mirror_mask=None
+) -> float:
     """Spearman correlation of the GT-free patch score with the true patch badness (1 - pFM)
     of the initial prediction, over patches that hold ground-truth or predicted lines."""
     mask = probabilities > 0.5
     skeleton = thin(ground_truth)
     truth = oracle_scores(mask, ground_truth, grid, mirror_mask=mirror_mask, gt_skeleton=skeleton)
     guess = uncertainty_scores(probabilities, grid, mirror_mask=mirror_mask)
-    has_lines = np.array([ground_truth[y0:y1, x0:x1].any() or mask[y0:y1, x0:x1].any()
-                          for y0, x0, y1, x1 in grid.boxes.tolist()])
+    has_lines = np.array(
+        [
+            ground_truth[y0:y1, x0:x1].any() or mask[y0:y1, x0:x1].any()
+            for y0, x0, y1, x1 in grid.boxes.tolist()
+        ]
+    )
     return ranking_quality(np.where(has_lines, guess, -np.inf), truth)
 
 
-def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int = 3000,
-                   seeds: int = 3, first_seed: int = 0,
-                   settings: Sequence[str] = ("both", "gt_free"),
-                   record_every: int = 10, only: Sequence[str] | None = None,
-                   iterations: int | None = None, start: str = "refined",
-                   show_progress: bool = False) -> dict:
+def simulate_views(
+    paths: Sequence,
+    *,
+    out,
+    base=None,
+    refiner=None,
+    steps: int = 3000,
+    seeds: int = 3,
+    first_seed: int = 0,
+    settings: Sequence[str] = ("both", "gt_free"),
+    record_every: int = 10,
+    only: Sequence[str] | None = None,
+    iterations: int | None = None,
+    start: str = "refined",
+    show_progress: bool = False,
+) -> dict:
     """Run every setting with seeds ``first_seed .. first_seed + seeds - 1`` on every view with
     ground truth under ``paths`` (or on the views named in ``only``), refining as the app does
     (``iterations`` replaces its refinements per stroke, see :func:`refiner_options`).
@@ -95,33 +110,44 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
     predictor = Predictor(base)
     starter = start_predictor(predictor, refiner if start == "refined" else None)
     refiners = {}  # one per refiner options, built when a setting first needs it
-    manifest = {"views": [], "settings": list(settings),
-                "seeds": list(range(first_seed, first_seed + seeds)), "steps": steps,
-                "record_every": record_every,
-                "iterations": refiner_options("both", iterations=iterations)["iterations"],
-                "start": start_description(starter), "base": _shown(base),
-                "refiner": _shown(refiner), "spearman_gt_free": {}, "base_pfm": {},
-                "start_pfm": {}, "seconds": {}}
+    manifest = {
+        "views": [],
+        "settings": list(settings),
+        "seeds": list(range(first_seed, first_seed + seeds)),
+        "steps": steps,
+        "record_every": record_every,
+        "iterations": refiner_options("both", iterations=iterations)["iterations"],
+        "start": start_description(starter),
+        "base": _shown(base),
+        "refiner": _shown(refiner),
+        "spearman_gt_free": {},
+        "base_pfm": {},
+        "start_pfm": {},
+        "seconds": {},
+    }
     for view_files in files:
         view = load_view(view_files.depth)
         scored = dict(mask=view.mirror_mask)
         if starter is not predictor:
             manifest["base_pfm"][view.view_id] = score_masks(
-                predictor.predict_view(view) > 0.5, view.ground_truth, **scored)["pfm"]
-        with progress_bar(f"{view.view_id}: predict", unit="patch",
-                          enabled=show_progress) as progress:
+                predictor.predict_view(view) > 0.5, view.ground_truth, **scored
+            )["pfm"]
+        with progress_bar(
+            f"{view.view_id}: predict", unit="patch", enabled=show_progress
+        ) as progress:
             probabilities = starter.predict_view(view, progress=progress)
-        manifest["start_pfm"][view.view_id] = score_masks(probabilities > 0.5,
-                                                          view.ground_truth, **scored)["pfm"]
+        manifest["start_pfm"][view.view_id] = score_masks(
+            probabilities > 0.5, view.ground_truth, **scored
+        )["pfm"]
         manifest["base_pfm"].setdefault(view.view_id, manifest["start_pfm"][view.view_id])
         logits = probability_logits(probabilities)
         image = network_input(view, predictor.net.spec.inputs)
         grid = predictor.grid(*view.shape)
         manifest["spearman_gt_free"][view.view_id] = gt_free_ranking_quality(
-            probabilities, view.ground_truth, grid, mirror_mask=view.mirror_mask)
+            probabilities, view.ground_truth, grid, mirror_mask=view.mirror_mask
+        )
         for setting in settings:
-            config = setting_config(setting, ProtocolConfig(steps=steps,
-                                                            record_every=record_every))
+            config = setting_config(setting, ProtocolConfig(steps=steps, record_every=record_every))
             options = refiner_options(setting, iterations=iterations)
             key = tuple(sorted(options.items()))
             if key not in refiners:
@@ -132,13 +158,23 @@ def simulate_views(paths: Sequence, *, out, base=None, refiner=None, steps: int 
                 adapt = None
                 if config.adapt_every:
                     adapt, manifest.setdefault("adaptation", {})[run] = online_adaptation(
-                        refiners[key], seed=seed, scale=grid.scale)
-                with progress_bar(f"{view.view_id} {setting} seed {seed}",
-                                  enabled=show_progress) as progress:
+                        refiners[key], seed=seed, scale=grid.scale
+                    )
+                with progress_bar(
+                    f"{view.view_id} {setting} seed {seed}", enabled=show_progress
+                ) as progress:
                     records = run_protocol(
-                        image, logits, view.ground_truth, refiners[key].refine,
-                        mirror_mask=view.mirror_mask, grid=grid, config=config, rng=seed,
-                        progress=progress, adapt=adapt)
+                        image,
+                        logits,
+                        view.ground_truth,
+                        refiners[key].refine,
+                        mirror_mask=view.mirror_mask,
+                        grid=grid,
+                        config=config,
+                        rng=seed,
+                        progress=progress,
+                        adapt=adapt,
+                    )
                 write_records(run_path(out, view.view_id, setting, seed), records)
                 manifest["seconds"][run] = round(time.perf_counter() - started, 1)
         manifest["views"].append(view.view_id)
@@ -168,8 +204,12 @@ def online_adaptation(refiner, *, seed: int, scale: float):
 
     def adapt(patches):
         result = adapter.update([CorrectedPatch(*patch) for patch in patches])
-        entry = {"accepted": result.accepted, "loss_before": round(result.loss_before, 5),
-                 "loss_after": round(result.loss_after, 5), "seconds": round(result.seconds, 3)}
+        entry = {
+            "accepted": result.accepted,
+            "loss_before": round(result.loss_before, 5),
+            "loss_after": round(result.loss_after, 5),
+            "seconds": round(result.seconds, 3),
+        }
         log.append(entry)
         if not result.accepted:
             return None
@@ -189,8 +229,10 @@ def start_description(predictor) -> str:
     record = start_record(predictor)
     if record["kind"] == "base":
         return "base network"
-    return (f"base network + refiner with no strokes ({record['orientations']} orientations, "
-            f"{record['iterations']} iterations)")
+    return (
+        f"base network + refiner with no strokes ({record['orientations']} orientations, "
+        f"{record['iterations']} iterations)"
+    )
 
 
 def _shown(path: Path) -> str:

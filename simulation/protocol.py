@@ -52,8 +52,15 @@ AdaptFunction = Callable[[list], "RefineFunction | None"]
 RANKINGS = ("oracle", "gt_free")
 CHOOSERS = ("refined", "longer")
 OPERATIONS = ("add", "erase")
-RECORD_FIELDS = ("step", "strokes", "annotated_pixels", "pfm_human", "iou_human",
-                 "pfm_network", "iou_network")
+RECORD_FIELDS = (
+    "step",
+    "strokes",
+    "annotated_pixels",
+    "pfm_human",
+    "iou_human",
+    "pfm_network",
+    "iou_network",
+)
 
 
 @dataclass(frozen=True)
@@ -106,11 +113,13 @@ class ProtocolConfig:
 
     def __post_init__(self):
         if self.steps < 0 or self.record_every < 1:
-            raise ValueError(f"steps must be >= 0 and record_every >= 1, got {self.steps}, "
-                             f"{self.record_every}")
+            raise ValueError(
+                f"steps must be >= 0 and record_every >= 1, got {self.steps}, {self.record_every}"
+            )
         if not self.operations or set(self.operations) - set(OPERATIONS):
-            raise ValueError(f"operations must be a non-empty subset of {OPERATIONS}, "
-                             f"got {self.operations!r}")
+            raise ValueError(
+                f"operations must be a non-empty subset of {OPERATIONS}, got {self.operations!r}"
+            )
         if self.ranking not in RANKINGS:
             raise ValueError(f"ranking must be one of {RANKINGS}, got {self.ranking!r}")
         if self.chooser not in CHOOSERS:
@@ -164,8 +173,9 @@ class _ViewState:
 
     def refine(self, index, image, base, strokes) -> np.ndarray:
         n = self.grid.net_size
-        channel = stroke_channel(strokes, (n, n), origin=self.grid.network_origin(index),
-                                 scale=self.grid.scale)
+        channel = stroke_channel(
+            strokes, (n, n), origin=self.grid.network_origin(index), scale=self.grid.scale
+        )
         y = base if self.config.use_prediction else self.zeros
         delta = channel if self.config.use_strokes else self.zeros
         return np.asarray(self.refine_fn(image, y, delta), dtype=np.float32)
@@ -197,12 +207,14 @@ class _ViewState:
             for other in refined:
                 if other != index:
                     image, other_base = self.network_inputs(other)
-                    self.deltas[other] = self.refine(other, image, other_base,
-                                                     self.strokes_on(other)) - other_base
+                    self.deltas[other] = (
+                        self.refine(other, image, other_base, self.strokes_on(other)) - other_base
+                    )
         region = union(*(grid.region(i) for i in refined))
         y0, x0, y1, x1 = region
-        self.network_logits[y0:y1, x0:x1] = blend_logits(grid, self.base_logits, self.deltas,
-                                                         region)
+        self.network_logits[y0:y1, x0:x1] = blend_logits(
+            grid, self.base_logits, self.deltas, region
+        )
         return region
 
     def corrected_patches(self) -> list[tuple]:
@@ -219,8 +231,9 @@ class _ViewState:
             image, base = self.network_inputs(index)
             strokes = self.strokes_on(index)
             origin = grid.network_origin(index)
-            target = burn_in(base + self.deltas.get(index, 0) > 0, strokes, origin=origin,
-                             scale=grid.scale)
+            target = burn_in(
+                base + self.deltas.get(index, 0) > 0, strokes, origin=origin, scale=grid.scale
+            )
             user = stroke_channel(strokes, (n, n), origin=origin, scale=grid.scale)
             if user.any():
                 patches.append((image, base, target, user.astype(np.int8)))
@@ -233,30 +246,43 @@ class _ViewState:
         n = self.grid.net_size
         for index in range(len(self.grid)):
             y0, x0, y1, x1 = self.grid.region(index)
-            if self.strokes_on(index) or (self.mirror is not None
-                                          and not self.mirror[y0:y1, x0:x1].any()):
+            if self.strokes_on(index) or (
+                self.mirror is not None and not self.mirror[y0:y1, x0:x1].any()
+            ):
                 continue
             image, base = self.network_inputs(index)
             zeros = np.zeros((n, n), np.float32)
             if index not in self._frozen_start:
                 self._frozen_start[index] = self.frozen_refine(image, base, zeros)
-            self.deltas[index] = np.asarray(refine(image, base, zeros),
-                                            np.float32) - self._frozen_start[index]
-        self.network_logits = blend_logits(self.grid, self.base_logits, self.deltas,
-                                           (0, 0, *self.grid.shape))
+            self.deltas[index] = (
+                np.asarray(refine(image, base, zeros), np.float32) - self._frozen_start[index]
+            )
+        self.network_logits = blend_logits(
+            self.grid, self.base_logits, self.deltas, (0, 0, *self.grid.shape)
+        )
 
     def scores(self):
         kwargs = dict(mask=self.mirror, gt_skeleton=self.gt_skeleton)
-        return (score_masks(self.human_mask(), self.ground_truth, **kwargs),
-                score_masks(self.network_mask(), self.ground_truth, **kwargs))
+        return (
+            score_masks(self.human_mask(), self.ground_truth, **kwargs),
+            score_masks(self.network_mask(), self.ground_truth, **kwargs),
+        )
 
 
-def run_protocol(image, base_logits, ground_truth, refine: RefineFunction, *,
-                 mirror_mask=None, grid: PatchGrid | None = None,
-                 config: ProtocolConfig = ProtocolConfig(), rng=None,
-                 progress: Callable[[int, int], None] | None = None,
-                 cancel: Callable[[], bool] | None = None,
-                 adapt: AdaptFunction | None = None) -> list[dict]:
+def run_protocol(
+    image,
+    base_logits,
+    ground_truth,
+    refine: RefineFunction,
+    *,
+    mirror_mask=None,
+    grid: PatchGrid | None = None,
+    config: ProtocolConfig = ProtocolConfig(),
+    rng=None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    adapt: AdaptFunction | None = None,
+) -> list[dict]:
     """Simulate a user correcting one view, worst patch first; return the recorded curve.
 
     Parameters
@@ -288,8 +314,9 @@ def run_protocol(image, base_logits, ground_truth, refine: RefineFunction, *,
         Keys :data:`RECORD_FIELDS`; the first record is step 0 (the initial prediction), then one
         every ``record_every`` steps and one at the last step.
     """
-    image, base_logits, ground_truth, mirror_mask = _check_inputs(image, base_logits,
-                                                                  ground_truth, mirror_mask)
+    image, base_logits, ground_truth, mirror_mask = _check_inputs(
+        image, base_logits, ground_truth, mirror_mask
+    )
     grid = grid or PatchGrid(*base_logits.shape)
     if grid.shape != base_logits.shape:
         raise ValueError(f"grid covers {grid.shape}, the view is {base_logits.shape}")
@@ -317,8 +344,11 @@ def run_protocol(image, base_logits, ground_truth, refine: RefineFunction, *,
                 for other in grid.patches_touching(*changed).tolist():
                     if other != index and other in queue:
                         queue.push(_priority(state, other), other)
-            if (changed is not None and config.adapt_every
-                    and len(state.strokes) % config.adapt_every == 0):
+            if (
+                changed is not None
+                and config.adapt_every
+                and len(state.strokes) % config.adapt_every == 0
+            ):
                 _adapt(state, queue, adapt)
         if step % config.record_every == 0 or step == config.steps:
             records.append(_record(state, step))
@@ -349,8 +379,9 @@ def _attempt(state: _ViewState, index: int, rng) -> tuple[int, int, int, int] | 
     gt, gt_skeleton = state.patch_truth(index)
     earlier = state.strokes_on(index)
     origin = grid.network_origin(index)
-    current = burn_in(base + state.deltas.get(index, 0) > 0, earlier, origin=origin,
-                      scale=grid.scale)
+    current = burn_in(
+        base + state.deltas.get(index, 0) > 0, earlier, origin=origin, scale=grid.scale
+    )
     refined_by_stroke = {}
 
     def refined_score(patch_stroke: Stroke) -> float:
@@ -359,11 +390,17 @@ def _attempt(state: _ViewState, index: int, rng) -> tuple[int, int, int, int] | 
         refined_by_stroke[patch_stroke] = refined
         return pseudo_f_measure(burn_in(refined > 0, strokes, origin=origin, scale=grid.scale), gt)
 
-    options = dict(rng=rng, length=config.stroke_length, widths=config.widths, scale=grid.scale,
-                   gt_skeleton=gt_skeleton)
+    options = dict(
+        rng=rng,
+        length=config.stroke_length,
+        widths=config.widths,
+        scale=grid.scale,
+        gt_skeleton=gt_skeleton,
+    )
     if len(config.operations) == 2:
-        chosen = choose_stroke(gt, current, **options,
-                               score=refined_score if config.chooser == "refined" else None)
+        chosen = choose_stroke(
+            gt, current, **options, score=refined_score if config.chooser == "refined" else None
+        )
         patch_stroke = None if chosen is None else chosen.stroke
     else:
         simulate = simulate_add if config.operations == ("add",) else simulate_erase
@@ -384,8 +421,10 @@ def _improves_human(state: _ViewState, index: int, stroke: Stroke) -> bool:
     window = np.s_[y0:y1, x0:x1]
     before = state.human_mask(window)
     after = burn_in(before, [stroke], origin=(x0, y0))
-    options = dict(mask=None if state.mirror is None else state.mirror[window],
-                   gt_skeleton=state.gt_skeleton[window])
+    options = dict(
+        mask=None if state.mirror is None else state.mirror[window],
+        gt_skeleton=state.gt_skeleton[window],
+    )
     gt = state.ground_truth[window]
     return pseudo_f_measure(after, gt, **options) > pseudo_f_measure(before, gt, **options)
 
@@ -425,20 +464,30 @@ def _priority(state: _ViewState, index: int) -> float:
     window = np.s_[y0:y1, x0:x1]
     mirror = None if state.mirror is None else state.mirror[window]
     if state.config.ranking == "oracle":
-        badness = oracle_score(state.network_mask(window), state.ground_truth[window],
-                               mirror_mask=mirror, gt_skeleton=state.gt_skeleton[window])
+        badness = oracle_score(
+            state.network_mask(window),
+            state.ground_truth[window],
+            mirror_mask=mirror,
+            gt_skeleton=state.gt_skeleton[window],
+        )
     else:
-        badness = uncertainty_score(expit(state.network_logits[window]), mirror_mask=mirror,
-                                    user=state.user[window])
+        badness = uncertainty_score(
+            expit(state.network_logits[window]), mirror_mask=mirror, user=state.user[window]
+        )
     return -float(badness)
 
 
 def _record(state: _ViewState, step: int) -> dict:
     human, network = state.scores()
-    return {"step": step, "strokes": len(state.strokes),
-            "annotated_pixels": state.annotated_pixels,
-            "pfm_human": human["pfm"], "iou_human": human["iou"],
-            "pfm_network": network["pfm"], "iou_network": network["iou"]}
+    return {
+        "step": step,
+        "strokes": len(state.strokes),
+        "annotated_pixels": state.annotated_pixels,
+        "pfm_human": human["pfm"],
+        "iou_human": human["iou"],
+        "pfm_network": network["pfm"],
+        "iou_network": network["iou"],
+    }
 
 
 def _overlaps(a, b) -> bool:
@@ -451,15 +500,18 @@ def _check_inputs(image, base_logits, ground_truth, mirror_mask):
         raise ValueError(f"base_logits must be (H, W), got shape {base_logits.shape}")
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 3 or image.shape[1:] != base_logits.shape:
-        raise ValueError(f"image must be (C, H, W) with (H, W) = {base_logits.shape}, "
-                         f"got {image.shape}")
+        raise ValueError(
+            f"image must be (C, H, W) with (H, W) = {base_logits.shape}, got {image.shape}"
+        )
     ground_truth = np.asarray(ground_truth, dtype=bool)
     if ground_truth.shape != base_logits.shape:
-        raise ValueError(f"ground_truth must have shape {base_logits.shape}, "
-                         f"got {ground_truth.shape}")
+        raise ValueError(
+            f"ground_truth must have shape {base_logits.shape}, got {ground_truth.shape}"
+        )
     if mirror_mask is not None:
         mirror_mask = np.asarray(mirror_mask, dtype=bool)
         if mirror_mask.shape != base_logits.shape:
-            raise ValueError(f"mirror_mask must have shape {base_logits.shape}, "
-                             f"got {mirror_mask.shape}")
+            raise ValueError(
+                f"mirror_mask must have shape {base_logits.shape}, got {mirror_mask.shape}"
+            )
     return image, base_logits, ground_truth, mirror_mask

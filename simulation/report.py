@@ -21,14 +21,24 @@ from simulation.analysis import (
 from simulation.runs import SETTINGS, read_manifest, read_records, run_path
 
 _ABLATIONS = {
-    "Inputs": (("prediction_only", "Prediction Y"), ("interaction_only", "Interaction Δ"),
-               ("both", "Both Y, Δ")),
-    "Operations": (("erase_only", "Only erasing Δ⁻"), ("add_only", "Only adding Δ⁺"),
-                   ("both", "Both Δ")),
-    "Refined patches": (("queued_patch_only", "The queued patch (the paper)"),
-                        ("both", "Every patch the stroke touches (the app)")),
-    "Refiner passes": (("one_pass", "One (the app's preview)"),
-                       ("both", "Four quarter turns of the patch, {refined}")),
+    "Inputs": (
+        ("prediction_only", "Prediction Y"),
+        ("interaction_only", "Interaction Δ"),
+        ("both", "Both Y, Δ"),
+    ),
+    "Operations": (
+        ("erase_only", "Only erasing Δ⁻"),
+        ("add_only", "Only adding Δ⁺"),
+        ("both", "Both Δ"),
+    ),
+    "Refined patches": (
+        ("queued_patch_only", "The queued patch (the paper)"),
+        ("both", "Every patch the stroke touches (the app)"),
+    ),
+    "Refiner passes": (
+        ("one_pass", "One (the app's preview)"),
+        ("both", "Four quarter turns of the patch, {refined}"),
+    ),
 }
 # The poster's figures are per test view: "relative improvements peaking at values between
 # +12% and +26%", "reducing workload from 56% to 75%" (docs/method.md, "Reported results").
@@ -74,23 +84,33 @@ def summarise(manifest: dict, runs: dict) -> tuple[dict, dict]:
     Headline numbers are means over views of per-view values; per-view curves are means over
     seeds. Each ablation table compares its settings on the views they all ran on.
     """
-    curves = {setting: {view: mean_curves(seeds) for view, seeds in by_view.items()}
-              for setting, by_view in runs.items()}
-    table = {setting: _setting_row(by_view, curves[setting], by_view)
-             for setting, by_view in runs.items()}
+    curves = {
+        setting: {view: mean_curves(seeds) for view, seeds in by_view.items()}
+        for setting, by_view in runs.items()
+    }
+    table = {
+        setting: _setting_row(by_view, curves[setting], by_view)
+        for setting, by_view in runs.items()
+    }
     ablations = {}
     for title, rows in _ABLATIONS.items():
         names = [name for name, _ in rows]
         if all(name in runs for name in names):
             shared = set.intersection(*(set(runs[name]) for name in names))
             if shared:
-                ablations[title] = {name: _setting_row(runs[name], curves[name], shared)
-                                    for name in names}
+                ablations[title] = {
+                    name: _setting_row(runs[name], curves[name], shared) for name in names
+                }
     main = table.get("both", {})
-    per_view = {view: _setting_row(runs["both"], curves["both"], [view])
-                for view in sorted(runs.get("both", {}))}
-    gt_free_ratio = {view: effort_ratio(curves["gt_free"][view], curves["both"][view])
-                     for view in per_view if view in curves.get("gt_free", {})}
+    per_view = {
+        view: _setting_row(runs["both"], curves["both"], [view])
+        for view in sorted(runs.get("both", {}))
+    }
+    gt_free_ratio = {
+        view: effort_ratio(curves["gt_free"][view], curves["both"][view])
+        for view in per_view
+        if view in curves.get("gt_free", {})
+    }
     summary = {
         "peak_relative_gain": main.get("peak_relative_gain"),
         "effort_reduction": main.get("effort_reduction"),
@@ -102,19 +122,27 @@ def summarise(manifest: dict, runs: dict) -> tuple[dict, dict]:
         "seeds": manifest["seeds"],
         "steps": manifest.get("steps"),
         "start": manifest.get("start", BASE_START),
-        "per_view": {view: {"peak_relative_gain": row["peak_relative_gain"],
-                            "effort_reduction": row["effort_reduction"],
-                            "initial_pfm": row["initial_pfm"],
-                            "final_pfm_human": row["pfm_human"],
-                            "final_pfm_network": row["pfm_network"],
-                            "base_pfm": manifest.get("base_pfm", {}).get(view),
-                            "gt_free_effort_ratio": gt_free_ratio.get(view)}
-                     for view, row in per_view.items()},
-        "to_target": {setting: {view: _to_target(seeds) for view, seeds in runs[setting].items()}
-                      for setting in TARGET_SETTINGS if setting in runs},
-        "last_stroke_step": {setting: max(last_stroke_step(run) for seeds in by_view.values()
-                                          for run in seeds)
-                             for setting, by_view in runs.items()},
+        "per_view": {
+            view: {
+                "peak_relative_gain": row["peak_relative_gain"],
+                "effort_reduction": row["effort_reduction"],
+                "initial_pfm": row["initial_pfm"],
+                "final_pfm_human": row["pfm_human"],
+                "final_pfm_network": row["pfm_network"],
+                "base_pfm": manifest.get("base_pfm", {}).get(view),
+                "gt_free_effort_ratio": gt_free_ratio.get(view),
+            }
+            for view, row in per_view.items()
+        },
+        "to_target": {
+            setting: {view: _to_target(seeds) for view, seeds in runs[setting].items()}
+            for setting in TARGET_SETTINGS
+            if setting in runs
+        },
+        "last_stroke_step": {
+            setting: max(last_stroke_step(run) for seeds in by_view.values() for run in seeds)
+            for setting, by_view in runs.items()
+        },
     }
     adaptation = adaptation_figures(curves, manifest)
     if adaptation:
@@ -134,21 +162,33 @@ def adaptation_figures(curves: dict, manifest: dict) -> dict:
     for view in sorted(set(curves.get("both", {})) & set(curves.get("adaptive", {}))):
         frozen, adaptive = curves["both"][view], curves["adaptive"][view]
         target = float(frozen.network_mean[-1])
-        pixels = {name: pixels_to_reach(c.pixels, c.network_mean, target)
-                  for name, c in (("frozen", frozen), ("adaptive", adaptive))}
-        updates = [entry for run, log in manifest.get("adaptation", {}).items()
-                   if run.startswith(f"{view}/adaptive/") for entry in log]
+        pixels = {
+            name: pixels_to_reach(c.pixels, c.network_mean, target)
+            for name, c in (("frozen", frozen), ("adaptive", adaptive))
+        }
+        updates = [
+            entry
+            for run, log in manifest.get("adaptation", {}).items()
+            if run.startswith(f"{view}/adaptive/")
+            for entry in log
+        ]
         built = [e["refiner_seconds"] for e in updates if "refiner_seconds" in e]
         out[view] = {
-            "target_pfm": target, "frozen_pixels": pixels["frozen"],
+            "target_pfm": target,
+            "frozen_pixels": pixels["frozen"],
             "adaptive_pixels": pixels["adaptive"],
-            "pixel_ratio": (pixels["adaptive"] / pixels["frozen"]
-                            if 0 < pixels["frozen"] < math.inf else float("nan")),
+            "pixel_ratio": (
+                pixels["adaptive"] / pixels["frozen"]
+                if 0 < pixels["frozen"] < math.inf
+                else float("nan")
+            ),
             "frozen_peak_gain": float(np.max(frozen.relative_gain)),
             "adaptive_peak_gain": float(np.max(adaptive.relative_gain)),
-            "updates": len(updates), "accepted": sum(e["accepted"] for e in updates),
+            "updates": len(updates),
+            "accepted": sum(e["accepted"] for e in updates),
             "update_seconds": _mean([e["seconds"] for e in updates]),
-            "refiner_seconds": _mean(built)}
+            "refiner_seconds": _mean(built),
+        }
     return out
 
 
@@ -156,19 +196,28 @@ def _adaptation_lines(adaptation: dict, pct, num) -> list[str]:
     """The online adaptation against the frozen refiner, per view."""
     if not adaptation:
         return []
-    lines = ["## Online adaptation: `adaptive` against the frozen refiner (`both`)", "",
-             "| view | frozen final pFM | annotated pixels to reach it, frozen / adaptive | "
-             "ratio | peak relative gain, frozen / adaptive | updates accepted | "
-             "s per update | s per adapted refiner |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Online adaptation: `adaptive` against the frozen refiner (`both`)",
+        "",
+        "| view | frozen final pFM | annotated pixels to reach it, frozen / adaptive | "
+        "ratio | peak relative gain, frozen / adaptive | updates accepted | "
+        "s per update | s per adapted refiner |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for view, row in adaptation.items():
         lines.append(
             f"| {view} | {num(row['target_pfm'])} | {row['frozen_pixels']:,.0f} / "
             f"{row['adaptive_pixels']:,.0f} | {_fmt(row['pixel_ratio'])} | "
             f"{pct(row['frozen_peak_gain'])} / {pct(row['adaptive_peak_gain'])} | "
             f"{row['accepted']} of {row['updates']} | {_fmt(row['update_seconds'])} | "
-            f"{_fmt(row['refiner_seconds'])} |")
-    return lines + ["", "The ratio is the adaptive run's annotated pixels over the frozen run's "
-                    "(below 1: the adaptation saves effort; inf: never reached).", ""]
+            f"{_fmt(row['refiner_seconds'])} |"
+        )
+    return lines + [
+        "",
+        "The ratio is the adaptive run's annotated pixels over the frozen run's "
+        "(below 1: the adaptation saves effort; inf: never reached).",
+        "",
+    ]
 
 
 def _to_target(seeds: list[dict]) -> dict:
@@ -184,7 +233,9 @@ def _to_target(seeds: list[dict]) -> dict:
             out[f"{target:.2f}"][curve] = {
                 "strokes": _mean([e[0] for e in reached]),
                 "pixels": _mean([e[1] for e in reached]),
-                "reached": len(reached), "runs": len(efforts)}
+                "reached": len(reached),
+                "runs": len(efforts),
+            }
     return out
 
 
@@ -212,13 +263,15 @@ def _plot(curves: dict, out: Path) -> list[str]:
     names = []
     for setting in ("both", "gt_free"):
         for view, c in curves.get(setting, {}).items():
-            fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True,
-                                              gridspec_kw={"height_ratios": [2, 1]})
+            fig, (top, bottom) = plt.subplots(
+                2, 1, figsize=(7, 6.5), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
+            )
             _band(top, c.pixels, c.human_mean, c.human_std, "human only", "tab:gray")
             _band(top, c.pixels, c.network_mean, c.network_std, "human + network", "tab:red")
             top.set_ylabel("pFM (mirror area)")
-            top.set_title(f"{view}: GT-free ranking" if setting == "gt_free"
-                          else f"{view}: oracle ranking")
+            top.set_title(
+                f"{view}: GT-free ranking" if setting == "gt_free" else f"{view}: oracle ranking"
+            )
             top.legend(loc="lower right")
             top.grid(alpha=0.3)
             bottom.plot(c.pixels, 100 * c.relative_gain, color="tab:blue")
@@ -253,23 +306,32 @@ def _markdown(manifest: dict, summary: dict, details: dict, plots: list[str]) ->
     refined = {1: "refined once", 2: "refined twice"}.get(iterations, f"refined {iterations} times")
     start = summary.get("start", BASE_START)
     lines = [
-        "# Simulated annotation: human only vs human + network", "",
+        "# Simulated annotation: human only vs human + network",
+        "",
         f"Views: {', '.join(manifest['views'])}; seeds: {len(manifest['seeds'])}; "
         f"steps per run: {manifest.get('steps')}"
         + _last_stroke_text(summary.get("last_stroke_step", {}), manifest.get("steps"))
-        + ".", "",
+        + ".",
+        "",
         f"Models: base `{manifest.get('base')}`, refiner `{manifest.get('refiner')}`, its logits "
         f"averaged over four quarter turns of each patch and {refined} per stroke (but in "
-        f"`one_pass`).", "",
-        f"Start (the initial prediction both curves begin from): {start}.", "",
+        f"`one_pass`).",
+        "",
+        f"Start (the initial prediction both curves begin from): {start}.",
+        "",
     ]
     if start == BASE_START:
-        lines += ["These runs start from the base network alone, not from the app's start (the "
-                  "base refined with no strokes): their gains include what the refiner does "
-                  "with no strokes at all.", ""]
+        lines += [
+            "These runs start from the base network alone, not from the app's start (the "
+            "base refined with no strokes): their gains include what the refiner does "
+            "with no strokes at all.",
+            "",
+        ]
     lines += [
-        "## Headline (oracle ranking, add + erase, both inputs)", "",
-        "| measure | value |", "|---|---|",
+        "## Headline (oracle ranking, add + erase, both inputs)",
+        "",
+        "| measure | value |",
+        "|---|---|",
         f"| initial pFM | {num(summary.get('initial_pfm'))} |",
         f"| final pFM, human only | {num(summary.get('final_pfm_human'))} |",
         f"| final pFM, human + network | {num(summary.get('final_pfm_network'))} |",
@@ -282,7 +344,8 @@ def _markdown(manifest: dict, summary: dict, details: dict, plots: list[str]) ->
         f"| GT-free ranking: annotated-pixel reduction | "
         f"{pct(summary.get('gt_free_effort_reduction'))} |",
         f"| GT-free ranking: effort relative to the oracle's | "
-        f"{_fmt(summary.get('gt_free_effort_ratio'))} |", "",
+        f"{_fmt(summary.get('gt_free_effort_ratio'))} |",
+        "",
     ]
     lines += _start_lines(summary.get("per_view", {}), start, num)
     lines += _per_view_lines(summary.get("per_view", {}), pct, num)
@@ -294,31 +357,48 @@ def _markdown(manifest: dict, summary: dict, details: dict, plots: list[str]) ->
             continue
         ablation = details["ablations"][title]
         first = ablation[rows[0][0]]
-        lines += [f"## Ablation: {title.lower()}", "",
-                  f"On {', '.join(first['views'])}.", "",
-                  "| setting | IoU | pFM | mean pFM Δ over human only | runs |",
-                  "|---|---|---|---|---|",
-                  f"| initial prediction | {num(first['initial_iou'])} | "
-                  f"{num(first['initial_pfm'])} | - | - |"]
+        lines += [
+            f"## Ablation: {title.lower()}",
+            "",
+            f"On {', '.join(first['views'])}.",
+            "",
+            "| setting | IoU | pFM | mean pFM Δ over human only | runs |",
+            "|---|---|---|---|---|",
+            f"| initial prediction | {num(first['initial_iou'])} | "
+            f"{num(first['initial_pfm'])} | - | - |",
+        ]
         for name, label in rows:
             row = ablation[name]
-            lines.append(f"| {label.format(refined=refined)} | "
-                         f"{num(row['iou_network'], row['iou_network_std'])} | "
-                         f"{num(row['pfm_network'], row['pfm_network_std'])} | "
-                         f"{pct(row['mean_relative_gain'])} | {row['runs']} |")
+            lines.append(
+                f"| {label.format(refined=refined)} | "
+                f"{num(row['iou_network'], row['iou_network_std'])} | "
+                f"{num(row['pfm_network'], row['pfm_network_std'])} | "
+                f"{pct(row['mean_relative_gain'])} | {row['runs']} |"
+            )
         lines.append("")
-    lines += ["## All settings", "",
-              "| setting | final pFM human | final pFM network | peak gain | effort reduction |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "## All settings",
+        "",
+        "| setting | final pFM human | final pFM network | peak gain | effort reduction |",
+        "|---|---|---|---|---|",
+    ]
     for name in SETTINGS:
         if name in table:
             row = table[name]
-            lines.append(f"| {name} | {num(row['pfm_human'])} | {num(row['pfm_network'])} | "
-                         f"{pct(row['peak_relative_gain'])} | {pct(row['effort_reduction'])} |")
-    lines += ["", "IoU and pFM are in percent, measured on the whole view inside the mirror area "
-              "after the last step; ± is the std over seeds. The input ablations feed zeros in "
-              "place of the left-out input to the one shipped refiner (the paper trained a "
-              "network per setting).", "", "## Curves", ""]
+            lines.append(
+                f"| {name} | {num(row['pfm_human'])} | {num(row['pfm_network'])} | "
+                f"{pct(row['peak_relative_gain'])} | {pct(row['effort_reduction'])} |"
+            )
+    lines += [
+        "",
+        "IoU and pFM are in percent, measured on the whole view inside the mirror area "
+        "after the last step; ± is the std over seeds. The input ablations feed zeros in "
+        "place of the left-out input to the one shipped refiner (the paper trained a "
+        "network per setting).",
+        "",
+        "## Curves",
+        "",
+    ]
     lines += [f"![{name}]({name})" for name in plots]
     return "\n".join(lines) + "\n"
 
@@ -327,24 +407,36 @@ def _per_view_lines(per_view: dict, pct, num) -> list[str]:
     """The headline per view, with its range next to the paper's (whose figures are per view)."""
     if not per_view:
         return []
-    lines = ["## Per view (oracle ranking)", "",
-             "| view | initial pFM | final pFM human / network | peak relative gain | "
-             "annotated-pixel reduction | GT-free effort / oracle's |", "|---|---|---|---|---|---|"]
+    lines = [
+        "## Per view (oracle ranking)",
+        "",
+        "| view | initial pFM | final pFM human / network | peak relative gain | "
+        "annotated-pixel reduction | GT-free effort / oracle's |",
+        "|---|---|---|---|---|---|",
+    ]
     for view, row in per_view.items():
-        lines.append(f"| {view} | {num(row['initial_pfm'])} | {num(row['final_pfm_human'])} / "
-                     f"{num(row['final_pfm_network'])} | {pct(row['peak_relative_gain'])} | "
-                     f"{pct(row['effort_reduction'])} | "
-                     f"{_fmt(row.get('gt_free_effort_ratio'))} |")
+        lines.append(
+            f"| {view} | {num(row['initial_pfm'])} | {num(row['final_pfm_human'])} / "
+            f"{num(row['final_pfm_network'])} | {pct(row['peak_relative_gain'])} | "
+            f"{pct(row['effort_reduction'])} | "
+            f"{_fmt(row.get('gt_free_effort_ratio'))} |"
+        )
     ranges = []
     for key in ("peak_relative_gain", "effort_reduction"):
-        values = [row[key] for row in per_view.values()
-                  if row[key] is not None and math.isfinite(row[key])]
+        values = [
+            row[key]
+            for row in per_view.values()
+            if row[key] is not None and math.isfinite(row[key])
+        ]
         ranges.append("n/a" if not values else f"{pct(min(values))} to {pct(max(values))}")
     low, high = (pct(v) for v in PAPER_PER_VIEW["peak_relative_gain"])
     fewer_low, fewer_high = (pct(v) for v in PAPER_PER_VIEW["effort_reduction"])
-    lines += [f"| range over the views | | | {ranges[0]} | {ranges[1]} | |",
-              f"| the paper, range over its three test views | | | {low} to {high} | "
-              f"{fewer_low} to {fewer_high} | |", ""]
+    lines += [
+        f"| range over the views | | | {ranges[0]} | {ranges[1]} | |",
+        f"| the paper, range over its three test views | | | {low} to {high} | "
+        f"{fewer_low} to {fewer_high} | |",
+        "",
+    ]
     return lines
 
 
@@ -352,31 +444,48 @@ def _start_lines(per_view: dict, start: str, num) -> list[str]:
     """Per view, what the networks reach with no strokes, next to what the strokes reach."""
     if not per_view or start == BASE_START:
         return []
-    lines = ["## The automatic start: the networks with no strokes (oracle ranking)", "",
-             "| view | base network alone | refiner with no strokes (the start) | "
-             "final human only | final human + network |", "|---|---|---|---|---|"]
+    lines = [
+        "## The automatic start: the networks with no strokes (oracle ranking)",
+        "",
+        "| view | base network alone | refiner with no strokes (the start) | "
+        "final human only | final human + network |",
+        "|---|---|---|---|---|",
+    ]
     for view, row in per_view.items():
-        lines.append(f"| {view} | {num(row.get('base_pfm'))} | {num(row['initial_pfm'])} | "
-                     f"{num(row['final_pfm_human'])} | {num(row['final_pfm_network'])} |")
-    return lines + ["", "pFM in percent. The gain from the first column to the second is the "
-                    "network alone; every figure below is measured against the second.", ""]
+        lines.append(
+            f"| {view} | {num(row.get('base_pfm'))} | {num(row['initial_pfm'])} | "
+            f"{num(row['final_pfm_human'])} | {num(row['final_pfm_network'])} |"
+        )
+    return lines + [
+        "",
+        "pFM in percent. The gain from the first column to the second is the "
+        "network alone; every figure below is measured against the second.",
+        "",
+    ]
 
 
 def _to_target_lines(to_target: dict) -> list[str]:
     """Strokes and annotated pixels to reach each target pFM, per ranking and view."""
     if not to_target:
         return []
-    lines = ["## Strokes / annotated pixels to reach a whole-view pFM", "",
-             "Mean over the runs (seeds) at the first record (every few steps) that reaches the "
-             "target; \"not reached\" when no run did, and how many runs did when some did "
-             "not (the NoC@85/90 convention of interactive segmentation).", "",
-             "| ranking | view | curve | " + " | ".join(f"pFM {t:.2f}" for t in TARGETS) + " |",
-             "|---|---|---|" + "---|" * len(TARGETS)]
+    lines = [
+        "## Strokes / annotated pixels to reach a whole-view pFM",
+        "",
+        "Mean over the runs (seeds) at the first record (every few steps) that reaches the "
+        'target; "not reached" when no run did, and how many runs did when some did '
+        "not (the NoC@85/90 convention of interactive segmentation).",
+        "",
+        "| ranking | view | curve | " + " | ".join(f"pFM {t:.2f}" for t in TARGETS) + " |",
+        "|---|---|---|" + "---|" * len(TARGETS),
+    ]
     for setting, by_view in to_target.items():
         for view, targets in sorted(by_view.items()):
             for curve, label in (("pfm_human", "human only"), ("pfm_network", "human + network")):
-                lines.append(f"| {TARGET_SETTINGS[setting]} | {view} | {label} | " + " | ".join(
-                    _effort_text(targets[f"{t:.2f}"][curve]) for t in TARGETS) + " |")
+                lines.append(
+                    f"| {TARGET_SETTINGS[setting]} | {view} | {label} | "
+                    + " | ".join(_effort_text(targets[f"{t:.2f}"][curve]) for t in TARGETS)
+                    + " |"
+                )
     return lines + [""]
 
 

@@ -24,7 +24,8 @@ MANIFEST = "manifest.json"
 # The paper's settings: the main run, the GT-free ranking, and the two ablations; the paper's
 # refinement of the queued patch alone, against the app's of every patch a stroke touches; and
 # the app's one-pass preview instead of its refinement (REFINER_OPTIONS); and the app's refiner
-# adapting online to the view after every ADAPT_EVERY committed strokes (refinement_model.adaptation).
+# adapting online to the view after every ADAPT_EVERY committed strokes
+# (refinement_model.adaptation).
 ADAPT_EVERY = 10
 SETTINGS = {
     "both": {},
@@ -100,7 +101,8 @@ def read_records(path) -> dict[str, list[float]]:
         raise InputError(path, f"cannot read the run: {error.strerror or error}") from None
     if not rows or set(RECORD_FIELDS) - set(rows[0]):
         raise InputError(
-            path, f"not a simulation run (needs the columns {', '.join(RECORD_FIELDS)})")
+            path, f"not a simulation run (needs the columns {', '.join(RECORD_FIELDS)})"
+        )
     try:
         return {key: [float(row[key]) for row in rows] for key in RECORD_FIELDS}
     except (TypeError, ValueError):
@@ -137,8 +139,11 @@ def merge_manifest(folder, manifest: dict) -> dict:
             elif isinstance(value, dict):
                 merged[key] = {**(old or {}), **value}
             elif old is not None and old != value:
-                raise InputError(path, f"holds runs with {key} = {old!r}, this simulation has "
-                                 f"{value!r}: choose another --out folder")
+                raise InputError(
+                    path,
+                    f"holds runs with {key} = {old!r}, this simulation has "
+                    f"{value!r}: choose another --out folder",
+                )
             else:
                 merged[key] = value
         write_manifest(folder, merged)
@@ -151,7 +156,8 @@ def read_manifest(folder) -> dict:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
         raise InputError(
-            path, "no simulation here (run `etmira simulate ... --out DIR` first)") from None
+            path, "no simulation here (run `etmira simulate ... --out DIR` first)"
+        ) from None
     except (OSError, ValueError) as error:
         raise InputError(path, f"unreadable manifest: {error}") from None
     for key in ("views", "settings", "seeds"):

@@ -9,8 +9,13 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
 def _lint(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(LINT_IMPORTS), "--no-cache", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_layer_contracts_are_kept():
@@ -21,11 +26,13 @@ def test_the_layer_contracts_are_kept():
 
 def test_a_module_that_imports_qt_breaks_a_forbidden_contract(tmp_path):
     config = tmp_path / "contracts.toml"
-    config.write_text('[tool.importlinter]\nroot_packages = ["annotator"]\n'
-                      "include_external_packages = true\n\n"
-                      "[[tool.importlinter.contracts]]\nname = \"qt layer without Qt\"\n"
-                      'type = "forbidden"\nsource_modules = ["annotator.qt"]\n'
-                      'forbidden_modules = ["PySide6"]\n')
+    config.write_text(
+        '[tool.importlinter]\nroot_packages = ["annotator"]\n'
+        "include_external_packages = true\n\n"
+        '[[tool.importlinter.contracts]]\nname = "qt layer without Qt"\n'
+        'type = "forbidden"\nsource_modules = ["annotator.qt"]\n'
+        'forbidden_modules = ["PySide6"]\n'
+    )
     result = _lint("--config", str(config))
     assert result.returncode != 0
     assert "BROKEN" in result.stdout

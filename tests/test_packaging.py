@@ -18,22 +18,28 @@ RESOURCES_PACKAGE = "refinement_model/resources"
 
 
 def _source_packages() -> set[str]:
-    return {".".join(init.parent.relative_to(ROOT).parts)
-            for name in PACKAGE_ROOTS for init in (ROOT / name).rglob("__init__.py")}
+    return {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for name in PACKAGE_ROOTS
+        for init in (ROOT / name).rglob("__init__.py")
+    }
 
 
 def _resource_files() -> list[str]:
-    return sorted(path.relative_to(ROOT / "resources").as_posix()
-                  for path in (ROOT / "resources").rglob("*")
-                  if path.is_file() and not any(part.startswith((".", "__")) for part in
-                                                path.relative_to(ROOT).parts))
+    return sorted(
+        path.relative_to(ROOT / "resources").as_posix()
+        for path in (ROOT / "resources").rglob("*")
+        if path.is_file()
+        and not any(part.startswith((".", "__")) for part in path.relative_to(ROOT).parts)
+    )
 
 
 def test_pyproject_lists_every_package_of_the_source_tree():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
     assert listed - {"refinement_model.resources"} == _source_packages(), (
-        "[tool.setuptools] packages in pyproject.toml must name every package")
+        "[tool.setuptools] packages in pyproject.toml must name every package"
+    )
     assert config["package-dir"] == {"refinement_model.resources": "resources"}
 
 
@@ -48,9 +54,23 @@ def wheel(tmp_path_factory) -> Path:
         shutil.copytree(ROOT / name, source / name, ignore=ignore)
     out = tmp_path_factory.mktemp("wheel")
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--no-index", "-q", "-w", str(out), str(source)],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(out),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     (found,) = out.glob("etmira_refine-*.whl")
     return found
@@ -59,14 +79,24 @@ def wheel(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_wheel_holds_modules_weights_icons_and_sample_view(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    resources = {name[len(RESOURCES_PACKAGE) + 1:] for name in names
-                 if name.startswith(RESOURCES_PACKAGE + "/")}
+    resources = {
+        name[len(RESOURCES_PACKAGE) + 1 :]
+        for name in names
+        if name.startswith(RESOURCES_PACKAGE + "/")
+    }
     assert sorted(resources) == _resource_files()
-    assert {"weights/base.safetensors", "weights/refiner.safetensors", "icons/app.svg",
-            "sample/SYN-0001/PS/SYN-0001_R_U.tif",
-            "sample/drawings/SYN-0001_R_drawings.png"} <= resources
-    modules = {path.relative_to(ROOT).as_posix() for name in PACKAGE_ROOTS
-               for path in (ROOT / name).rglob("*.py")}
+    assert {
+        "weights/base.safetensors",
+        "weights/refiner.safetensors",
+        "icons/app.svg",
+        "sample/SYN-0001/PS/SYN-0001_R_U.tif",
+        "sample/drawings/SYN-0001_R_drawings.png",
+    } <= resources
+    modules = {
+        path.relative_to(ROOT).as_posix()
+        for name in PACKAGE_ROOTS
+        for path in (ROOT / name).rglob("*.py")
+    }
     assert modules <= names
     (entry_points,) = [name for name in names if name.endswith(".dist-info/entry_points.txt")]
     parser = configparser.ConfigParser()
@@ -78,13 +108,19 @@ def test_wheel_holds_modules_weights_icons_and_sample_view(wheel):
 def test_installed_package_finds_its_resources_outside_the_source_tree(wheel, tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    script = ("import json, refinement_model.shipped as s; print(json.dumps([str(s.RESOURCES), "
-              "str(s.shipped_checkpoint('base')), str(s.shipped_checkpoint('refiner')), "
-              "str(s.sample_view())]))")
+    script = (
+        "import json, refinement_model.shipped as s; print(json.dumps([str(s.RESOURCES), "
+        "str(s.shipped_checkpoint('base')), str(s.shipped_checkpoint('refiner')), "
+        "str(s.sample_view())]))"
+    )
     # -I: no user site, no PYTHONPATH, no current folder; the unpacked wheel is all it sees
-    done = subprocess.run([sys.executable, "-I", "-c",
-                           f"import sys; sys.path.insert(0, {str(site)!r}); {script}"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {script}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     resources, base, refiner, sample = (Path(p) for p in json.loads(done.stdout))
     assert resources == site / "refinement_model" / "resources"

@@ -35,8 +35,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--project-dir",
         metavar="DIR",
-        help="where the projects of views opened directly are kept "
-        "(default: the app data folder)",
+        help="where the projects of views opened directly are kept (default: the app data folder)",
     )
     parser.add_argument(
         "--screenshot",
@@ -99,7 +98,8 @@ def _light(text: str) -> tuple[float, float]:
         azimuth, elevation = (float(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected AZIMUTH,ELEVATION in degrees, got {text!r}") from None
+            f"expected AZIMUTH,ELEVATION in degrees, got {text!r}"
+        ) from None
     if not -90 <= elevation <= 90:
         raise argparse.ArgumentTypeError(f"elevation must be in [-90, 90], got {elevation}")
     return azimuth, elevation

@@ -21,8 +21,10 @@ from refinement_model.progress import progress_bar
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "project", help="create, replay, inspect and export project files",
-        description="Work on etmira project files without the GUI.")
+        "project",
+        help="create, replay, inspect and export project files",
+        description="Work on etmira project files without the GUI.",
+    )
     commands = parser.add_subparsers(dest="project_command", metavar="ACTION", required=True)
 
     new = commands.add_parser("new", help="run the base model over a view and create a project")
@@ -30,17 +32,23 @@ def register(subparsers) -> None:
     new.add_argument("-o", "--output", required=True, help="the project file to create")
     new.add_argument("--view-id", help="which view, when VIEW holds several")
     new.add_argument("--base", help="base model checkpoint (default: the shipped weights)")
-    new.add_argument("--refiner", help="refiner checkpoint (default: the shipped weights if "
-                     "present; 'none' for none)")
+    new.add_argument(
+        "--refiner",
+        help="refiner checkpoint (default: the shipped weights if present; 'none' for none)",
+    )
     new.add_argument("--force", action="store_true", help="replace an existing project file")
     new.set_defaults(func=run_new)
 
-    replay = commands.add_parser("replay", help="apply the strokes of a stroke file, committing "
-                                 "each to the project")
+    replay = commands.add_parser(
+        "replay", help="apply the strokes of a stroke file, committing each to the project"
+    )
     replay.add_argument("project")
     replay.add_argument("strokes", help="stroke JSON file (format in docs/project-file.md)")
-    replay.add_argument("--no-refine", action="store_true",
-                        help="burn the strokes in without the refinement network")
+    replay.add_argument(
+        "--no-refine",
+        action="store_true",
+        help="burn the strokes in without the refinement network",
+    )
     replay.set_defaults(func=run_replay)
 
     info = commands.add_parser("info", help="print a project's figures")
@@ -54,13 +62,23 @@ def register(subparsers) -> None:
     export.add_argument("--bilevel-png", help="the mask as 1-bit PNG (white = line)")
     export.add_argument("--tiff", help="the mask as 1-bit TIFF with the view's resolution")
     export.add_argument("--svg", help="the lines as SVG centre lines with widths")
-    export.add_argument("--journal", help="the strokes in effect and the full event journal as "
-                        "a stroke JSON file (with effort figures)")
+    export.add_argument(
+        "--journal",
+        help="the strokes in effect and the full event journal as "
+        "a stroke JSON file (with effort figures)",
+    )
     export.add_argument("--provenance", help="an RGBA PNG colouring each line pixel by origin")
-    export.add_argument("--refiner", help="the refiner adapted to this mirror (the weights in "
-                        "effect at the end of the journal) as a refiner checkpoint")
-    export.add_argument("--min-length", type=float, default=0.0,
-                        help="SVG: drop open lines shorter than this many pixels")
+    export.add_argument(
+        "--refiner",
+        help="the refiner adapted to this mirror (the weights in "
+        "effect at the end of the journal) as a refiner checkpoint",
+    )
+    export.add_argument(
+        "--min-length",
+        type=float,
+        default=0.0,
+        help="SVG: drop open lines shorter than this many pixels",
+    )
     export.set_defaults(func=run_export)
 
 
@@ -79,14 +97,23 @@ def run_new(args) -> int:
     elif refiner == "none":
         refiner = None
     with progress_bar("base model", unit="patch") as progress:
-        project = new_project(args.output, args.view, base=base, refiner=refiner,
-                              view_id=args.view_id, overwrite=args.force, with_refiner=False,
-                              progress=progress)
+        project = new_project(
+            args.output,
+            args.view,
+            base=base,
+            refiner=refiner,
+            view_id=args.view_id,
+            overwrite=args.force,
+            with_refiner=False,
+            progress=progress,
+        )
     with project:
         shape = project.session.grid.shape
-        print(f"created {project.path}: view {project.session.view.view_id}, {shape[1]} x "
-              f"{shape[0]} px, {len(project.session.grid)} patches, "
-              f"refiner: {'yes' if refiner else 'no'}")
+        print(
+            f"created {project.path}: view {project.session.view.view_id}, {shape[1]} x "
+            f"{shape[0]} px, {len(project.session.grid)} patches, "
+            f"refiner: {'yes' if refiner else 'no'}"
+        )
     return 0
 
 
@@ -102,15 +129,18 @@ def run_replay(args) -> int:
         for warning in project.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         session = project.session
-        for index, stroke in enumerate(tqdm(strokes, desc="strokes", unit="stroke",
-                                            disable=None, file=sys.stderr)):
+        for index, stroke in enumerate(
+            tqdm(strokes, desc="strokes", unit="stroke", disable=None, file=sys.stderr)
+        ):
             try:
                 session.apply_stroke(stroke)
             except ValueError as error:
                 raise InputError(args.strokes, f"stroke {index}: {error}") from None
         summary = project.summary()
-    print(f"replayed {len(strokes)} strokes into {args.project}: {summary['strokes']} strokes, "
-          f"{summary['annotated_pixels']} annotated pixels")
+    print(
+        f"replayed {len(strokes)} strokes into {args.project}: {summary['strokes']} strokes, "
+        f"{summary['annotated_pixels']} annotated pixels"
+    )
     return 0
 
 
@@ -128,15 +158,26 @@ def project_info(path) -> dict:
     with ProjectStore.open(path, readonly=True) as store:
         meta = store.meta()
         mask = store.read_layer("mask")
-        out = {"project": str(path), "view_id": meta.get("view", {}).get("view_id"),
-               "height": mask.shape[0], "width": mask.shape[1], **project_summary(store),
-               "events": store.event_count(), "line_pixels": int(np.count_nonzero(mask)),
-               "needs_recovery": recovery,
-               "models": {kind: record["path"] for kind, record in meta.get("models", {}).items()}}
+        out = {
+            "project": str(path),
+            "view_id": meta.get("view", {}).get("view_id"),
+            "height": mask.shape[0],
+            "width": mask.shape[1],
+            **project_summary(store),
+            "events": store.event_count(),
+            "line_pixels": int(np.count_nonzero(mask)),
+            "needs_recovery": recovery,
+            "models": {kind: record["path"] for kind, record in meta.get("models", {}).items()},
+        }
         drawings = meta.get("view", {}).get("files", {}).get("drawings")
         if drawings is not None:
-            truth = read_binary_mask(drawings["path"], channel="alpha", shape=mask.shape,
-                                     what="the ground truth", shape_of=f"the project {path}")
+            truth = read_binary_mask(
+                drawings["path"],
+                channel="alpha",
+                shape=mask.shape,
+                what="the ground truth",
+                shape_of=f"the project {path}",
+            )
             scores = score_masks(mask, truth, mask=store.read_layer("mirror_mask"))
             out.update(pfm=scores["pfm"], iou=scores["iou"])
     return out
@@ -160,14 +201,15 @@ def _export_refiner(store, session, path) -> str:
     states = stored_states(store)
     update = valid_update(session, states)
     if update is None:
-        raise InputError(store.path, "the project has no adapted refiner (no accepted update "
-                                     "of the refiner is in effect)")
+        raise InputError(
+            store.path,
+            "the project has no adapted refiner (no accepted update of the refiner is in effect)",
+        )
     record = store.meta().get("models", {}).get("refiner")
     if record is None:
         raise InputError(store.path, "the project records no refiner checkpoint")
     examples = session.journal[update]["examples"]
-    export_adapted_refiner(path, record["path"], states[update], position=update,
-                           examples=examples)
+    export_adapted_refiner(path, record["path"], states[update], position=update, examples=examples)
     return f"{path} (adapted on {examples} patches)"
 
 
@@ -178,11 +220,21 @@ def run_export(args) -> int:
     from annotator.core.project_store import ProjectStore
     from refinement_model.errors import InputError
 
-    targets = [args.png, args.bilevel_png, args.tiff, args.svg, args.journal, args.provenance,
-               args.refiner]
+    targets = [
+        args.png,
+        args.bilevel_png,
+        args.tiff,
+        args.svg,
+        args.journal,
+        args.provenance,
+        args.refiner,
+    ]
     if not any(targets):
-        raise InputError(None, "give at least one of --png, --bilevel-png, --tiff, --svg, "
-                         "--journal, --provenance, --refiner")
+        raise InputError(
+            None,
+            "give at least one of --png, --bilevel-png, --tiff, --svg, "
+            "--journal, --provenance, --refiner",
+        )
     with ProjectStore.open(args.project, readonly=True) as store:
         meta = store.meta()
         mask = store.read_layer("mask")
@@ -198,8 +250,9 @@ def run_export(args) -> int:
             export.write_mask_tiff(args.tiff, mask, px_per_mm=px_per_mm)
             written.append(args.tiff)
         if args.svg:
-            count = export.write_svg(args.svg, mask, px_per_mm=px_per_mm,
-                                     min_length=args.min_length)
+            count = export.write_svg(
+                args.svg, mask, px_per_mm=px_per_mm, min_length=args.min_length
+            )
             written.append(f"{args.svg} ({count} lines)")
         if args.provenance:
             export.write_provenance_png(args.provenance, store.read_layer("provenance"), mask)
@@ -208,10 +261,17 @@ def run_export(args) -> int:
         if args.refiner:
             written.append(_export_refiner(store, session, args.refiner))
         if args.journal:
-            write_strokes(args.journal, session.strokes, events=session.journal,
-                          effort=project_summary(store),
-                          view={"view_id": meta["view"]["view_id"],
-                                "height": mask.shape[0], "width": mask.shape[1]})
+            write_strokes(
+                args.journal,
+                session.strokes,
+                events=session.journal,
+                effort=project_summary(store),
+                view={
+                    "view_id": meta["view"]["view_id"],
+                    "height": mask.shape[0],
+                    "width": mask.shape[1],
+                },
+            )
             written.append(args.journal)
     print("wrote " + ", ".join(written))
     return 0

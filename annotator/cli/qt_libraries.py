@@ -58,10 +58,13 @@ PACKAGES = {
 class QtPlatformUnavailable(EtmiraError):
     """Qt could not open a window: its platform plugin lacks system libraries, or no display."""
 
+
 #: Why Qt would abort when the xcb plugin loads but finds no X server to talk to.
-NO_DISPLAY = ("no display: DISPLAY is not set, so Qt cannot open a window; run on a desktop, "
-              "under a virtual display (xvfb-run -a etmira annotate ...), or with "
-              "QT_QPA_PLATFORM=offscreen for --screenshot")
+NO_DISPLAY = (
+    "no display: DISPLAY is not set, so Qt cannot open a window; run on a desktop, "
+    "under a virtual display (xvfb-run -a etmira annotate ...), or with "
+    "QT_QPA_PLATFORM=offscreen for --screenshot"
+)
 
 
 def missing_libraries(ldd_output: str) -> list[str]:
@@ -104,12 +107,16 @@ def install_hint(sonames) -> str:
     if fedora:
         commands.append(f"on Fedora: sudo dnf install {' '.join(fedora)}")
     if unknown:
-        commands.append(f"find the package that provides {', '.join(unknown)} "
-                        f"(Debian/Ubuntu: apt-file search {unknown[0]})")
-    return (f"Qt's xcb platform plugin cannot load: the system lacks {', '.join(sonames)}; "
-            f"{'; '.join(commands)}; elsewhere install the packages that provide these "
-            "libraries (for --screenshot without a display, QT_QPA_PLATFORM=offscreen needs "
-            "none of them)")
+        commands.append(
+            f"find the package that provides {', '.join(unknown)} "
+            f"(Debian/Ubuntu: apt-file search {unknown[0]})"
+        )
+    return (
+        f"Qt's xcb platform plugin cannot load: the system lacks {', '.join(sonames)}; "
+        f"{'; '.join(commands)}; elsewhere install the packages that provide these "
+        "libraries (for --screenshot without a display, QT_QPA_PLATFORM=offscreen needs "
+        "none of them)"
+    )
 
 
 def uses_xcb(platform: str, environ: Mapping[str, str]) -> bool:
@@ -138,23 +145,33 @@ def xcb_plugin() -> Path | None:
     spec = importlib.util.find_spec("PySide6")
     if spec is None or not spec.submodule_search_locations:
         return None
-    plugin = Path(next(iter(spec.submodule_search_locations))) / "Qt" / "plugins" / \
-        "platforms" / "libqxcb.so"
+    plugin = (
+        Path(next(iter(spec.submodule_search_locations)))
+        / "Qt"
+        / "plugins"
+        / "platforms"
+        / "libqxcb.so"
+    )
     return plugin if plugin.is_file() else None
 
 
 def _ldd(path: Path) -> str | None:
     try:
-        done = subprocess.run(["ldd", os.fspath(path)], capture_output=True, text=True,
-                              timeout=30, check=False)
+        done = subprocess.run(
+            ["ldd", os.fspath(path)], capture_output=True, text=True, timeout=30, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None  # no ldd here: Qt's own message will have to do
     return done.stdout
 
 
-def check_qt_platform(*, platform: str | None = None, environ: Mapping[str, str] | None = None,
-                      plugin: Callable[[], Path | None] | None = None,
-                      ldd: Callable[[Path], str | None] | None = None) -> None:
+def check_qt_platform(
+    *,
+    platform: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    plugin: Callable[[], Path | None] | None = None,
+    ldd: Callable[[Path], str | None] | None = None,
+) -> None:
     """Raise :class:`QtPlatformUnavailable` when Qt would use the xcb plugin and ``ldd`` finds
     some of its libraries missing (with :func:`install_hint`'s line), or ``DISPLAY`` is not set
     (:data:`NO_DISPLAY`); return quietly otherwise, also when the plugin or ``ldd`` cannot be

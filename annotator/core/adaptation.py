@@ -51,14 +51,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from refinement_model.adaptation import (AdaptationResult, AdaptedState, CorrectedPatch,
-                                         OnlineAdapter)
+from refinement_model.adaptation import (
+    AdaptationResult,
+    AdaptedState,
+    CorrectedPatch,
+    OnlineAdapter,
+)
 from refinement_model.patches import clip_box
 from refinement_model.strokes import stroke_channel
 
-__all__ = ["STATE_PREFIX", "PropagationJob", "SessionAdaptation", "UpdateJob",
-           "export_adapted_refiner", "state_key", "state_writer", "stored_states",
-           "valid_update"]
+__all__ = [
+    "STATE_PREFIX",
+    "PropagationJob",
+    "SessionAdaptation",
+    "UpdateJob",
+    "export_adapted_refiner",
+    "state_key",
+    "state_writer",
+    "stored_states",
+    "valid_update",
+]
 
 #: Prefix of the project-file blobs holding the adapted states.
 STATE_PREFIX = "adapted/"
@@ -138,9 +150,16 @@ class SessionAdaptation:
         Results dropped because the session moved on.
     """
 
-    def __init__(self, session, adapter: OnlineAdapter, *, every: int = 10, chunk: int = 16,
-                 states: Mapping[int, AdaptedState] | None = None,
-                 store_state: Callable[[int, AdaptedState], None] | None = None):
+    def __init__(
+        self,
+        session,
+        adapter: OnlineAdapter,
+        *,
+        every: int = 10,
+        chunk: int = 16,
+        states: Mapping[int, AdaptedState] | None = None,
+        store_state: Callable[[int, AdaptedState], None] | None = None,
+    ):
         for name, value in (("every", every), ("chunk", chunk)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -188,14 +207,19 @@ class SessionAdaptation:
         image, n = session.network_image, grid.net_size
         out = []
         for index in list(touching)[-limit:]:
-            user = stroke_channel(touching[index], (n, n), origin=grid.network_origin(index),
-                                  scale=grid.scale).astype(np.int8)
+            user = stroke_channel(
+                touching[index], (n, n), origin=grid.network_origin(index), scale=grid.scale
+            ).astype(np.int8)
             target = grid.extract(session.mask, index)
             target[user != 0] = user[user != 0] > 0
-            out.append(CorrectedPatch(image=grid.extract(image, index).astype(np.float32),
-                                      start=grid.extract(session.base_logits, index)
-                                      .astype(np.float32),
-                                      target=target, user=user))
+            out.append(
+                CorrectedPatch(
+                    image=grid.extract(image, index).astype(np.float32),
+                    start=grid.extract(session.base_logits, index).astype(np.float32),
+                    target=target,
+                    user=user,
+                )
+            )
         return out
 
     # ----------------------------------------------------------------- jobs
@@ -210,17 +234,23 @@ class SessionAdaptation:
             self._since = 0
             patches = self.corrected_patches()
             if len(patches) >= 2:
-                return UpdateJob(self, len(session.journal), session.stroke_events[-1],
-                                 session.adapted_update, tuple(patches))
+                return UpdateJob(
+                    self,
+                    len(session.journal),
+                    session.stroke_events[-1],
+                    session.adapted_update,
+                    tuple(patches),
+                )
         update = session.adapted_update
         if update is None:
             return None
         targets = self._targets(update)
         if not targets:
             return None
-        chunk = tuple(targets[:self.chunk])
-        return PropagationJob(self, update, chunk,
-                              session.propagation_job(chunk, self._refiner(update)))
+        chunk = tuple(targets[: self.chunk])
+        return PropagationJob(
+            self, update, chunk, session.propagation_job(chunk, self._refiner(update))
+        )
 
     def apply(self, outcome: tuple) -> list:
         """Apply what a job returned, if still current (GUI thread); returns the session's
@@ -251,8 +281,9 @@ class SessionAdaptation:
         update = self.valid_update()
         if update == session.adapted_update or session.pending is not None:
             return []
-        session.use_adapted_refiner(update, None if update is None else self._refiner(update),
-                                    source=self._refiner)
+        session.use_adapted_refiner(
+            update, None if update is None else self._refiner(update), source=self._refiner
+        )
         if update is not None:
             return []  # the next jobs re-propagate with its refiner
         shown = self._propagated()
@@ -277,9 +308,13 @@ class SessionAdaptation:
         """Patches without strokes that show a propagation (of ``update``, if given)."""
         journal = self.session.journal
         counts = self.session.queue.stroke_counts
-        return sorted(p for p, (version, _) in self.session.patch_deltas().items()
-                      if counts[p] == 0 and journal[version]["type"] == "propagate"
-                      and (update is None or journal[version]["update"] == update))
+        return sorted(
+            p
+            for p, (version, _) in self.session.patch_deltas().items()
+            if counts[p] == 0
+            and journal[version]["type"] == "propagate"
+            and (update is None or journal[version]["update"] == update)
+        )
 
     def _targets(self, update: int) -> list[int]:
         """Patches still to propagate for ``update``, worst first."""
@@ -311,8 +346,9 @@ class SessionAdaptation:
         if session.adapted_update != job.update:
             self.outdated += 1
             return []
-        kept = {p: d for p, d in deltas.items()
-                if queue.stroke_counts[p] == 0 and not queue.done[p]}
+        kept = {
+            p: d for p, d in deltas.items() if queue.stroke_counts[p] == 0 and not queue.done[p]
+        }
         return [session.propagate(job.update, kept)] if kept else []
 
 
@@ -321,8 +357,9 @@ def valid_update(session, updates) -> int | None:
     ``top`` stroke is in effect, or None (see the module docstring)."""
     in_effect = set(session.stroke_events)
     journal = session.journal
-    return next((seq for seq in sorted(updates, reverse=True)
-                 if journal[seq]["top"] in in_effect), None)
+    return next(
+        (seq for seq in sorted(updates, reverse=True) if journal[seq]["top"] in in_effect), None
+    )
 
 
 def stored_states(store) -> dict[int, AdaptedState]:
@@ -355,8 +392,9 @@ def state_writer(project) -> Callable[[int, AdaptedState], None]:
     return write
 
 
-def export_adapted_refiner(path, base_checkpoint, state: AdaptedState, *, position: int,
-                           examples: int) -> None:
+def export_adapted_refiner(
+    path, base_checkpoint, state: AdaptedState, *, position: int, examples: int
+) -> None:
     """Write a refiner checkpoint: ``base_checkpoint`` with the adapted tensors of ``state``.
 
     The metadata is the base's plus ``adaptation``: ``base_sha256``, ``journal_position``
@@ -376,15 +414,21 @@ def export_adapted_refiner(path, base_checkpoint, state: AdaptedState, *, positi
     from refinement_model.imageio import file_sha256
 
     if file_sha256(base_checkpoint) != state.base_sha256:
-        raise InputError(base_checkpoint, f"the adapted state was made for the refiner "
-                                          f"{state.base_sha256[:12]}, not this one")
+        raise InputError(
+            base_checkpoint,
+            f"the adapted state was made for the refiner {state.base_sha256[:12]}, not this one",
+        )
     tensors, metadata = read_tensors(base_checkpoint)
     missing = sorted(set(state.tensors) - set(tensors))
     if missing:
         raise InputError(base_checkpoint, f"the refiner lacks the adapted tensors {missing}")
     for name, value in state.tensors.items():
         tensors[name] = torch.from_numpy(np.ascontiguousarray(value)).to(tensors[name].dtype)
-    metadata["adaptation"] = {"base_sha256": state.base_sha256, "journal_position": int(position),
-                              "examples": int(examples), "updates": state.updates,
-                              "options": state.options}
+    metadata["adaptation"] = {
+        "base_sha256": state.base_sha256,
+        "journal_position": int(position),
+        "examples": int(examples),
+        "updates": state.updates,
+        "options": state.options,
+    }
     write_tensors(path, tensors, metadata)

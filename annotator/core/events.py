@@ -67,7 +67,7 @@ class Change:
 
 
 def _window(box) -> tuple[slice, slice]:
-    return np.s_[box[0]:box[2], box[1]:box[3]]
+    return np.s_[box[0] : box[2], box[1] : box[3]]
 
 
 def _overlaps(a, b) -> bool:
@@ -111,8 +111,9 @@ class EventLog:
             raise ValueError(f"stroke must be a Stroke, got {type(stroke).__name__}")
         box = clip_box(stroke.bounds(), self.grid.shape)
         if box[0] >= box[2] or box[1] >= box[3]:
-            raise ValueError(f"stroke must overlap the view {self.grid.shape}, its bounds are "
-                             f"{stroke.bounds()}")
+            raise ValueError(
+                f"stroke must overlap the view {self.grid.shape}, its bounds are {stroke.bounds()}"
+            )
         return StrokeRecord(seq, stroke, box, frozenset(self.grid.patches_touching(*box).tolist()))
 
     def _stroke_region(self, record: StrokeRecord, patches) -> tuple[int, int, int, int]:
@@ -192,11 +193,13 @@ class EventLog:
         return self._refresh(box, blend_box), tuple(sorted(record.patches))
 
     def _check_update(self, update, key: str):
-        if update is not None and not (isinstance(update, int) and not isinstance(update, bool)
-                                       and 0 <= update < len(self._journal)
-                                       and self._journal[update]["type"] == "adapt"):
-            raise ValueError(f"{key!r} must be the index of an adapt event or null, "
-                             f"got {update!r}")
+        if update is not None and not (
+            isinstance(update, int)
+            and not isinstance(update, bool)
+            and 0 <= update < len(self._journal)
+            and self._journal[update]["type"] == "adapt"
+        ):
+            raise ValueError(f"{key!r} must be the index of an adapt event or null, got {update!r}")
         return update
 
     def _propagate(self, event: dict, deltas):
@@ -245,9 +248,10 @@ class EventLog:
             event = self._journal[seq]
             if event["type"] == "propagate":
                 return self._propagation_job([index], self._refiner_of(event["update"]))()[index]
-            position = next(k for k in range(len(self._strokes) - 1, -1, -1)
-                            if self._strokes[k].seq == seq)
-            strokes = [r.stroke for r in self._strokes[:position + 1] if index in r.patches]
+            position = next(
+                k for k in range(len(self._strokes) - 1, -1, -1) if self._strokes[k].seq == seq
+            )
+            strokes = [r.stroke for r in self._strokes[: position + 1] if index in r.patches]
             refine = self._refiner_of(event.get("adapted"))
             delta = self._refine_patches({index: strokes}, refine)[index]
         return delta
@@ -258,8 +262,10 @@ class EventLog:
         if update is None:
             return self._base_refine
         if self._adapted_source is None:
-            raise ValueError(f"a patch was refined by the adapted refiner of event {update}: "
-                             "its change must be stored, or the adapted refiners given")
+            raise ValueError(
+                f"a patch was refined by the adapted refiner of event {update}: "
+                "its change must be stored, or the adapted refiners given"
+            )
         return self._adapted_source(update)
 
     # ----------------------------------------------------------------- arrays
@@ -267,13 +273,15 @@ class EventLog:
         """Recompute probabilities (where patches changed), mask and provenance in a box."""
         if blend_box is not None:
             self._probabilities[_window(blend_box)] = blend_probabilities(
-                self.grid, self.base_logits, self._deltas, blend_box)
+                self.grid, self.base_logits, self._deltas, blend_box
+            )
         region = union(box, blend_box)
         self.queue.update(self._probabilities, region, self._user_map)
         window = _window(region)
         self._mask[window] = final_mask(self._probabilities[window], self._user_map[window])
-        self._provenance[window] = provenance_map(self._user_map[window], self._mask[window],
-                                                  self.base_logits[window] > 0)
+        self._provenance[window] = provenance_map(
+            self._user_map[window], self._mask[window], self.base_logits[window] > 0
+        )
         return region
 
     def _slabs(self) -> list[tuple[int, int]]:
@@ -288,8 +296,10 @@ class EventLog:
         return slabs
 
     def _replay(self, events, patch_deltas, progress, cancel) -> None:
-        self._known = {(int(p), int(seq)): np.asarray(delta, dtype=np.float16)
-                       for p, (seq, delta) in patch_deltas.items()}
+        self._known = {
+            (int(p), int(seq)): np.asarray(delta, dtype=np.float16)
+            for p, (seq, delta) in patch_deltas.items()
+        }
         self._deferred = True
         for i, event in enumerate(events):
             try:
@@ -315,8 +325,9 @@ class EventLog:
             self._burn(record)
         self._annotated = int(np.count_nonzero(self._user_map))
         grid, base = self.grid, self.base_logits
-        refined = np.array([grid.region(index) for index in sorted(self._versions)],
-                           dtype=np.int64).reshape(-1, 4)
+        refined = np.array(
+            [grid.region(index) for index in sorted(self._versions)], dtype=np.int64
+        ).reshape(-1, 4)
         # outside every stroke and refined patch the provenance stays "model", as live edits
         # leave it
         changed = union(*refined.tolist(), *(record.box for record in self._strokes))
@@ -333,14 +344,15 @@ class EventLog:
             left = 0
             for x0, x1 in runs:
                 expit(base[rows, left:x0], out=self._probabilities[rows, left:x0])
-                self._probabilities[rows, x0:x1] = blend_probabilities(grid, base, self._deltas,
-                                                                       (y0, x0, y1, x1))
+                self._probabilities[rows, x0:x1] = blend_probabilities(
+                    grid, base, self._deltas, (y0, x0, y1, x1)
+                )
                 left = x1
             expit(base[rows, left:], out=self._probabilities[rows, left:])
             self._mask[rows] = final_mask(self._probabilities[rows], self._user_map[rows])
             if changed is not None and changed[0] < y1 and y0 < changed[2]:
-                window = _window((max(y0, changed[0]), changed[1], min(y1, changed[2]),
-                                  changed[3]))
+                window = _window((max(y0, changed[0]), changed[1], min(y1, changed[2]), changed[3]))
                 self._provenance[window] = provenance_map(
-                    self._user_map[window], self._mask[window], base[window] > 0)
+                    self._user_map[window], self._mask[window], base[window] > 0
+                )
         self.queue.update(self._probabilities, user=self._user_map)

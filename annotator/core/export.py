@@ -36,8 +36,12 @@ PROVENANCE_COLOURS = {
     HUMAN_ERASE: (*PALETTE["erase"], 110),
     REFINER: (*PALETTE["proposal_add"], 255),
 }
-PROVENANCE_LEGEND = {MODEL: "base model", HUMAN_ADD: "drawn (add)",
-                     HUMAN_ERASE: "erased (not a line)", REFINER: "refiner"}
+PROVENANCE_LEGEND = {
+    MODEL: "base model",
+    HUMAN_ADD: "drawn (add)",
+    HUMAN_ERASE: "erased (not a line)",
+    REFINER: "refiner",
+}
 # The 8 neighbour offsets (dy, dx); the first four are the 4-neighbours.
 _OFFSETS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
 
@@ -130,8 +134,9 @@ def provenance_to_rgba(provenance: np.ndarray, mask: np.ndarray) -> np.ndarray:
     mask = _check_mask(mask)
     provenance = np.asarray(provenance)
     if provenance.shape != mask.shape:
-        raise ValueError(f"provenance must have the mask's shape {mask.shape}, "
-                         f"got {provenance.shape}")
+        raise ValueError(
+            f"provenance must have the mask's shape {mask.shape}, got {provenance.shape}"
+        )
     rgba = np.zeros(mask.shape + (4,), np.uint8)
     for code, colour in PROVENANCE_COLOURS.items():
         shown = (provenance == code) & (mask if code != HUMAN_ERASE else ~mask)
@@ -159,21 +164,30 @@ def provenance_legend(width: int) -> np.ndarray:
     x, swatch = int(round(10 * scale)), max(int(round(20 * scale)), 6)
     top = (height - swatch) // 2
     for code, name in PROVENANCE_LEGEND.items():
-        band[top:top + swatch, x:x + swatch] = (*PROVENANCE_COLOURS[code][:3], 255)
+        band[top : top + swatch, x : x + swatch] = (*PROVENANCE_COLOURS[code][:3], 255)
         cv2.rectangle(band, (x, top), (x + swatch - 1, top + swatch - 1), (0, 0, 0, 255), 1)
         x += swatch + int(round(8 * scale))
-        cv2.putText(band, name, (x, top + swatch - max(int(3 * scale), 1)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (0, 0, 0, 255),
-                    max(int(round(scale)), 1), cv2.LINE_AA)
-        (text_width, _), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale,
-                                             max(int(round(scale)), 1))
+        cv2.putText(
+            band,
+            name,
+            (x, top + swatch - max(int(3 * scale), 1)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.6 * scale,
+            (0, 0, 0, 255),
+            max(int(round(scale)), 1),
+            cv2.LINE_AA,
+        )
+        (text_width, _), _ = cv2.getTextSize(
+            name, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, max(int(round(scale)), 1)
+        )
         x += text_width + int(round(30 * scale))
     band[..., 3] = 255  # anti-aliased text blends the alpha channel too
     return band
 
 
-def write_provenance_png(path, provenance: np.ndarray, mask: np.ndarray, *,
-                         legend: bool = True) -> None:
+def write_provenance_png(
+    path, provenance: np.ndarray, mask: np.ndarray, *, legend: bool = True
+) -> None:
     """Write :func:`provenance_to_rgba` as an RGBA PNG, with :func:`provenance_legend` below
     the image unless ``legend`` is False (the image's rows stay the view's rows)."""
     rgba = provenance_to_rgba(provenance, mask)
@@ -192,8 +206,9 @@ def _skeleton_links(skeleton: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for k, (dy, dx) in enumerate(_OFFSETS):
         neighbour = ids[rows + 1 + dy, cols + 1 + dx]
         if k >= 4:  # diagonal: only where no shared 4-neighbour already connects the two
-            neighbour = np.where(padded[rows + 1 + dy, cols + 1] | padded[rows + 1, cols + 1 + dx],
-                                 -1, neighbour)
+            neighbour = np.where(
+                padded[rows + 1 + dy, cols + 1] | padded[rows + 1, cols + 1 + dx], -1, neighbour
+            )
         links[:, k] = neighbour
     return np.stack([rows, cols], axis=1), links
 
@@ -231,8 +246,9 @@ def _trace_paths(links: np.ndarray) -> list[tuple[list[int], bool]]:
     return paths
 
 
-def trace_centrelines(mask: np.ndarray, *, tolerance: float = 1.0,
-                      min_length: float = 0.0) -> list[Centreline]:
+def trace_centrelines(
+    mask: np.ndarray, *, tolerance: float = 1.0, min_length: float = 0.0
+) -> list[Centreline]:
     """Trace the mask's lines into simplified centre lines with widths.
 
     Parameters
@@ -264,7 +280,7 @@ def trace_centrelines(mask: np.ndarray, *, tolerance: float = 1.0,
     # Work in the bounding box of the lines: skeletonising 60 Mpx of empty border is wasted time.
     rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
     y0, x0 = rows[0], cols[0]
-    box = np.pad(mask[y0:rows[-1] + 1, x0:cols[-1] + 1], 1)
+    box = np.pad(mask[y0 : rows[-1] + 1, x0 : cols[-1] + 1], 1)
     # OpenCV's exact L2 transform: 5 times faster than scipy's on a full view, same values.
     distance = cv2.distanceTransform(box.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     skeleton = skeletonize(box)
@@ -283,8 +299,13 @@ def trace_centrelines(mask: np.ndarray, *, tolerance: float = 1.0,
     return lines
 
 
-def centrelines_to_svg(lines: list[Centreline], shape: tuple[int, int], *,
-                       px_per_mm: float | None = None, colour: str = "black") -> str:
+def centrelines_to_svg(
+    lines: list[Centreline],
+    shape: tuple[int, int],
+    *,
+    px_per_mm: float | None = None,
+    colour: str = "black",
+) -> str:
     """An SVG document of the centre lines, round-capped, each with its own stroke width.
 
     Parameters
@@ -302,17 +323,24 @@ def centrelines_to_svg(lines: list[Centreline], shape: tuple[int, int], *,
         raise ValueError(f"shape must be positive, got {shape!r}")
     if px_per_mm is not None and not px_per_mm > 0:
         raise ValueError(f"px_per_mm must be > 0, got {px_per_mm!r}")
-    size = (f'width="{width / px_per_mm:.3f}mm" height="{height / px_per_mm:.3f}mm"'
-            if px_per_mm else f'width="{width}" height="{height}"')
-    out = ['<?xml version="1.0" encoding="UTF-8"?>',
-           f'<svg xmlns="http://www.w3.org/2000/svg" {size} viewBox="0 0 {width} {height}">',
-           f'<g fill="none" stroke={quoteattr(colour)} stroke-linecap="round" '
-           'stroke-linejoin="round">']
+    size = (
+        f'width="{width / px_per_mm:.3f}mm" height="{height / px_per_mm:.3f}mm"'
+        if px_per_mm
+        else f'width="{width}" height="{height}"'
+    )
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" {size} viewBox="0 0 {width} {height}">',
+        f'<g fill="none" stroke={quoteattr(colour)} stroke-linecap="round" '
+        'stroke-linejoin="round">',
+    ]
     for line in lines:
         if len(line.points) == 1:
             x, y = line.points[0]
-            out.append(f'<circle cx="{x:.2f}" cy="{y:.2f}" r="{line.width / 2:.2f}" '
-                       f'fill={quoteattr(colour)} stroke="none"/>')
+            out.append(
+                f'<circle cx="{x:.2f}" cy="{y:.2f}" r="{line.width / 2:.2f}" '
+                f'fill={quoteattr(colour)} stroke="none"/>'
+            )
             continue
         points = " ".join(f"{x:.2f},{y:.2f}" for x, y in line.points)
         out.append(f'<polyline points="{points}" stroke-width="{line.width:.2f}"/>')
@@ -320,8 +348,14 @@ def centrelines_to_svg(lines: list[Centreline], shape: tuple[int, int], *,
     return "\n".join(out)
 
 
-def write_svg(path, mask: np.ndarray, *, px_per_mm: float | None = None,
-              tolerance: float = 1.0, min_length: float = 0.0) -> int:
+def write_svg(
+    path,
+    mask: np.ndarray,
+    *,
+    px_per_mm: float | None = None,
+    tolerance: float = 1.0,
+    min_length: float = 0.0,
+) -> int:
     """Trace `mask` (:func:`trace_centrelines`) and write the SVG; returns the number of lines."""
     mask = _check_mask(mask)
     lines = trace_centrelines(mask, tolerance=tolerance, min_length=min_length)

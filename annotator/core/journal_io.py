@@ -37,11 +37,19 @@ VERSION = 1
 MAX_BYTES = 256 * 1024 * 1024
 
 
-def strokes_document(strokes: Iterable[Stroke], *, events: Iterable[Mapping] | None = None,
-                     effort: Mapping | None = None, view: Mapping | None = None) -> dict:
+def strokes_document(
+    strokes: Iterable[Stroke],
+    *,
+    events: Iterable[Mapping] | None = None,
+    effort: Mapping | None = None,
+    view: Mapping | None = None,
+) -> dict:
     """The JSON document (a new dict) for `strokes`, with optional full journal and statistics."""
-    document = {"format": FORMAT, "version": VERSION,
-                "strokes": [stroke.to_dict() for stroke in strokes]}
+    document = {
+        "format": FORMAT,
+        "version": VERSION,
+        "strokes": [stroke.to_dict() for stroke in strokes],
+    }
     for key, value in (("events", events), ("effort", effort), ("view", view)):
         if value is not None:
             document[key] = list(value) if key == "events" else dict(value)
@@ -62,8 +70,11 @@ def parse_strokes(document, *, source: str | os.PathLike | None = None) -> list[
     if document.get("format", FORMAT) != FORMAT:
         raise InputError(source, f"not a stroke file (format {document.get('format')!r})")
     if document.get("version", VERSION) != VERSION:
-        raise InputError(source, f"stroke file version {document.get('version')!r} is not "
-                         f"supported (this etmira reads version {VERSION})")
+        raise InputError(
+            source,
+            f"stroke file version {document.get('version')!r} is not "
+            f"supported (this etmira reads version {VERSION})",
+        )
     items = document.get("strokes")
     if not isinstance(items, list):
         raise InputError(source, "a stroke file must hold a JSON object with a 'strokes' list")
@@ -98,9 +109,14 @@ def read_strokes(path: str | os.PathLike) -> list[Stroke]:
     return parse_strokes(read_document(path), source=path)
 
 
-def write_strokes(path: str | os.PathLike, strokes: Iterable[Stroke], *,
-                  events: Iterable[Mapping] | None = None, effort: Mapping | None = None,
-                  view: Mapping | None = None) -> None:
+def write_strokes(
+    path: str | os.PathLike,
+    strokes: Iterable[Stroke],
+    *,
+    events: Iterable[Mapping] | None = None,
+    effort: Mapping | None = None,
+    view: Mapping | None = None,
+) -> None:
     """Write a stroke file atomically (see :func:`strokes_document` for the options)."""
     document = strokes_document(strokes, events=events, effort=effort, view=view)
     write_text(path, json.dumps(document, indent=1, allow_nan=False) + "\n")

@@ -19,8 +19,17 @@ import numpy as np
 from refinement_model.patches import PatchGrid
 from refinement_model.ranking import doubt_and_lines, doubt_per_line
 
-__all__ = ["DONE", "NOT_SEEN", "PatchQueue", "REFINED", "STATE_NAMES", "VISITED",
-           "check_patch_index", "patch_scores", "rank_patches"]
+__all__ = [
+    "DONE",
+    "NOT_SEEN",
+    "PatchQueue",
+    "REFINED",
+    "STATE_NAMES",
+    "VISITED",
+    "check_patch_index",
+    "patch_scores",
+    "rank_patches",
+]
 
 NOT_SEEN, VISITED, REFINED, DONE = 0, 1, 2, 3
 #: Least share of a patch's pixels (inside the view) that must be mirror for it to be queued:
@@ -32,8 +41,11 @@ STATE_NAMES = ("not seen", "visited", "refined", "done")
 
 def check_patch_index(grid: PatchGrid, index) -> int:
     """``index`` as an int, or ``ValueError`` when it is not a patch of ``grid``."""
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) \
-            or not 0 <= index < len(grid):
+    if (
+        isinstance(index, bool)
+        or not isinstance(index, (int, np.integer))
+        or not 0 <= index < len(grid)
+    ):
         raise ValueError(f"patch index must be an integer in [0, {len(grid)}), got {index!r}")
     return int(index)
 
@@ -49,8 +61,10 @@ def _check_grid_shape(array, grid: PatchGrid, name: str) -> np.ndarray:
 def _check_mirror_mask(mirror_mask, grid: PatchGrid) -> np.ndarray:
     mirror_mask = np.asarray(mirror_mask)
     if mirror_mask.shape != grid.shape or mirror_mask.dtype != bool:
-        raise ValueError(f"mirror_mask must be a bool array of shape {grid.shape}, "
-                         f"got {mirror_mask.dtype} {mirror_mask.shape}")
+        raise ValueError(
+            f"mirror_mask must be a bool array of shape {grid.shape}, "
+            f"got {mirror_mask.dtype} {mirror_mask.shape}"
+        )
     return mirror_mask
 
 
@@ -70,9 +84,12 @@ class _Cells:
         self.rows = np.searchsorted(self.ys, np.clip(boxes[:, [0, 2]], 0, grid.height))
         self.cols = np.searchsorted(self.xs, np.clip(boxes[:, [1, 3]], 0, grid.width))
         self.mirror_counts = np.array(
-            [[np.count_nonzero(mirror_mask[y0:y1, x0:x1]) for x0, x1 in pairwise(self.xs)]
-             for y0, y1 in pairwise(self.ys)], dtype=np.int64).reshape(
-                len(self.ys) - 1, len(self.xs) - 1)
+            [
+                [np.count_nonzero(mirror_mask[y0:y1, x0:x1]) for x0, x1 in pairwise(self.xs)]
+                for y0, y1 in pairwise(self.ys)
+            ],
+            dtype=np.int64,
+        ).reshape(len(self.ys) - 1, len(self.xs) - 1)
         self.uncertainty = np.zeros(self.mirror_counts.shape, dtype=np.float64)
         self.lines = np.zeros(self.mirror_counts.shape, dtype=np.int64)
 
@@ -84,10 +101,12 @@ class _Cells:
         for r in range(max(r0, 0), min(r1, len(self.ys) - 1)):
             for c in range(max(c0, 0), min(c1, len(self.xs) - 1)):
                 if self.mirror_counts[r, c]:
-                    window = np.s_[self.ys[r]:self.ys[r + 1], self.xs[c]:self.xs[c + 1]]
+                    window = np.s_[self.ys[r] : self.ys[r + 1], self.xs[c] : self.xs[c + 1]]
                     self.uncertainty[r, c], self.lines[r, c] = doubt_and_lines(
-                        probabilities[window], self.mirror_mask[window],
-                        None if user is None else user[window])
+                        probabilities[window],
+                        self.mirror_mask[window],
+                        None if user is None else user[window],
+                    )
 
     def queued(self) -> np.ndarray:
         """(N,) bool: the patches the queue offers. Those whose share of mirror pixels is at
@@ -95,8 +114,9 @@ class _Cells:
         each mirror cell none of them covers, the patch over it with the most mirror pixels."""
         counts = self.patch_sums(self.mirror_counts)
         boxes = self.grid.boxes
-        areas = (np.minimum(boxes[:, 2], self.grid.height) - np.maximum(boxes[:, 0], 0)) * \
-            (np.minimum(boxes[:, 3], self.grid.width) - np.maximum(boxes[:, 1], 0))
+        areas = (np.minimum(boxes[:, 2], self.grid.height) - np.maximum(boxes[:, 0], 0)) * (
+            np.minimum(boxes[:, 3], self.grid.width) - np.maximum(boxes[:, 1], 0)
+        )
         queued = (counts > 0) & (counts >= MIN_MIRROR_SHARE * areas)
         covered = np.zeros(self.mirror_counts.shape, dtype=bool)
         for index in np.flatnonzero(queued).tolist():
@@ -104,8 +124,12 @@ class _Cells:
         for r, c in zip(*np.nonzero((self.mirror_counts > 0) & ~covered), strict=True):
             if covered[r, c]:
                 continue
-            over = np.flatnonzero((self.rows[:, 0] <= r) & (r < self.rows[:, 1])
-                                  & (self.cols[:, 0] <= c) & (c < self.cols[:, 1]))
+            over = np.flatnonzero(
+                (self.rows[:, 0] <= r)
+                & (r < self.rows[:, 1])
+                & (self.cols[:, 0] <= c)
+                & (c < self.cols[:, 1])
+            )
             best = int(over[np.argmax(counts[over])])
             queued[best] = True
             covered[slice(*self.rows[best]), slice(*self.cols[best])] = True
@@ -113,8 +137,10 @@ class _Cells:
 
     def patch_sums(self, cells: np.ndarray, indices=None) -> np.ndarray:
         indices = range(len(self.grid)) if indices is None else indices
-        return np.array([cells[slice(*self.rows[i]), slice(*self.cols[i])].sum()
-                         for i in indices], dtype=cells.dtype)
+        return np.array(
+            [cells[slice(*self.rows[i]), slice(*self.cols[i])].sum() for i in indices],
+            dtype=cells.dtype,
+        )
 
     def scores(self, indices=None) -> np.ndarray:
         """:func:`patch_scores` from the current cell sums."""

@@ -47,9 +47,21 @@ from refinement_model.imageio import file_sha256
 from refinement_model.patches import PatchGrid
 from refinement_model.views import MirrorView, load_view
 
-__all__ = ["DeferredRefiner", "Project", "StoredView", "create_project", "default_onnx_cache",
-           "file_record", "find_view_project", "needs_recovery", "new_project", "open_project",
-           "project_summary", "replay_stored", "view_records"]
+__all__ = [
+    "DeferredRefiner",
+    "Project",
+    "StoredView",
+    "create_project",
+    "default_onnx_cache",
+    "file_record",
+    "find_view_project",
+    "needs_recovery",
+    "new_project",
+    "open_project",
+    "project_summary",
+    "replay_stored",
+    "view_records",
+]
 
 FORMAT = "etmira-project"
 STATE_LAYERS = ("mask", "user_map", "provenance")
@@ -63,8 +75,12 @@ _P_CLIP = 1e-7
 def file_record(path: str | os.PathLike) -> dict:
     """``{"path", "size", "mtime_ns", "sha256"}`` of a file, path absolute."""
     stat = os.stat(path)
-    return {"path": os.path.abspath(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-            "sha256": file_sha256(path)}
+    return {
+        "path": os.path.abspath(path),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "sha256": file_sha256(path),
+    }
 
 
 def changed_files(records: dict) -> list[str]:
@@ -83,20 +99,25 @@ def changed_files(records: dict) -> list[str]:
         if (stat.st_size, stat.st_mtime_ns) == (record["size"], record["mtime_ns"]):
             continue
         if file_sha256(record["path"]) != record["sha256"]:
-            warnings.append(f"the view's {role} file {record['path']} changed since the "
-                            "project was made")
+            warnings.append(
+                f"the view's {role} file {record['path']} changed since the project was made"
+            )
     return warnings
 
 
 def view_records(files) -> dict:
     """:func:`file_record` of each file of a view (``ViewFiles``), by role; absent roles left
     out."""
-    return {role: file_record(getattr(files, role)) for role in _ROLES
-            if getattr(files, role, None) is not None}
+    return {
+        role: file_record(getattr(files, role))
+        for role in _ROLES
+        if getattr(files, role, None) is not None
+    }
 
 
-def find_view_project(folder, files, *, cancel: Callable[[], bool] | None = None
-                      ) -> tuple[str, dict] | tuple[None, None]:
+def find_view_project(
+    folder, files, *, cancel: Callable[[], bool] | None = None
+) -> tuple[str, dict] | tuple[None, None]:
     """The project in ``folder`` made for this view, wherever its files were then.
 
     A project matches when it recorded the same map files (path, size and time: nothing to
@@ -127,9 +148,12 @@ def find_view_project(folder, files, *, cancel: Callable[[], bool] | None = None
             continue
         if not all(role in recorded for role in _MAP_ROLES):
             continue
-        if all(recorded[role]["path"] == current[role]
-               and (recorded[role]["size"], recorded[role]["mtime_ns"])
-               == (stats[role].st_size, stats[role].st_mtime_ns) for role in _MAP_ROLES):
+        if all(
+            recorded[role]["path"] == current[role]
+            and (recorded[role]["size"], recorded[role]["mtime_ns"])
+            == (stats[role].st_size, stats[role].st_mtime_ns)
+            for role in _MAP_ROLES
+        ):
             return path, None
         if all(recorded[role]["size"] == stats[role].st_size for role in _MAP_ROLES):
             candidates.append((path, recorded))
@@ -193,8 +217,9 @@ class DeferredRefiner:
         """Start building on a daemon thread (once); a failure is raised again by the first
         refinement, which builds anew."""
         if self._thread is None and self._refiner is None:
-            self._thread = threading.Thread(target=self._build_quietly, daemon=True,
-                                            name="refiner build")
+            self._thread = threading.Thread(
+                target=self._build_quietly, daemon=True, name="refiner build"
+            )
             self._thread.start()
 
     def wait(self) -> None:
@@ -229,8 +254,7 @@ class _DeferredPreview:
         return self._full.build().preview.refine(image_patch, base_logits, stroke_channel)
 
     def refine_batch(self, image_patches, base_logits, stroke_channels):
-        return self._full.build().preview.refine_batch(image_patches, base_logits,
-                                                       stroke_channels)
+        return self._full.build().preview.refine_batch(image_patches, base_logits, stroke_channels)
 
 
 def default_onnx_cache():
@@ -269,8 +293,15 @@ class Project:
         :meth:`prepare_refiner`).
     """
 
-    def __init__(self, store: ProjectStore, session: AnnotationSession, *,
-                 autocommit: bool = True, warnings=(), refiner=None):
+    def __init__(
+        self,
+        store: ProjectStore,
+        session: AnnotationSession,
+        *,
+        autocommit: bool = True,
+        warnings=(),
+        refiner=None,
+    ):
         self.store = store
         self.session = session
         self.refiner = refiner
@@ -314,16 +345,24 @@ class Project:
             Disk full or file not writable; everything stays pending for the next commit.
         """
         session = self.session
-        events = session.journal[self._saved:]
+        events = session.journal[self._saved :]
         deltas = session.patch_deltas()
-        blobs = {_delta_key(p): _pack_delta(v, d) for p, (v, d) in deltas.items()
-                 if self._versions.get(p) != v}
+        blobs = {
+            _delta_key(p): _pack_delta(v, d)
+            for p, (v, d) in deltas.items()
+            if self._versions.get(p) != v
+        }
         blobs.update({_delta_key(p): None for p in self._versions if p not in deltas})
         if not events and not blobs and not self._regions:
             return 0
         arrays = {name: getattr(session, name) for name in STATE_LAYERS}
-        self.store.commit(events=events, arrays=arrays, regions=self._regions, blobs=blobs,
-                          meta={"summary": _summary(session)})
+        self.store.commit(
+            events=events,
+            arrays=arrays,
+            regions=self._regions,
+            blobs=blobs,
+            meta={"summary": _summary(session)},
+        )
         self._saved += len(events)
         self._regions = []
         self._versions = {p: v for p, (v, _) in deltas.items()}
@@ -343,8 +382,9 @@ class Project:
         self.store.checkpoint()
         return written
 
-    def save_as(self, path: str | os.PathLike, *,
-                progress: Callable[[int, int], None] | None = None) -> None:
+    def save_as(
+        self, path: str | os.PathLike, *, progress: Callable[[int, int], None] | None = None
+    ) -> None:
         """Write a consistent copy to `path` and continue working in it (the old file stays
         as it was at this moment)."""
         self.commit()
@@ -353,8 +393,9 @@ class Project:
         self.store.close()
         self.store = replacement
 
-    def backup(self, path: str | os.PathLike, *,
-               progress: Callable[[int, int], None] | None = None) -> None:
+    def backup(
+        self, path: str | os.PathLike, *, progress: Callable[[int, int], None] | None = None
+    ) -> None:
         """Write a consistent copy to `path` and keep working in this file."""
         self.commit()
         self.store.backup(path, progress=progress)
@@ -404,8 +445,12 @@ class Project:
 
 def _summary(session: AnnotationSession) -> dict:
     done = int(np.count_nonzero(session.queue.done))
-    return {**session.effort(), "patches_done": done, "patches": len(session.grid),
-            "coverage": float(session.coverage())}
+    return {
+        **session.effort(),
+        "patches_done": done,
+        "patches": len(session.grid),
+        "coverage": float(session.coverage()),
+    }
 
 
 def _delta_key(patch: int) -> str:
@@ -420,8 +465,12 @@ def _pack_delta(version: int, delta: np.ndarray) -> bytes:
 
 def _unpack_delta(path: str, data: bytes) -> tuple[int, np.ndarray]:
     header = np.frombuffer(data[:24], dtype="<i8")
-    if len(header) != 3 or header[1] < 1 or header[2] < 1 or \
-            len(data) != 24 + 2 * int(header[1]) * int(header[2]):
+    if (
+        len(header) != 3
+        or header[1] < 1
+        or header[2] < 1
+        or len(data) != 24 + 2 * int(header[1]) * int(header[2])
+    ):
         raise ProjectError(path, "the project file is damaged (a refined patch)")
     # a read-only view of the blob, no copy: the session never modifies a patch change
     delta = np.frombuffer(data, "<f2", offset=24).reshape(header[1:])
@@ -432,11 +481,21 @@ def _grid(meta: dict, shape) -> PatchGrid:
     return PatchGrid(*shape, **meta.get("grid", {}))
 
 
-def create_project(path: str | os.PathLike, view, base_logits: np.ndarray, *, refine=None,
-                   models: dict | None = None, grid=None, inputs=("depth",), image=None,
-                   overwrite: bool = False, autocommit: bool = True,
-                   progress: Callable[[int, int], None] | None = None,
-                   cancel: Callable[[], bool] | None = None) -> Project:
+def create_project(
+    path: str | os.PathLike,
+    view,
+    base_logits: np.ndarray,
+    *,
+    refine=None,
+    models: dict | None = None,
+    grid=None,
+    inputs=("depth",),
+    image=None,
+    overwrite: bool = False,
+    autocommit: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Project:
     """Create a project from a loaded view and its base logits; returns it open.
 
     Parameters
@@ -465,8 +524,7 @@ def create_project(path: str | os.PathLike, view, base_logits: np.ndarray, *, re
     """
     # a StoredView (tests, benchmarks) has no files
     files = view_records(view.files) if getattr(view, "files", None) is not None else {}
-    options = {key: value for key, value in (("grid", grid), ("image", image))
-               if value is not None}
+    options = {key: value for key, value in (("grid", grid), ("image", image)) if value is not None}
     # Stored as float16 (half the file, and read back in half the time); the session starts
     # from the same rounded values, so that reopening replays exactly what was done.
     stored_logits = np.asarray(base_logits).astype(np.float16, copy=False)
@@ -481,17 +539,30 @@ def create_project(path: str | os.PathLike, view, base_logits: np.ndarray, *, re
         "inputs": list(inputs),
         "summary": _summary(session),
     }
-    layers = {"base_logits": stored_logits, "mirror_mask": np.asarray(view.mirror_mask),
-              **{name: getattr(session, name) for name in STATE_LAYERS}}
-    store = ProjectStore.create(path, layers=layers, meta=meta, overwrite=overwrite,
-                                progress=progress, cancel=cancel)
+    layers = {
+        "base_logits": stored_logits,
+        "mirror_mask": np.asarray(view.mirror_mask),
+        **{name: getattr(session, name) for name in STATE_LAYERS},
+    }
+    store = ProjectStore.create(
+        path, layers=layers, meta=meta, overwrite=overwrite, progress=progress, cancel=cancel
+    )
     return Project(store, session, autocommit=autocommit, refiner=refine)
 
 
-def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, refiner=None,
-                view_id: str | None = None, overwrite: bool = False, with_refiner: bool = True,
-                onnx_cache=None, progress: Callable[[int, int], None] | None = None,
-                cancel: Callable[[], bool] | None = None) -> Project:
+def new_project(
+    path: str | os.PathLike,
+    view_path: str | os.PathLike,
+    *,
+    base,
+    refiner=None,
+    view_id: str | None = None,
+    overwrite: bool = False,
+    with_refiner: bool = True,
+    onnx_cache=None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Project:
     """Load a view, run the base model over it and create the project (see
     :func:`create_project`).
 
@@ -525,8 +596,11 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
 
     if os.path.exists(path) and not overwrite:
         raise ProjectError(path, "already exists (choose another name or overwrite it)")
-    view = view_path if isinstance(view_path, MirrorView) else \
-        load_view(view_path, view_id, cancel=cancel)
+    view = (
+        view_path
+        if isinstance(view_path, MirrorView)
+        else load_view(view_path, view_id, cancel=cancel)
+    )
     onnx_cache = default_onnx_cache() if onnx_cache is None else onnx_cache
     predictor = Predictor(base, onnx_cache=onnx_cache)
     models, inputs, patch_refiner = {"base": _model_record(base)}, predictor.net.spec.inputs, None
@@ -534,15 +608,19 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
         spec = ModelSpec.from_dict(read_metadata(refiner)["model"])
         if spec.kind != "refiner":
             raise InputError(refiner, f"this is a {spec.kind} checkpoint, not a refiner")
-        patch_refiner = PatchRefiner(refiner, **APP_REFINER_OPTIONS, onnx_cache=onnx_cache) \
-            if with_refiner else None
+        patch_refiner = (
+            PatchRefiner(refiner, **APP_REFINER_OPTIONS, onnx_cache=onnx_cache)
+            if with_refiner
+            else None
+        )
         # reopening refines as this session does (the undo of a stroke may need it)
         models["refiner"] = {**_model_record(refiner), **APP_REFINER_OPTIONS}
         inputs = spec.inputs
     if patch_refiner is not None:
         # the session's refiner, with the start's options: its network is built once
-        refiner = patch_refiner.with_options(orientations=START_ORIENTATIONS,
-                                             iterations=START_ITERATIONS)
+        refiner = patch_refiner.with_options(
+            orientations=START_ORIENTATIONS, iterations=START_ITERATIONS
+        )
     predictor = start_predictor(predictor, refiner)
     models["start"] = start_record(predictor)
     # in place: on a full-size view every float32 copy is 240 MB
@@ -553,8 +631,16 @@ def new_project(path: str | os.PathLike, view_path: str | os.PathLike, *, base, 
     base_logits = base_logits.astype(np.float16)
     grid = predictor.grid(*view.shape)
     del predictor  # the networks are not needed again
-    return create_project(path, view, base_logits, refine=patch_refiner, models=models,
-                          grid=grid, inputs=tuple(inputs), overwrite=overwrite)
+    return create_project(
+        path,
+        view,
+        base_logits,
+        refine=patch_refiner,
+        models=models,
+        grid=grid,
+        inputs=tuple(inputs),
+        overwrite=overwrite,
+    )
 
 
 def _stored_deltas(store: ProjectStore) -> dict:
@@ -570,20 +656,28 @@ def _stored_deltas(store: ProjectStore) -> dict:
 def _replay(store: ProjectStore, meta: dict, view, refine, base_logits, cancel):
     try:
         return AnnotationSession.replay(
-            view, base_logits, refine, store.events(), patch_deltas=_stored_deltas(store),
-            grid=_grid(meta, base_logits.shape), inputs=tuple(meta.get("inputs", ("depth",))),
-            cancel=cancel)
+            view,
+            base_logits,
+            refine,
+            store.events(),
+            patch_deltas=_stored_deltas(store),
+            grid=_grid(meta, base_logits.shape),
+            inputs=tuple(meta.get("inputs", ("depth",))),
+            cancel=cancel,
+        )
     except ValueError as error:
         raise ProjectError(store.path, f"the project's journal does not replay ({error})") from None
 
 
-def replay_stored(store: ProjectStore, *, cancel: Callable[[], bool] | None = None
-                  ) -> AnnotationSession:
+def replay_stored(
+    store: ProjectStore, *, cancel: Callable[[], bool] | None = None
+) -> AnnotationSession:
     """The session a project file holds, rebuilt from the file alone (no view maps, no model:
     the stored patch changes stand in for the refiner). For export and inspection."""
     meta = _checked_meta(store)
-    view = StoredView(meta["view"]["view_id"], store.read_layer("mirror_mask"),
-                      float(meta["view"]["px_per_mm"]))
+    view = StoredView(
+        meta["view"]["view_id"], store.read_layer("mirror_mask"), float(meta["view"]["px_per_mm"])
+    )
     return _replay(store, meta, view, None, _base_logits(store), cancel)
 
 
@@ -616,14 +710,25 @@ def _load_refiner(meta: dict, warnings: list, onnx_cache):
     if changed_files({"refiner": record}):
         warnings.append(f"the refiner {record['path']} changed since the project was made")
     # projects made before the app averaged orientations, or refined again, refined once
-    return DeferredRefiner(record["path"], orientations=record.get("orientations", 1),
-                           iterations=record.get("iterations", 1), onnx_cache=onnx_cache)
+    return DeferredRefiner(
+        record["path"],
+        orientations=record.get("orientations", 1),
+        iterations=record.get("iterations", 1),
+        onnx_cache=onnx_cache,
+    )
 
 
-def open_project(path: str | os.PathLike, *, view=None, refine="stored", readonly: bool = False,
-                 autocommit: bool = True, onnx_cache=None,
-                 progress: Callable[[int, int], None] | None = None,
-                 cancel: Callable[[], bool] | None = None) -> Project:
+def open_project(
+    path: str | os.PathLike,
+    *,
+    view=None,
+    refine="stored",
+    readonly: bool = False,
+    autocommit: bool = True,
+    onnx_cache=None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Project:
     """Open a project: its session rebuilt exactly (mask, undo / redo stacks, patch queue).
 
     Parameters
@@ -659,26 +764,39 @@ def open_project(path: str | os.PathLike, *, view=None, refine="stored", readonl
         if view is None:
             if "depth" not in meta["view"]["files"]:
                 raise ProjectError(path, "the project records no view files: give the view")
-            view = load_view(meta["view"]["files"]["depth"]["path"], progress=progress,
-                             cancel=cancel)
+            view = load_view(
+                meta["view"]["files"]["depth"]["path"], progress=progress, cancel=cancel
+            )
         elif isinstance(view, (str, os.PathLike)):
             view = load_view(view, meta["view"]["view_id"], progress=progress, cancel=cancel)
         refine = _load_refiner(meta, warnings, onnx_cache) if stored_refiner else refine
         base_logits = _base_logits(store, progress=progress, cancel=cancel)
         if base_logits.shape != view.mirror_mask.shape:
-            raise InputError(path, f"the project is for a view of {base_logits.shape} pixels, "
-                             f"this view has {view.mirror_mask.shape}")
+            raise InputError(
+                path,
+                f"the project is for a view of {base_logits.shape} pixels, "
+                f"this view has {view.mirror_mask.shape}",
+            )
         session = _replay(store, meta, view, refine, base_logits, cancel)
         # User map and provenance follow from the same state: checking the mask suffices.
         # Compared in place (the stored copy is not needed afterwards): no view-sized temporary.
         stored = store.read_layer("mask")
-        consistent = stored.shape == session.mask.shape and \
-            not np.logical_xor(stored, session.mask, out=stored).any()
-        project = Project(store, session, autocommit=autocommit and not readonly,
-                          warnings=warnings, refiner=refine)
+        consistent = (
+            stored.shape == session.mask.shape
+            and not np.logical_xor(stored, session.mask, out=stored).any()
+        )
+        project = Project(
+            store,
+            session,
+            autocommit=autocommit and not readonly,
+            warnings=warnings,
+            refiner=refine,
+        )
         if not consistent:
-            project.warnings += ("the stored mask differed from the replay of the journal; "
-                                 "the journal's result is kept",)
+            project.warnings += (
+                "the stored mask differed from the replay of the journal; "
+                "the journal's result is kept",
+            )
             if not readonly:
                 project._regions.append((0, 0, *base_logits.shape))
                 project.commit()

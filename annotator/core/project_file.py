@@ -75,8 +75,10 @@ def read_header(path: str | os.PathLike) -> tuple[int, int]:
         raise ProjectError(path, "not an etmira project (an SQLite database of another program)")
     if version != SCHEMA_VERSION:
         raise ProjectError(
-            path, f"project schema version {version} is not supported (this etmira reads "
-            f"version {SCHEMA_VERSION})")
+            path,
+            f"project schema version {version} is not supported (this etmira reads "
+            f"version {SCHEMA_VERSION})",
+        )
     return app_id, version
 
 
@@ -97,7 +99,8 @@ class ProjectLock:
                 owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
                 os.close(fd)
                 raise ProjectError(
-                    path, f"is open in another etmira instance (process {owner})") from None
+                    path, f"is open in another etmira instance (process {owner})"
+                ) from None
             # The previous owner may have unlinked the file between our open and our flock.
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino

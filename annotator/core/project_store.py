@@ -87,8 +87,12 @@ def _is_disk_full(error: BaseException) -> bool:
 
 def _connect(path: str, *, readonly: bool) -> sqlite3.Connection:
     uri = "file:" + os.path.abspath(path).replace("?", "%3f").replace("#", "%23")
-    connection = sqlite3.connect(f"{uri}?mode={'ro' if readonly else 'rw'}", uri=True,
-                                 isolation_level=None, check_same_thread=False)
+    connection = sqlite3.connect(
+        f"{uri}?mode={'ro' if readonly else 'rw'}",
+        uri=True,
+        isolation_level=None,
+        check_same_thread=False,
+    )
     connection.execute("PRAGMA busy_timeout = 2000")
     return connection
 
@@ -105,8 +109,14 @@ class ProjectStore:
         The project had been left open by a crash (see :func:`needs_recovery`).
     """
 
-    def __init__(self, path: str, connection: sqlite3.Connection, lock: ProjectLock | None,
-                 *, recovered: bool):
+    def __init__(
+        self,
+        path: str,
+        connection: sqlite3.Connection,
+        lock: ProjectLock | None,
+        *,
+        recovered: bool,
+    ):
         self.path = path
         self.readonly = lock is None
         self.recovered = recovered
@@ -117,10 +127,17 @@ class ProjectStore:
     # ---- opening and creating ----------------------------------------------------------------
 
     @classmethod
-    def create(cls, path: str | os.PathLike, *, layers: Mapping[str, np.ndarray],
-               meta: Mapping[str, object] | None = None, tile: int = DEFAULT_TILE,
-               overwrite: bool = False, progress: Callable[[int, int], None] | None = None,
-               cancel: Callable[[], bool] | None = None) -> ProjectStore:
+    def create(
+        cls,
+        path: str | os.PathLike,
+        *,
+        layers: Mapping[str, np.ndarray],
+        meta: Mapping[str, object] | None = None,
+        tile: int = DEFAULT_TILE,
+        overwrite: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> ProjectStore:
         """Write a new project atomically and open it for writing.
 
         Parameters
@@ -168,8 +185,9 @@ class ProjectStore:
                 connection.executescript(_SCHEMA)
                 store = cls(temp, connection, None, recovered=False)
                 store.readonly = False
-                store.commit(meta=meta or {}, arrays=layers, tile=int(tile), progress=progress,
-                             cancel=cancel)
+                store.commit(
+                    meta=meta or {}, arrays=layers, tile=int(tile), progress=progress, cancel=cancel
+                )
                 connection.execute("PRAGMA journal_mode = WAL")
             finally:
                 connection.close()
@@ -187,8 +205,9 @@ class ProjectStore:
         return cls.open(path)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, readonly: bool = False,
-             check: str = "quick") -> ProjectStore:
+    def open(
+        cls, path: str | os.PathLike, *, readonly: bool = False, check: str = "quick"
+    ) -> ProjectStore:
         """Open an existing project.
 
         Parameters
@@ -219,8 +238,10 @@ class ProjectStore:
                 rows = connection.execute(f"PRAGMA {pragma}").fetchall()
                 if rows != [("ok",)]:
                     raise ProjectError(path, f"the project file is damaged ({rows[0][0]})")
-            tables = {row[0] for row in connection.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            tables = {
+                row[0]
+                for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
             if not tables >= _TABLES:
                 raise ProjectError(path, "the project file is damaged (tables are missing)")
             if not readonly:
@@ -252,12 +273,18 @@ class ProjectStore:
             busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         except sqlite3.Error as error:
             if _is_disk_full(error):
-                raise ProjectError(self.path, "the disk is full; the work is kept in the "
-                                   "project's log file (-wal) until there is space") from None
+                raise ProjectError(
+                    self.path,
+                    "the disk is full; the work is kept in the "
+                    "project's log file (-wal) until there is space",
+                ) from None
             raise ProjectError(self.path, f"cannot save the project ({error})") from None
         if busy:
-            raise ProjectError(self.path, "another program is reading the project; the work is "
-                               "kept in its log file (-wal): save again in a moment")
+            raise ProjectError(
+                self.path,
+                "another program is reading the project; the work is "
+                "kept in its log file (-wal): save again in a moment",
+            )
 
     def close(self) -> None:
         """Checkpoint the log into the file and release the lock. Idempotent."""
@@ -300,8 +327,13 @@ class ProjectStore:
             raise ProjectError(self.path, "the project file is damaged (metadata)")
         return {key: json.loads(value) for key, _, value in rows}
 
-    def read_layer(self, name: str, *, progress: Callable[[int, int], None] | None = None,
-                   cancel: Callable[[], bool] | None = None) -> np.ndarray:
+    def read_layer(
+        self,
+        name: str,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
         """Layer `name` as a new (H, W) array of its stored dtype.
 
         Raises
@@ -315,8 +347,9 @@ class ProjectStore:
         out = np.empty(shape, dtype)
         expected = set(tile_boxes(shape, tile))
         total = len(expected)
-        for done, (ty, tx, crc, data) in enumerate(self._rows(
-                "SELECT ty, tx, crc, data FROM tiles WHERE layer = ?", (name,)), 1):
+        for done, (ty, tx, crc, data) in enumerate(
+            self._rows("SELECT ty, tx, crc, data FROM tiles WHERE layer = ?", (name,)), 1
+        ):
             if cancel is not None and cancel():
                 raise Cancelled(f"reading {name} was cancelled")
             if (ty, tx) not in expected or zlib.crc32(data) != crc:
@@ -327,8 +360,9 @@ class ProjectStore:
             try:
                 target[...] = decode_tile(data, dtype, target.shape)
             except ValueError:
-                raise ProjectError(self.path,
-                                   f"the project file is damaged (layer {name})") from None
+                raise ProjectError(
+                    self.path, f"the project file is damaged (layer {name})"
+                ) from None
             if progress is not None:
                 progress(done, total)
         if expected:
@@ -337,8 +371,9 @@ class ProjectStore:
 
     def events(self, start: int = 0) -> list[dict]:
         """The journal's events from index `start` on, in order, as new dicts."""
-        rows = self._query("SELECT crc, data FROM events ORDER BY seq LIMIT -1 OFFSET ?",
-                           (int(start),))
+        rows = self._query(
+            "SELECT crc, data FROM events ORDER BY seq LIMIT -1 OFFSET ?", (int(start),)
+        )
         events = []
         for crc, data in rows:
             if zlib.crc32(data.encode()) != crc:
@@ -366,7 +401,8 @@ class ProjectStore:
         parameters = (prefix,) if exact else (len(prefix), prefix)
         out = {}
         for key, crc, data in self._rows(
-                f"SELECT key, crc, data FROM blobs WHERE {condition} ORDER BY key", parameters):
+            f"SELECT key, crc, data FROM blobs WHERE {condition} ORDER BY key", parameters
+        ):
             if zlib.crc32(data) != crc:
                 raise ProjectError(self.path, f"the project file is damaged (blob {key})")
             out[key] = bytes(data)
@@ -374,13 +410,18 @@ class ProjectStore:
 
     # ---- writing ----------------------------------------------------------------------------
 
-    def commit(self, *, events: Iterable[Mapping] = (),
-               arrays: Mapping[str, np.ndarray] | None = None,
-               regions: Iterable[tuple[int, int, int, int]] | None = None,
-               meta: Mapping[str, object] | None = None,
-               blobs: Mapping[str, bytes | None] | None = None, tile: int | None = None,
-               progress: Callable[[int, int], None] | None = None,
-               cancel: Callable[[], bool] | None = None) -> None:
+    def commit(
+        self,
+        *,
+        events: Iterable[Mapping] = (),
+        arrays: Mapping[str, np.ndarray] | None = None,
+        regions: Iterable[tuple[int, int, int, int]] | None = None,
+        meta: Mapping[str, object] | None = None,
+        blobs: Mapping[str, bytes | None] | None = None,
+        tile: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> None:
         """Write events, changed tiles, metadata and blobs in one durable transaction.
 
         Parameters
@@ -422,45 +463,62 @@ class ProjectStore:
             db.execute("BEGIN IMMEDIATE")
             for name, array, size, boxes in work:
                 if name not in self._layers:
-                    db.execute("INSERT INTO layers VALUES (?, ?, ?, ?, ?, ?)",
-                               (name, array.dtype.name, *array.shape, size, CODEC))
+                    db.execute(
+                        "INSERT INTO layers VALUES (?, ?, ?, ?, ?, ?)",
+                        (name, array.dtype.name, *array.shape, size, CODEC),
+                    )
                 for ty, tx in boxes:
                     if cancel is not None and cancel():
                         raise Cancelled("writing the project was cancelled")
-                    data = encode_tile(array[ty * size:(ty + 1) * size, tx * size:(tx + 1) * size])
-                    db.execute("INSERT OR REPLACE INTO tiles VALUES (?, ?, ?, ?, ?)",
-                               (name, ty, tx, zlib.crc32(data), data))
+                    data = encode_tile(
+                        array[ty * size : (ty + 1) * size, tx * size : (tx + 1) * size]
+                    )
+                    db.execute(
+                        "INSERT OR REPLACE INTO tiles VALUES (?, ?, ?, ?, ?)",
+                        (name, ty, tx, zlib.crc32(data), data),
+                    )
                     done += 1
                     if progress is not None:
                         progress(done, total)
-            db.executemany("INSERT INTO events (crc, data) VALUES (?, ?)",
-                           [(zlib.crc32(text.encode()), text) for text in events])
-            texts = [(key, json.dumps(value, allow_nan=False))
-                     for key, value in (meta or {}).items()]
-            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?, ?)",
-                           [(key, zlib.crc32(text.encode()), text) for key, text in texts])
+            db.executemany(
+                "INSERT INTO events (crc, data) VALUES (?, ?)",
+                [(zlib.crc32(text.encode()), text) for text in events],
+            )
+            texts = [
+                (key, json.dumps(value, allow_nan=False)) for key, value in (meta or {}).items()
+            ]
+            db.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?, ?)",
+                [(key, zlib.crc32(text.encode()), text) for key, text in texts],
+            )
             for key, data in (blobs or {}).items():
                 if data is None:
                     db.execute("DELETE FROM blobs WHERE key = ?", (key,))
                 else:
-                    db.execute("INSERT OR REPLACE INTO blobs VALUES (?, ?, ?)",
-                               (key, zlib.crc32(data), bytes(data)))
+                    db.execute(
+                        "INSERT OR REPLACE INTO blobs VALUES (?, ?, ?)",
+                        (key, zlib.crc32(data), bytes(data)),
+                    )
             db.execute("COMMIT")
         except BaseException as error:
             if db.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
             if _is_disk_full(error):
-                raise ProjectError(self.path, "the disk is full; the last change was not saved "
-                                   "(free some space or save the project elsewhere)") from None
+                raise ProjectError(
+                    self.path,
+                    "the disk is full; the last change was not saved "
+                    "(free some space or save the project elsewhere)",
+                ) from None
             if isinstance(error, (sqlite3.Error, OSError)):
                 raise ProjectError(self.path, f"cannot save the project ({error})") from None
             raise
         for name, array, size, _ in work:
             self._layers[name] = (array.dtype, array.shape, size)
 
-    def backup(self, destination: str | os.PathLike, *,
-               progress: Callable[[int, int], None] | None = None) -> None:
+    def backup(
+        self, destination: str | os.PathLike, *, progress: Callable[[int, int], None] | None = None
+    ) -> None:
         """Copy the project consistently to `destination` (Save As, backups).
 
         Uses SQLite's backup API into a temporary file in the target folder, renamed into place
@@ -484,6 +542,7 @@ class ProjectStore:
             os.close(fd)
             copy = sqlite3.connect(temp, isolation_level=None)
             try:
+
                 def step(status, remaining, total):
                     if progress is not None:
                         progress(total - remaining, total)
@@ -498,8 +557,9 @@ class ProjectStore:
             fsync(folder)
         except (sqlite3.Error, OSError) as error:
             if _is_disk_full(error):
-                raise ProjectError(destination,
-                                   "the disk is full; the copy was not written") from None
+                raise ProjectError(
+                    destination, "the disk is full; the copy was not written"
+                ) from None
             raise ProjectError(destination, f"cannot write the copy ({error})") from None
         finally:
             if temp is not None:
@@ -531,10 +591,16 @@ class ProjectStore:
         layers = {}
         for name, dtype, height, width, tile, codec in self._query("SELECT * FROM layers"):
             if codec != CODEC:
-                raise ProjectError(self.path, f"layer {name} uses the codec {codec!r}, which "
-                                   "this etmira cannot read")
-            if dtype not in DTYPES or min(height, width) < 1 or height * width > MAX_PIXELS \
-                    or tile < 16:
+                raise ProjectError(
+                    self.path,
+                    f"layer {name} uses the codec {codec!r}, which this etmira cannot read",
+                )
+            if (
+                dtype not in DTYPES
+                or min(height, width) < 1
+                or height * width > MAX_PIXELS
+                or tile < 16
+            ):
                 raise ProjectError(self.path, f"the project file is damaged (layer {name})")
             layers[name] = (np.dtype(dtype), (height, width), tile)
         return layers
@@ -544,12 +610,15 @@ def _check_layers(arrays: Mapping[str, np.ndarray], known: Mapping | None) -> No
     shapes = {info[1] for info in (known or {}).values()}
     for name, array in arrays.items():
         if not isinstance(array, np.ndarray) or array.ndim != 2 or array.dtype.name not in DTYPES:
-            raise ValueError(f"layers[{name!r}] must be a 2-D array of dtype {DTYPES}, got "
-                             f"{getattr(array, 'dtype', type(array))} "
-                             f"{getattr(array, 'shape', '')}")
+            raise ValueError(
+                f"layers[{name!r}] must be a 2-D array of dtype {DTYPES}, got "
+                f"{getattr(array, 'dtype', type(array))} "
+                f"{getattr(array, 'shape', '')}"
+            )
         if known and name in known and known[name][0] != array.dtype:
-            raise ValueError(f"layers[{name!r}] must keep dtype {known[name][0]}, "
-                             f"got {array.dtype}")
+            raise ValueError(
+                f"layers[{name!r}] must keep dtype {known[name][0]}, got {array.dtype}"
+            )
         shapes.add(array.shape)
     if len(shapes) > 1:
         raise ValueError(f"layers must all have one shape, got {sorted(shapes)}")

@@ -16,8 +16,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["HUMAN_ADD", "HUMAN_ERASE", "MODEL", "PROVENANCE_NAMES", "REFINER", "final_mask",
-           "provenance_map"]
+__all__ = [
+    "HUMAN_ADD",
+    "HUMAN_ERASE",
+    "MODEL",
+    "PROVENANCE_NAMES",
+    "REFINER",
+    "final_mask",
+    "provenance_map",
+]
 
 MODEL, HUMAN_ADD, HUMAN_ERASE, REFINER = 0, 1, 2, 3
 PROVENANCE_NAMES = ("model", "human add", "human erase", "refiner")

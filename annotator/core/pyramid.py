@@ -97,8 +97,9 @@ class Pyramid:
         self.levels[0][y0:y1, x0:x1] = values
         for level in range(1, len(self.levels)):
             y0, x0 = y0 // 2, x0 // 2
-            y1, x1 = min(-(-y1 // 2), self.levels[level].shape[0]), min(
-                -(-x1 // 2), self.levels[level].shape[1]
+            y1, x1 = (
+                min(-(-y1 // 2), self.levels[level].shape[0]),
+                min(-(-x1 // 2), self.levels[level].shape[1]),
             )
             below = self.levels[level - 1][2 * y0 : 2 * y1, 2 * x0 : 2 * x1]
             self.levels[level][y0:y1, x0:x1] = halve(below, reduce=self.reduce)[

@@ -50,20 +50,25 @@ def as_refine_fn(refiner) -> BatchRefineFn:
     """
     single = getattr(refiner, "refine", refiner)
     if not callable(single):
-        raise ValueError(f"refiner must be callable or have a refine method, got "
-                         f"{type(refiner).__name__}")
+        raise ValueError(
+            f"refiner must be callable or have a refine method, got {type(refiner).__name__}"
+        )
     batched = getattr(refiner, "refine_batch", None)
 
     def refine_many(image_patches, base_logits, stroke_channels):
         if batched is not None:
             out = _as_float_array(batched(image_patches, base_logits, stroke_channels))
         else:
-            out = np.stack([_as_float_array(single(*job))
-                            for job in zip(image_patches, base_logits, stroke_channels,
-                                           strict=True)])
+            out = np.stack(
+                [
+                    _as_float_array(single(*job))
+                    for job in zip(image_patches, base_logits, stroke_channels, strict=True)
+                ]
+            )
         if out.shape != np.shape(base_logits):
-            raise ValueError(f"refiner returned shape {out.shape}, expected "
-                             f"{np.shape(base_logits)}")
+            raise ValueError(
+                f"refiner returned shape {out.shape}, expected {np.shape(base_logits)}"
+            )
         if not np.isfinite(out).all():
             raise ValueError("refiner returned non-finite logits")
         return out
@@ -114,7 +119,9 @@ class SpreadRefiner:
         base = np.asarray(base_logits, dtype=np.float32)
         channel = np.asarray(stroke_channel, dtype=np.float32)
         if channel.shape != base.shape or base.ndim != 2:
-            raise ValueError(f"base_logits and stroke_channel must be the same (n, n) shape, "
-                             f"got {base.shape} and {channel.shape}")
+            raise ValueError(
+                f"base_logits and stroke_channel must be the same (n, n) shape, "
+                f"got {base.shape} and {channel.shape}"
+            )
         push = gaussian_filter(channel, self.sigma, mode="constant")
         return base + np.float32(self.strength) * push

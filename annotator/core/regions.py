@@ -12,8 +12,9 @@ __all__ = ["propagated_patches", "refine_patches"]
 _DELTA_LIMIT = 1e4
 
 
-def refine_patches(grid: PatchGrid, refine_many, image: np.ndarray, base_logits: np.ndarray,
-                   jobs) -> dict:
+def refine_patches(
+    grid: PatchGrid, refine_many, image: np.ndarray, base_logits: np.ndarray, jobs
+) -> dict:
     """The refiner's change of some patches, as the session stores it, in one batch.
 
     Parameters
@@ -42,8 +43,9 @@ def refine_patches(grid: PatchGrid, refine_many, image: np.ndarray, base_logits:
     return _as_deltas(indices, refined - bases)
 
 
-def propagated_patches(grid: PatchGrid, adapted_many, frozen_many, image: np.ndarray,
-                       base_logits: np.ndarray, indices) -> dict:
+def propagated_patches(
+    grid: PatchGrid, adapted_many, frozen_many, image: np.ndarray, base_logits: np.ndarray, indices
+) -> dict:
     """The change an adapted refiner makes to patches without strokes, over the frozen one's.
 
     Both refiners run with no strokes; the change is ``adapted - frozen``, so that an update
@@ -55,8 +57,9 @@ def propagated_patches(grid: PatchGrid, adapted_many, frozen_many, image: np.nda
     if not jobs:
         return {}
     images, bases, channels = _inputs(grid, image, base_logits, jobs)
-    return _as_deltas(list(jobs), adapted_many(images, bases, channels)
-                      - frozen_many(images, bases, channels))
+    return _as_deltas(
+        list(jobs), adapted_many(images, bases, channels) - frozen_many(images, bases, channels)
+    )
 
 
 def _inputs(grid: PatchGrid, image, base_logits, jobs):
@@ -64,8 +67,9 @@ def _inputs(grid: PatchGrid, image, base_logits, jobs):
     n = grid.net_size
     channels, bases, images = [], [], []
     for index in jobs:
-        channels.append(stroke_channel(jobs[index], (n, n), origin=grid.network_origin(index),
-                                       scale=grid.scale))
+        channels.append(
+            stroke_channel(jobs[index], (n, n), origin=grid.network_origin(index), scale=grid.scale)
+        )
         bases.append(grid.extract(base_logits, index).astype(np.float32, copy=False))
         images.append(grid.extract(image, index))
     return np.stack(images), np.stack(bases), np.stack(channels)

@@ -26,9 +26,14 @@ BASE_LAYERS = ("depth", "albedo", "normals", "raking")
 # the sky-blue mask it removes from); the error map white (right), yellow (superfluous) and
 # reddish purple (missed); centre lines black.
 OKABE_ITO = {
-    "black": (0, 0, 0), "orange": (230, 159, 0), "sky_blue": (86, 180, 233),
-    "bluish_green": (0, 158, 115), "yellow": (240, 228, 66), "blue": (0, 114, 178),
-    "vermillion": (213, 94, 0), "reddish_purple": (204, 121, 167),
+    "black": (0, 0, 0),
+    "orange": (230, 159, 0),
+    "sky_blue": (86, 180, 233),
+    "bluish_green": (0, 158, 115),
+    "yellow": (240, 228, 66),
+    "blue": (0, 114, 178),
+    "vermillion": (213, 94, 0),
+    "reddish_purple": (204, 121, 167),
 }
 PALETTE = {
     "mask": OKABE_ITO["sky_blue"],

@@ -83,8 +83,14 @@ from refinement_model.stroke_widths import PAPER_STROKE_WIDTHS
 from refinement_model.strokes import Stroke, rasterize_stroke
 from refinement_model.views import network_input
 
-__all__ = ["AnnotationSession", "Change", "HALF_WIDTH_MEAN", "Proposal", "StoredView",
-           "default_radius"]
+__all__ = [
+    "AnnotationSession",
+    "Change",
+    "HALF_WIDTH_MEAN",
+    "Proposal",
+    "StoredView",
+    "default_radius",
+]
 
 #: Mean of the paper's stroke half-width Gamma at full resolution (docs/method.md).
 HALF_WIDTH_MEAN = PAPER_STROKE_WIDTHS.mean
@@ -190,24 +196,40 @@ class AnnotationSession(EventLog):
         versions it made that are not stored (see :meth:`use_adapted_refiner`).
     """
 
-    def __init__(self, view, base_logits, refine=None, *, grid: PatchGrid | None = None,
-                 image=None, inputs=("depth",), history_limit: int = 1000,
-                 cache_bytes: int = 32 << 20, clock: Callable[[], float] = time.time,
-                 adapted_refiners: Callable[[int], object] | None = None, _events=None):
+    def __init__(
+        self,
+        view,
+        base_logits,
+        refine=None,
+        *,
+        grid: PatchGrid | None = None,
+        image=None,
+        inputs=("depth",),
+        history_limit: int = 1000,
+        cache_bytes: int = 32 << 20,
+        clock: Callable[[], float] = time.time,
+        adapted_refiners: Callable[[int], object] | None = None,
+        _events=None,
+    ):
         base_logits = np.asarray(base_logits)
         if base_logits.ndim != 2 or base_logits.dtype != np.float32:
-            raise ValueError(f"base_logits must be a 2-D float32 array, got {base_logits.dtype} "
-                             f"{base_logits.shape}")
+            raise ValueError(
+                f"base_logits must be a 2-D float32 array, got {base_logits.dtype} "
+                f"{base_logits.shape}"
+            )
         mirror_mask = np.asarray(view.mirror_mask)
         if mirror_mask.shape != base_logits.shape:
-            raise ValueError(f"base_logits must have the view's shape {mirror_mask.shape}, "
-                             f"got {base_logits.shape}")
+            raise ValueError(
+                f"base_logits must have the view's shape {mirror_mask.shape}, "
+                f"got {base_logits.shape}"
+            )
         grid = PatchGrid(*base_logits.shape) if grid is None else grid
         if grid.shape != base_logits.shape:
             raise ValueError(f"grid must cover the view {base_logits.shape}, got {grid!r}")
         if image is not None and (np.ndim(image) != 3 or np.shape(image)[1:] != grid.shape):
-            raise ValueError(f"image must have shape (C, H, W) with (H, W) = {grid.shape}, "
-                             f"got {np.shape(image)}")
+            raise ValueError(
+                f"image must have shape (C, H, W) with (H, W) = {grid.shape}, got {np.shape(image)}"
+            )
         super().__init__(grid, history_limit=history_limit, cache_bytes=cache_bytes)
         self.view = view
         self.base_logits = base_logits
@@ -218,8 +240,11 @@ class AnnotationSession(EventLog):
         self._preview = None if preview is None else as_refine_fn(preview)
         self._base_refine, self._base_preview = self._refine, self._preview
         self._adapted_update = None  # the adapt event whose refiner refines new strokes
-        self._adapted_source = (None if adapted_refiners is None else
-                                lambda update: as_refine_fn(adapted_refiners(update)))
+        self._adapted_source = (
+            None
+            if adapted_refiners is None
+            else lambda update: as_refine_fn(adapted_refiners(update))
+        )
         self._image = image
         self._inputs = tuple(inputs)
         self._clock = clock
@@ -236,16 +261,24 @@ class AnnotationSession(EventLog):
         self._replay(*(_events or ((), {}, None, None)))
 
     # ----------------------------------------------------------------- reading the state
-    mask = property(lambda self: _read_only(self._mask),
-                    doc="(H, W) bool: the current mask (read-only view).")
-    probabilities = property(lambda self: _read_only(self._probabilities),
-                             doc="(H, W) float32: current line probabilities (read-only view).")
-    provenance = property(lambda self: _read_only(self._provenance),
-                          doc="(H, W) uint8: provenance codes, see ``provenance`` (read-only).")
-    user_map = property(lambda self: _read_only(self._user_map),
-                        doc="(H, W) int8: +1 added, -1 erased by the user, 0 elsewhere.")
-    pending = property(lambda self: self._pending,
-                       doc="The :class:`Proposal` awaiting accept / reject, or None.")
+    mask = property(
+        lambda self: _read_only(self._mask), doc="(H, W) bool: the current mask (read-only view)."
+    )
+    probabilities = property(
+        lambda self: _read_only(self._probabilities),
+        doc="(H, W) float32: current line probabilities (read-only view).",
+    )
+    provenance = property(
+        lambda self: _read_only(self._provenance),
+        doc="(H, W) uint8: provenance codes, see ``provenance`` (read-only).",
+    )
+    user_map = property(
+        lambda self: _read_only(self._user_map),
+        doc="(H, W) int8: +1 added, -1 erased by the user, 0 elsewhere.",
+    )
+    pending = property(
+        lambda self: self._pending, doc="The :class:`Proposal` awaiting accept / reject, or None."
+    )
 
     @property
     def journal(self) -> list[dict]:
@@ -284,8 +317,9 @@ class AnnotationSession(EventLog):
         self._listeners.remove(callback)
 
     # ----------------------------------------------------------------- strokes
-    def propose_stroke(self, stroke: Stroke, *, preview: bool = False, progress=None,
-                       cancel=None) -> Proposal:
+    def propose_stroke(
+        self, stroke: Stroke, *, preview: bool = False, progress=None, cancel=None
+    ) -> Proposal:
         """Refine the patches a stroke touches and hold the result for :meth:`accept`.
 
         Parameters
@@ -327,7 +361,8 @@ class AnnotationSession(EventLog):
         if self._pending is None:
             raise RuntimeError("no refinement proposal is pending")
         return self._refinement_job(
-            self._jobs(self._record(len(self._journal), self._pending.stroke)))
+            self._jobs(self._record(len(self._journal), self._pending.stroke))
+        )
 
     def finish_proposal(self, proposal: Proposal, deltas: dict | None = None) -> Proposal:
         """Replace the pending preview ``proposal`` with the refiner's own.
@@ -341,8 +376,9 @@ class AnnotationSession(EventLog):
             return proposal
         deltas = self.finishing_job()() if deltas is None else deltas
         if set(deltas) != set(proposal.deltas):
-            raise ValueError(f"deltas must be for the patches {sorted(proposal.deltas)}, "
-                             f"got {sorted(deltas)}")
+            raise ValueError(
+                f"deltas must be for the patches {sorted(proposal.deltas)}, got {sorted(deltas)}"
+            )
         record = self._record(len(self._journal), proposal.stroke)
         self._pending = self._proposal(record, deltas, True)
         return self._pending
@@ -350,13 +386,20 @@ class AnnotationSession(EventLog):
     def _proposal(self, record, deltas: dict, final: bool) -> Proposal:
         stroke = record.stroke
         region = self._stroke_region(record, deltas)
-        window = np.s_[region[0]:region[2], region[1]:region[3]]
+        window = np.s_[region[0] : region[2], region[1] : region[3]]
         user = self._user_map[window].copy()
         user[rasterize_stroke(stroke, user.shape, origin=(region[1], region[0]))] = stroke.sign
         human = final_mask(self._probabilities[window], user)
-        refined = (final_mask(blend_probabilities(self.grid, self.base_logits,
-                                                  {**self._deltas, **deltas}, region), user)
-                   if deltas else human.copy())
+        refined = (
+            final_mask(
+                blend_probabilities(
+                    self.grid, self.base_logits, {**self._deltas, **deltas}, region
+                ),
+                user,
+            )
+            if deltas
+            else human.copy()
+        )
         return Proposal(stroke, region, human, refined, deltas, final)
 
     def accept(self) -> Change:
@@ -365,8 +408,11 @@ class AnnotationSession(EventLog):
         if self._pending is not None and not self._pending.final:
             self.finish_proposal(self._pending)
         proposal = self._take_pending()
-        event = {"type": "stroke", "stroke": proposal.stroke.to_dict(),
-                 "accepted": bool(proposal.deltas)}
+        event = {
+            "type": "stroke",
+            "stroke": proposal.stroke.to_dict(),
+            "accepted": bool(proposal.deltas),
+        }
         if proposal.deltas and self._adapted_update is not None:
             event["adapted"] = self._adapted_update
         return self._commit(event, proposal.deltas)
@@ -374,11 +420,13 @@ class AnnotationSession(EventLog):
     def reject(self) -> Change:
         """Commit the pending stroke without the network's change."""
         proposal = self._take_pending()
-        return self._commit({"type": "stroke", "stroke": proposal.stroke.to_dict(),
-                             "accepted": False})
+        return self._commit(
+            {"type": "stroke", "stroke": proposal.stroke.to_dict(), "accepted": False}
+        )
 
-    def apply_stroke(self, stroke: Stroke, *, refine: bool = True, progress=None,
-                     cancel=None) -> Change:
+    def apply_stroke(
+        self, stroke: Stroke, *, refine: bool = True, progress=None, cancel=None
+    ) -> Change:
         """Commit a stroke with its refinement at once (= propose + accept); with
         ``refine=False`` or without a refiner, burn the stroke in only (journalled with
         ``"accepted": false``). Returns the :class:`Change`."""
@@ -391,12 +439,15 @@ class AnnotationSession(EventLog):
         return self._commit({"type": "stroke", "stroke": stroke.to_dict(), "accepted": False})
 
     # ----------------------------------------------------------------- online adaptation
-    adapted_update = property(lambda self: self._adapted_update,
-                              doc="Index of the ``adapt`` event whose refiner refines new "
-                                  "strokes, or None (the session's own refiner).")
+    adapted_update = property(
+        lambda self: self._adapted_update,
+        doc="Index of the ``adapt`` event whose refiner refines new "
+        "strokes, or None (the session's own refiner).",
+    )
 
-    def use_adapted_refiner(self, update: int | None, refiner=None,
-                            source: Callable[[int], object] | None = None) -> None:
+    def use_adapted_refiner(
+        self, update: int | None, refiner=None, source: Callable[[int], object] | None = None
+    ) -> None:
         """Refine new strokes with ``refiner``, the adapted refiner of the ``adapt`` event at
         journal index ``update`` (None, None: the session's own refiner again).
 
@@ -429,8 +480,15 @@ class AnnotationSession(EventLog):
 
     def _propagation_job(self, indices, adapted) -> Callable[[], dict]:
         self.prepare_refinement()
-        return partial(regions.propagated_patches, self.grid, adapted, self._base_refine,
-                       self._image, self.base_logits, list(indices))
+        return partial(
+            regions.propagated_patches,
+            self.grid,
+            adapted,
+            self._base_refine,
+            self._image,
+            self.base_logits,
+            list(indices),
+        )
 
     def record_adaptation(self, top: int, examples: int) -> Change:
         """Journal an accepted update of the adapted refiner (see the module docstring):
@@ -451,9 +509,10 @@ class AnnotationSession(EventLog):
             Per patch, what :meth:`propagation_job` computes.
         """
         self._check_idle()
-        return self._commit({"type": "propagate", "update": update,
-                             "patches": sorted(int(p) for p in deltas)},
-                            None if update is None else dict(deltas))
+        return self._commit(
+            {"type": "propagate", "update": update, "patches": sorted(int(p) for p in deltas)},
+            None if update is None else dict(deltas),
+        )
 
     # ----------------------------------------------------------------- history
     def undo(self) -> Change:
@@ -485,8 +544,9 @@ class AnnotationSession(EventLog):
     def mark_done(self, index: int, done: bool = True) -> Change:
         """Mark patch ``index`` done (or reopen it with ``done=False``); undoable."""
         self._check_idle()
-        return self._commit({"type": "done", "patch": check_patch_index(self.grid, index),
-                             "done": bool(done)})
+        return self._commit(
+            {"type": "done", "patch": check_patch_index(self.grid, index), "done": bool(done)}
+        )
 
     def next_patch(self) -> int | None:
         """Visit and return the worst patch not seen yet (``None`` when all were seen)."""
@@ -513,10 +573,13 @@ class AnnotationSession(EventLog):
         counts of ``accepted`` and ``rejected`` refinements among the strokes."""
         times = np.array([e["t"] for e in self._journal if "t" in e], dtype=np.float64)
         accepted = sum(bool(self._journal[r.seq]["accepted"]) for r in self._strokes)
-        return {"strokes": len(self._strokes), "annotated_pixels": int(self._annotated),
-                "time_s": (float(np.minimum(np.diff(times), idle_cap_s).sum())
-                           if len(times) else 0.0),
-                "accepted": accepted, "rejected": len(self._strokes) - accepted}
+        return {
+            "strokes": len(self._strokes),
+            "annotated_pixels": int(self._annotated),
+            "time_s": (float(np.minimum(np.diff(times), idle_cap_s).sum()) if len(times) else 0.0),
+            "accepted": accepted,
+            "rejected": len(self._strokes) - accepted,
+        }
 
     def scores(self) -> dict | None:
         """``score_masks`` of the current mask inside the mirror area, or None without ground
@@ -529,16 +592,19 @@ class AnnotationSession(EventLog):
         if self._gt_skeleton is None:
             self._gt_skeleton = thin(gt)
         if self._scores is None:
-            self._scores = score_masks(self._mask, gt, mask=self.view.mirror_mask,
-                                       gt_skeleton=self._gt_skeleton)
+            self._scores = score_masks(
+                self._mask, gt, mask=self.view.mirror_mask, gt_skeleton=self._gt_skeleton
+            )
         return dict(self._scores)
 
     def memory_bytes(self) -> dict:
         """Bytes beyond the view-sized arrays: ``refined_patches`` (the changes shown, at most
         ``N * net_size ** 2 * 2``) and ``cache`` (changes of versions not shown, at most
         ``cache_bytes``)."""
-        return {"refined_patches": sum(d.nbytes for d in self._deltas.values()),
-                "cache": self._cache.nbytes}
+        return {
+            "refined_patches": sum(d.nbytes for d in self._deltas.values()),
+            "cache": self._cache.nbytes,
+        }
 
     def patch_deltas(self) -> dict:
         """``{patch: (version, delta)}`` of every refined patch: delta (n, n) float16 (shared,
@@ -546,8 +612,18 @@ class AnnotationSession(EventLog):
         return {p: (self._versions[p], delta) for p, delta in self._deltas.items()}
 
     @classmethod
-    def replay(cls, view, base_logits, refine, events, *, patch_deltas: Mapping | None = None,
-               progress=None, cancel=None, **options) -> AnnotationSession:
+    def replay(
+        cls,
+        view,
+        base_logits,
+        refine,
+        events,
+        *,
+        patch_deltas: Mapping | None = None,
+        progress=None,
+        cancel=None,
+        **options,
+    ) -> AnnotationSession:
         """Rebuild a session from its journal.
 
         Parameters
@@ -569,8 +645,13 @@ class AnnotationSession(EventLog):
         ValueError
             ``"events[i]: ..."`` for an event that is malformed or impossible at its place.
         """
-        return cls(view, base_logits, refine, **options,
-                   _events=(events, patch_deltas or {}, progress, cancel))
+        return cls(
+            view,
+            base_logits,
+            refine,
+            **options,
+            _events=(events, patch_deltas or {}, progress, cancel),
+        )
 
     # ----------------------------------------------------------------- internals
     def _check_idle(self) -> None:
@@ -605,13 +686,20 @@ class AnnotationSession(EventLog):
         reads (id, mirror area, scale, ground truth, files)."""
         self.prepare_refinement()
         view = self.view
-        self.view = StoredView(view.view_id, view.mirror_mask, float(view.px_per_mm),
-                               view.ground_truth, getattr(view, "files", None))
+        self.view = StoredView(
+            view.view_id,
+            view.mirror_mask,
+            float(view.px_per_mm),
+            view.ground_truth,
+            getattr(view, "files", None),
+        )
 
     def _jobs(self, record) -> dict:
         """The strokes each patch a new stroke touches is refined with: its earlier ones too."""
-        return {index: [r.stroke for r in self._strokes if index in r.patches] + [record.stroke]
-                for index in sorted(record.patches)}
+        return {
+            index: [r.stroke for r in self._strokes if index in r.patches] + [record.stroke]
+            for index in sorted(record.patches)
+        }
 
     def _refine_patches(self, jobs, refine=None) -> dict:
         return self._refinement_job(jobs, refine)()
@@ -622,5 +710,11 @@ class AnnotationSession(EventLog):
         if self._refine is None:
             raise ValueError("this session has no refiner, but a refined patch must be computed")
         self.prepare_refinement()
-        return partial(regions.refine_patches, self.grid, refine or self._refine, self._image,
-                       self.base_logits, jobs)
+        return partial(
+            regions.refine_patches,
+            self.grid,
+            refine or self._refine,
+            self._image,
+            self.base_logits,
+            jobs,
+        )

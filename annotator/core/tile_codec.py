@@ -18,8 +18,9 @@ CODEC = "blosc2-zstd1-shuffle"
 DTYPES = ("bool", "uint8", "int8", "uint16", "int16", "int32", "float16", "float32")
 
 
-def tile_boxes(shape: tuple[int, int], tile: int,
-               regions: Iterable[tuple[int, int, int, int]] | None = None) -> list[tuple[int, int]]:
+def tile_boxes(
+    shape: tuple[int, int], tile: int, regions: Iterable[tuple[int, int, int, int]] | None = None
+) -> list[tuple[int, int]]:
     """Tile indices ``(ty, tx)`` of a (H, W) grid of `tile` px touching any ``(y0, x0, y1, x1)``.
 
     Regions are clipped to the array; ``None`` means every tile. Sorted, without repeats.
@@ -54,8 +55,14 @@ def encode_tile(tile: np.ndarray) -> bytes:
     raw = np.packbits(tile, axis=None) if tile.dtype == bool else np.ascontiguousarray(tile)
     raw = raw.astype(raw.dtype.newbyteorder("<"), copy=False).tobytes()
     raw += bytes(_padded(len(raw)) - len(raw))
-    return imagecodecs.blosc2_encode(raw, compressor="zstd", level=1, shuffle="shuffle",
-                                     typesize=tile.dtype.itemsize, numthreads=1)
+    return imagecodecs.blosc2_encode(
+        raw,
+        compressor="zstd",
+        level=1,
+        shuffle="shuffle",
+        typesize=tile.dtype.itemsize,
+        numthreads=1,
+    )
 
 
 def decode_tile(data: bytes, dtype: np.dtype, shape: tuple[int, int]) -> np.ndarray:

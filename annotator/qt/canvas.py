@@ -288,8 +288,9 @@ class Canvas(QWidget):
         tx1, ty1 = min(int(x1 // size), (w - 1) // size), min(int(y1 // size), (h - 1) // size)
         # Bilinear below 1:1 once the view has settled; above it the user inspects pixels,
         # drawn as squares.
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform,
-                              self._scale < 1 and not self._moving)
+        painter.setRenderHint(
+            QPainter.RenderHint.SmoothPixmapTransform, self._scale < 1 and not self._moving
+        )
         painter.setTransform(self._level_transform(level))
         # Render first, then draw: the budget goes to new tiles, not to drawing cached ones.
         # The first new tile of a frame always renders, so that the view fills in even when
@@ -384,12 +385,17 @@ class Canvas(QWidget):
         for y0, x0, y1, x1 in self._done_boxes.tolist():
             # inset by a screen pixel: overlapping done patches keep separate outlines
             inset = 2 / self._scale
-            painter.drawRect(QRectF(x0 + inset, y0 + inset, x1 - x0 - 2 * inset,
-                                    y1 - y0 - 2 * inset))
+            painter.drawRect(
+                QRectF(x0 + inset, y0 + inset, x1 - x0 - 2 * inset, y1 - y0 - 2 * inset)
+            )
             left, top = x0 + tick * 0.5, y0 + tick * 0.5
-            painter.drawPolyline([QPointF(left, top + tick * 0.5),
-                                  QPointF(left + tick * 0.35, top + tick * 0.85),
-                                  QPointF(left + tick, top)])
+            painter.drawPolyline(
+                [
+                    QPointF(left, top + tick * 0.5),
+                    QPointF(left + tick * 0.35, top + tick * 0.85),
+                    QPointF(left + tick, top),
+                ]
+            )
 
     def _paint_stroke(self, painter: QPainter, rect: QRect) -> None:
         """Draw the stroke in progress, only its segments near ``rect`` (widget pixels).
@@ -405,8 +411,9 @@ class Canvas(QWidget):
         points = np.asarray(self._stroke)
         if len(points) == 1:
             points = np.vstack([points, points + (1e-3, 0)])
-        (x0, y0), (x1, y1) = self.widget_to_view(rect.topLeft()), self.widget_to_view(
-            rect.bottomRight()
+        (x0, y0), (x1, y1) = (
+            self.widget_to_view(rect.topLeft()),
+            self.widget_to_view(rect.bottomRight()),
         )
         lo, hi = np.minimum(points[:-1], points[1:]), np.maximum(points[:-1], points[1:])
         near = (

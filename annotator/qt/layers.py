@@ -153,5 +153,7 @@ def _swatch(name: str) -> str:
     """A square in the app's colour for ``name`` (see ``render.PALETTE``), as rich text, on
     mid grey as on bronze (a white square would vanish on a light panel)."""
     r, g, b = render.PALETTE[name]
-    return (f"<span style='color:#{r:02x}{g:02x}{b:02x}; background-color:#7a7a7a'>"
-            "&nbsp;&#9632;&nbsp;</span>")
+    return (
+        f"<span style='color:#{r:02x}{g:02x}{b:02x}; background-color:#7a7a7a'>"
+        "&nbsp;&#9632;&nbsp;</span>"
+    )

@@ -354,8 +354,10 @@ class MainWindow(QMainWindow):
     def show_shortcuts(self) -> None:
         """The Help menu's list of keys and mouse gestures, read from the actions themselves."""
         rows = [
-            (action.text().replace("&", "").rstrip("."), action.shortcut().toString(
-                QKeySequence.SequenceFormat.NativeText))
+            (
+                action.text().replace("&", "").rstrip("."),
+                action.shortcut().toString(QKeySequence.SequenceFormat.NativeText),
+            )
             for action in self.actions()
             if not action.shortcut().isEmpty()
         ]

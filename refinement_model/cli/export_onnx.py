@@ -13,14 +13,21 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "export-onnx", help="export a checkpoint to a self-describing ONNX model",
+        "export-onnx",
+        help="export a checkpoint to a self-describing ONNX model",
         description="Write a checkpoint's network as an ONNX model (free batch and image size) "
-                    "with the checkpoint's metadata, for ONNX Runtime or other runtimes. The "
-                    "app and the other commands do not need it: they build their ONNX Runtime "
-                    "session from the checkpoint itself.")
+        "with the checkpoint's metadata, for ONNX Runtime or other runtimes. The "
+        "app and the other commands do not need it: they build their ONNX Runtime "
+        "session from the checkpoint itself.",
+    )
     parser.add_argument("checkpoint", help="a .safetensors checkpoint (base or refiner)")
-    parser.add_argument("-o", "--out", required=True, metavar="NET.onnx",
-                        help="the ONNX file to write (replaced if present)")
+    parser.add_argument(
+        "-o",
+        "--out",
+        required=True,
+        metavar="NET.onnx",
+        help="the ONNX file to write (replaced if present)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -35,7 +42,9 @@ def run(args) -> int:
     model_bytes, difference = export_checkpoint(args.checkpoint)
     atomic_write(out, lambda temporary: Path(temporary).write_bytes(model_bytes))
     metadata, digest = read_onnx_metadata(out)
-    print(f"{out}: {metadata['model']['kind']} network, {len(model_bytes) / 1e6:.1f} MB, "
-          f"checkpoint SHA-256 {digest}; max |logit difference| to the checkpoint "
-          f"{difference:.1e}")
+    print(
+        f"{out}: {metadata['model']['kind']} network, {len(model_bytes) / 1e6:.1f} MB, "
+        f"checkpoint SHA-256 {digest}; max |logit difference| to the checkpoint "
+        f"{difference:.1e}"
+    )
     return 0

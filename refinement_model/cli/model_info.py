@@ -7,9 +7,11 @@ import json
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "model-info", help="print the metadata of a model checkpoint",
+        "model-info",
+        help="print the metadata of a model checkpoint",
         description="Print the architecture, inputs, training facts and validation metrics "
-                    "stored in a checkpoint (without loading its weights).")
+        "stored in a checkpoint (without loading its weights).",
+    )
     parser.add_argument("checkpoint", help="a .safetensors checkpoint")
     parser.add_argument("--json", action="store_true", help="print the metadata as JSON")
     parser.set_defaults(func=run)

@@ -16,25 +16,43 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "predict", help="predict the line masks of whole views as the app starts them",
+        "predict",
+        help="predict the line masks of whole views as the app starts them",
         description="Predict the engraved lines of every view under the given folders and "
-                    "write a binary mask and a probability map per view.")
-    parser.add_argument("views", nargs="+", metavar="VIEW",
-                        help="data-set roots, view folders (ROOT/<object>/PS) or files of "
-                        "views (real layout)")
+        "write a binary mask and a probability map per view.",
+    )
+    parser.add_argument(
+        "views",
+        nargs="+",
+        metavar="VIEW",
+        help="data-set roots, view folders (ROOT/<object>/PS) or files of views (real layout)",
+    )
     parser.add_argument("-o", "--out", required=True, metavar="OUT_DIR")
-    parser.add_argument("--base", metavar="CKPT",
-                        help="base checkpoint (default: the shipped weights)")
-    parser.add_argument("--refiner", metavar="CKPT",
-                        help="refiner checkpoint (default: the shipped weights)")
-    parser.add_argument("--start", choices=("refined", "base"), default="refined",
-                        help="refined: the base model then the refiner with no strokes, as the "
-                        "app starts (default); base: the base model alone")
-    parser.add_argument("--threshold", type=float, default=0.5,
-                        help="probability above which a pixel is a line (default 0.5)")
+    parser.add_argument(
+        "--base", metavar="CKPT", help="base checkpoint (default: the shipped weights)"
+    )
+    parser.add_argument(
+        "--refiner", metavar="CKPT", help="refiner checkpoint (default: the shipped weights)"
+    )
+    parser.add_argument(
+        "--start",
+        choices=("refined", "base"),
+        default="refined",
+        help="refined: the base model then the refiner with no strokes, as the "
+        "app starts (default); base: the base model alone",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="probability above which a pixel is a line (default 0.5)",
+    )
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--score", action="store_true",
-                        help="score views that have ground truth; print one JSON line each")
+    parser.add_argument(
+        "--score",
+        action="store_true",
+        help="score views that have ground truth; print one JSON line each",
+    )
     parser.set_defaults(func=run)
 
 
@@ -60,21 +78,22 @@ def run(args) -> int:
     for number, view_files in enumerate(files, 1):
         view = load_view(view_files.depth)
         grid = predictor.grid(*view.shape)
-        with tqdm(total=len(grid), desc=f"{view.view_id} ({number}/{len(files)})",
-                  unit="patch") as bar:
+        with tqdm(
+            total=len(grid), desc=f"{view.view_id} ({number}/{len(files)})", unit="patch"
+        ) as bar:
             probs = predictor.predict_view(
-                view, batch_size=args.batch_size,
-                progress=lambda done, total: bar.update(done - bar.n))
+                view,
+                batch_size=args.batch_size,
+                progress=lambda done, total: bar.update(done - bar.n),
+            )
         probs[~view.mirror_mask] = 0
         mask = probs > args.threshold
         write_png(out / f"{view.view_id}_prediction.png", mask)
-        write_png(out / f"{view.view_id}_probability.png",
-                  np.round(probs * 255).astype(np.uint8))
+        write_png(out / f"{view.view_id}_probability.png", np.round(probs * 255).astype(np.uint8))
         if args.score and view.ground_truth is not None:
             result = score_masks(mask, view.ground_truth, mask=view.mirror_mask)
             scores.append(result)
-            print(json.dumps({"view": view.view_id, **{k: round(v, 4) for k, v in
-                                                       result.items()}}))
+            print(json.dumps({"view": view.view_id, **{k: round(v, 4) for k, v in result.items()}}))
     if scores:
         means = {k: round(float(np.mean([s[k] for s in scores])), 4) for k in scores[0]}
         print(json.dumps({"view": "mean", **means}))

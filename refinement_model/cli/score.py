@@ -18,19 +18,28 @@ _LABELS = {
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "score", help="score a predicted line mask against the ground truth",
+        "score",
+        help="score a predicted line mask against the ground truth",
         description="Compare two masks (PNG or TIFF, nonzero = line) and print the "
-                    "pseudo-F-measure of the DIBCO contests, F-measure, IoU, precision, "
-                    "recall and Dice, each in [0, 1].")
+        "pseudo-F-measure of the DIBCO contests, F-measure, IoU, precision, "
+        "recall and Dice, each in [0, 1].",
+    )
     parser.add_argument("pred", help="predicted mask (PNG or TIFF)")
     parser.add_argument("gt", help="ground-truth mask (PNG or TIFF) of the same size")
     parser.add_argument("--mask", help="mirror-area mask (red channel): count only inside it")
-    parser.add_argument("--channel", choices=("any", "alpha", "red"), default="any",
-                        help="which channel of PRED and GT holds the line: nonzero in any "
-                             "channel (default), the alpha channel (the drawings PNGs of the "
-                             "real data set) or the red one")
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON object with the keys " + ", ".join(_KEYS))
+    parser.add_argument(
+        "--channel",
+        choices=("any", "alpha", "red"),
+        default="any",
+        help="which channel of PRED and GT holds the line: nonzero in any "
+        "channel (default), the alpha channel (the drawings PNGs of the "
+        "real data set) or the red one",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with the keys " + ", ".join(_KEYS),
+    )
     parser.set_defaults(func=run)
 
 
@@ -40,12 +49,12 @@ def run(args) -> int:
     gt = _read(args.gt, "the ground truth", channel=args.channel)
     # Sizes are measured against the ground truth: the prediction or mask is what is wrong.
     of_gt = f"the ground truth {args.gt}"
-    pred = _read(args.pred, "the prediction", channel=args.channel, shape=gt.shape,
-                 shape_of=of_gt)
+    pred = _read(args.pred, "the prediction", channel=args.channel, shape=gt.shape, shape_of=of_gt)
     mask = None
     if args.mask is not None:
-        mask = _read(args.mask, "the mirror-area mask", channel="red", shape=gt.shape,
-                     shape_of=of_gt)
+        mask = _read(
+            args.mask, "the mirror-area mask", channel="red", shape=gt.shape, shape_of=of_gt
+        )
     scores = score_masks(pred, gt, mask=mask)
     if args.json:
         print(json.dumps({key: scores[key] for key in _KEYS}))

@@ -23,8 +23,14 @@ from refinement_model.training.distributed import DistContext
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop
 from refinement_model.views import CHANNEL_STATS, INPUT_CHANNELS
 
-__all__ = ["GridOptions", "check_crop", "checkpoint_metadata", "initial_model", "train_base",
-           "validate_views"]
+__all__ = [
+    "GridOptions",
+    "check_crop",
+    "checkpoint_metadata",
+    "initial_model",
+    "train_base",
+    "validate_views",
+]
 
 
 @dataclass(frozen=True)
@@ -42,21 +48,28 @@ class GridOptions:
     @classmethod
     def of_checkpoint(cls, metadata: dict) -> GridOptions:
         """The geometry a checkpoint's metadata records (defaults where it records none)."""
-        return cls(**{name: int(metadata.get(name, default))
-                      for name, default in cls().__dict__.items()})
+        return cls(
+            **{name: int(metadata.get(name, default)) for name, default in cls().__dict__.items()}
+        )
 
     def grid(self, height: int, width: int) -> PatchGrid:
-        return PatchGrid(height, width, patch_size=self.patch_size, stride=self.stride,
-                         net_size=self.net_size)
+        return PatchGrid(
+            height, width, patch_size=self.patch_size, stride=self.stride, net_size=self.net_size
+        )
 
 
 def check_crop(crop, geometry: GridOptions) -> int:
     if crop is None:
         return geometry.net_size
-    if isinstance(crop, bool) or not isinstance(crop, int) or not 32 <= crop <= geometry.net_size \
-            or crop % 32:
-        raise ValueError(f"crop must be a multiple of 32 in [32, {geometry.net_size}], "
-                         f"got {crop!r}")
+    if (
+        isinstance(crop, bool)
+        or not isinstance(crop, int)
+        or not 32 <= crop <= geometry.net_size
+        or crop % 32
+    ):
+        raise ValueError(
+            f"crop must be a multiple of 32 in [32, {geometry.net_size}], got {crop!r}"
+        )
     return crop
 
 
@@ -96,12 +109,16 @@ def initial_model(spec: ModelSpec, init=None) -> tuple:
     elif spec.kind == "refiner" and source.spec == replace(spec, kind="base"):
         _warm_start_from_base(model.net, source)
     else:
-        raise CheckpointError(init, f"it holds another network ({source.spec}) than the one to "
-                                    f"train ({spec})")
-    return model, {"path": str(init), "kind": source.spec.kind,
-                   "step": metadata.get("validation", {}).get("step"),
-                   "command": metadata.get("training", {}).get("command"),
-                   "init": metadata.get("training", {}).get("init")}
+        raise CheckpointError(
+            init, f"it holds another network ({source.spec}) than the one to train ({spec})"
+        )
+    return model, {
+        "path": str(init),
+        "kind": source.spec.kind,
+        "step": metadata.get("validation", {}).get("step"),
+        "command": metadata.get("training", {}).get("command"),
+        "init": metadata.get("training", {}).get("init"),
+    }
 
 
 def _warm_start_from_base(refiner_net, base) -> None:
@@ -116,15 +133,23 @@ def _warm_start_from_base(refiner_net, base) -> None:
                 weights.copy_(tensor)
             else:  # the first convolution: the base's image channels, zeros for the extra two
                 weights.zero_()
-                weights[:, :tensor.shape[1]].copy_(tensor)
+                weights[:, : tensor.shape[1]].copy_(tensor)
 
 
-def checkpoint_metadata(spec: ModelSpec, geometry: GridOptions, *, config: TrainConfig,
-                        data: dict, validation: dict, command: str | None) -> dict:
+def checkpoint_metadata(
+    spec: ModelSpec,
+    geometry: GridOptions,
+    *,
+    config: TrainConfig,
+    data: dict,
+    validation: dict,
+    command: str | None,
+) -> dict:
     """The facts every trained checkpoint records besides its spec."""
     channels = [c for name in spec.inputs for c in INPUT_CHANNELS[name]]
     return {
-        "patch_size": geometry.patch_size, "stride": geometry.stride,
+        "patch_size": geometry.patch_size,
+        "stride": geometry.stride,
         "net_size": geometry.net_size,
         "channel_stats": {c: list(CHANNEL_STATS[c]) for c in channels},
         "training": {"config": config.to_dict(), "command": command, **data},
@@ -154,16 +179,28 @@ def validate_views(model, views, geometry: GridOptions, *, batch_size: int = 8) 
         probs = predict_image(net, view.image, grid=grid, batch_size=batch_size)
         scores.append(score_masks(probs > 0.5, view.ground_truth, mask=view.mirror_mask))
         per_view[view.view_id] = {k: round(scores[-1][k], 4) for k in ("pfm", "iou")}
-    means = {k: float(np.mean([s[k] for s in scores]))
-             for k in ("pfm", "iou", "precision", "recall")}
+    means = {
+        k: float(np.mean([s[k] for s in scores])) for k in ("pfm", "iou", "precision", "recall")
+    }
     return {**means, "per_view": per_view}
 
 
-def train_base(*, data, val, out, spec: ModelSpec, config: TrainConfig,
-               geometry: GridOptions = GridOptions(), crop: int | None = None,
-               data_seed: int | None = None, line_fraction: float = 0.8,
-               command: str | None = None, resume: bool = False, init=None,
-               ctx: DistContext | None = None) -> dict:
+def train_base(
+    *,
+    data,
+    val,
+    out,
+    spec: ModelSpec,
+    config: TrainConfig,
+    geometry: GridOptions = GridOptions(),
+    crop: int | None = None,
+    data_seed: int | None = None,
+    line_fraction: float = 0.8,
+    command: str | None = None,
+    resume: bool = False,
+    init=None,
+    ctx: DistContext | None = None,
+) -> dict:
     """Train a base network and save the best one (by validation pFM) to ``out``.
 
     Parameters
@@ -204,22 +241,41 @@ def train_base(*, data, val, out, spec: ModelSpec, config: TrainConfig,
     model, init_facts = initial_model(spec, init)
     train_views = load_training_views(data, inputs=spec.inputs, factor=geometry.factor)
     val_views = load_training_views(val, inputs=spec.inputs, factor=1) if ctx.is_main else []
-    facts = {"data_seed": data_seed, "data": [str(p) for p in data],
-             "val": [str(p) for p in val], "init": init_facts,
-             "train_views": [v.view_id for v in train_views], "crop": crop}
+    facts = {
+        "data_seed": data_seed,
+        "data": [str(p) for p in data],
+        "val": [str(p) for p in val],
+        "init": init_facts,
+        "train_views": [v.view_id for v in train_views],
+        "crop": crop,
+    }
 
     def next_batch(rng):
-        return sample_patches(train_views, config.batch_size, size=crop, rng=rng,
-                              line_fraction=line_fraction)
+        return sample_patches(
+            train_views, config.batch_size, size=crop, rng=rng, line_fraction=line_fraction
+        )
 
     def validate(net):
         metrics = validate_views(net, val_views, geometry)
         return metrics["pfm"], metrics
 
     def save_best(net, metrics):
-        save_checkpoint(out, net, metadata=checkpoint_metadata(
-            spec, geometry, config=config, data=facts, validation=metrics, command=command))
+        save_checkpoint(
+            out,
+            net,
+            metadata=checkpoint_metadata(
+                spec, geometry, config=config, data=facts, validation=metrics, command=command
+            ),
+        )
 
-    return train_loop(model, next_batch=next_batch, validate=validate, save_best=save_best,
-                      config=config, ctx=ctx, resume_file=resume_path(out), resume=resume,
-                      desc="train base")
+    return train_loop(
+        model,
+        next_batch=next_batch,
+        validate=validate,
+        save_best=save_best,
+        config=config,
+        ctx=ctx,
+        resume_file=resume_path(out),
+        resume=resume,
+        desc="train base",
+    )

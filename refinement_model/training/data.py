@@ -77,8 +77,9 @@ def _area_resize(plane: np.ndarray, factor: float) -> np.ndarray:
     return cv2.resize(plane, size, interpolation=cv2.INTER_AREA)
 
 
-def downsample_view(image: np.ndarray, ground_truth: np.ndarray, mirror_mask: np.ndarray, *,
-                    factor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def downsample_view(
+    image: np.ndarray, ground_truth: np.ndarray, mirror_mask: np.ndarray, *, factor: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Resize a view to network resolution like :meth:`PatchGrid.extract` does.
 
     Parameters
@@ -101,8 +102,7 @@ def downsample_view(image: np.ndarray, ground_truth: np.ndarray, mirror_mask: np
     return small, gt, mask
 
 
-def load_training_views(roots, *, inputs, factor: float = 0.5,
-                        progress=None) -> list[TrainingView]:
+def load_training_views(roots, *, inputs, factor: float = 0.5, progress=None) -> list[TrainingView]:
     """Every annotated view under the given folders, resized by ``factor``.
 
     Parameters
@@ -160,13 +160,20 @@ def _affine(centre, size: int, rng: np.random.Generator, augmentation: Augmentat
     cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
     half = (size - 1) / 2
     cx, cy = np.asarray(centre, float) + shift
-    return np.array([[cos, -sin, cx - cos * half + sin * half],
-                     [sin, cos, cy - sin * half - cos * half]])
+    return np.array(
+        [[cos, -sin, cx - cos * half + sin * half], [sin, cos, cy - sin * half - cos * half]]
+    )
 
 
-def sample_patches(views, count: int, *, size: int = 256, rng=None, line_fraction: float = 0.8,
-                   augmentation: Augmentation | None = Augmentation()
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def sample_patches(
+    views,
+    count: int,
+    *,
+    size: int = 256,
+    rng=None,
+    line_fraction: float = 0.8,
+    augmentation: Augmentation | None = Augmentation(),
+) -> tuple[np.ndarray, np.ndarray]:
     """Random training patches with their ground truth.
 
     Parameters
@@ -213,8 +220,9 @@ def sample_patches(views, count: int, *, size: int = 256, rng=None, line_fractio
     return images, targets
 
 
-def grid_patches(image: np.ndarray, ground_truth: np.ndarray, grid: PatchGrid, *,
-                 min_line_pixels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def grid_patches(
+    image: np.ndarray, ground_truth: np.ndarray, grid: PatchGrid, *, min_line_pixels: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """The grid patches of a full-resolution view that contain ground-truth lines.
 
     Returns

@@ -86,10 +86,11 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not self.lr > 0 or not self.clip_norm > 0 or not 0 < self.plateau_factor < 1:
-            raise ValueError("lr and clip_norm must be > 0 and plateau_factor in (0, 1), got "
-                             f"{self.lr!r}, {self.clip_norm!r}, {self.plateau_factor!r}")
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) \
-                or self.workers < 0:
+            raise ValueError(
+                "lr and clip_norm must be > 0 and plateau_factor in (0, 1), got "
+                f"{self.lr!r}, {self.clip_norm!r}, {self.plateau_factor!r}"
+            )
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
             raise ValueError(f"workers must be a non-negative integer, got {self.workers!r}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"max_minutes must be > 0, got {self.max_minutes!r}")
@@ -110,10 +111,20 @@ def _save_state(path, model, optimizer, scheduler, state: dict) -> None:
     for index, moments in opt["state"].items():
         for name, value in moments.items():
             tensors[f"optimizer.{index}.{name}"] = torch.as_tensor(value)
-    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
-              for g in opt["param_groups"]]
-    write_tensors(path, tensors, {"kind": _RESUME_KIND, "loop": state, "param_groups": groups,
-                                  "scheduler": scheduler.state_dict()})
+    groups = [
+        {k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
+        for g in opt["param_groups"]
+    ]
+    write_tensors(
+        path,
+        tensors,
+        {
+            "kind": _RESUME_KIND,
+            "loop": state,
+            "param_groups": groups,
+            "scheduler": scheduler.state_dict(),
+        },
+    )
 
 
 def _load_state(path, model, optimizer, scheduler) -> dict:
@@ -149,23 +160,34 @@ def _batches(next_batch, config: TrainConfig, ctx: DistContext, *, first_step: i
     """An iterator over the (inputs, targets) tensors of steps first_step, first_step + 1, ..."""
     workers = config.workers
     loader = torch.utils.data.DataLoader(
-        _StepBatches(next_batch, config.seed, ctx.rank), batch_size=None,
-        sampler=range(first_step, config.max_steps), num_workers=workers,
+        _StepBatches(next_batch, config.seed, ctx.rank),
+        batch_size=None,
+        sampler=range(first_step, config.max_steps),
+        num_workers=workers,
         # fork hands the sampling closure and its patch pool to the workers without pickling
         multiprocessing_context="fork" if workers else None,
-        prefetch_factor=4 if workers else None, pin_memory=ctx.device.type == "cuda")
+        prefetch_factor=4 if workers else None,
+        pin_memory=ctx.device.type == "cuda",
+    )
     return iter(loader)
 
 
-def train_loop(model: torch.nn.Module, *,
-               next_batch: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]],
-               validate: Callable[[torch.nn.Module], tuple[float, dict]],
-               save_best: Callable[[torch.nn.Module, dict], None],
-               config: TrainConfig, ctx: DistContext = DistContext(),
-               resume_file=None, resume: bool = False, desc: str = "train",
-               revise_inputs: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor,
-                                        np.random.Generator], torch.Tensor] | None = None,
-               ) -> dict:
+def train_loop(
+    model: torch.nn.Module,
+    *,
+    next_batch: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]],
+    validate: Callable[[torch.nn.Module], tuple[float, dict]],
+    save_best: Callable[[torch.nn.Module, dict], None],
+    config: TrainConfig,
+    ctx: DistContext = DistContext(),
+    resume_file=None,
+    resume: bool = False,
+    desc: str = "train",
+    revise_inputs: Callable[
+        [torch.nn.Module, torch.Tensor, torch.Tensor, np.random.Generator], torch.Tensor
+    ]
+    | None = None,
+) -> dict:
     """Train until early stopping, ``max_steps`` or the time budget.
 
     Parameters
@@ -200,15 +222,21 @@ def train_loop(model: torch.nn.Module, *,
     loss_fn = SegmentationLoss(focal_weight=config.focal_weight)
     optimizer = torch.optim.Adam(plain.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max", factor=config.plateau_factor, patience=config.plateau_patience)
+        optimizer, mode="max", factor=config.plateau_factor, patience=config.plateau_patience
+    )
     state = {"step": 0, "best_score": -math.inf, "bad": 0, "best": {}, "last_val": 0}
     if resume:
         if resume_file is None or not os.path.exists(resume_file):
             raise CheckpointError(resume_file, "no resume state to continue from")
         state = _load_state(resume_file, plain, optimizer, scheduler)
     start = time.monotonic()
-    bar = tqdm(total=config.max_steps, initial=state["step"], desc=desc, disable=not ctx.is_main,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=config.max_steps,
+        initial=state["step"],
+        desc=desc,
+        disable=not ctx.is_main,
+        dynamic_ncols=True,
+    )
     stop = state["bad"] >= config.patience
     batches = _batches(next_batch, config, ctx, first_step=state["step"])
     while not stop and state["step"] < config.max_steps:
@@ -227,8 +255,9 @@ def train_loop(model: torch.nn.Module, *,
         state["step"] += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", best=f"{state['best_score']:.3f}")
-        over_time = (config.max_minutes is not None
-                     and time.monotonic() - start > 60 * config.max_minutes)
+        over_time = (
+            config.max_minutes is not None and time.monotonic() - start > 60 * config.max_minutes
+        )
         over_time = bool(ctx.broadcast([float(over_time)])[0])
         last = over_time or state["step"] >= config.max_steps
         if state["step"] % config.val_every == 0 or last:
@@ -259,8 +288,9 @@ def _validate(plain, validate, save_best, scheduler, state, config, ctx) -> bool
     scheduler.step(score)
     state["last_val"] = state["step"]
     if score > state["best_score"]:
-        state.update(best_score=score, bad=0,
-                     best={**metrics, "score": score, "step": state["step"]})
+        state.update(
+            best_score=score, bad=0, best={**metrics, "score": score, "step": state["step"]}
+        )
         if ctx.is_main:
             save_best(plain, state["best"])
     else:

@@ -50,8 +50,16 @@ from refinement_model.training.data import (
 from refinement_model.training.distributed import DistContext
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop
 
-__all__ = ["add_policy_strokes", "check_refiner_options", "refined_scores", "refiner_spec",
-           "simulate_strokes", "stroke_count", "train_refiner", "validation_patches"]
+__all__ = [
+    "add_policy_strokes",
+    "check_refiner_options",
+    "refined_scores",
+    "refiner_spec",
+    "simulate_strokes",
+    "stroke_count",
+    "train_refiner",
+    "validation_patches",
+]
 
 
 def _check_count(value, name: str, minimum: int) -> int:
@@ -68,8 +76,9 @@ def check_refiner_options(*, max_strokes: int, policy_rounds: int, val_strokes: 
     _check_count(val_strokes, "val_strokes", 1)
 
 
-def simulate_strokes(gt: np.ndarray, prediction: np.ndarray, *, count: int, rng=None,
-                     scale: float = 0.5) -> list:
+def simulate_strokes(
+    gt: np.ndarray, prediction: np.ndarray, *, count: int, rng=None, scale: float = 0.5
+) -> list:
     """Up to ``count`` simulated strokes in sequence, each against the earlier ones burned in.
 
     Each stroke is an add or an erase stroke with equal chance (the other kind when the first
@@ -92,8 +101,9 @@ def simulate_strokes(gt: np.ndarray, prediction: np.ndarray, *, count: int, rng=
     rng = np.random.default_rng(rng)
     strokes, current = [], prediction
     for _ in range(count):
-        order = (simulate_add, simulate_erase) if rng.random() < 0.5 else (
-            simulate_erase, simulate_add)
+        order = (
+            (simulate_add, simulate_erase) if rng.random() < 0.5 else (simulate_erase, simulate_add)
+        )
         stroke = None
         for simulate in order:
             stroke = simulate(gt, current, rng=rng, scale=scale)
@@ -160,12 +170,14 @@ def add_policy_strokes(model, inputs, targets, rng, *, rounds: int, scale: float
 
 
 def _logits(net: FastNet, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    return np.concatenate([net(images[i:i + batch_size])
-                           for i in range(0, len(images), batch_size)])
+    return np.concatenate(
+        [net(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+    )
 
 
-def validation_patches(base: FastNet, views, geometry: GridOptions, *, per_view: int = 48,
-                       seed: int = 0) -> dict:
+def validation_patches(
+    base: FastNet, views, geometry: GridOptions, *, per_view: int = 48, seed: int = 0
+) -> dict:
     """Fixed validation patches with base logits and one simulated stroke each.
 
     Patches with ground-truth lines are drawn from each view's grid (at most ``per_view``);
@@ -182,8 +194,9 @@ def validation_patches(base: FastNet, views, geometry: GridOptions, *, per_view:
     images, gts = [], []
     for view in views:
         grid = geometry.grid(*view.ground_truth.shape)
-        patch_images, patch_gt = grid_patches(view.image, view.ground_truth, grid,
-                                              min_line_pixels=20)
+        patch_images, patch_gt = grid_patches(
+            view.image, view.ground_truth, grid, min_line_pixels=20
+        )
         keep = np.sort(rng.permutation(len(patch_gt))[:per_view])
         images.append(patch_images[keep])
         gts.append(patch_gt[keep])
@@ -194,14 +207,27 @@ def validation_patches(base: FastNet, views, geometry: GridOptions, *, per_view:
         chosen = choose_stroke(gt, logit > 0, rng=rng, scale=geometry.factor)
         if chosen is None:
             continue
-        for key, value in (("images", images[i]), ("logits", logit), ("gt", gt),
-                           ("skeleton", thin(gt)), ("stroke_list", chosen.stroke)):
+        for key, value in (
+            ("images", images[i]),
+            ("logits", logit),
+            ("gt", gt),
+            ("skeleton", thin(gt)),
+            ("stroke_list", chosen.stroke),
+        ):
             out[key].append(value)
     return {k: (v if k == "stroke_list" else np.stack(v)) for k, v in out.items()}
 
 
-def refined_scores(model, patches: dict, *, strokes: int = 1, scale: float = 0.5,
-                   batch_size: int = 16, seed: int = 0, iterations: int = 1) -> dict:
+def refined_scores(
+    model,
+    patches: dict,
+    *,
+    strokes: int = 1,
+    scale: float = 0.5,
+    batch_size: int = 16,
+    seed: int = 0,
+    iterations: int = 1,
+) -> dict:
     """pFM of base, human-only and refined (strokes burned in) validation patches.
 
     The first stroke of each patch is its fixed one from :func:`validation_patches`. With
@@ -234,24 +260,39 @@ def refined_scores(model, patches: dict, *, strokes: int = 1, scale: float = 0.5
     gains, first = [], {}
     for k in range(strokes):
         channels = torch.from_numpy(np.stack([stroke_channel(d, size) for d in drawn]))
-        refined = refine_iteratively(partial(_logits, net, batch_size=batch_size), images,
-                                     patches["logits"], channels, iterations) > 0
+        refined = (
+            refine_iteratively(
+                partial(_logits, net, batch_size=batch_size),
+                images,
+                patches["logits"],
+                channels,
+                iterations,
+            )
+            > 0
+        )
         # the base masks do not change with the strokes: scored once
         keys = ("base", "human", "refined") if k == 0 else ("human", "refined")
         scores = {key: [] for key in keys}
         for i, patch_strokes in enumerate(drawn):
             gt, skeleton = patches["gt"][i], patches["skeleton"][i]
             refined[i] = burn_in(refined[i], patch_strokes)
-            masks = {"base": base_masks[i], "human": burn_in(base_masks[i], patch_strokes),
-                     "refined": refined[i]}
+            masks = {
+                "base": base_masks[i],
+                "human": burn_in(base_masks[i], patch_strokes),
+                "refined": refined[i],
+            }
             for key in scores:
                 scores[key].append(score_masks(masks[key], gt, gt_skeleton=skeleton)["pfm"])
         means = {f"{key}_pfm": float(np.mean(v)) for key, v in scores.items()}
         gains.append(means["refined_pfm"] / max(means["human_pfm"], 1e-6) - 1)
         if k == 0:
             human = np.maximum(np.asarray(scores["human"]), 1e-6)
-            first = {**means, "gain": gains[0], "patches": len(human),
-                     "mean_patch_gain": float(np.mean(np.asarray(scores["refined"]) / human - 1))}
+            first = {
+                **means,
+                "gain": gains[0],
+                "patches": len(human),
+                "mean_patch_gain": float(np.mean(np.asarray(scores["refined"]) / human - 1)),
+            }
         if k + 1 < strokes:
             for i, patch_strokes in enumerate(drawn):
                 chosen = choose_stroke(patches["gt"][i], refined[i], rng=rngs[i], scale=scale)
@@ -260,8 +301,9 @@ def refined_scores(model, patches: dict, *, strokes: int = 1, scale: float = 0.5
     return {**first, "gains": gains, "sequence_gain": float(np.mean(gains))}
 
 
-def refiner_spec(base_spec: ModelSpec, *, arch: str = "unet", encoder: str | None = None,
-                 decoder_channels=None) -> ModelSpec:
+def refiner_spec(
+    base_spec: ModelSpec, *, arch: str = "unet", encoder: str | None = None, decoder_channels=None
+) -> ModelSpec:
     """The spec of a refiner on top of a base network, checked by building the network once.
 
     Parameters
@@ -282,20 +324,39 @@ def refiner_spec(base_spec: ModelSpec, *, arch: str = "unet", encoder: str | Non
     ValueError
         Unknown architecture or encoder, or decoder widths that do not fit the encoder.
     """
-    spec = ModelSpec(kind="refiner", arch=arch, encoder=encoder or base_spec.encoder,
-                     inputs=base_spec.inputs,
-                     decoder_channels=decoder_channels or base_spec.decoder_channels,
-                     encoder_depth=base_spec.encoder_depth)
+    spec = ModelSpec(
+        kind="refiner",
+        arch=arch,
+        encoder=encoder or base_spec.encoder,
+        inputs=base_spec.inputs,
+        decoder_channels=decoder_channels or base_spec.decoder_channels,
+        encoder_depth=base_spec.encoder_depth,
+    )
     create_model(spec=spec)
     return spec
 
 
-def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config: TrainConfig,
-                  crop: int | None = None, max_strokes: int = 3,
-                  pool_size: int = 1024, policy_rounds: int = 0, val_strokes: int = 1,
-                  val_per_view: int = 48, data_seed: int | None = None,
-                  line_fraction: float = 0.8, command: str | None = None, resume: bool = False,
-                  init=None, ctx: DistContext | None = None) -> dict:
+def train_refiner(
+    *,
+    base,
+    data,
+    val,
+    out,
+    spec: ModelSpec | None = None,
+    config: TrainConfig,
+    crop: int | None = None,
+    max_strokes: int = 3,
+    pool_size: int = 1024,
+    policy_rounds: int = 0,
+    val_strokes: int = 1,
+    val_per_view: int = 48,
+    data_seed: int | None = None,
+    line_fraction: float = 0.8,
+    command: str | None = None,
+    resume: bool = False,
+    init=None,
+    ctx: DistContext | None = None,
+) -> dict:
     """Train a refiner on top of a frozen base checkpoint; save the best to ``out``.
 
     Parameters
@@ -331,8 +392,9 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
     dict
         The best validation metrics.
     """
-    check_refiner_options(max_strokes=max_strokes, policy_rounds=policy_rounds,
-                          val_strokes=val_strokes)
+    check_refiner_options(
+        max_strokes=max_strokes, policy_rounds=policy_rounds, val_strokes=val_strokes
+    )
     ctx = ctx or DistContext()
     torch.manual_seed(config.seed)
     base_model, base_meta = load_checkpoint(base, kind="base")
@@ -341,61 +403,89 @@ def train_refiner(*, base, data, val, out, spec: ModelSpec | None = None, config
     if spec is None:
         spec = refiner_spec(base_model.spec)
     if spec.kind != "refiner" or spec.inputs != base_model.spec.inputs:
-        raise ValueError(f"spec must be a refiner on the base's inputs {base_model.spec.inputs}, "
-                         f"got a {spec.kind} on {spec.inputs}")
+        raise ValueError(
+            f"spec must be a refiner on the base's inputs {base_model.spec.inputs}, "
+            f"got a {spec.kind} on {spec.inputs}"
+        )
     model, init_facts = initial_model(spec, init)
     # on a GPU the frozen base runs there in eager mode (the traced path is the CPU's)
-    base_net = FastNet(base_model.to(ctx.device), optimise=ctx.device.type == "cpu",
-                       net_size=geometry.net_size)
+    base_net = FastNet(
+        base_model.to(ctx.device), optimise=ctx.device.type == "cpu", net_size=geometry.net_size
+    )
     train_views = load_training_views(data, inputs=spec.inputs, factor=geometry.factor)
-    images, targets = sample_patches(train_views, pool_size, size=geometry.net_size,
-                                     rng=np.random.default_rng([config.seed, ctx.rank, 1]),
-                                     line_fraction=line_fraction)
+    images, targets = sample_patches(
+        train_views,
+        pool_size,
+        size=geometry.net_size,
+        rng=np.random.default_rng([config.seed, ctx.rank, 1]),
+        line_fraction=line_fraction,
+    )
     del train_views
     logits = _logits(base_net, images)
     patches = {}
     if ctx.is_main:
         val_views = load_training_views(val, inputs=spec.inputs, factor=1)
-        patches = validation_patches(base_net, val_views, geometry, per_view=val_per_view,
-                                     seed=config.seed)
+        patches = validation_patches(
+            base_net, val_views, geometry, per_view=val_per_view, seed=config.seed
+        )
         del val_views
-    facts = {"data_seed": data_seed, "data": [str(p) for p in data],
-             "val": [str(p) for p in val], "max_strokes": max_strokes, "pool_size": pool_size,
-             "policy_rounds": policy_rounds, "val_strokes": val_strokes,
-             "crop": crop, "init": init_facts,
-             "base": {"model": base_meta["model"], "validation": base_meta.get("validation"),
-                      "training": {"data_seed": base_meta.get("training", {}).get("data_seed")}}}
+    facts = {
+        "data_seed": data_seed,
+        "data": [str(p) for p in data],
+        "val": [str(p) for p in val],
+        "max_strokes": max_strokes,
+        "pool_size": pool_size,
+        "policy_rounds": policy_rounds,
+        "val_strokes": val_strokes,
+        "crop": crop,
+        "init": init_facts,
+        "base": {
+            "model": base_meta["model"],
+            "validation": base_meta.get("validation"),
+            "training": {"data_seed": base_meta.get("training", {}).get("data_seed")},
+        },
+    }
 
     def next_batch(rng):
         rows = []
         for index in rng.integers(0, pool_size, config.batch_size):
             y, x = rng.integers(0, geometry.net_size - crop + 1, 2)
-            window = np.s_[..., y:y + crop, x:x + crop]
-            image, logit, gt = dihedral([images[index][window], logits[index][window],
-                                         targets[index][window]], int(rng.integers(8)))
+            window = np.s_[..., y : y + crop, x : x + crop]
+            image, logit, gt = dihedral(
+                [images[index][window], logits[index][window], targets[index][window]],
+                int(rng.integers(8)),
+            )
             count = stroke_count(rng, max_strokes)
-            strokes = simulate_strokes(gt, logit > 0, count=count, rng=rng,
-                                       scale=geometry.factor)
+            strokes = simulate_strokes(gt, logit > 0, count=count, rng=rng, scale=geometry.factor)
             rows.append((image, logit, stroke_channel(strokes, gt.shape), gt))
         stacked = [torch.from_numpy(np.stack(column)) for column in zip(*rows, strict=True)]
         return refiner_input(*stacked[:3]).numpy(), stacked[3].numpy()
 
     def revise_inputs(net, inputs, targets, rng):
         rounds = int(rng.integers(0, policy_rounds + 1))
-        return add_policy_strokes(net, inputs, targets, rng, rounds=rounds,
-                                  scale=geometry.factor)
+        return add_policy_strokes(net, inputs, targets, rng, rounds=rounds, scale=geometry.factor)
 
     def validate(net):
-        metrics = refined_scores(net, patches, strokes=val_strokes, scale=geometry.factor,
-                                 seed=config.seed)
+        metrics = refined_scores(
+            net, patches, strokes=val_strokes, scale=geometry.factor, seed=config.seed
+        )
         return metrics["sequence_gain"], metrics
 
     def save_best(net, metrics):
-        metadata = checkpoint_metadata(spec, geometry, config=config, data=facts,
-                                       validation=metrics, command=command)
+        metadata = checkpoint_metadata(
+            spec, geometry, config=config, data=facts, validation=metrics, command=command
+        )
         save_checkpoint(out, net, metadata={**metadata, "logit_scale": LOGIT_SCALE})
 
-    return train_loop(model, next_batch=next_batch, validate=validate,
-                      save_best=save_best, config=config, ctx=ctx,
-                      resume_file=resume_path(out), resume=resume, desc="train refiner",
-                      revise_inputs=revise_inputs if policy_rounds else None)
+    return train_loop(
+        model,
+        next_batch=next_batch,
+        validate=validate,
+        save_best=save_best,
+        config=config,
+        ctx=ctx,
+        resume_file=resume_path(out),
+        resume=resume,
+        desc="train refiner",
+        revise_inputs=revise_inputs if policy_rounds else None,
+    )

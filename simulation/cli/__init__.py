@@ -9,6 +9,7 @@ import argparse
 
 def at_least(low: int):
     """An argparse ``type`` for integers of at least ``low``."""
+
     def parse(text):
         try:
             value = int(text)

@@ -7,16 +7,24 @@ import os
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "stroke-stats", help="measure line half-widths of ground-truth drawings and fit a Gamma",
+        "stroke-stats",
+        help="measure line half-widths of ground-truth drawings and fit a Gamma",
         description="Half-width = distance to the nearest background pixel at skeleton pixels of "
-                    "every GT_DIR/*_drawings.png (alpha channel, else channel 0; searched "
-                    "recursively when GT_DIR holds none directly); outliers beyond two standard "
-                    "deviations are dropped and a Gamma is fitted (docs/method.md).")
+        "every GT_DIR/*_drawings.png (alpha channel, else channel 0; searched "
+        "recursively when GT_DIR holds none directly); outliers beyond two standard "
+        "deviations are dropped and a Gamma is fitted (docs/method.md).",
+    )
     parser.add_argument("gt_dir", metavar="GT_DIR", help="folder of *_drawings.png masks")
-    parser.add_argument("--plot", metavar="OUT.png",
-                        help="write a histogram of the half-widths with the fitted density")
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON object with the keys a, loc, scale, mean, std, n")
+    parser.add_argument(
+        "--plot",
+        metavar="OUT.png",
+        help="write a histogram of the half-widths with the fitted density",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with the keys a, loc, scale, mean, std, n",
+    )
     parser.set_defaults(func=run)
 
 
@@ -37,8 +45,10 @@ def run(args) -> int:
     files = sorted(folder.glob("*_drawings.png")) or sorted(folder.rglob("*_drawings.png"))
     if not files:
         raise InputError(folder, "holds no *_drawings.png masks")
-    widths = [half_widths(read_binary_mask(path, channel="alpha"))
-              for path in tqdm(files, desc="stroke-stats", unit="mask")]
+    widths = [
+        half_widths(read_binary_mask(path, channel="alpha"))
+        for path in tqdm(files, desc="stroke-stats", unit="mask")
+    ]
     kept = remove_outliers(np.concatenate(widths))
     try:
         model = fit_stroke_widths(kept, n_sigma=None)
@@ -74,8 +84,12 @@ def plot_stroke_widths(widths, model, path: str | os.PathLike) -> None:
     edges = np.arange(np.floor(widths.min()) - 0.25, widths.max() + 0.75, 0.5)
     axes.hist(widths, bins=edges, density=True, color="0.75", label=f"measured (n = {len(widths)})")
     x = np.linspace(max(widths.min() - 1, 0), widths.max() + 1, 400)
-    axes.plot(x, model.pdf(x), color="C0",
-              label=f"Gamma a={model.a:.3g}, loc={model.loc:.3g}, scale={model.scale:.3g}")
+    axes.plot(
+        x,
+        model.pdf(x),
+        color="C0",
+        label=f"Gamma a={model.a:.3g}, loc={model.loc:.3g}, scale={model.scale:.3g}",
+    )
     axes.plot(x, PAPER_STROKE_WIDTHS.pdf(x), color="C3", linestyle="--", label="paper's fit")
     axes.set_xlabel("half-width (px)")
     axes.set_ylabel("density")

@@ -35,32 +35,65 @@ def _difficulty(text):
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "synth", help="generate synthetic engraved mirrors",
+        "synth",
+        help="generate synthetic engraved mirrors",
         description="Write synthetic engraved, corroded bronze mirror sides in the real layout: "
-                    "OUT/<object>/PS/<id>_N|_RHO|_U.tif, OUT/drawings/<id>_drawings.png, "
-                    "OUT/masks/<id>_mask.png. View i of seed S is the same whatever --views is.")
+        "OUT/<object>/PS/<id>_N|_RHO|_U.tif, OUT/drawings/<id>_drawings.png, "
+        "OUT/masks/<id>_mask.png. View i of seed S is the same whatever --views is.",
+    )
     parser.add_argument("out", help="output folder (created if missing)")
     parser.add_argument("--views", type=at_least(1), default=1, help="number of views (default 1)")
-    parser.add_argument("--first", type=at_least(0), default=1,
-                        help="index of the first view: ids SYN-<first>_R... (default 1)")
-    parser.add_argument("--size", type=_size, default=(2048, 2048),
-                        help="view size WxH in px (default 2048x2048; full size 8964x6716)")
+    parser.add_argument(
+        "--first",
+        type=at_least(0),
+        default=1,
+        help="index of the first view: ids SYN-<first>_R... (default 1)",
+    )
+    parser.add_argument(
+        "--size",
+        type=_size,
+        default=(2048, 2048),
+        help="view size WxH in px (default 2048x2048; full size 8964x6716)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--difficulty", type=_difficulty, default=DEFAULT_DIFFICULTY,
-                        help=f"damage and corrosion in [0, 1] (default {DEFAULT_DIFFICULTY})")
-    parser.add_argument("--damage", choices=DAMAGES, default="default",
-                        help="damage recipe: the default one (the networks' training views) or "
-                             "'grooves': groove-like scratches, crusts filling grooves, faint "
-                             "shallow lines (default: default)")
-    parser.add_argument("--px-per-mm", type=_positive, default=45.0,
-                        help="pixel pitch; line widths follow it (default 45, the real one)")
-    parser.add_argument("--compact", action="store_true",
-                        help="round the maps far below their noise so that they compress to "
-                             "about a quarter (used for the bundled sample)")
-    parser.add_argument("--preview", metavar="DIR",
-                        help="also write preview PNGs (depth, raking light, albedo, drawings)")
-    parser.add_argument("--preview-size", type=at_least(16), default=1024, metavar="PX",
-                        help="longer side of the preview PNGs (default 1024)")
+    parser.add_argument(
+        "--difficulty",
+        type=_difficulty,
+        default=DEFAULT_DIFFICULTY,
+        help=f"damage and corrosion in [0, 1] (default {DEFAULT_DIFFICULTY})",
+    )
+    parser.add_argument(
+        "--damage",
+        choices=DAMAGES,
+        default="default",
+        help="damage recipe: the default one (the networks' training views) or "
+        "'grooves': groove-like scratches, crusts filling grooves, faint "
+        "shallow lines (default: default)",
+    )
+    parser.add_argument(
+        "--px-per-mm",
+        type=_positive,
+        default=45.0,
+        help="pixel pitch; line widths follow it (default 45, the real one)",
+    )
+    parser.add_argument(
+        "--compact",
+        action="store_true",
+        help="round the maps far below their noise so that they compress to "
+        "about a quarter (used for the bundled sample)",
+    )
+    parser.add_argument(
+        "--preview",
+        metavar="DIR",
+        help="also write preview PNGs (depth, raking light, albedo, drawings)",
+    )
+    parser.add_argument(
+        "--preview-size",
+        type=at_least(16),
+        default=1024,
+        metavar="PX",
+        help="longer side of the preview PNGs (default 1024)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -79,8 +112,13 @@ def run(args) -> int:
     for index in tqdm(range(args.first, args.first + args.views), desc="synth", unit="view"):
         view_id = synthetic_view_id(index)
         # one independent stream per view index, so views do not depend on --views or --first
-        view = generate_view(size=args.size, seed=[args.seed, index], difficulty=args.difficulty,
-                             px_per_mm=args.px_per_mm, damage=args.damage)
+        view = generate_view(
+            size=args.size,
+            seed=[args.seed, index],
+            difficulty=args.difficulty,
+            px_per_mm=args.px_per_mm,
+            damage=args.damage,
+        )
         write_view(args.out, view_id, view, compact=args.compact)
         if preview is not None:
             for kind, image in preview_images(view, max_side=args.preview_size).items():

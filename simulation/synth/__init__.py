@@ -8,5 +8,13 @@ from simulation.synth.drawings import HALF_WIDTH_GAMMA, REFERENCE_PX_PER_MM, Gro
 from simulation.synth.generate import DEFAULT_DIFFICULTY, SyntheticView, generate_view
 from simulation.synth.writer import synthetic_view_id, write_view
 
-__all__ = ["DEFAULT_DIFFICULTY", "HALF_WIDTH_GAMMA", "REFERENCE_PX_PER_MM", "Groove",
-           "SyntheticView", "generate_view", "synthetic_view_id", "write_view"]
+__all__ = [
+    "DEFAULT_DIFFICULTY",
+    "HALF_WIDTH_GAMMA",
+    "REFERENCE_PX_PER_MM",
+    "Groove",
+    "SyntheticView",
+    "generate_view",
+    "synthetic_view_id",
+    "write_view",
+]

@@ -49,8 +49,9 @@ class DamageRecipe:
 
 RECIPES = {
     "default": DamageRecipe(),
-    "grooves": DamageRecipe(crust_fill=1.0, crust_cover=0.35, groove_scratches=30.0,
-                            faint_share=0.3, faint_depth=0.25),
+    "grooves": DamageRecipe(
+        crust_fill=1.0, crust_cover=0.35, groove_scratches=30.0, faint_share=0.3, faint_depth=0.25
+    ),
 }
 
 
@@ -61,9 +62,17 @@ def damage_recipe(name: str) -> DamageRecipe:
     return RECIPES[name]
 
 
-def damage_grooves(drawing: list[Groove], scratches: list[Groove], centre, radius, *,
-                   recipe: DamageRecipe, rng, px_per_mm: float, difficulty: float
-                   ) -> tuple[list[Groove], list[Groove]]:
+def damage_grooves(
+    drawing: list[Groove],
+    scratches: list[Groove],
+    centre,
+    radius,
+    *,
+    recipe: DamageRecipe,
+    rng,
+    px_per_mm: float,
+    difficulty: float,
+) -> tuple[list[Groove], list[Groove]]:
     """The engraved lines and scratches after a recipe's groove damage.
 
     Draws from ``rng`` only for what the recipe adds, so the default recipe leaves the random
@@ -89,9 +98,17 @@ def damage_grooves(drawing: list[Groove], scratches: list[Groove], centre, radiu
     drawing, scratches = list(drawing), list(scratches)
     if recipe.faint_share > 0:
         faint = rng.random(len(drawing)) < recipe.faint_share
-        drawing = [Groove(g.points, g.half_widths, (g.depths * recipe.faint_depth)
-                          .astype(np.float32), g.profile) if shallow else g
-                   for g, shallow in zip(drawing, faint, strict=True)]
+        drawing = [
+            Groove(
+                g.points,
+                g.half_widths,
+                (g.depths * recipe.faint_depth).astype(np.float32),
+                g.profile,
+            )
+            if shallow
+            else g
+            for g, shallow in zip(drawing, faint, strict=True)
+        ]
     if recipe.groove_scratches > 0:
         count = int(rng.poisson(recipe.groove_scratches * difficulty * (radius / 1000.0) ** 2))
         px_scale = px_per_mm / REFERENCE_PX_PER_MM
@@ -100,6 +117,5 @@ def damage_grooves(drawing: list[Groove], scratches: list[Groove], centre, radiu
             bend = rng.normal(0, 0.08, 2) * np.linalg.norm(line[-1] - line[0])
             middle = (line[0] + line[-1]) / 2 + bend
             curved = np.array([line[0], middle, line[-1]])
-            scratches.append(make_groove(curved, rng=rng, px_scale=px_scale,
-                                         px_per_mm=px_per_mm))
+            scratches.append(make_groove(curved, rng=rng, px_scale=px_scale, px_per_mm=px_per_mm))
     return drawing, scratches

@@ -16,8 +16,11 @@ from scipy import special, stats
 from refinement_model.stroke_widths import PAPER_STROKE_WIDTHS
 
 #: Gamma fit of the real annotators' half-widths in px at full resolution (docs/method.md).
-HALF_WIDTH_GAMMA = {"a": PAPER_STROKE_WIDTHS.a, "loc": PAPER_STROKE_WIDTHS.loc,
-                    "scale": PAPER_STROKE_WIDTHS.scale}
+HALF_WIDTH_GAMMA = {
+    "a": PAPER_STROKE_WIDTHS.a,
+    "loc": PAPER_STROKE_WIDTHS.loc,
+    "scale": PAPER_STROKE_WIDTHS.scale,
+}
 #: Pixel pitch of the real full-resolution views (an 8964 px wide view covers about 20 cm).
 REFERENCE_PX_PER_MM = 45.0
 #: Distance between centre-line samples in px: dense enough that a groove is carved without gaps.
@@ -93,8 +96,12 @@ def catmull_rom(control, *, closed=False, samples=16):
         p = np.concatenate([2 * p[:1] - p[1:2], p, 2 * p[-1:] - p[-2:-1]])
     t = np.linspace(0.0, 1.0, samples, endpoint=False)[:, None, None]
     p0, p1, p2, p3 = p[:-3], p[1:-2], p[2:-1], p[3:]
-    curve = 0.5 * (2 * p1 + (p2 - p0) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2
-                   + (3 * p1 - p0 - 3 * p2 + p3) * t**3)
+    curve = 0.5 * (
+        2 * p1
+        + (p2 - p0) * t
+        + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2
+        + (3 * p1 - p0 - 3 * p2 + p3) * t**3
+    )
     curve = curve.transpose(1, 0, 2).reshape(-1, 2)
     return np.concatenate([curve, p[-2:-1]])
 
@@ -141,11 +148,13 @@ def sample_half_widths(n, *, rng, scale=1.0, correlation=60.0, line_share=0.5):
     ndarray of float32, shape (n,)
         Half-widths in px, at least 0.5.
     """
-    z = (np.sqrt(line_share) * rng.standard_normal()
-         + np.sqrt(1 - line_share) * smooth_series(n, correlation=correlation, rng=rng))
+    z = np.sqrt(line_share) * rng.standard_normal() + np.sqrt(1 - line_share) * smooth_series(
+        n, correlation=correlation, rng=rng
+    )
     u = np.clip(special.ndtr(z), 1e-6, 1 - 1e-6)
-    hw = stats.gamma.ppf(u, HALF_WIDTH_GAMMA["a"], loc=HALF_WIDTH_GAMMA["loc"],
-                         scale=HALF_WIDTH_GAMMA["scale"])
+    hw = stats.gamma.ppf(
+        u, HALF_WIDTH_GAMMA["a"], loc=HALF_WIDTH_GAMMA["loc"], scale=HALF_WIDTH_GAMMA["scale"]
+    )
     return np.maximum(hw * scale, 0.5).astype(np.float32)
 
 
@@ -173,8 +182,9 @@ def wear_factor(n, *, rng, fraction, correlation=400.0):
     return np.clip((z - threshold) / 0.6, 0.03, 1.0).astype(np.float32)
 
 
-def make_groove(points, *, rng, px_scale, px_per_mm, depth_ratio=(0.35, 0.9), wear=0.0,
-                profile=None):
+def make_groove(
+    points, *, rng, px_scale, px_per_mm, depth_ratio=(0.35, 0.9), wear=0.0, profile=None
+):
     """Turn a polyline into an engraved :class:`Groove` with the paper's width statistics.
 
     Parameters

@@ -78,8 +78,11 @@ def parallel_curves(base, *, count, spacing, rng, shrink=0.15):
     normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-9
     lines = []
     for k in range(1, count + 1):
-        offset = k * spacing * (1 + 0.25 * np.sin(np.linspace(0, np.pi, len(base))
-                                                  * rng.uniform(0.5, 2)))
+        offset = (
+            k
+            * spacing
+            * (1 + 0.25 * np.sin(np.linspace(0, np.pi, len(base)) * rng.uniform(0.5, 2)))
+        )
         curve = base + offset[:, None] * normal
         cut0 = int(rng.uniform(0, shrink) * len(curve))
         cut1 = len(curve) - int(rng.uniform(0, shrink) * len(curve))
@@ -128,8 +131,9 @@ def volute(centre, radius, *, rng, turns=1.6):
     r = radius * (1 - t / (2 * np.pi * (turns + 0.4)))
     sign = rng.choice([-1, 1])
     start = rng.uniform(0, 2 * np.pi)
-    return np.stack([centre[0] + r * np.cos(start + sign * t),
-                     centre[1] + r * np.sin(start + sign * t)], axis=1)
+    return np.stack(
+        [centre[0] + r * np.cos(start + sign * t), centre[1] + r * np.sin(start + sign * t)], axis=1
+    )
 
 
 def _double(start, end, *, rng, width, bend=0.15):
@@ -175,47 +179,85 @@ def figure(foot, height, *, rng, facing=1):
         r = 0.06 * h + k * 0.011 * h
         t = np.linspace(np.pi * 0.95, np.pi * 1.65, 20)
         lines.append(np.stack([head_c[0] + facing * r * np.cos(t), head_c[1] + r * np.sin(t)], 1))
-    lines.append(blob(head_c + [facing * 0.026 * h, -0.006 * h], (0.011 * h, 0.0045 * h),
-                      rng=rng, irregularity=0.02))
+    lines.append(
+        blob(
+            head_c + [facing * 0.026 * h, -0.006 * h],
+            (0.011 * h, 0.0045 * h),
+            rng=rng,
+            irregularity=0.02,
+        )
+    )
     waist_w, hem_w = rng.uniform(0.055, 0.075), rng.uniform(0.1, 0.16)
     hem_y = rng.uniform(0.12, 0.4)  # long robe or short tunic
     for side in (-1, 1):
-        lines.append(_side([at(side * 0.022, 0.845), at(side * 0.03, 0.8), at(side * 0.11, 0.78),
-                            at(side * 0.09, 0.68), at(side * waist_w, 0.56),
-                            at(side * (waist_w + 0.03), 0.45), at(side * hem_w, hem_y)],
-                           rng=rng, jitter=j))
-    lines.append(_side([at(-hem_w, hem_y), at(0, hem_y - 0.02), at(hem_w, hem_y)], rng=rng,
-                       jitter=j))
+        lines.append(
+            _side(
+                [
+                    at(side * 0.022, 0.845),
+                    at(side * 0.03, 0.8),
+                    at(side * 0.11, 0.78),
+                    at(side * 0.09, 0.68),
+                    at(side * waist_w, 0.56),
+                    at(side * (waist_w + 0.03), 0.45),
+                    at(side * hem_w, hem_y),
+                ],
+                rng=rng,
+                jitter=j,
+            )
+        )
+    lines.append(
+        _side([at(-hem_w, hem_y), at(0, hem_y - 0.02), at(hem_w, hem_y)], rng=rng, jitter=j)
+    )
     lines.append(_side([at(-waist_w, 0.56), at(0, 0.55), at(waist_w, 0.56)], rng=rng, jitter=j))
-    fold_base = _side([at(0.02, 0.54), at(-0.01, 0.4), at(0.01, hem_y + 0.02)], rng=rng,
-                      jitter=j)
-    for folds in (parallel_curves(fold_base, count=int(rng.integers(1, 4)), spacing=0.03 * h,
-                                  rng=rng),
-                  parallel_curves(fold_base[::-1], count=int(rng.integers(1, 3)),
-                                  spacing=0.03 * h, rng=rng)):
+    fold_base = _side([at(0.02, 0.54), at(-0.01, 0.4), at(0.01, hem_y + 0.02)], rng=rng, jitter=j)
+    for folds in (
+        parallel_curves(fold_base, count=int(rng.integers(1, 4)), spacing=0.03 * h, rng=rng),
+        parallel_curves(fold_base[::-1], count=int(rng.integers(1, 3)), spacing=0.03 * h, rng=rng),
+    ):
         lines += folds
     for side in (-1, 1):
         shoulder = at(side * 0.1, 0.77)
-        hand = shoulder + [side * facing * rng.uniform(0.03, 0.22) * h,
-                           rng.uniform(-0.1, 0.3) * h]
+        hand = shoulder + [side * facing * rng.uniform(0.03, 0.22) * h, rng.uniform(-0.1, 0.3) * h]
         lines += _double(shoulder, hand, rng=rng, width=0.035 * h, bend=0.2)
         lines.append(blob(hand, (0.016 * h, 0.02 * h), rng=rng, irregularity=0.1, coverage=0.75))
         knee_x = side * rng.uniform(0.03, 0.07)
-        lines += _double(at(side * 0.05, hem_y), at(knee_x + side * 0.02, 0.02), rng=rng,
-                         width=0.04 * h, bend=0.05)
-        lines.append(blob(at(knee_x + side * 0.02 + 0.03, 0.0), (0.04 * h, 0.013 * h), rng=rng,
-                          coverage=0.6, irregularity=0.05))
+        lines += _double(
+            at(side * 0.05, hem_y),
+            at(knee_x + side * 0.02, 0.02),
+            rng=rng,
+            width=0.04 * h,
+            bend=0.05,
+        )
+        lines.append(
+            blob(
+                at(knee_x + side * 0.02 + 0.03, 0.0),
+                (0.04 * h, 0.013 * h),
+                rng=rng,
+                coverage=0.6,
+                irregularity=0.05,
+            )
+        )
     attribute = rng.choice(["spear", "shield", "wings", "none"], p=[0.3, 0.2, 0.2, 0.3])
     if attribute == "spear":
         base = at(rng.uniform(0.15, 0.25), 0.0)
-        lines.append(limb(base, base + [rng.normal(0, 0.03) * h, -1.05 * h], rng=rng, bend=0.005,
-                          joints=1))
+        lines.append(
+            limb(base, base + [rng.normal(0, 0.03) * h, -1.05 * h], rng=rng, bend=0.005, joints=1)
+        )
     elif attribute == "shield":
         centre = at(-0.12, 0.45)
-        lines += [blob(centre, (0.16 * h, 0.17 * h), rng=rng, irregularity=0.02),
-                  blob(centre, (0.11 * h, 0.12 * h), rng=rng, irregularity=0.02)]
+        lines += [
+            blob(centre, (0.16 * h, 0.17 * h), rng=rng, irregularity=0.02),
+            blob(centre, (0.11 * h, 0.12 * h), rng=rng, irregularity=0.02),
+        ]
     elif attribute == "wings":
         for k in range(int(rng.integers(3, 6))):
-            lines.append(limb(at(-0.06, 0.75), at(-0.45 + 0.06 * k, 1.0 - 0.1 * k), rng=rng,
-                              bend=0.12, joints=1))
+            lines.append(
+                limb(
+                    at(-0.06, 0.75),
+                    at(-0.45 + 0.06 * k, 1.0 - 0.1 * k),
+                    rng=rng,
+                    bend=0.12,
+                    joints=1,
+                )
+            )
     return lines

@@ -48,8 +48,16 @@ class SyntheticView:
     grooves: tuple[Groove, ...]
 
 
-def generate_view(*, size=(2048, 2048), seed=None, difficulty=DEFAULT_DIFFICULTY,
-                  px_per_mm=REFERENCE_PX_PER_MM, damage="default", progress=None, cancel=None):
+def generate_view(
+    *,
+    size=(2048, 2048),
+    seed=None,
+    difficulty=DEFAULT_DIFFICULTY,
+    px_per_mm=REFERENCE_PX_PER_MM,
+    damage="default",
+    progress=None,
+    cancel=None,
+):
     """Generate one synthetic engraved, corroded bronze mirror side.
 
     Line widths follow the real annotations at ``px_per_mm`` (the Gamma of docs/method.md at
@@ -100,16 +108,25 @@ def generate_view(*, size=(2048, 2048), seed=None, difficulty=DEFAULT_DIFFICULTY
     step = _Stepper(progress, cancel)
 
     mask, centre, radius = surface.disc_outline(shape, rng=rng, difficulty=difficulty)
-    drawing, scratches = scene.make_grooves(centre, radius, rng=rng, px_per_mm=px_per_mm,
-                                            difficulty=difficulty)
-    drawing, scratches = damage_grooves(drawing, scratches, centre, radius, recipe=recipe,
-                                        rng=rng, px_per_mm=px_per_mm, difficulty=difficulty)
+    drawing, scratches = scene.make_grooves(
+        centre, radius, rng=rng, px_per_mm=px_per_mm, difficulty=difficulty
+    )
+    drawing, scratches = damage_grooves(
+        drawing,
+        scratches,
+        centre,
+        radius,
+        recipe=recipe,
+        rng=rng,
+        px_per_mm=px_per_mm,
+        difficulty=difficulty,
+    )
     step()
     height = surface.relief(shape, centre, radius, rng=rng, px_per_mm=px_per_mm)
     step()
-    rough, crust, pits = surface.corrosion(shape, rng=rng, px_per_mm=px_per_mm,
-                                           difficulty=difficulty,
-                                           crust_cover=recipe.crust_cover)
+    rough, crust, pits = surface.corrosion(
+        shape, rng=rng, px_per_mm=px_per_mm, difficulty=difficulty, crust_cover=recipe.crust_cover
+    )
     height += rough
     del rough
     step()
@@ -142,9 +159,15 @@ def generate_view(*, size=(2048, 2048), seed=None, difficulty=DEFAULT_DIFFICULTY
     step()
     normals = render.normals_from_depth(depth, px_per_mm=px_per_mm)
     step()
-    return SyntheticView(depth=depth.astype(np.float32, copy=False), albedo=albedo, normals=normals,
-                         drawings=footprint & mask, mirror_mask=mask, px_per_mm=float(px_per_mm),
-                         grooves=tuple(drawing))
+    return SyntheticView(
+        depth=depth.astype(np.float32, copy=False),
+        albedo=albedo,
+        normals=normals,
+        drawings=footprint & mask,
+        mirror_mask=mask,
+        px_per_mm=float(px_per_mm),
+        grooves=tuple(drawing),
+    )
 
 
 class _Stepper:

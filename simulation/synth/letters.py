@@ -28,14 +28,48 @@ GLYPHS = {
     "Φ": [_CIRCLE, [(0.5, -0.15), (0.5, 1.15)]],
     "X": [[(0.1, 0.0), (0.9, 1.0)], [(0.9, 0.0), (0.1, 1.0)]],
     "C": [[(0.8, 0.0), (0.25, 0.5), (0.8, 1.0)]],
-    "8": [[(0.5, 0.5), (0.2, 0.25), (0.5, 0.0), (0.8, 0.25), (0.5, 0.5), (0.15, 0.75),
-           (0.5, 1.0), (0.85, 0.75), (0.5, 0.5)]],
+    "8": [
+        [
+            (0.5, 0.5),
+            (0.2, 0.25),
+            (0.5, 0.0),
+            (0.8, 0.25),
+            (0.5, 0.5),
+            (0.15, 0.75),
+            (0.5, 1.0),
+            (0.85, 0.75),
+            (0.5, 0.5),
+        ]
+    ],
 }
 
 #: Names of gods and heroes found on engraved mirrors, spelt with the glyphs above.
-NAMES = ("MENRVA", "TURAN", "HERCLE", "APLU", "8U8LUNS", "TINIA", "ELINAI", "ACHLE", "LASA",
-         "ARTUMES", "SEΘLANS", "ALCSNTRE", "PELE", "ΘETIS", "ATUNIS", "CASTUR", "PULTUCE",
-         "AIVAS", "ΦERSE", "MENLE", "URUSTE", "TALMIΘE", "UNI", "TURMS")
+NAMES = (
+    "MENRVA",
+    "TURAN",
+    "HERCLE",
+    "APLU",
+    "8U8LUNS",
+    "TINIA",
+    "ELINAI",
+    "ACHLE",
+    "LASA",
+    "ARTUMES",
+    "SEΘLANS",
+    "ALCSNTRE",
+    "PELE",
+    "ΘETIS",
+    "ATUNIS",
+    "CASTUR",
+    "PULTUCE",
+    "AIVAS",
+    "ΦERSE",
+    "MENLE",
+    "URUSTE",
+    "TALMIΘE",
+    "UNI",
+    "TURMS",
+)
 
 
 def inscription(word, *, origin, height, angle=0.0, rng):
@@ -76,7 +110,8 @@ def inscription(word, *, origin, height, angle=0.0, rng):
             g = np.asarray(stroke, dtype=np.float64)
             gx = (g[:, 0] + slant * (1.0 - g[:, 1])) * w
             gy = g[:, 1] * h
-            strokes.append(corner[None, :] - direction[None, :] * gx[:, None]
-                           + down[None, :] * gy[:, None])
+            strokes.append(
+                corner[None, :] - direction[None, :] * gx[:, None] + down[None, :] * gy[:, None]
+            )
         advance += w * rng.uniform(1.35, 1.6)
     return strokes

@@ -17,14 +17,19 @@ def circle(centre, radius, *, rng, wobble=0.004, start=0.0, stop=2 * np.pi):
     n = max(int(abs(stop - start) * radius / 4), 8)
     t = np.linspace(start, stop, n)
     harmonics = rng.normal(0, wobble, (3, 2))
-    r = radius * (1 + sum(a * np.cos((k + 2) * t) + b * np.sin((k + 2) * t)
-                          for k, (a, b) in enumerate(harmonics)))
+    r = radius * (
+        1
+        + sum(
+            a * np.cos((k + 2) * t) + b * np.sin((k + 2) * t) for k, (a, b) in enumerate(harmonics)
+        )
+    )
     return np.stack([centre[0] + r * np.cos(t), centre[1] + r * np.sin(t)], axis=1)
 
 
 def _polar(centre, radius, angle):
-    return np.stack([centre[0] + radius * np.cos(angle), centre[1] + radius * np.sin(angle)],
-                    axis=-1)
+    return np.stack(
+        [centre[0] + radius * np.cos(angle), centre[1] + radius * np.sin(angle)], axis=-1
+    )
 
 
 def ivy_leaf(base, direction, size, *, rng):
@@ -115,11 +120,20 @@ def tongue_band(centre, inner, outer, *, rng):
     for k in range(n):
         a0, a1 = 2 * np.pi * k / n, 2 * np.pi * (k + 0.8) / n
         span = a1 - a0
-        angles = [a0, a0 + 0.02 * span, a0 + 0.2 * span, (a0 + a1) / 2, a1 - 0.2 * span,
-                  a1 - 0.02 * span, a1]
+        angles = [
+            a0,
+            a0 + 0.02 * span,
+            a0 + 0.2 * span,
+            (a0 + a1) / 2,
+            a1 - 0.2 * span,
+            a1 - 0.02 * span,
+            a1,
+        ]
         heights = [0, 0.45, 0.75, 0.85, 0.75, 0.45, 0]
-        control = [_polar(centre, inner + f * width, a)
-                   for a, f in zip(angles, heights, strict=True)]
-        lines.append(catmull_rom(np.array(control) + rng.normal(0, 0.01 * width, (7, 2)),
-                                 samples=8))
+        control = [
+            _polar(centre, inner + f * width, a) for a, f in zip(angles, heights, strict=True)
+        ]
+        lines.append(
+            catmull_rom(np.array(control) + rng.normal(0, 0.01 * width, (7, 2)), samples=8)
+        )
     return lines

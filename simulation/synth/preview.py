@@ -44,8 +44,9 @@ def raking_light(normals, *, azimuth=135.0, elevation=25.0):
     ndarray of uint8, shape (H, W)
     """
     az, el = np.radians(azimuth), np.radians(elevation)
-    light = np.array([np.cos(el) * np.cos(az), -np.cos(el) * np.sin(az), np.sin(el)],
-                     dtype=np.float32)
+    light = np.array(
+        [np.cos(el) * np.cos(az), -np.cos(el) * np.sin(az), np.sin(el)], dtype=np.float32
+    )
     shade = np.clip(np.asarray(normals, dtype=np.float32) @ light, 0, 1)
     return _to_uint8(shade, 0, float(np.percentile(shade, 99.5)))
 
@@ -106,6 +107,7 @@ def preview_images(view, *, max_side=1024):
     factor = max_side / max(h, w)
     if factor < 1:
         size = (max(int(round(w * factor)), 1), max(int(round(h * factor)), 1))
-        pictures = {k: cv2.resize(v, size, interpolation=cv2.INTER_AREA)
-                    for k, v in pictures.items()}
+        pictures = {
+            k: cv2.resize(v, size, interpolation=cv2.INTER_AREA) for k, v in pictures.items()
+        }
     return pictures

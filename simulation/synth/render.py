@@ -44,8 +44,16 @@ def carve(shape, grooves, *, lip=0.12):
         for start in range(0, max(n - 1, 1), _PIECE):
             # consecutive pieces share one sample so that no gap opens between them
             piece = slice(start, min(start + _PIECE + 1, n))
-            _carve_piece(cut, rim, footprint, g.points[piece], g.half_widths[piece],
-                         g.depths[piece], g.profile == "U", lip)
+            _carve_piece(
+                cut,
+                rim,
+                footprint,
+                g.points[piece],
+                g.half_widths[piece],
+                g.depths[piece],
+                g.profile == "U",
+                lip,
+            )
     rim[cut > 0] = 0
     cut -= rim
     return cut, footprint
@@ -70,8 +78,9 @@ def _carve_piece(cut, rim, footprint, pts, hw, depth, u_shape, lip):
     owner = order[first]
     src = np.full((by1 - by0, bw), 255, dtype=np.uint8)
     src.reshape(-1)[cells] = 0
-    dist, labels = cv2.distanceTransformWithLabels(src, cv2.DIST_L2, 5,
-                                                   labelType=cv2.DIST_LABEL_PIXEL)
+    dist, labels = cv2.distanceTransformWithLabels(
+        src, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
     ys, xs = np.nonzero(dist < reach)
     ys += by0
     xs += bx0
@@ -114,9 +123,12 @@ def normals_from_depth(depth, *, px_per_mm):
         y1 = min(y0 + _ROW_BLOCK, h)
         a, b = max(y0 - 1, 0), min(y1 + 1, h)
         block = depth[a:b].astype(np.float32)
-        gy, gx = np.gradient(block) if block.shape[0] > 1 else (np.zeros_like(block),
-                                                               np.gradient(block, axis=1))
-        gx, gy = gx[y0 - a:y0 - a + y1 - y0], gy[y0 - a:y0 - a + y1 - y0]
+        gy, gx = (
+            np.gradient(block)
+            if block.shape[0] > 1
+            else (np.zeros_like(block), np.gradient(block, axis=1))
+        )
+        gx, gy = gx[y0 - a : y0 - a + y1 - y0], gy[y0 - a : y0 - a + y1 - y0]
         gx *= px_per_mm
         gy *= px_per_mm
         norm = np.sqrt(gx * gx + gy * gy + 1.0)
@@ -154,8 +166,11 @@ def albedo_map(removed, pits, crust, mirror_mask, *, rng, patina):
     h, w = removed.shape
     bronze = rng.uniform(0.22, 0.4) * (1 + 0.3 * np.tanh(patina))
     # crusts are granular: their tone varies at the scale of their grains
-    grains = cv2.resize(rng.standard_normal((h // 6 + 2, w // 6 + 2), dtype=np.float32), (w, h),
-                        interpolation=cv2.INTER_LINEAR)
+    grains = cv2.resize(
+        rng.standard_normal((h // 6 + 2, w // 6 + 2), dtype=np.float32),
+        (w, h),
+        interpolation=cv2.INTER_LINEAR,
+    )
     tone = rng.uniform(0.12, 0.55) * (1 + 0.15 * patina + 0.25 * grains)
     rho = bronze + crust * (tone - bronze)
     rho *= 1 - np.clip(pits / 0.3, 0, 0.45)

@@ -41,8 +41,10 @@ def scene_polylines(centre, radius, *, rng, px_scale=1.0):
     elif kind == "tongue":
         lines += ornaments.tongue_band(c, outer - band, outer, rng=rng)
     else:
-        lines += [ornaments.circle(c, outer, rng=rng),
-                  ornaments.circle(c, outer - band / 3, rng=rng)]
+        lines += [
+            ornaments.circle(c, outer, rng=rng),
+            ornaments.circle(c, outer - band / 3, rng=rng),
+        ]
     inner = outer - band - rng.uniform(0.01, 0.03) * radius
     lines.append(ornaments.circle(c, inner, rng=rng))
 
@@ -50,15 +52,22 @@ def scene_polylines(centre, radius, *, rng, px_scale=1.0):
     ex_y = c[1] + rng.uniform(0.45, 0.6) * inner
     half = np.sqrt(max(inner**2 - (ex_y - c[1]) ** 2, 1.0))
     lines.append(figures.limb([c[0] - half, ex_y], [c[0] + half, ex_y], rng=rng, bend=0.01))
-    below = (c[1] + inner - ex_y)
+    below = c[1] + inner - ex_y
     if rng.random() < 0.5:
-        lines += figures.hatching([c[0], ex_y + 0.45 * below], 0.9 * below, angle=np.pi / 2
-                                  + rng.normal(0, 0.2), spacing=rng.uniform(0.08, 0.14) * below,
-                                  rng=rng)
+        lines += figures.hatching(
+            [c[0], ex_y + 0.45 * below],
+            0.9 * below,
+            angle=np.pi / 2 + rng.normal(0, 0.2),
+            spacing=rng.uniform(0.08, 0.14) * below,
+            rng=rng,
+        )
     else:
         for side in (-1, 1):
-            lines.append(figures.volute([c[0] + side * 0.25 * half, ex_y + 0.45 * below],
-                                        0.3 * below, rng=rng))
+            lines.append(
+                figures.volute(
+                    [c[0] + side * 0.25 * half, ex_y + 0.45 * below], 0.3 * below, rng=rng
+                )
+            )
 
     n_fig = int(rng.choice([1, 2, 3, 4], p=[0.1, 0.35, 0.4, 0.15]))
     width = 1.5 * inner
@@ -79,9 +88,13 @@ def scene_polylines(centre, radius, *, rng, px_scale=1.0):
                 origin, angle = (fx + facing * 0.3 * height, ex_y - 0.9 * height), -np.pi / 2
             lines += letters.inscription(word, origin=origin, height=letter_h, angle=angle, rng=rng)
         if rng.random() < 0.6:
-            lines += figures.hatching((fx + rng.normal(0, 0.1 * height), ex_y - 0.3 * height),
-                                      0.18 * height, angle=rng.uniform(0, np.pi),
-                                      spacing=max(0.035 * height, 30 * px_scale), rng=rng)
+            lines += figures.hatching(
+                (fx + rng.normal(0, 0.1 * height), ex_y - 0.3 * height),
+                0.18 * height,
+                angle=rng.uniform(0, np.pi),
+                spacing=max(0.035 * height, 30 * px_scale),
+                rng=rng,
+            )
     for _ in range(int(rng.integers(0, 3))):
         spot = c + rng.uniform(-0.5, 0.5, 2) * inner * [1, 0.6] - [0, 0.3 * inner]
         lines.append(figures.volute(spot, rng.uniform(0.04, 0.08) * inner, rng=rng))
@@ -125,16 +138,26 @@ def make_grooves(centre, radius, *, rng, px_per_mm, difficulty):
         Scratches and tool marks that are not part of the drawing.
     """
     px_scale = px_per_mm / REFERENCE_PX_PER_MM
-    drawing = [make_groove(p, rng=rng, px_scale=px_scale, px_per_mm=px_per_mm,
-                           wear=difficulty * rng.uniform(0.2, 0.6))
-               for p in scene_polylines(centre, radius, rng=rng, px_scale=px_scale)]
+    drawing = [
+        make_groove(
+            p,
+            rng=rng,
+            px_scale=px_scale,
+            px_per_mm=px_per_mm,
+            wear=difficulty * rng.uniform(0.2, 0.6),
+        )
+        for p in scene_polylines(centre, radius, rng=rng, px_scale=px_scale)
+    ]
     area = (radius / 1000.0) ** 2
-    thin = scratch_polylines(centre, radius, rng=rng,
-                             count=int(rng.poisson(120 * difficulty * area)))
-    wide = scratch_polylines(centre, radius, rng=rng,
-                             count=int(rng.poisson(25 * difficulty * area)))
+    thin = scratch_polylines(
+        centre, radius, rng=rng, count=int(rng.poisson(120 * difficulty * area))
+    )
+    wide = scratch_polylines(
+        centre, radius, rng=rng, count=int(rng.poisson(25 * difficulty * area))
+    )
     scratches = [make_scratch(p, rng=rng, px_per_mm=px_per_mm) for p in thin]
-    scratches += [make_scratch(p, rng=rng, px_per_mm=px_per_mm, half_width=(3.0 * px_scale,
-                                                                            6.0 * px_scale))
-                  for p in wide]
+    scratches += [
+        make_scratch(p, rng=rng, px_per_mm=px_per_mm, half_width=(3.0 * px_scale, 6.0 * px_scale))
+        for p in wide
+    ]
     return drawing, scratches

@@ -73,8 +73,14 @@ def disc_outline(shape, *, rng, difficulty):
         across = along[::-1]
         base = centre + along * 0.9 * radius
         tip = centre + along * min(1.5 * radius, (max(h, w) - 2) - centre @ along)
-        poly = np.array([base + across * 0.22 * radius, tip + across * 0.1 * radius,
-                         tip - across * 0.1 * radius, base - across * 0.22 * radius])
+        poly = np.array(
+            [
+                base + across * 0.22 * radius,
+                tip + across * 0.1 * radius,
+                tip - across * 0.1 * radius,
+                base - across * 0.22 * radius,
+            ]
+        )
         cv2.fillPoly(mask, [np.rint(poly).astype(np.int32)], 1)
     tang_angle = np.arctan2(along[1], along[0])
     for _ in range(int(rng.poisson(0.4 + 1.6 * difficulty))):
@@ -87,10 +93,17 @@ def disc_outline(shape, *, rng, difficulty):
         t = np.linspace(angle - span, angle + span, 48)
         jag = np.abs(np.cumsum(rng.normal(0, 0.02 * radius, len(t))))
         depth = bite * np.sin(np.linspace(0, np.pi, len(t))) ** 0.7 + jag * 0.5
-        inner = np.stack([centre[0] + (radius - depth) * np.cos(t),
-                          centre[1] + (radius - depth) * np.sin(t)], axis=1)
-        outer = np.stack([centre[0] + 1.2 * radius * np.cos(t[::-1]),
-                          centre[1] + 1.2 * radius * np.sin(t[::-1])], axis=1)
+        inner = np.stack(
+            [centre[0] + (radius - depth) * np.cos(t), centre[1] + (radius - depth) * np.sin(t)],
+            axis=1,
+        )
+        outer = np.stack(
+            [
+                centre[0] + 1.2 * radius * np.cos(t[::-1]),
+                centre[1] + 1.2 * radius * np.sin(t[::-1]),
+            ],
+            axis=1,
+        )
         cv2.fillPoly(mask, [np.rint(np.concatenate([inner, outer])).astype(np.int32)], 0)
     return mask.astype(bool), centre, float(radius)
 
@@ -111,11 +124,10 @@ def relief(shape, centre, radius, *, rng, px_per_mm):
     z = bulge * (1 - r2)
     z += 0.3 * bulge * value_noise(shape, 0.8 * radius, rng=rng)
     tilt = rng.normal(0, 0.01, 2)
-    z += (np.float32(tilt[0] / px_per_mm) * xx + np.float32(tilt[1] / px_per_mm) * yy)
+    z += np.float32(tilt[0] / px_per_mm) * xx + np.float32(tilt[1] / px_per_mm) * yy
     # the thickened rim, rising over the outermost 4 % of the radius
     r = np.sqrt(r2)
-    z += rng.uniform(0.1, 0.3) * np.clip((r - 0.955) / 0.03, 0, 1) * np.clip((1.0 - r) / 0.01,
-                                                                              0, 1)
+    z += rng.uniform(0.1, 0.3) * np.clip((r - 0.955) / 0.03, 0, 1) * np.clip((1.0 - r) / 0.01, 0, 1)
     return z.astype(np.float32)
 
 
@@ -144,13 +156,18 @@ def corrosion(shape, *, rng, px_per_mm, difficulty, crust_cover=0.0):
     h, w = shape
     s = px_per_mm / 45.0
     activity = fractal_noise(shape, [600 * s, 250 * s], rng=rng)
-    height = (0.004 + 0.02 * difficulty) * fractal_noise(shape, [40 * s, 12 * s, 4 * s, 2 * s],
-                                                          rng=rng, roughness=0.7)
+    height = (0.004 + 0.02 * difficulty) * fractal_noise(
+        shape, [40 * s, 12 * s, 4 * s, 2 * s], rng=rng, roughness=0.7
+    )
     height *= 1 + 0.5 * np.clip(activity, -1, 2)
     pits = np.zeros(shape, dtype=np.float32)
     density = np.clip(0.6 + 0.5 * activity, 0.05, None)
-    for sigma, per_mpx, amp in ((1.2, 9000, 0.03), (2.5, 3000, 0.05), (5.0, 800, 0.07),
-                                (10.0, 120, 0.09)):
+    for sigma, per_mpx, amp in (
+        (1.2, 9000, 0.03),
+        (2.5, 3000, 0.05),
+        (5.0, 800, 0.07),
+        (10.0, 120, 0.09),
+    ):
         sigma *= s
         n = int(rng.poisson(per_mpx * difficulty * h * w / 1e6 / s**2))
         if n == 0:

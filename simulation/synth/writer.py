@@ -61,17 +61,24 @@ def write_view(root, view_id, view, *, compact=False):
     ps = root / match["object"] / "PS"
     for folder in (ps, root / GT_DIR, root / MASK_DIR):
         folder.mkdir(parents=True, exist_ok=True)
-    paths = {"normals": ps / f"{view_id}_N.tif", "albedo": ps / f"{view_id}_RHO.tif",
-             "depth": ps / f"{view_id}_U.tif",
-             "drawings": root / GT_DIR / f"{view_id}_drawings.png",
-             "mask": root / MASK_DIR / f"{view_id}_mask.png"}
+    paths = {
+        "normals": ps / f"{view_id}_N.tif",
+        "albedo": ps / f"{view_id}_RHO.tif",
+        "depth": ps / f"{view_id}_U.tif",
+        "drawings": root / GT_DIR / f"{view_id}_drawings.png",
+        "mask": root / MASK_DIR / f"{view_id}_mask.png",
+    }
     ppm = view.px_per_mm
-    maps = {"normals": lambda: view.normals * np.float32(0.5) + np.float32(0.5),
-            "albedo": lambda: view.albedo, "depth": lambda: view.depth}
+    maps = {
+        "normals": lambda: view.normals * np.float32(0.5) + np.float32(0.5),
+        "albedo": lambda: view.albedo,
+        "depth": lambda: view.depth,
+    }
     for role, make in maps.items():
         array = make()
-        write_tiff(paths[role], _rounded(array, COMPACT_BITS[role]) if compact else array,
-                   px_per_mm=ppm)
+        write_tiff(
+            paths[role], _rounded(array, COMPACT_BITS[role]) if compact else array, px_per_mm=ppm
+        )
         del array
     h, w = view.drawings.shape
     rgba = np.zeros((h, w, 4), dtype=np.uint8)

@@ -31,8 +31,17 @@ def small_view(*, seed: int = 0, ground_truth: bool = True) -> MirrorView:
     normals = np.zeros((SIZE, SIZE, 3), np.float32)
     normals[..., 2] = 1
     files = ViewFiles("test_R", Path("n.tif"), Path("a.tif"), Path("d.tif"))
-    return MirrorView("test_R", depth, depth.copy(), normals, gt if ground_truth else None,
-                      (yy - 48) ** 2 + (xx - 48) ** 2 < 47 ** 2, False, 10.0, files)
+    return MirrorView(
+        "test_R",
+        depth,
+        depth.copy(),
+        normals,
+        gt if ground_truth else None,
+        (yy - 48) ** 2 + (xx - 48) ** 2 < 47**2,
+        False,
+        10.0,
+        files,
+    )
 
 
 def small_base(view: MirrorView, *, seed: int = 1) -> np.ndarray:
@@ -63,7 +72,7 @@ def make_session(refine="spread", *, view=None, **options) -> AnnotationSession:
     view = small_view() if view is None else view
     if refine == "spread":
         refine = SpreadRefiner(sigma=1.5, strength=6.0)
-    ticks = iter(range(10 ** 6))
+    ticks = iter(range(10**6))
     options.setdefault("clock", lambda: float(next(ticks)))
     return AnnotationSession(view, small_base(view), refine, grid=small_grid(), **options)
 
@@ -71,13 +80,18 @@ def make_session(refine="spread", *, view=None, **options) -> AnnotationSession:
 def replayed(session: AnnotationSession, refine="spread", **kwargs) -> AnnotationSession:
     if refine == "spread":
         refine = SpreadRefiner(sigma=1.5, strength=6.0)
-    return AnnotationSession.replay(session.view, session.base_logits, refine, session.journal,
-                                    grid=small_grid(), **kwargs)
+    return AnnotationSession.replay(
+        session.view, session.base_logits, refine, session.journal, grid=small_grid(), **kwargs
+    )
 
 
 def state(session: AnnotationSession) -> tuple[np.ndarray, ...]:
-    return (session.mask.copy(), session.probabilities.copy(), session.provenance.copy(),
-            session.user_map.copy())
+    return (
+        session.mask.copy(),
+        session.probabilities.copy(),
+        session.provenance.copy(),
+        session.user_map.copy(),
+    )
 
 
 def assert_same_state(a, b) -> None:

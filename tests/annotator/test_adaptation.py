@@ -7,8 +7,14 @@ import pytest
 import torch
 
 from annotator.cli import main
-from annotator.core.adaptation import (PropagationJob, SessionAdaptation, UpdateJob,
-                                       export_adapted_refiner, state_writer, stored_states)
+from annotator.core.adaptation import (
+    PropagationJob,
+    SessionAdaptation,
+    UpdateJob,
+    export_adapted_refiner,
+    state_writer,
+    stored_states,
+)
 from annotator.core.project import create_project, file_record, open_project
 from annotator.core.session import AnnotationSession
 from refinement_model.adaptation import AdaptationOptions, OnlineAdapter
@@ -25,9 +31,11 @@ FAST = AdaptationOptions(steps=4, crop=32, batch_size=4, variants=0, max_example
 # nine 32-px patches, so that strokes leave some untouched
 GRID = PatchGrid(96, 96, patch_size=32, stride=32, net_size=32)
 # on the right half of the lines, which the base logits miss, and an erasure: patches 1, 3-5
-STROKES = [Stroke("add", [(52.0, 31.0), (60.0, 31.0)], 1.0),
-           Stroke("add", [(70.0, 61.0), (86.0, 61.0)], 1.0),
-           Stroke("erase", [(20.0, 45.0), (26.0, 45.0)], 1.0)]
+STROKES = [
+    Stroke("add", [(52.0, 31.0), (60.0, 31.0)], 1.0),
+    Stroke("add", [(70.0, 61.0), (86.0, 61.0)], 1.0),
+    Stroke("erase", [(20.0, 45.0), (26.0, 45.0)], 1.0),
+]
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +62,9 @@ def _session(refiner, **options):
 
 
 def _adaptation(session, **options):
-    return SessionAdaptation(session, OnlineAdapter(session.refiner, FAST), every=3, chunk=4,
-                             **options)
+    return SessionAdaptation(
+        session, OnlineAdapter(session.refiner, FAST), every=3, chunk=4, **options
+    )
 
 
 def _draw(session):
@@ -68,8 +77,11 @@ def _accepted(outcome):
     job, result, refiner = outcome
     if result.accepted:
         return outcome
-    return job, dataclasses.replace(result, accepted=True), job.adaptation.adapter.refiner(
-        result.state)
+    return (
+        job,
+        dataclasses.replace(result, accepted=True),
+        job.adaptation.adapter.refiner(result.state),
+    )
 
 
 def _update(adaptation):
@@ -152,10 +164,14 @@ def test_an_accepted_update_propagates_to_untouched_patches_worst_first(refiner)
     session.apply_stroke(Stroke("add", [(10.0, 80.0), (20.0, 80.0)], 2.0))
     assert session.journal[-1]["adapted"] == update
     # replaying without stored changes recomputes every version with its own refiner
-    again = AnnotationSession.replay(session.view, session.base_logits, refiner, session.journal,
-                                     grid=GRID,
-                                     adapted_refiners=lambda u: adaptation.adapter.refiner(
-                                         adaptation.states[u]))
+    again = AnnotationSession.replay(
+        session.view,
+        session.base_logits,
+        refiner,
+        session.journal,
+        grid=GRID,
+        adapted_refiners=lambda u: adaptation.adapter.refiner(adaptation.states[u]),
+    )
     assert np.array_equal(again.mask, session.mask)
     # one patch at a time instead of in batches: a network's last bits may differ
     np.testing.assert_allclose(again.probabilities, session.probabilities, atol=1e-3)
@@ -204,13 +220,13 @@ def test_undo_past_an_update_reverts_to_the_earlier_weights_and_redo_restores_th
     assert _propagated(session)
 
 
-def test_reopening_gives_the_same_masks_and_weights_and_exports_the_refiner(refiner, refiner_path,
-                                                                            tmp_path):
+def test_reopening_gives_the_same_masks_and_weights_and_exports_the_refiner(
+    refiner, refiner_path, tmp_path
+):
     view = _view()
     path = tmp_path / "p.etmira"
     models = {"refiner": {**file_record(refiner_path), "metadata": read_metadata(refiner_path)}}
-    project = create_project(path, view, small_base(view), refine=refiner, grid=GRID,
-                             models=models)
+    project = create_project(path, view, small_base(view), refine=refiner, grid=GRID, models=models)
     session = project.session
     adaptation = _adaptation(session, store_state=state_writer(project))
     _draw(session)
@@ -249,8 +265,13 @@ def test_export_refuses_a_state_of_another_refiner(refiner, refiner_path, tmp_pa
     torch.manual_seed(1)
     save_checkpoint(other, create_model("refiner", decoder_channels=(8, 8, 8, 8, 8)))
     with pytest.raises(InputError, match="made for the refiner"):
-        export_adapted_refiner(tmp_path / "x.safetensors", other,
-                               adaptation.states[session.adapted_update], position=0, examples=1)
+        export_adapted_refiner(
+            tmp_path / "x.safetensors",
+            other,
+            adaptation.states[session.adapted_update],
+            position=0,
+            examples=1,
+        )
 
 
 def test_a_result_arriving_during_a_proposal_waits_for_it(refiner):
@@ -271,7 +292,8 @@ def test_propagating_unchanged_weights_changes_no_patch(refiner):
     _draw(session)
     state = adaptation.next_job().run()[1].state
     shipped = dict(refiner.net.model.named_parameters())
-    unchanged = dataclasses.replace(state, tensors={
-        name: shipped[name].detach().numpy().copy() for name in state.tensors})
+    unchanged = dataclasses.replace(
+        state, tensors={name: shipped[name].detach().numpy().copy() for name in state.tensors}
+    )
     deltas = session.propagation_job([0, 2, 6], adaptation.adapter.refiner(unchanged))()
     assert sorted(deltas) == [0, 2, 6] and not any(d.any() for d in deltas.values())

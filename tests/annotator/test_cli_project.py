@@ -73,8 +73,22 @@ def made(tmp_path_factory):
     view, truth = make_view(root / "view")
     base, refiner = make_models(root / "models")
     project = root / "p.etmira"
-    assert main(["project", "new", str(view), "-o", str(project), "--base", str(base),
-                 "--refiner", str(refiner)]) == 0
+    assert (
+        main(
+            [
+                "project",
+                "new",
+                str(view),
+                "-o",
+                str(project),
+                "--base",
+                str(base),
+                "--refiner",
+                str(refiner),
+            ]
+        )
+        == 0
+    )
     return root, project, truth
 
 
@@ -117,16 +131,35 @@ def test_replay_info_export_round_trip(made, tmp_path, capsys):
         assert info["patches_done"] == 0 and info["needs_recovery"] is False
         scores = session.scores()
         assert info["pfm"] == pytest.approx(scores["pfm"]) and info["iou"] == pytest.approx(
-            scores["iou"])
+            scores["iou"]
+        )
         mask = session.mask.copy()
         provenance = session.provenance.copy()
 
     out = tmp_path / "out"
     out.mkdir()
-    assert main(["project", "export", str(copy), "--png", str(out / "m.png"),
-                 "--bilevel-png", str(out / "m1.png"), "--tiff", str(out / "m.tif"),
-                 "--svg", str(out / "m.svg"), "--journal", str(out / "j.json"),
-                 "--provenance", str(out / "prov.png")]) == 0
+    assert (
+        main(
+            [
+                "project",
+                "export",
+                str(copy),
+                "--png",
+                str(out / "m.png"),
+                "--bilevel-png",
+                str(out / "m1.png"),
+                "--tiff",
+                str(out / "m.tif"),
+                "--svg",
+                str(out / "m.svg"),
+                "--journal",
+                str(out / "j.json"),
+                "--provenance",
+                str(out / "prov.png"),
+            ]
+        )
+        == 0
+    )
     np.testing.assert_array_equal(read_binary_mask(out / "m.png"), mask)
     with Image.open(out / "m1.png") as image:
         np.testing.assert_array_equal(np.array(image), mask)
@@ -134,7 +167,7 @@ def test_replay_info_export_round_trip(made, tmp_path, capsys):
     assert "<svg" in (out / "m.svg").read_text()
     provenance_image = read_binary_mask(out / "prov.png")  # the view, then the legend band
     assert provenance_image.shape[0] > mask.shape[0]
-    assert provenance_image[:mask.shape[0]].sum() == np.count_nonzero(mask | (provenance == 2))
+    assert provenance_image[: mask.shape[0]].sum() == np.count_nonzero(mask | (provenance == 2))
     journal = read_document(out / "j.json")
     assert [Stroke.from_dict(s) for s in journal["strokes"]] == strokes
     assert [e["type"] for e in journal["events"]] == ["stroke"] * 6
@@ -148,8 +181,10 @@ def test_bad_input_exits_2_with_one_line(made, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "stroke 0" in err
     write_strokes(tmp_path / "outside.json", [Stroke("add", [(5000, 5000)], 2)])
-    assert main(["project", "replay", str(project), str(tmp_path / "outside.json"),
-                 "--no-refine"]) == 2
+    assert (
+        main(["project", "replay", str(project), str(tmp_path / "outside.json"), "--no-refine"])
+        == 2
+    )
     assert "stroke 0" in capsys.readouterr().err
     (tmp_path / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
     assert main(["project", "info", str(tmp_path / "x.png")]) == 2

@@ -56,7 +56,9 @@ def test_bilevel_png_and_tiff_are_one_bit_and_exact(tmp_path, mask):
 
 def test_mask_to_rgba_validates():
     assert mask_to_rgba(np.array([[1, 0]]), colour=(9, 8, 7))[0].tolist() == [
-        [9, 8, 7, 255], [0, 0, 0, 0]]
+        [9, 8, 7, 255],
+        [0, 0, 0, 0],
+    ]
     with pytest.raises(ValueError, match="mask"):
         mask_to_rgba(np.zeros(3, bool))
     with pytest.raises(ValueError, match="colour"):
@@ -134,19 +136,23 @@ def test_stroke_file_round_trip(tmp_path):
     document = json.loads((tmp_path / "s.json").read_text())
     assert document["format"] == "etmira-strokes" and document["effort"] == {"strokes": 2}
     assert parse_strokes({"strokes": [{"kind": "add", "radius": 1, "points": [[0, 0]]}]}) == [
-        Stroke("add", [(0, 0)], 1.0)]
+        Stroke("add", [(0, 0)], 1.0)
+    ]
     assert strokes_document([])["strokes"] == []
 
 
-@pytest.mark.parametrize("content, problem", [
-    ("{not json", "not valid JSON"),
-    ("[1, 2]", "'strokes' list"),
-    ('{"strokes": {}}', "'strokes' list"),
-    ('{"strokes": [{"kind": "add", "radius": 1}]}', "stroke 0: .*points"),
-    ('{"strokes": [{"kind": "paint", "radius": 1, "points": [[0, 0]]}]}', "stroke 0: kind"),
-    ('{"version": 9, "strokes": []}', "version 9"),
-    ('{"format": "other", "strokes": []}', "not a stroke file"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "'strokes' list"),
+        ('{"strokes": {}}', "'strokes' list"),
+        ('{"strokes": [{"kind": "add", "radius": 1}]}', "stroke 0: .*points"),
+        ('{"strokes": [{"kind": "paint", "radius": 1, "points": [[0, 0]]}]}', "stroke 0: kind"),
+        ('{"version": 9, "strokes": []}', "version 9"),
+        ('{"format": "other", "strokes": []}', "not a stroke file"),
+    ],
+)
 def test_bad_stroke_files_name_the_file_and_problem(tmp_path, content, problem):
     path = tmp_path / "bad.json"
     path.write_text(content)

@@ -25,8 +25,12 @@ print(json.dumps(loaded))
 
 @pytest.mark.slow
 def test_importing_every_module_loads_no_qt():
-    result = subprocess.run([sys.executable, "-c", CHECK % (PACKAGES, QT_PREFIXES)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK % (PACKAGES, QT_PREFIXES)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert sorted(loaded) == sorted(PACKAGES)

@@ -29,8 +29,9 @@ def view_folder(tmp_path_factory):
 def project(view_folder, tmp_path):
     view = load_view(view_folder)
     base = np.random.default_rng(0).normal(-2, 1.5, SHAPE).astype(np.float32)
-    with create_project(tmp_path / "p.etmira", view, base, refine=SpreadRefiner(),
-                        grid=GRID) as created:
+    with create_project(
+        tmp_path / "p.etmira", view, base, refine=SpreadRefiner(), grid=GRID
+    ) as created:
         yield created
 
 
@@ -121,8 +122,7 @@ def test_changed_view_file_is_reported_on_open(project, view_folder, tmp_path):
     path = project.path
     project.close()
     albedo = view_folder / "V_RHO.tif"
-    write_tiff(albedo, np.random.default_rng(9).random(SHAPE).astype(np.float32),
-               px_per_mm=10.0)
+    write_tiff(albedo, np.random.default_rng(9).random(SHAPE).astype(np.float32), px_per_mm=10.0)
     with open_project(path, refine=None) as again:
         assert any("albedo" in warning and "changed" in warning for warning in again.warnings)
 
@@ -130,12 +130,18 @@ def test_changed_view_file_is_reported_on_open(project, view_folder, tmp_path):
 def test_missing_refiner_warns_and_missing_view_files_are_an_error(view_folder, tmp_path):
     view = load_view(view_folder)
     base = np.zeros(SHAPE, np.float32)
-    missing = {"path": str(tmp_path / "gone.safetensors"), "size": 1, "mtime_ns": 1,
-               "sha256": "0" * 64, "metadata": {}}
+    missing = {
+        "path": str(tmp_path / "gone.safetensors"),
+        "size": 1,
+        "mtime_ns": 1,
+        "sha256": "0" * 64,
+        "metadata": {},
+    }
     create_project(tmp_path / "a.etmira", view, base, models={"refiner": missing}).close()
     with open_project(tmp_path / "a.etmira") as again:
-        assert again.warnings == (f"the refiner {missing['path']} is missing: strokes are not "
-                                  "refined",)
+        assert again.warnings == (
+            f"the refiner {missing['path']} is missing: strokes are not refined",
+        )
     stored = StoredView("S", view.mirror_mask, 10.0)
     create_project(tmp_path / "b.etmira", stored, base).close()
     with pytest.raises(ProjectError, match="records no view files"):
@@ -144,18 +150,22 @@ def test_missing_refiner_warns_and_missing_view_files_are_an_error(view_folder, 
         assert again.session.view is stored
 
 
-ACTIONS = st.lists(st.one_of(
-    st.tuples(st.just("stroke"), st.integers(0, 10_000)),
-    st.tuples(st.just("undo"), st.just(0)),
-    st.tuples(st.just("redo"), st.just(0)),
-    st.tuples(st.just("done"), st.integers(0, len(GRID) - 1)),
-    st.tuples(st.just("reopen"), st.just(0)),
-    st.tuples(st.just("save_as"), st.just(0)),
-), max_size=12)
+ACTIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("stroke"), st.integers(0, 10_000)),
+        st.tuples(st.just("undo"), st.just(0)),
+        st.tuples(st.just("redo"), st.just(0)),
+        st.tuples(st.just("done"), st.integers(0, len(GRID) - 1)),
+        st.tuples(st.just("reopen"), st.just(0)),
+        st.tuples(st.just("save_as"), st.just(0)),
+    ),
+    max_size=12,
+)
 
 
-@settings(max_examples=12, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(actions=ACTIONS)
 def test_any_edits_and_reopens_give_the_journal_replay(view_folder, tmp_path_factory, actions):
     view = load_view(view_folder)
@@ -184,8 +194,9 @@ def test_any_edits_and_reopens_give_the_journal_replay(view_folder, tmp_path_fac
                 np.testing.assert_array_equal(project.session.mask, before)
         # the project keeps the base logits in float16, and its session starts from those
         stored = base.astype(np.float16).astype(np.float32)
-        replayed = AnnotationSession.replay(view, stored, SpreadRefiner(),
-                                            project.session.journal, grid=GRID)
+        replayed = AnnotationSession.replay(
+            view, stored, SpreadRefiner(), project.session.journal, grid=GRID
+        )
         np.testing.assert_array_equal(project.session.mask, replayed.mask)
     finally:
         project.close()

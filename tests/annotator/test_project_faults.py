@@ -83,8 +83,11 @@ def kill_round(pristine, work, actions_path, masks, *, delay):
         if os.path.exists(f"{path}{suffix}"):
             os.unlink(f"{path}{suffix}")
     shutil.copyfile(pristine, path)
-    child = subprocess.Popen([sys.executable, "-c", DRIVER, str(path), str(actions_path)],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, str(path), str(actions_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     ready = child.stdout.readline().strip() == "ready"
     time.sleep(delay)
     child.send_signal(signal.SIGKILL)
@@ -98,8 +101,12 @@ def kill_round(pristine, work, actions_path, masks, *, delay):
         exact = bool(np.array_equal(project.session.mask, masks[events]))
         flag = project.recovered == crashed
     # Only a run that finished closes cleanly; a crashed one is clean after reopening.
-    return {"events": events, "crashed": crashed, "exact": exact and not needs_recovery(path)
-            and (crashed or events == len(masks) - 1), "recovered_flag": flag}
+    return {
+        "events": events,
+        "crashed": crashed,
+        "exact": exact and not needs_recovery(path) and (crashed or events == len(masks) - 1),
+        "recovered_flag": flag,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +120,10 @@ def test_kill_9_loses_at_most_the_event_in_flight(pristine, tmp_path):
     masks = reference_masks(pristine, actions)
     (tmp_path / "actions.json").write_text(json.dumps(actions))
     rng = np.random.default_rng(1)
-    rounds = [kill_round(pristine, tmp_path, tmp_path / "actions.json", masks,
-                         delay=rng.uniform(0, 1.0)) for _ in range(5)]
+    rounds = [
+        kill_round(pristine, tmp_path, tmp_path / "actions.json", masks, delay=rng.uniform(0, 1.0))
+        for _ in range(5)
+    ]
     assert all(r["exact"] and r["recovered_flag"] for r in rounds), rounds
     assert max(r["events"] for r in rounds) > 0  # kills landed after commits, not all before
 
@@ -137,11 +146,13 @@ def _refused(path, before, problem):
 def test_truncated_project_is_refused(pristine, tmp_path):
     def truncate(path):
         data = path.read_bytes()
-        path.write_bytes(data[:len(data) // 2])
+        path.write_bytes(data[: len(data) // 2])
 
     _refused(*_damaged(pristine, tmp_path, "t.etmira", truncate), "damaged")
-    _refused(*_damaged(pristine, tmp_path, "tiny.etmira", lambda p: p.write_bytes(b"SQLite")),
-             "not an etmira project")
+    _refused(
+        *_damaged(pristine, tmp_path, "tiny.etmira", lambda p: p.write_bytes(b"SQLite")),
+        "not an etmira project",
+    )
 
 
 def test_wrong_schema_version_is_refused(pristine, tmp_path):

@@ -35,8 +35,14 @@ def saved(tmp_path_factory):
         extra = Stroke("add", [(20, 70), (90, 75)], 2.5)
         project.session.apply_stroke(extra)
         after = np.array(project.session.mask)
-    return {"path": path, "copy": copy, "state": state, "start": start, "extra": extra,
-            "after": after}
+    return {
+        "path": path,
+        "copy": copy,
+        "state": state,
+        "start": start,
+        "extra": extra,
+        "after": after,
+    }
 
 
 def test_reopen_builds_no_network_and_equals_the_saved_state(saved, monkeypatch):
@@ -76,14 +82,19 @@ def test_prepare_refiner_builds_in_the_background(saved):
         assert project.refiner.built
         refiner = project.refiner.build()
         assert isinstance(refiner, inference.PatchRefiner)
-        assert (refiner.orientations, refiner.iterations) == (inference.APP_ORIENTATIONS,
-                                                             inference.APP_ITERATIONS)
+        assert (refiner.orientations, refiner.iterations) == (
+            inference.APP_ORIENTATIONS,
+            inference.APP_ITERATIONS,
+        )
 
 
 def test_reopening_does_not_import_torch(saved):
-    script = ("import sys; from annotator.core.project import open_project\n"
-              f"project = open_project({str(saved['copy'])!r}, readonly=True)\n"
-              "project.close(); print('torch' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            check=True)
+    script = (
+        "import sys; from annotator.core.project import open_project\n"
+        f"project = open_project({str(saved['copy'])!r}, readonly=True)\n"
+        "project.close(); print('torch' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "False"

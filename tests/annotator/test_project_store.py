@@ -31,14 +31,20 @@ def _layers(rng, shape=(37, 53)):
 def store(tmp_path):
     rng = np.random.default_rng(0)
     layers = _layers(rng)
-    with ProjectStore.create(tmp_path / "p.etmira", layers=layers, meta={"view": "v"},
-                             tile=16) as opened:
+    with ProjectStore.create(
+        tmp_path / "p.etmira", layers=layers, meta={"view": "v"}, tile=16
+    ) as opened:
         yield opened, layers
 
 
 def test_tile_boxes_clips_and_deduplicates():
     assert tile_boxes((10, 10), 4, [(3, 3, 5, 5), (0, 0, 1, 1), (-5, 8, 2, 99)]) == [
-        (0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
+        (0, 0),
+        (0, 1),
+        (0, 2),
+        (1, 0),
+        (1, 1),
+    ]
     assert tile_boxes((10, 10), 4, [(5, 5, 5, 9)]) == []
     assert len(tile_boxes((10, 10), 4)) == 9
 
@@ -58,9 +64,13 @@ def test_commit_rewrites_only_dirty_tiles_and_survives_reopen(store, tmp_path):
     opened, layers = store
     mask = layers["mask"].copy()
     mask[:, :] = True  # changed everywhere, but only one region is declared dirty
-    opened.commit(events=[{"type": "stroke", "n": 1}], arrays={"mask": mask},
-                  regions=[(0, 0, 3, 3)], meta={"effort": {"strokes": 1}},
-                  blobs={"history/0": b"abc"})
+    opened.commit(
+        events=[{"type": "stroke", "n": 1}],
+        arrays={"mask": mask},
+        regions=[(0, 0, 3, 3)],
+        meta={"effort": {"strokes": 1}},
+        blobs={"history/0": b"abc"},
+    )
     opened.close()
     with ProjectStore.open(tmp_path / "p.etmira") as again:
         read = again.read_layer("mask")
@@ -146,8 +156,13 @@ def test_backup_is_a_closed_consistent_copy(store, tmp_path):
     with ProjectStore.open(copy, check="full") as again:
         np.testing.assert_array_equal(again.read_layer("logits"), layers["logits"])
         assert again.events() == [{"n": 1}]
-    assert sorted(os.listdir(tmp_path)) == ["copy.etmira", "p.etmira", "p.etmira-shm",
-                                            "p.etmira-wal", "p.etmira.lock"]
+    assert sorted(os.listdir(tmp_path)) == [
+        "copy.etmira",
+        "p.etmira",
+        "p.etmira-shm",
+        "p.etmira-wal",
+        "p.etmira.lock",
+    ]
     with pytest.raises(ProjectError, match="project itself"):
         opened.backup(opened.path)
 
@@ -159,8 +174,7 @@ def test_full_disk_is_a_clear_error_and_keeps_the_previous_state(store, tmp_path
     opened._db.execute(f"PRAGMA max_page_count = {pages}")
     noise = np.random.default_rng(5).random((37, 53)).astype(np.float32)
     with pytest.raises(ProjectError, match="disk is full"):
-        opened.commit(events=[{"n": 2}] * 200, arrays={"noise": noise},
-                      meta={"x": "y" * 100000})
+        opened.commit(events=[{"n": 2}] * 200, arrays={"noise": noise}, meta={"x": "y" * 100000})
     assert opened.events() == [{"n": 1}]
     assert "noise" not in opened.layer_names
     opened.close()
@@ -184,8 +198,12 @@ def test_foreign_sqlite_is_refused_untouched(tmp_path):
 
 def test_progress_reports_every_tile(tmp_path):
     seen = []
-    ProjectStore.create(tmp_path / "q.etmira", layers={"m": np.zeros((40, 40), bool)}, tile=16,
-                        progress=lambda done, total: seen.append((done, total))).close()
+    ProjectStore.create(
+        tmp_path / "q.etmira",
+        layers={"m": np.zeros((40, 40), bool)},
+        tile=16,
+        progress=lambda done, total: seen.append((done, total)),
+    ).close()
     assert seen == [(i, 9) for i in range(1, 10)]
     with ProjectStore.open(tmp_path / "q.etmira") as again:
         assert json.dumps(again.meta()) == "{}"

@@ -69,6 +69,8 @@ def test_stack_from_maps_takes_each_map_out_and_shows_the_same():
     for base in ("depth", "albedo", "normals"):
         settings = LayerSettings(base=base)
         for level in range(stack.n_levels):
-            a, b = stack.tile(level, (0, 0, 40, 52), settings), expected.tile(
-                level, (0, 0, 40, 52), settings)
+            a, b = (
+                stack.tile(level, (0, 0, 40, 52), settings),
+                expected.tile(level, (0, 0, 40, 52), settings),
+            )
             np.testing.assert_array_equal(getattr(a, base), getattr(b, base))

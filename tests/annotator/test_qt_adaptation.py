@@ -27,11 +27,15 @@ def _always_accepted(adapter):
 def test_toggle_update_status_note_and_cancel_on_close(window, qtbot):
     runner = window.adaptation
     tools = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Tools")
-    assert runner.action in tools.actions() and runner.action.isChecked()
+    # off by default: measured by the protocol, the adaptation does not help yet
+    assert runner.action in tools.actions() and not runner.action.isChecked()
+    assert runner.adaptation is None
+    runner.action.setChecked(True)
     session = window.project.session
     adaptation = runner.adaptation
-    adaptation.adapter = OnlineAdapter(session.refiner, AdaptationOptions(
-        steps=4, crop=32, batch_size=4, variants=0))
+    adaptation.adapter = OnlineAdapter(
+        session.refiner, AdaptationOptions(steps=4, crop=32, batch_size=4, variants=0)
+    )
     _always_accepted(adaptation.adapter)
     adaptation.every = 3
     for y in (20.0, 50.0, 80.0):
@@ -41,8 +45,7 @@ def test_toggle_update_status_note_and_cancel_on_close(window, qtbot):
     qtbot.waitUntil(lambda: session.adapted_update is not None, timeout=30000)
     assert session.journal[session.adapted_update]["type"] == "adapt"
     assert "Refiner adapted to this mirror" in runner.label.text()
-    qtbot.waitUntil(lambda: any(e["type"] == "propagate" for e in session.journal),
-                    timeout=30000)
+    qtbot.waitUntil(lambda: any(e["type"] == "propagate" for e in session.journal), timeout=30000)
     # a stroke on a fresh patch starts more work; closing cancels and waits for it
     session.apply_stroke(Stroke("add", [(100.0, 20.0), (120.0, 20.0)], 2.0))
     window.close_project()

@@ -273,9 +273,12 @@ def test_reviewed_counts_done_patches_only_and_done_ones_stay_listed(window, qtb
 
 def _pixels(image) -> np.ndarray:
     image = image.convertToFormat(image.Format.Format_RGB888)
-    return np.frombuffer(image.constBits(), np.uint8).reshape(
-        image.height(), image.bytesPerLine())[:, :3 * image.width()].reshape(
-        image.height(), image.width(), 3).copy()
+    return (
+        np.frombuffer(image.constBits(), np.uint8)
+        .reshape(image.height(), image.bytesPerLine())[:, : 3 * image.width()]
+        .reshape(image.height(), image.width(), 3)
+        .copy()
+    )
 
 
 def test_the_same_view_elsewhere_reopens_its_project(window, qtbot, files, tmp_path):

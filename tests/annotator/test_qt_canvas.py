@@ -123,13 +123,13 @@ def test_zoom_draws_fast_then_smooth_once_settled(canvas, qtbot):
 
     canvas.one_to_one()
     canvas.paint_final()
-    canvas.zoom_at(0.6, QPointF(200, 150))   # below 1:1: tiles are scaled
+    canvas.zoom_at(0.6, QPointF(200, 150))  # below 1:1: tiles are scaled
     assert canvas.moving
     moving = canvas.grab().toImage()
     qtbot.waitUntil(lambda: not canvas.moving, timeout=10 * canvas_module._SETTLE_MS)
     settled = canvas.grab().toImage()
-    assert settled != moving                 # bilinear once settled, nearest while moving
-    canvas.zoom_at(1.0, QPointF(200, 150))   # a new change: fast again until it settles
+    assert settled != moving  # bilinear once settled, nearest while moving
+    canvas.zoom_at(1.0, QPointF(200, 150))  # a new change: fast again until it settles
     assert canvas.moving
     canvas.paint_final()
     assert not canvas.moving and canvas.grab().toImage() == settled

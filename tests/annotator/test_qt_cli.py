@@ -71,5 +71,6 @@ def test_bad_file_on_the_command_line_exits_2_without_a_window(tmp_path, capsys,
         assert main(["annotate", str(bad), "--project-dir", str(tmp_path / "projects")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and bad.name in err[0]
-        assert not any(isinstance(w, MainWindow) and w.isVisible()
-                       for w in QApplication.topLevelWidgets())
+        assert not any(
+            isinstance(w, MainWindow) and w.isVisible() for w in QApplication.topLevelWidgets()
+        )

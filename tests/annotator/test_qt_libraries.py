@@ -32,7 +32,10 @@ XCB_SESSION = {"DISPLAY": ":0", "XDG_SESSION_TYPE": "x11"}
 
 def test_missing_libraries_lists_each_not_found_soname_once_in_order():
     assert missing_libraries(LDD_FRESH_DEBIAN) == [
-        "libxcb-cursor.so.0", "libxcb-icccm.so.4", "libxcb-keysyms.so.1"]
+        "libxcb-cursor.so.0",
+        "libxcb-icccm.so.4",
+        "libxcb-keysyms.so.1",
+    ]
     assert missing_libraries(LDD_COMPLETE) == []
     assert missing_libraries("") == []
 
@@ -54,18 +57,21 @@ def test_install_hint_names_a_package_once_and_sends_unknown_libraries_to_apt_fi
         install_hint([])
 
 
-@pytest.mark.parametrize("platform, environ, expected", [
-    ("linux", XCB_SESSION, True),
-    ("linux", {}, True),
-    ("linux", {"QT_QPA_PLATFORM": "xcb"}, True),
-    ("linux", {"QT_QPA_PLATFORM": "offscreen"}, False),
-    ("linux", {"QT_QPA_PLATFORM": "wayland;xcb"}, False),
-    ("linux", {"QT_QPA_PLATFORM": "vnc:size=800x600"}, False),
-    ("linux", {"XDG_SESSION_TYPE": "wayland"}, False),
-    ("linux", {"WAYLAND_DISPLAY": "wayland-0", "XDG_SESSION_TYPE": "tty"}, False),
-    ("darwin", XCB_SESSION, False),
-    ("win32", {}, False),
-])
+@pytest.mark.parametrize(
+    "platform, environ, expected",
+    [
+        ("linux", XCB_SESSION, True),
+        ("linux", {}, True),
+        ("linux", {"QT_QPA_PLATFORM": "xcb"}, True),
+        ("linux", {"QT_QPA_PLATFORM": "offscreen"}, False),
+        ("linux", {"QT_QPA_PLATFORM": "wayland;xcb"}, False),
+        ("linux", {"QT_QPA_PLATFORM": "vnc:size=800x600"}, False),
+        ("linux", {"XDG_SESSION_TYPE": "wayland"}, False),
+        ("linux", {"WAYLAND_DISPLAY": "wayland-0", "XDG_SESSION_TYPE": "tty"}, False),
+        ("darwin", XCB_SESSION, False),
+        ("win32", {}, False),
+    ],
+)
 def test_uses_xcb_follows_the_platform_and_qt_qpa_platform(platform, environ, expected):
     assert uses_xcb(platform, environ) is expected
 
@@ -85,8 +91,12 @@ def test_check_raises_with_the_hint_when_libraries_are_missing():
 
 def test_check_names_a_missing_display_once_the_libraries_are_there():
     with pytest.raises(QtPlatformUnavailable, match="DISPLAY is not set.*xvfb-run"):
-        check_qt_platform(platform="linux", environ={"XDG_SESSION_TYPE": "tty"},
-                          plugin=lambda: Path("libqxcb.so"), ldd=lambda path: LDD_COMPLETE)
+        check_qt_platform(
+            platform="linux",
+            environ={"XDG_SESSION_TYPE": "tty"},
+            plugin=lambda: Path("libqxcb.so"),
+            ldd=lambda path: LDD_COMPLETE,
+        )
 
 
 def test_check_passes_when_complete_off_xcb_or_without_plugin_or_ldd():
@@ -94,13 +104,16 @@ def test_check_passes_when_complete_off_xcb_or_without_plugin_or_ldd():
         raise AssertionError("ldd must not run")
 
     plugin = Path("libqxcb.so")
-    check_qt_platform(platform="linux", environ=XCB_SESSION, plugin=lambda: plugin,
-                      ldd=lambda path: LDD_COMPLETE)
-    check_qt_platform(platform="linux", environ={"QT_QPA_PLATFORM": "offscreen"},
-                      plugin=lambda: plugin, ldd=never)
+    check_qt_platform(
+        platform="linux", environ=XCB_SESSION, plugin=lambda: plugin, ldd=lambda path: LDD_COMPLETE
+    )
+    check_qt_platform(
+        platform="linux", environ={"QT_QPA_PLATFORM": "offscreen"}, plugin=lambda: plugin, ldd=never
+    )
     check_qt_platform(platform="linux", environ=XCB_SESSION, plugin=lambda: None, ldd=never)
-    check_qt_platform(platform="linux", environ=XCB_SESSION, plugin=lambda: plugin,
-                      ldd=lambda path: None)
+    check_qt_platform(
+        platform="linux", environ=XCB_SESSION, plugin=lambda: plugin, ldd=lambda path: None
+    )
 
 
 def test_etmira_annotate_stops_before_qt_with_one_line(monkeypatch, capsys):

@@ -115,8 +115,11 @@ def test_no_progress_dialog_is_left_over_the_error_box(qapp):
             box_loop = QEventLoop()
             QTimer.singleShot(1200, box_loop.quit)
             box_loop.exec()
-            visible.extend(w for w in QApplication.topLevelWidgets()
-                           if isinstance(w, QProgressDialog) and w.isVisible())
+            visible.extend(
+                w
+                for w in QApplication.topLevelWidgets()
+                if isinstance(w, QProgressDialog) and w.isVisible()
+            )
         outer.quit()
 
     outer = QEventLoop()

@@ -139,10 +139,17 @@ def test_meanings_shown_together_never_share_a_colour():
     import colorsys
 
     palette = render.PALETTE
-    together = ["mask", "skeleton", "add", "erase", "proposal_add", "proposal_remove",
-                "current"]
-    error_mode = ["right", "superfluous", "missed", "skeleton", "add", "erase", "proposal_add",
-                  "proposal_remove"]
+    together = ["mask", "skeleton", "add", "erase", "proposal_add", "proposal_remove", "current"]
+    error_mode = [
+        "right",
+        "superfluous",
+        "missed",
+        "skeleton",
+        "add",
+        "erase",
+        "proposal_add",
+        "proposal_remove",
+    ]
     for names in (together, error_mode):
         colours = [palette[n] for n in names]
         assert len(set(colours)) == len(colours), names

@@ -20,7 +20,7 @@ from tests.annotator.session_fixtures import (
     state,
 )
 
-ADD = Stroke("add", [(50, 31), (86, 31)], 1.5)       # completes the first line
+ADD = Stroke("add", [(50, 31), (86, 31)], 1.5)  # completes the first line
 ERASE = Stroke("erase", [(20, 45), (30, 45)], 3.0)
 
 
@@ -99,10 +99,10 @@ def test_blend_matches_the_stitching_contract_on_zero_base():
     rng = np.random.default_rng(4)
     deltas = {i: rng.normal(size=(32, 32)).astype(np.float32) for i in (1, 3)}
     zero = np.zeros(grid.shape, np.float32)
-    stitched = stitch_logits(grid, (deltas.get(i, np.zeros((32, 32), np.float32))
-                                    for i in range(len(grid))))
-    assert np.allclose(expit(blend_logits(grid, zero, deltas, (0, 0, 96, 96))), stitched,
-                       atol=1e-6)
+    stitched = stitch_logits(
+        grid, (deltas.get(i, np.zeros((32, 32), np.float32)) for i in range(len(grid)))
+    )
+    assert np.allclose(expit(blend_logits(grid, zero, deltas, (0, 0, 96, 96))), stitched, atol=1e-6)
 
 
 def test_session_region_updates_equal_a_full_rebuild():
@@ -251,12 +251,14 @@ def test_queue_scores_know_the_users_pixels():
     session = make_session()
     for stroke in (ADD, ERASE):
         session.apply_stroke(stroke)
-        expected = patch_scores(session.probabilities, session.grid, session.view.mirror_mask,
-                                session.user_map)
+        expected = patch_scores(
+            session.probabilities, session.grid, session.view.mirror_mask, session.user_map
+        )
         np.testing.assert_allclose(session.queue.scores, expected, rtol=1e-9)
     session.undo()
-    expected = patch_scores(session.probabilities, session.grid, session.view.mirror_mask,
-                            session.user_map)
+    expected = patch_scores(
+        session.probabilities, session.grid, session.view.mirror_mask, session.user_map
+    )
     np.testing.assert_allclose(session.queue.scores, expected, rtol=1e-9)
 
 
@@ -305,11 +307,18 @@ def test_replay_names_the_bad_event():
     session.apply_stroke(ADD)
     events = session.journal + [{"type": "undo"}, {"type": "undo"}]
     with pytest.raises(ValueError, match=r"events\[2\]: nothing to undo"):
-        AnnotationSession.replay(session.view, session.base_logits, None, events,
-                                 grid=small_grid(), patch_deltas=session.patch_deltas())
+        AnnotationSession.replay(
+            session.view,
+            session.base_logits,
+            None,
+            events,
+            grid=small_grid(),
+            patch_deltas=session.patch_deltas(),
+        )
     with pytest.raises(ValueError, match=r"events\[0\].*type"):
-        AnnotationSession.replay(session.view, session.base_logits, None, [{"type": "x"}],
-                                 grid=small_grid())
+        AnnotationSession.replay(
+            session.view, session.base_logits, None, [{"type": "x"}], grid=small_grid()
+        )
 
 
 def test_listeners_get_the_event_and_a_region_holding_every_change():
@@ -378,9 +387,9 @@ def test_revisit_and_coverage_through_the_session():
     assert session.revisit_patch() is None and session.coverage() == 0.0
     first = session.next_patch()
     session.skip(first)
-    others = [session.next_patch() for _ in range(3)]   # 4 patches: the others come first
+    others = [session.next_patch() for _ in range(3)]  # 4 patches: the others come first
     assert sorted(others + [first]) == [0, 1, 2, 3]
-    assert session.next_patch() == first                 # then the skipped one again
+    assert session.next_patch() == first  # then the skipped one again
     assert session.next_patch() is None
     assert session.revisit_patch() in (0, 1, 2, 3)
     for index in range(4):
@@ -392,12 +401,12 @@ def test_revisit_and_coverage_through_the_session():
 
 
 def test_memory_of_refined_patches_and_cache_is_reported_and_bounded():
-    session = make_session(cache_bytes=2 * 32 * 32 * 2)     # room for two patch changes
+    session = make_session(cache_bytes=2 * 32 * 32 * 2)  # room for two patch changes
     assert session.memory_bytes() == {"refined_patches": 0, "cache": 0}
     for x in (20, 40, 60, 75):
         session.apply_stroke(Stroke("add", [(x, 50)], 2.0))
     memory = session.memory_bytes()
-    assert memory["refined_patches"] == 4 * 32 * 32 * 2     # 4 patches, float16 at net size
+    assert memory["refined_patches"] == 4 * 32 * 32 * 2  # 4 patches, float16 at net size
     assert 0 < memory["cache"] <= 2 * 32 * 32 * 2
 
 
@@ -420,8 +429,12 @@ class BatchCountingRefiner(CountingRefiner):
 
     def refine_batch(self, image_patches, base_logits, stroke_channels):
         self.batches.append(len(image_patches))
-        return np.stack([self.inner(*job) for job in zip(image_patches, base_logits,
-                                                          stroke_channels, strict=True)])
+        return np.stack(
+            [
+                self.inner(*job)
+                for job in zip(image_patches, base_logits, stroke_channels, strict=True)
+            ]
+        )
 
 
 def test_the_patches_of_a_stroke_are_refined_in_one_batch():

@@ -44,7 +44,7 @@ def perform(session, action, argument) -> bool:
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(actions, max_size=12), st.integers(0, 2 ** 16))
+@given(st.lists(actions, max_size=12), st.integers(0, 2**16))
 def test_random_edits_equal_the_replay_of_the_journal(sequence, cache_bytes):
     session = make_session(cache_bytes=cache_bytes)
     undo_stack, redo_stack = [], []

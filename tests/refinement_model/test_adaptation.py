@@ -5,7 +5,11 @@ import pytest
 import torch
 
 from refinement_model.adaptation import (
-    AdaptationOptions, AdaptedState, CorrectedPatch, OnlineAdapter, _FrozenPart)
+    AdaptationOptions,
+    AdaptedState,
+    CorrectedPatch,
+    OnlineAdapter,
+)
 from refinement_model.checkpoints import save_checkpoint
 from refinement_model.errors import Cancelled, InputError
 from refinement_model.inference import PatchRefiner
@@ -35,13 +39,14 @@ def refiner(refiner_path, one_torch_thread):
 def _line_patch(row: int, user_from: int = 10, user_to: int = 30) -> CorrectedPatch:
     """A bright line the start misses; the user drew part of it, the target is all of it."""
     image = np.zeros((1, N, N), np.float32)
-    image[0, row:row + 3] = 3.0
+    image[0, row : row + 3] = 3.0
     target = np.zeros((N, N), bool)
-    target[row:row + 3] = True
+    target[row : row + 3] = True
     user = np.zeros((N, N), np.int8)
-    user[row:row + 3, user_from:user_to] = 1
-    return CorrectedPatch(image=image, start=np.full((N, N), -4.0, np.float32), target=target,
-                          user=user)
+    user[row : row + 3, user_from:user_to] = 1
+    return CorrectedPatch(
+        image=image, start=np.full((N, N), -4.0, np.float32), target=target, user=user
+    )
 
 
 PATCHES = [_line_patch(row) for row in (8, 20, 32, 44)]
@@ -77,8 +82,9 @@ def test_the_base_refiner_is_never_modified(refiner):
     adapter.refiner()
     for name, value in refiner.net.model.state_dict().items():
         assert torch.equal(value, weights[name]), name
-    assert np.array_equal(refiner.refine(patch.image, patch.start,
-                                         patch.user.astype(np.float32)), refined)
+    assert np.array_equal(
+        refiner.refine(patch.image, patch.start, patch.user.astype(np.float32)), refined
+    )
 
 
 def test_the_frozen_and_trained_parts_make_the_network(refiner):
@@ -97,8 +103,11 @@ def test_the_frozen_and_trained_parts_make_the_network(refiner):
 def test_same_patches_give_the_same_state_and_a_state_round_trips(refiner, refiner_path):
     adapter = OnlineAdapter(refiner, AdaptationOptions(**FAST))
     state = adapter.update(PATCHES).state
-    again = OnlineAdapter(PatchRefiner(refiner_path, backend="eager"),
-                          AdaptationOptions(**FAST)).update(PATCHES).state
+    again = (
+        OnlineAdapter(PatchRefiner(refiner_path, backend="eager"), AdaptationOptions(**FAST))
+        .update(PATCHES)
+        .state
+    )
     assert all(np.array_equal(state.tensors[k], again.tensors[k]) for k in state.tensors)
     data = state.to_bytes()
     assert len(data) < 20_000  # only the trained layers
@@ -114,8 +123,10 @@ def test_same_patches_give_the_same_state_and_a_state_round_trips(refiner, refin
 
 def test_a_state_of_another_refiner_is_rejected(refiner, tmp_path):
     state = OnlineAdapter(refiner, AdaptationOptions(**FAST)).update(PATCHES).state
-    other = OnlineAdapter(PatchRefiner(_save_refiner(tmp_path / "other.safetensors", 1),
-                                       backend="eager"), AdaptationOptions(**FAST))
+    other = OnlineAdapter(
+        PatchRefiner(_save_refiner(tmp_path / "other.safetensors", 1), backend="eager"),
+        AdaptationOptions(**FAST),
+    )
     with pytest.raises(InputError, match="made for the refiner"):
         other.load_state(state)
     with pytest.raises(InputError, match="made for the refiner"):
@@ -137,9 +148,18 @@ def test_cancel_raises_and_leaves_the_adapter_as_it_was(refiner):
     assert adapter.state is None and adapter.refiner() is refiner
 
 
-@pytest.mark.parametrize("bad", [dict(trainable="encoder"), dict(steps=0), dict(crop=50),
-                                 dict(network_weight=1.5), dict(validation_fraction=1.0),
-                                 dict(learning_rate=0), dict(variants=-1)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(trainable="encoder"),
+        dict(steps=0),
+        dict(crop=50),
+        dict(network_weight=1.5),
+        dict(validation_fraction=1.0),
+        dict(learning_rate=0),
+        dict(variants=-1),
+    ],
+)
 def test_bad_options_are_refused(bad):
     with pytest.raises(ValueError):
         AdaptationOptions(**bad)

@@ -74,8 +74,7 @@ def test_backend_equals_eager_for_any_batch_and_patch_size(base, refiner, name):
         assert net.backend == name and net.optimised
         rng = np.random.default_rng(1)
         for count, size in ((1, 32), (3, 32), (5, 32), (2, 64)):
-            batch = rng.normal(size=(count, model.spec.in_channels, size, size)
-                               ).astype(np.float32)
+            batch = rng.normal(size=(count, model.spec.in_channels, size, size)).astype(np.float32)
             got = net(batch)
             assert got.shape == (count, size, size) and got.dtype == np.float32
             assert np.abs(got - _eager(model, batch)).max() < EQUALITY_TOLERANCE
@@ -93,9 +92,13 @@ def test_onnx_refiner_equals_eager_with_orientations_and_iterations(refiner):
     assert np.abs(single - expected[1]).max() < EQUALITY_TOLERANCE
     # the one-pass preview shares the session and equals the eager one pass
     assert onnx.preview.net.engine is onnx.net.engine
-    assert np.abs(onnx.preview.refine_batch(image, logits, strokes)
-                  - eager.preview.refine_batch(image, logits, strokes)
-                  ).max() < EQUALITY_TOLERANCE
+    assert (
+        np.abs(
+            onnx.preview.refine_batch(image, logits, strokes)
+            - eager.preview.refine_batch(image, logits, strokes)
+        ).max()
+        < EQUALITY_TOLERANCE
+    )
     # the averaging and the second pass change the result, so the comparison above is not
     # one of two identical one-pass refinements
     assert np.abs(full - onnx.preview.refine_batch(image, logits, strokes)).max() > 1e-2
@@ -133,8 +136,9 @@ def _fail(*args, **kwargs):
     raise RuntimeError("cannot trace")
 
 
-def test_export_command_writes_a_self_describing_equal_model(refiner, refiner_checkpoint,
-                                                            tmp_path, capsys):
+def test_export_command_writes_a_self_describing_equal_model(
+    refiner, refiner_checkpoint, tmp_path, capsys
+):
     from annotator.cli import main
 
     out = tmp_path / "refiner.onnx"
@@ -149,10 +153,13 @@ def test_export_command_writes_a_self_describing_equal_model(refiner, refiner_ch
         batch = np.random.default_rng(count).normal(size=(count, 3, 64, 64)).astype(np.float32)
         assert np.abs(session(batch) - _eager(model, batch)).max() < EQUALITY_TOLERANCE
     # bad input: one line, status 2, nothing written
-    assert main(["export-onnx", str(tmp_path / "missing.safetensors"),
-                 "-o", str(tmp_path / "x.onnx")]) == 2
-    assert main(["export-onnx", str(refiner_checkpoint), "-o",
-                 str(tmp_path / "no" / "x.onnx")]) == 2
+    assert (
+        main(["export-onnx", str(tmp_path / "missing.safetensors"), "-o", str(tmp_path / "x.onnx")])
+        == 2
+    )
+    assert (
+        main(["export-onnx", str(refiner_checkpoint), "-o", str(tmp_path / "no" / "x.onnx")]) == 2
+    )
     assert not (tmp_path / "x.onnx").exists()
     assert "error" in capsys.readouterr().err
     garbage = tmp_path / "garbage.onnx"
@@ -161,30 +168,39 @@ def test_export_command_writes_a_self_describing_equal_model(refiner, refiner_ch
         read_onnx_metadata(garbage)
 
 
-def test_cache_is_keyed_by_the_checkpoint_and_reused(refiner_checkpoint, tmp_path,
-                                                     monkeypatch):
+def test_cache_is_keyed_by_the_checkpoint_and_reused(refiner_checkpoint, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     first = PatchRefiner(refiner_checkpoint, onnx_cache=cache)
     path = cache / f"{file_sha256(refiner_checkpoint)}.onnx"
     assert first.net.backend == "onnx" and [p.name for p in cache.iterdir()] == [path.name]
-    assert read_onnx_metadata(path) == (read_metadata(refiner_checkpoint),
-                                        file_sha256(refiner_checkpoint))
+    assert read_onnx_metadata(path) == (
+        read_metadata(refiner_checkpoint),
+        file_sha256(refiner_checkpoint),
+    )
     # a second session reads the cached file: it does not export
     monkeypatch.setattr(onnx_export, "export_onnx", _fail)
     second = PatchRefiner(refiner_checkpoint, onnx_cache=cache, orientations=4)
     assert second.net.backend == "onnx"
     image, logits, strokes = _refiner_inputs(2)
     eager = PatchRefiner(refiner_checkpoint, optimise=False, orientations=4)
-    assert np.abs(second.refine_batch(image, logits, strokes)
-                  - eager.refine_batch(image, logits, strokes)).max() < EQUALITY_TOLERANCE
+    assert (
+        np.abs(
+            second.refine_batch(image, logits, strokes) - eager.refine_batch(image, logits, strokes)
+        ).max()
+        < EQUALITY_TOLERANCE
+    )
     with pytest.raises(ValueError, match="checkpoint file"):
         PatchRefiner(_refiner(4), onnx_cache=cache)
 
 
 def _forged(checkpoint, model) -> bytes:
     """A valid ONNX model of another network claiming to be the checkpoint's export."""
-    return export_onnx(model, size=32, metadata=read_metadata(checkpoint),
-                       checkpoint_sha256=file_sha256(checkpoint))
+    return export_onnx(
+        model,
+        size=32,
+        metadata=read_metadata(checkpoint),
+        checkpoint_sha256=file_sha256(checkpoint),
+    )
 
 
 @pytest.mark.parametrize("tamper", ["truncated", "other_checkpoint", "other_weights"])
@@ -194,7 +210,7 @@ def test_a_tampered_cache_file_is_not_trusted(refiner_checkpoint, tmp_path, tamp
     genuine = cache.export(model, size=32)
     cache.write(genuine)
     if tamper == "truncated":
-        cache.path.write_bytes(genuine[:len(genuine) // 2])
+        cache.path.write_bytes(genuine[: len(genuine) // 2])
     elif tamper == "other_checkpoint":
         cache.path.write_bytes(export_onnx(model, size=32, checkpoint_sha256="0" * 64))
     else:
@@ -209,8 +225,13 @@ def test_a_tampered_cache_file_is_not_trusted(refiner_checkpoint, tmp_path, tamp
     assert read_onnx_metadata(cache.path)[1] == cache.digest
     image, logits, strokes = _refiner_inputs(2, seed=3)
     eager = PatchRefiner(refiner_checkpoint, optimise=False)
-    assert np.abs(refiner.refine_batch(image, logits, strokes)
-                  - eager.refine_batch(image, logits, strokes)).max() < EQUALITY_TOLERANCE
+    assert (
+        np.abs(
+            refiner.refine_batch(image, logits, strokes)
+            - eager.refine_batch(image, logits, strokes)
+        ).max()
+        < EQUALITY_TOLERANCE
+    )
 
 
 def test_predictor_takes_a_backend_and_a_cache(tmp_path, base):

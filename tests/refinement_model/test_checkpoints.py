@@ -23,16 +23,18 @@ def saved(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ckpt")
     base = create_model("base", **TINY)
     refiner = create_model("refiner", **TINY)
-    save_checkpoint(folder / "base.safetensors", base,
-                    metadata={"validation": {"pfm": 0.5}, "training": {"data_seed": 7}})
+    save_checkpoint(
+        folder / "base.safetensors",
+        base,
+        metadata={"validation": {"pfm": 0.5}, "training": {"data_seed": 7}},
+    )
     save_checkpoint(folder / "refiner.safetensors", refiner)
     return folder, base, refiner
 
 
 def test_round_trip_same_outputs(saved):
     folder, base, _ = saved
-    loaded, metadata = load_checkpoint(folder / "base.safetensors", kind="base",
-                                       inputs=("depth",))
+    loaded, metadata = load_checkpoint(folder / "base.safetensors", kind="base", inputs=("depth",))
     x = torch.randn(1, 1, 64, 64)
     with torch.no_grad():
         assert torch.equal(base.eval()(x), loaded(x))
@@ -69,17 +71,19 @@ def test_refuses_wrong_kind(saved):
 def test_refuses_wrong_channels(saved):
     folder = saved[0]
     with pytest.raises(CheckpointError, match="expected"):
-        load_checkpoint(folder / "refiner.safetensors", kind="refiner",
-                        inputs=("depth", "normals"))
+        load_checkpoint(folder / "refiner.safetensors", kind="refiner", inputs=("depth", "normals"))
 
 
 def test_refuses_weights_not_fitting_description(saved, tmp_path):
     folder, _, refiner = saved
     metadata = read_metadata(folder / "refiner.safetensors")
-    metadata["model"]["kind"] = "base"   # a base has 2 channels fewer than these weights
+    metadata["model"]["kind"] = "base"  # a base has 2 channels fewer than these weights
     path = tmp_path / "lying.safetensors"
-    save_file({k: v.contiguous() for k, v in refiner.state_dict().items()}, str(path),
-              metadata={"etmira": json.dumps(metadata)})
+    save_file(
+        {k: v.contiguous() for k, v in refiner.state_dict().items()},
+        str(path),
+        metadata={"etmira": json.dumps(metadata)},
+    )
     with pytest.raises(CheckpointError, match="do not fit"):
         load_checkpoint(path)
 

@@ -41,8 +41,14 @@ def test_json_output_matches_score_masks(masks, capsys):
 
 def test_mirror_mask_uses_red_channel(masks, capsys):
     folder, pred, gt, mirror = masks
-    argv = ["score", str(folder / "pred.png"), str(folder / "gt.tif"), "--json",
-            "--mask", str(folder / "mask.png")]
+    argv = [
+        "score",
+        str(folder / "pred.png"),
+        str(folder / "gt.tif"),
+        "--json",
+        "--mask",
+        str(folder / "mask.png"),
+    ]
     assert main(argv) == 0
     scores = json.loads(capsys.readouterr().out)
     expected = score_masks(pred, gt, mask=mirror)
@@ -61,7 +67,7 @@ def test_table_output(masks, capsys):
 
 def test_alpha_channel_option(tmp_path, capsys):
     rgba = np.zeros((6, 6, 4), dtype=np.uint8)
-    rgba[..., :3] = 255          # white everywhere, the line only in alpha
+    rgba[..., :3] = 255  # white everywhere, the line only in alpha
     rgba[2, :, 3] = 255
     write_png(tmp_path / "drawings.png", rgba)
     line = np.zeros((6, 6), dtype=np.uint8)
@@ -80,8 +86,12 @@ def test_bad_input_exits_2_with_one_line(masks, capsys, case):
     (folder / "garbage.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png at all" * 3)
     write_png(folder / "small.png", np.ones((5, 5), dtype=np.uint8))
     pred, gt, extra = str(folder / "pred.png"), str(folder / "gt.tif"), []
-    bad = {"missing": folder / "nope.png", "garbage": folder / "garbage.png",
-           "size": folder / "small.png", "mask_size": folder / "small.png"}[case]
+    bad = {
+        "missing": folder / "nope.png",
+        "garbage": folder / "garbage.png",
+        "size": folder / "small.png",
+        "mask_size": folder / "small.png",
+    }[case]
     if case == "mask_size":
         extra = ["--mask", str(bad)]
     else:
@@ -96,28 +106,46 @@ def test_bad_input_exits_2_with_one_line(masks, capsys, case):
 def test_bad_input_in_subprocess_has_no_traceback(masks):
     folder, *_ = masks
     result = subprocess.run(
-        [sys.executable, "-c", "import sys; from annotator.cli import main; sys.exit(main())",
-         "score", str(folder / "pred.png"),
-         str(folder / "missing.tif")], capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from annotator.cli import main; sys.exit(main())",
+            "score",
+            str(folder / "pred.png"),
+            str(folder / "missing.tif"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "missing.tif" in result.stderr
 
 
-@pytest.mark.parametrize("case, message", [
-    ("size", "{bad}: the prediction is 5 x 5 (H x W) while the ground truth {gt} is 12 x 16"),
-    ("mask_size", "{bad}: the mirror-area mask is 5 x 5 (H x W) while the ground truth {gt} "
-                  "is 12 x 16"),
-    ("gt_missing", "{bad}: file not found (the ground truth)"),
-    ("pred_garbage", "{bad}: "),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("size", "{bad}: the prediction is 5 x 5 (H x W) while the ground truth {gt} is 12 x 16"),
+        (
+            "mask_size",
+            "{bad}: the mirror-area mask is 5 x 5 (H x W) while the ground truth {gt} is 12 x 16",
+        ),
+        ("gt_missing", "{bad}: file not found (the ground truth)"),
+        ("pred_garbage", "{bad}: "),
+    ],
+)
 def test_errors_name_the_file_and_what_it_is(masks, capsys, case, message):
     folder, *_ = masks
     write_png(folder / "small.png", np.ones((5, 5), dtype=np.uint8))
     (folder / "garbage.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png at all" * 3)
     pred, gt, extra = folder / "pred.png", folder / "gt.tif", []
-    bad = {"size": folder / "small.png", "mask_size": folder / "small.png",
-           "gt_missing": folder / "nope.tif", "pred_garbage": folder / "garbage.png"}[case]
+    bad = {
+        "size": folder / "small.png",
+        "mask_size": folder / "small.png",
+        "gt_missing": folder / "nope.tif",
+        "pred_garbage": folder / "garbage.png",
+    }[case]
     if case == "size" or case == "pred_garbage":
         pred = bad
     elif case == "mask_size":

@@ -37,6 +37,7 @@ def _problem(error_info):
 
 # ---- TIFF round trips and variants -------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "uint8", "uint16", "int16"])
 def test_tiff_dtypes_load_as_float32(tmp_path, dtype):
     array = _ramp((5, 7), dtype)
@@ -47,14 +48,17 @@ def test_tiff_dtypes_load_as_float32(tmp_path, dtype):
     np.testing.assert_array_equal(out, array.astype(np.float32))
 
 
-@pytest.mark.parametrize("options", [
-    {"bigtiff": True},
-    {"byteorder": ">"},
-    {"compression": "lzw"},
-    {"compression": "zlib", "predictor": 3},
-    {"compression": "lzw", "predictor": 3, "byteorder": ">"},
-    {"compression": "zlib", "tile": (16, 16)},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"bigtiff": True},
+        {"byteorder": ">"},
+        {"compression": "lzw"},
+        {"compression": "zlib", "predictor": 3},
+        {"compression": "lzw", "predictor": 3, "byteorder": ">"},
+        {"compression": "zlib", "tile": (16, 16)},
+    ],
+)
 def test_tiff_variants_load(tmp_path, options):
     array = np.random.default_rng(0).random((20, 24, 3)).astype(np.float32)
     path = tmp_path / "v.tif"
@@ -100,22 +104,27 @@ def test_write_tiff_validates_arguments(tmp_path):
 
 # ---- resolution --------------------------------------------------------------------------
 
+
 def test_px_per_mm_round_trip(tmp_path):
     path = tmp_path / "r.tif"
     write_tiff(path, np.zeros((2, 2), np.float32), px_per_mm=41.7)
     assert tiff_px_per_mm(path) == pytest.approx(41.7, rel=1e-6)
 
 
-@pytest.mark.parametrize("unit, value, expected", [
-    ("INCH", 1016.0, 40.0),
-    ("CENTIMETER", 400.0, 40.0),
-    ("MILLIMETER", 40.0, 40.0),
-    ("NONE", 40.0, None),
-])
+@pytest.mark.parametrize(
+    "unit, value, expected",
+    [
+        ("INCH", 1016.0, 40.0),
+        ("CENTIMETER", 400.0, 40.0),
+        ("MILLIMETER", 40.0, 40.0),
+        ("NONE", 40.0, None),
+    ],
+)
 def test_px_per_mm_units(tmp_path, unit, value, expected):
     path = tmp_path / "r.tif"
-    tifffile.imwrite(path, np.zeros((2, 2), np.float32), resolution=(value, value),
-                     resolutionunit=unit)
+    tifffile.imwrite(
+        path, np.zeros((2, 2), np.float32), resolution=(value, value), resolutionunit=unit
+    )
     assert tiff_px_per_mm(path) == (None if expected is None else pytest.approx(expected))
 
 
@@ -126,6 +135,7 @@ def test_px_per_mm_without_absolute_unit_is_none(tmp_path):
 
 
 # ---- bad TIFFs ---------------------------------------------------------------------------
+
 
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match="file not found") as info:
@@ -224,18 +234,26 @@ def test_reduced_resolution_subpage_is_ignored(tmp_path):
 
 def test_five_channels_refused(tmp_path):
     path = tmp_path / "c5.tif"
-    tifffile.imwrite(path, np.zeros((4, 4, 5), np.uint8), photometric="minisblack",
-                     planarconfig="contig")
+    tifffile.imwrite(
+        path, np.zeros((4, 4, 5), np.uint8), photometric="minisblack", planarconfig="contig"
+    )
     with pytest.raises(InputError, match="channels"):
         read_tiff(path)
 
 
 # ---- PNG ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("shape, dtype", [
-    ((5, 6), "uint8"), ((5, 6), "uint16"), ((5, 6, 3), "uint8"), ((5, 6, 4), "uint8"),
-    ((5, 6, 4), "uint16"),
-])
+
+@pytest.mark.parametrize(
+    "shape, dtype",
+    [
+        ((5, 6), "uint8"),
+        ((5, 6), "uint16"),
+        ((5, 6, 3), "uint8"),
+        ((5, 6, 4), "uint8"),
+        ((5, 6, 4), "uint16"),
+    ],
+)
 def test_png_round_trip_rgb_order(tmp_path, shape, dtype):
     array = _ramp(shape, dtype)
     path = tmp_path / "a.png"
@@ -291,11 +309,12 @@ def test_png_pixel_cap(tmp_path):
 
 # ---- masks -------------------------------------------------------------------------------
 
+
 def test_mask_alpha_red_any_and_fallback(tmp_path):
     rgba = np.zeros((3, 4, 4), np.uint8)
-    rgba[0, 0, 3] = 255   # alpha only
-    rgba[1, 1, 0] = 9     # red only
-    rgba[2, 2, 2] = 1     # blue only
+    rgba[0, 0, 3] = 255  # alpha only
+    rgba[1, 1, 0] = 9  # red only
+    rgba[2, 2, 2] = 1  # blue only
     write_png(tmp_path / "a.png", rgba)
     alpha = read_binary_mask(tmp_path / "a.png")
     red = read_binary_mask(tmp_path / "a.png", channel="red")

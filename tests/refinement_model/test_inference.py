@@ -81,8 +81,13 @@ def test_predict_image_matches_manual_stitching(base, fast_base):
     assert len(got) == len(grid)
     assert max(np.abs(a - b).max() for a, b in zip(got, expected, strict=True)) < EQUALITY_TOLERANCE
     calls = []
-    probs = predict_image(fast_base, image, grid=grid, batch_size=4,
-                          progress=lambda done, total: calls.append((done, total)))
+    probs = predict_image(
+        fast_base,
+        image,
+        grid=grid,
+        batch_size=4,
+        progress=lambda done, total: calls.append((done, total)),
+    )
     assert probs.shape == (100, 90) and probs.dtype == np.float32
     assert probs.min() >= 0 and probs.max() <= 1
     assert calls[-1] == (len(grid), len(grid))
@@ -112,9 +117,13 @@ def test_patch_refiner_from_checkpoint_equals_eager(refiner, tmp_path):
     assert engine.net.optimised
     got = engine.refine(image, logits, strokes)
     with torch.no_grad():
-        expected = refiner(refiner_input(torch.from_numpy(image[None]),
-                                         torch.from_numpy(logits[None]),
-                                         torch.from_numpy(strokes[None])))[0, 0].numpy()
+        expected = refiner(
+            refiner_input(
+                torch.from_numpy(image[None]),
+                torch.from_numpy(logits[None]),
+                torch.from_numpy(strokes[None]),
+            )
+        )[0, 0].numpy()
     assert got.shape == (64, 64) and got.dtype == np.float32
     assert np.abs(got - expected).max() < EQUALITY_TOLERANCE
     for a, b in zip((image, logits, strokes), copies, strict=True):
@@ -122,8 +131,9 @@ def test_patch_refiner_from_checkpoint_equals_eager(refiner, tmp_path):
     # the stroke channel reaches the output
     assert np.abs(engine(image, logits, -strokes) - got).max() > 0
     # a batch in one forward pass gives each patch's logits
-    batch = engine.refine_batch(np.stack([image, image]), np.stack([logits, logits]),
-                                np.stack([strokes, -strokes]))
+    batch = engine.refine_batch(
+        np.stack([image, image]), np.stack([logits, logits]), np.stack([strokes, -strokes])
+    )
     assert batch.shape == (2, 64, 64)
     assert np.abs(batch[0] - got).max() < EQUALITY_TOLERANCE
     assert np.abs(batch[1] - engine(image, logits, -strokes)).max() < EQUALITY_TOLERANCE
@@ -139,8 +149,10 @@ def test_patch_refiner_averages_over_orientations(refiner):
     two = PatchRefiner(refiner, optimise=False, orientations=2)
     turned = [np.rot90(a, 1, axes=(-2, -1)).copy() for a in (image, logits, strokes)]
     # the mean of the patch as it is and turned by a quarter turn, turned back
-    expected = (single.refine_batch(image, logits, strokes)
-                + np.rot90(single.refine_batch(*turned), -1, axes=(-2, -1))) / 2
+    expected = (
+        single.refine_batch(image, logits, strokes)
+        + np.rot90(single.refine_batch(*turned), -1, axes=(-2, -1))
+    ) / 2
     got = two.refine_batch(image, logits, strokes)
     assert got.dtype == np.float32 and np.abs(got - expected).max() < 1e-5
     # over all eight orientations the refinement turns and mirrors with its input
@@ -149,15 +161,22 @@ def test_patch_refiner_averages_over_orientations(refiner):
     assert np.abs(eight.refine_batch(*turned) - np.rot90(base, 1, axes=(-2, -1))).max() < 1e-4
     mirrored = [a[..., ::-1].copy() for a in (image, logits, strokes)]
     assert np.abs(eight.refine_batch(*mirrored) - base[..., ::-1]).max() < 1e-4
-    assert np.abs(single.refine_batch(*turned) - np.rot90(
-        single.refine_batch(image, logits, strokes), 1, axes=(-2, -1))).max() > 1e-3
+    assert (
+        np.abs(
+            single.refine_batch(*turned)
+            - np.rot90(single.refine_batch(image, logits, strokes), 1, axes=(-2, -1))
+        ).max()
+        > 1e-3
+    )
     with pytest.raises(ValueError, match="orientations"):
         PatchRefiner(refiner, orientations=3)
     # the one-pass preview of an averaging refiner shares its network
     assert single.preview is None and two.preview.orientations == 1
     assert two.preview.net.model is two.net.model and two.preview.preview is None
-    assert np.array_equal(two.preview.refine_batch(image, logits, strokes),
-                          single.refine_batch(image, logits, strokes))
+    assert np.array_equal(
+        two.preview.refine_batch(image, logits, strokes),
+        single.refine_batch(image, logits, strokes),
+    )
     four = two.with_options(orientations=4)
     assert four.orientations == 4 and two.orientations == 2 and four.net.model is two.net.model
     with pytest.raises(ValueError, match="orientations"):
@@ -199,8 +218,9 @@ def test_patch_refiner_refuses_bad_input(refiner, base):
     with pytest.raises(ValueError, match="stroke_channel"):
         engine.refine(np.zeros((1, 64, 64), np.float32), np.zeros((64, 64)), np.zeros((32, 32)))
     with pytest.raises(ValueError, match="base_logits"):
-        engine.refine_batch(np.zeros((2, 1, 64, 64), np.float32), np.zeros((1, 64, 64)),
-                            np.zeros((2, 64, 64)))
+        engine.refine_batch(
+            np.zeros((2, 1, 64, 64), np.float32), np.zeros((1, 64, 64)), np.zeros((2, 64, 64))
+        )
     with pytest.raises(ValueError, match="refiner"):
         PatchRefiner(base)
 
@@ -214,8 +234,20 @@ def test_predict_cli_writes_mask_and_probabilities(base, tmp_path, capsys):
     checkpoint = tmp_path / "base.safetensors"
     save_checkpoint(checkpoint, base)
     capsys.readouterr()
-    assert main(["predict", str(tmp_path / "views"), "--base", str(checkpoint),
-                 "-o", str(tmp_path / "out"), "--score"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "views"),
+                "--base",
+                str(checkpoint),
+                "-o",
+                str(tmp_path / "out"),
+                "--score",
+            ]
+        )
+        == 0
+    )
     view = load_view(tmp_path / "views", "SYN-0001_R")
     mask = read_png(tmp_path / "out" / "SYN-0001_R_prediction.png")
     probs = read_png(tmp_path / "out" / "SYN-0001_R_probability.png")
@@ -225,5 +257,18 @@ def test_predict_cli_writes_mask_and_probabilities(base, tmp_path, capsys):
     np.testing.assert_array_equal(mask > 0, probs > 127.5)
     printed = capsys.readouterr().out.strip().splitlines()
     assert '"view": "SYN-0001_R"' in printed[0] and '"view": "mean"' in printed[-1]
-    assert main(["predict", str(tmp_path / "views"), "--base", str(checkpoint),
-                 "-o", str(tmp_path / "out"), "--threshold", "2"]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "views"),
+                "--base",
+                str(checkpoint),
+                "-o",
+                str(tmp_path / "out"),
+                "--threshold",
+                "2",
+            ]
+        )
+        == 2
+    )

@@ -31,8 +31,11 @@ def reference_scores(pred, gt, mask=None):
     r = tp / gt.sum()
     rps = float((pred & skeleton).sum()) / skeleton.sum()
     return {
-        "pfm": 2 * p * rps / (p + rps), "fm": 2 * p * r / (p + r),
-        "iou": tp / (pred | gt).sum(), "precision": p, "recall": r,
+        "pfm": 2 * p * rps / (p + rps),
+        "fm": 2 * p * r / (p + r),
+        "iou": tp / (pred | gt).sum(),
+        "precision": p,
+        "recall": r,
         "dice": 2 * tp / (pred.sum() + gt.sum()),
     }
 
@@ -47,6 +50,7 @@ def drawn_lines(shape, count, rng, widths=(3, 10)):
 
 
 # --- thinning ---------------------------------------------------------------------------------
+
 
 @settings(max_examples=150, deadline=None)
 @given(arrays(bool, st.tuples(st.integers(1, 24), st.integers(1, 24))))
@@ -72,6 +76,7 @@ def test_thin_of_thick_bar_is_a_line():
 
 
 # --- scores -----------------------------------------------------------------------------------
+
 
 def test_hand_made_known_answers():
     # ground truth: a 3-pixel-wide bar whose skeleton is its middle row, 8 pixels long
@@ -184,15 +189,20 @@ def test_inputs_not_modified():
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"pred": np.zeros((4, 4)), "gt": np.zeros((4, 5))}, "same shape"),
-    ({"pred": np.zeros((4, 4, 1)), "gt": np.zeros((4, 4))}, "pred"),
-    ({"pred": np.zeros((4, 4)), "gt": np.zeros((4, 4)), "mask": np.zeros((3, 4))}, "mask"),
-    ({"pred": np.zeros((4, 4)), "gt": np.zeros((4, 4)), "gt_skeleton": np.ones((4, 4))},
-     "gt_skeleton"),
-    ({"pred": np.array([["a"]]), "gt": np.zeros((1, 1))}, "pred"),
-    ({"pred": np.zeros((2, 2)), "gt": np.full((2, 2), 0.7)}, "gt is a float array"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"pred": np.zeros((4, 4)), "gt": np.zeros((4, 5))}, "same shape"),
+        ({"pred": np.zeros((4, 4, 1)), "gt": np.zeros((4, 4))}, "pred"),
+        ({"pred": np.zeros((4, 4)), "gt": np.zeros((4, 4)), "mask": np.zeros((3, 4))}, "mask"),
+        (
+            {"pred": np.zeros((4, 4)), "gt": np.zeros((4, 4)), "gt_skeleton": np.ones((4, 4))},
+            "gt_skeleton",
+        ),
+        ({"pred": np.array([["a"]]), "gt": np.zeros((1, 1))}, "pred"),
+        ({"pred": np.zeros((2, 2)), "gt": np.full((2, 2), 0.7)}, "gt is a float array"),
+    ],
+)
 def test_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         score_masks(**kwargs)

@@ -16,8 +16,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TINY = {"decoder_channels": (8, 8, 8, 8, 8)}
 
 
-@pytest.mark.parametrize("kind, inputs, channels", [
-    ("base", ("depth",), 1), ("refiner", ("depth",), 3), ("base", ("depth", "normals"), 4)])
+@pytest.mark.parametrize(
+    "kind, inputs, channels",
+    [("base", ("depth",), 1), ("refiner", ("depth",), 3), ("base", ("depth", "normals"), 4)],
+)
 def test_forward_backward(kind, inputs, channels):
     torch.manual_seed(0)
     model = create_model(kind, inputs=inputs, **TINY)

@@ -17,11 +17,16 @@ def small_grid(height=40, width=56):
 
 # --- PatchGrid -------------------------------------------------------------------------------
 
+
 def test_boxes_cover_view_with_last_patch_at_border():
     grid = PatchGrid(700, 1000)
     assert grid.boxes.tolist() == [
-        [0, 0, 512, 512], [0, 256, 512, 768], [0, 488, 512, 1000],
-        [188, 0, 700, 512], [188, 256, 700, 768], [188, 488, 700, 1000],
+        [0, 0, 512, 512],
+        [0, 256, 512, 768],
+        [0, 488, 512, 1000],
+        [188, 0, 700, 512],
+        [188, 256, 700, 768],
+        [188, 488, 700, 1000],
     ]
     assert (grid.rows, grid.cols, len(grid), grid.scale) == (2, 3, 6, 0.5)
     assert grid.boxes.dtype == np.int64
@@ -50,13 +55,16 @@ def test_view_smaller_than_patch_has_one_padded_patch():
     assert PatchGrid(700, 1000).region(5) == (188, 488, 700, 1000)
 
 
-@pytest.mark.parametrize("kwargs,name", [
-    ({"height": 0, "width": 5}, "height"),
-    ({"height": 5, "width": 2.5}, "width"),
-    ({"height": 5, "width": 5, "patch_size": -1}, "patch_size"),
-    ({"height": 5, "width": 5, "stride": 600}, "stride"),
-    ({"height": 5, "width": 5, "net_size": True}, "net_size"),
-])
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        ({"height": 0, "width": 5}, "height"),
+        ({"height": 5, "width": 2.5}, "width"),
+        ({"height": 5, "width": 5, "patch_size": -1}, "patch_size"),
+        ({"height": 5, "width": 5, "stride": 600}, "stride"),
+        ({"height": 5, "width": 5, "net_size": True}, "net_size"),
+    ],
+)
 def test_invalid_parameters_name_themselves(kwargs, name):
     with pytest.raises(ValueError, match=name):
         PatchGrid(**kwargs)
@@ -85,9 +93,9 @@ def test_extract_channels_first_and_uint8():
 def test_extract_bool_and_other_dtypes():
     grid = small_grid()
     mask = np.zeros((40, 56), dtype=bool)
-    mask[0:16, 0] = True     # half of each 2 x 2 block of network column 0
-    mask[0:16:2, 4] = True   # a quarter of each block of column 2
-    mask[0:16, 7] = True     # half of column 3
+    mask[0:16, 0] = True  # half of each 2 x 2 block of network column 0
+    mask[0:16:2, 4] = True  # a quarter of each block of column 2
+    mask[0:16, 7] = True  # half of column 3
     patch = grid.extract(mask, 0)
     assert patch.dtype == bool
     assert patch[:, 0].all() and not patch[:, 2].any() and patch[:, 3].all()
@@ -119,6 +127,7 @@ def test_patches_touching():
 
 # --- weights ---------------------------------------------------------------------------------
 
+
 def test_border_weight_map_values():
     w = border_weight_map(8)  # cap 2: distances 0.5, 1.5, 2, ...
     assert w.dtype == np.float32 and w.shape == (8, 8)
@@ -135,6 +144,7 @@ def test_border_weight_map_validates():
 
 
 # --- stitching -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("height,width", [(40, 56), (9, 30)])
 def test_constant_logits_stitch_back_to_themselves(height, width):
@@ -198,15 +208,18 @@ def test_region_logits_with_missing_patches():
     assert change.dtype == np.float32 and change.shape == (16, 16)
     assert change.min() > 0 and change.max() <= 2
     full = {i: np.full((8, 8), 2.0 if i == 9 else 0.0) for i in range(len(grid))}
-    np.testing.assert_allclose(1 / (1 + np.exp(-change)), stitch_region(grid, full, region),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        1 / (1 + np.exp(-change)), stitch_region(grid, full, region), rtol=1e-6
+    )
     with pytest.raises(ValueError, match="lacks patch"):
         stitch_region_logits(grid, {9: np.zeros((8, 8))}, region)
     # a non-zero constant for the missing patches: the same as giving them
     given = {i: np.full((8, 8), 2.0 if i == 9 else -1.5) for i in range(len(grid))}
     np.testing.assert_allclose(
         stitch_region_logits(grid, {9: np.full((8, 8), 2.0)}, region, missing=-1.5),
-        stitch_region_logits(grid, given, region), atol=1e-6)
+        stitch_region_logits(grid, given, region),
+        atol=1e-6,
+    )
 
 
 def test_stitch_region_validates():
@@ -234,8 +247,12 @@ def test_stitch_progress_and_cancel():
     assert calls == [(i + 1, len(grid)) for i in range(len(grid))]
     done = []
     with pytest.raises(Cancelled):
-        stitch_logits(grid, [np.zeros((8, 8))] * len(grid), progress=lambda d, t: done.append(d),
-                      cancel=lambda: len(done) == 3)
+        stitch_logits(
+            grid,
+            [np.zeros((8, 8))] * len(grid),
+            progress=lambda d, t: done.append(d),
+            cancel=lambda: len(done) == 3,
+        )
     assert done == [1, 2, 3]
 
 

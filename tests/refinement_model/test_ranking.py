@@ -16,7 +16,7 @@ from refinement_model.ranking import (
 def _patch(lines: int, doubtful: int, size: int = 40) -> np.ndarray:
     p = np.full(size * size, 0.02, np.float32)
     p[:lines] = 0.98
-    p[lines:lines + doubtful] = 0.5
+    p[lines : lines + doubtful] = 0.5
     return p.reshape(size, size)
 
 
@@ -45,8 +45,8 @@ def test_nearly_empty_patches_divide_by_the_floor_and_off_mirror_is_never_visite
 def test_the_users_pixels_are_decided():
     p = _patch(60, 40)
     user = np.zeros(p.shape, np.int8)
-    user.flat[60:80] = 1                  # half the doubtful pixels added: lines, no doubt
-    user.flat[80:100] = -1                # the other half erased: no doubt, no line
+    user.flat[60:80] = 1  # half the doubtful pixels added: lines, no doubt
+    user.flat[80:100] = -1  # the other half erased: no doubt, no line
     doubt = 4 * (60 * 0.98 * 0.02 + 1500 * 0.02 * 0.98)
     assert uncertainty_score(p, user=user) == pytest.approx(doubt / 80, rel=1e-5)
     assert uncertainty_score(p, user=np.zeros_like(user)) == uncertainty_score(p)
@@ -54,7 +54,7 @@ def test_the_users_pixels_are_decided():
     two = np.concatenate([p, p], axis=1)
     both = np.concatenate([user, np.zeros_like(user)], axis=1)
     scores = uncertainty_scores(two, grid, user=both)
-    assert scores[0] < scores[1]          # the corrected patch drops in the queue
+    assert scores[0] < scores[1]  # the corrected patch drops in the queue
     with pytest.raises(ValueError, match="user"):
         uncertainty_score(p, user=user[:10])
 
@@ -67,7 +67,7 @@ def test_the_score_ranks_patches_by_relative_error():
     truth[12:20, :] = True
     p = np.where(truth, 0.95, 0.02).astype(np.float32)
     for index, doubtful in enumerate((0, 4, 10, 20)):
-        p[12:20, 32 * index:32 * index + doubtful] = 0.45
+        p[12:20, 32 * index : 32 * index + doubtful] = 0.45
     gt_free = uncertainty_scores(p, grid)
     oracle = oracle_scores(p > 0.5, truth, grid)
     assert np.all(np.diff(gt_free) > 0) and np.all(np.diff(oracle) > 0)

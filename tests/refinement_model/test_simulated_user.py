@@ -13,10 +13,13 @@ from refinement_model.strokes import Stroke, burn_in, rasterize_stroke
 
 def _lines():
     """A ground truth of two lines (one bending) and a prediction missing part of each."""
-    gt = burn_in(np.zeros((48, 64), bool), [
-        Stroke("add", [(4, 10), (40, 10), (58, 30)], 1.5),
-        Stroke("add", [(6, 40), (30, 40)], 1.0),
-    ])
+    gt = burn_in(
+        np.zeros((48, 64), bool),
+        [
+            Stroke("add", [(4, 10), (40, 10), (58, 30)], 1.5),
+            Stroke("add", [(6, 40), (30, 40)], 1.0),
+        ],
+    )
     current = gt.copy()
     current[:, 20:50] = False
     return gt, current
@@ -115,7 +118,8 @@ def test_short_segment_gives_a_shorter_stroke_and_single_pixels_work():
 def test_precomputed_skeleton_gives_the_same_stroke():
     gt, current = _lines()
     assert simulate_add(gt, current, rng=1, gt_skeleton=skeleton(gt)) == simulate_add(
-        gt, current, rng=1)
+        gt, current, rng=1
+    )
 
 
 def test_choose_prefers_the_longer_segment_or_the_better_score():

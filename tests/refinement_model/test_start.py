@@ -33,8 +33,9 @@ def checkpoints(tmp_path_factory):
 
 
 def test_start_is_the_refiner_with_no_strokes_on_every_patch(checkpoints):
-    start = StartPredictor(checkpoints["base"], checkpoints["refiner"], orientations=2,
-                           iterations=2)
+    start = StartPredictor(
+        checkpoints["base"], checkpoints["refiner"], orientations=2, iterations=2
+    )
     image = np.random.default_rng(0).normal(size=(1, 100, 90)).astype(np.float32)
     grid = start.grid(100, 90)
     assert (grid.patch_size, grid.stride, grid.net_size) == (64, 32, 32)
@@ -47,15 +48,27 @@ def test_start_is_the_refiner_with_no_strokes_on_every_patch(checkpoints):
         base_logits = base.net(patch[None])[0]
         expected.append(refiner.refine(patch, base_logits, zeros))
     calls = []
-    got = start.predict_image(image, grid, batch_size=3,
-                              progress=lambda done, total: calls.append((done, total)))
+    got = start.predict_image(
+        image, grid, batch_size=3, progress=lambda done, total: calls.append((done, total))
+    )
     np.testing.assert_allclose(got, stitch_logits(grid, expected), atol=1e-5)
     assert calls[-1] == (len(grid), len(grid))
     # the refiner changes the base's prediction: the start is not the base
-    assert np.abs(got - stitch_logits(grid, base.net(np.stack(
-        [grid.extract(image, i) for i in range(len(grid))])))).max() > 0.01
-    assert start.record == {"kind": "refined", "path": str(checkpoints["refiner"]),
-                            "orientations": 2, "iterations": 2}
+    assert (
+        np.abs(
+            got
+            - stitch_logits(
+                grid, base.net(np.stack([grid.extract(image, i) for i in range(len(grid))]))
+            )
+        ).max()
+        > 0.01
+    )
+    assert start.record == {
+        "kind": "refined",
+        "path": str(checkpoints["refiner"]),
+        "orientations": 2,
+        "iterations": 2,
+    }
     with pytest.raises(Cancelled):
         start.predict_image(image, grid, cancel=lambda: True)
     with pytest.raises(ValueError, match="shape"):
@@ -63,8 +76,9 @@ def test_start_is_the_refiner_with_no_strokes_on_every_patch(checkpoints):
 
 
 def test_start_refines_only_the_patches_holding_the_mirror(checkpoints):
-    start = StartPredictor(checkpoints["base"], checkpoints["refiner"], orientations=2,
-                           iterations=1)
+    start = StartPredictor(
+        checkpoints["base"], checkpoints["refiner"], orientations=2, iterations=1
+    )
     image = np.random.default_rng(1).normal(size=(1, 160, 160)).astype(np.float32)
     grid = start.grid(160, 160)
     mirror = np.zeros((160, 160), bool)
@@ -73,8 +87,10 @@ def test_start_refines_only_the_patches_holding_the_mirror(checkpoints):
     assert 0 < holding.sum() < len(grid)
     refined_patches = []
     refine_batch = start.refiner.refine_batch
-    start.refiner.refine_batch = lambda images, *rest: (refined_patches.append(len(images)),
-                                                        refine_batch(images, *rest))[1]
+    start.refiner.refine_batch = lambda images, *rest: (
+        refined_patches.append(len(images)),
+        refine_batch(images, *rest),
+    )[1]
     everywhere = start.predict_image(image, grid)
     assert sum(refined_patches) == len(grid)
     refined_patches.clear()
@@ -82,10 +98,11 @@ def test_start_refines_only_the_patches_holding_the_mirror(checkpoints):
     assert sum(refined_patches) == holding.sum()
     # inside the mirror the same prediction; patches holding none of it keep the base's
     np.testing.assert_allclose(got[mirror], everywhere[mirror], atol=1e-6)
-    base = stitch_logits(grid, start.net(np.stack([grid.extract(image, i)
-                                                   for i in range(len(grid))])))
+    base = stitch_logits(
+        grid, start.net(np.stack([grid.extract(image, i) for i in range(len(grid))]))
+    )
     far = grid.region(int(np.flatnonzero(~holding)[-1]))
-    inside_far = np.s_[far[0]:far[2], far[1]:far[3]]
+    inside_far = np.s_[far[0] : far[2], far[1] : far[3]]
     covered_only_by_base = np.zeros_like(mirror)
     covered_only_by_base[inside_far] = True
     for i in np.flatnonzero(holding):
@@ -108,8 +125,9 @@ def test_start_predictor_without_refiner_is_the_base(checkpoints):
 
 def test_start_refuses_a_refiner_of_other_inputs(checkpoints, tmp_path):
     other = tmp_path / "refiner_rgb.safetensors"
-    save_checkpoint(other, create_model("refiner", inputs=("depth", "albedo"), **TINY),
-                    metadata=GRID)
+    save_checkpoint(
+        other, create_model("refiner", inputs=("depth", "albedo"), **TINY), metadata=GRID
+    )
     with pytest.raises(ValueError, match="do not belong together"):
         StartPredictor(checkpoints["base"], other)
 
@@ -120,8 +138,13 @@ def test_a_project_starts_from_the_start_and_records_it(checkpoints, tmp_path):
     from refinement_model.views import load_view
 
     assert main(["synth", str(tmp_path / "views"), "--views", "1", "--size", "160x128"]) == 0
-    project = new_project(tmp_path / "p.etmira", tmp_path / "views", base=checkpoints["base"],
-                          refiner=checkpoints["refiner"], with_refiner=False)
+    project = new_project(
+        tmp_path / "p.etmira",
+        tmp_path / "views",
+        base=checkpoints["base"],
+        refiner=checkpoints["refiner"],
+        with_refiner=False,
+    )
     view = load_view(tmp_path / "views")
     start = StartPredictor(checkpoints["base"], checkpoints["refiner"])
     expected = start.predict_view(view)

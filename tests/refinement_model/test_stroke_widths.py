@@ -72,8 +72,9 @@ def test_fit_recovers_a_known_gamma_and_drops_outliers():
     # The Gamma itself: the shape is poorly identified, location and spread are not.
     assert model.a * model.scale + model.loc == pytest.approx(true_mean, abs=0.03)
     assert np.sqrt(model.a) * model.scale == pytest.approx(true_std, rel=0.03)
-    np.testing.assert_allclose(_quantiles(model.a, model.loc, model.scale), _quantiles(*TRUE),
-                               atol=0.05)
+    np.testing.assert_allclose(
+        _quantiles(model.a, model.loc, model.scale), _quantiles(*TRUE), atol=0.05
+    )
     assert a / 3 < model.a < a * 3
 
 
@@ -94,7 +95,10 @@ def test_paper_model_and_sampling():
     assert PAPER_STROKE_WIDTHS.mean == pytest.approx(6.19, abs=0.01)
     assert PAPER_STROKE_WIDTHS.std == pytest.approx(1.49, abs=0.01)
     assert (PAPER_STROKE_WIDTHS.a, PAPER_STROKE_WIDTHS.loc, PAPER_STROKE_WIDTHS.scale) == (
-        49.12884764, -4.27884325, 0.21316680)
+        49.12884764,
+        -4.27884325,
+        0.21316680,
+    )
     values = PAPER_STROKE_WIDTHS.sample(np.random.default_rng(1), 20000)
     assert values.shape == (20000,) and values.dtype == np.float64
     assert values.mean() == pytest.approx(6.19, abs=0.03)
@@ -162,8 +166,9 @@ def test_cli_recovers_the_gamma_of_drawn_lines(tmp_path, capsys):
     assert fit["std"] == pytest.approx(kept.std(), abs=0.01)
     assert fit["n"] > 0.9 * 1000 * len(drawn)
     # The fitted Gamma is near the one the lines were drawn from.
-    np.testing.assert_allclose(_quantiles(fit["a"], fit["loc"], fit["scale"]), _quantiles(*TRUE),
-                               atol=0.35)
+    np.testing.assert_allclose(
+        _quantiles(fit["a"], fit["loc"], fit["scale"]), _quantiles(*TRUE), atol=0.35
+    )
 
 
 def test_cli_human_output_plot_and_recursive_search(tmp_path, capsys):

@@ -39,10 +39,27 @@ GEOMETRY = GridOptions(patch_size=64, stride=32, net_size=32)
 @pytest.fixture(scope="module")
 def views(tmp_path_factory):
     root = tmp_path_factory.mktemp("views")
-    assert main(["synth", str(root / "train"), "--views", "1", "--size", "192x160",
-                 "--seed", "3"]) == 0
-    assert main(["synth", str(root / "val"), "--views", "1", "--first", "9", "--size",
-                 "128x128", "--seed", "4"]) == 0
+    assert (
+        main(["synth", str(root / "train"), "--views", "1", "--size", "192x160", "--seed", "3"])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "synth",
+                str(root / "val"),
+                "--views",
+                "1",
+                "--first",
+                "9",
+                "--size",
+                "128x128",
+                "--seed",
+                "4",
+            ]
+        )
+        == 0
+    )
     return root
 
 
@@ -55,11 +72,10 @@ def _line_view():
 
 def test_sample_patches_centred_on_lines():
     view = _line_view()
-    images, targets = sample_patches([view], 6, size=9, rng=0, line_fraction=1.0,
-                                     augmentation=None)
+    images, targets = sample_patches([view], 6, size=9, rng=0, line_fraction=1.0, augmentation=None)
     assert images.shape == (6, 1, 9, 9) and images.dtype == np.float32
     assert targets.shape == (6, 9, 9) and targets.dtype == bool
-    assert targets[:, 4, 4].all()                 # the centre pixel is a line pixel
+    assert targets[:, 4, 4].all()  # the centre pixel is a line pixel
     assert (targets.sum(axis=(1, 2)) == 9).all()  # the horizontal line crosses the patch
     again, _ = sample_patches([view], 6, size=9, rng=0, line_fraction=1.0, augmentation=None)
     np.testing.assert_array_equal(images, again)  # reproducible from the seed
@@ -112,8 +128,9 @@ def _fixed_batch(batch=2, size=32):
 def _loss(model, batch):
     model.eval()
     with torch.no_grad():
-        return float(SegmentationLoss()(model(torch.from_numpy(batch[0])),
-                                        torch.from_numpy(batch[1])))
+        return float(
+            SegmentationLoss()(model(torch.from_numpy(batch[0])), torch.from_numpy(batch[1]))
+        )
 
 
 def test_a_few_steps_lower_the_loss():
@@ -122,10 +139,13 @@ def test_a_few_steps_lower_the_loss():
     batch = _fixed_batch()
     before = _loss(model, batch)
     saved = []
-    best = train_loop(model, next_batch=lambda rng: batch,
-                      validate=lambda net: (-_loss(net, batch), {}),
-                      save_best=lambda net, metrics: saved.append(metrics["step"]),
-                      config=TrainConfig(max_steps=8, val_every=4, lr=3e-3))
+    best = train_loop(
+        model,
+        next_batch=lambda rng: batch,
+        validate=lambda net: (-_loss(net, batch), {}),
+        save_best=lambda net, metrics: saved.append(metrics["step"]),
+        config=TrainConfig(max_steps=8, val_every=4, lr=3e-3),
+    )
     assert _loss(model, batch) < before
     assert best["step"] in saved and saved[0] == 4
 
@@ -136,28 +156,40 @@ def test_resume_continues_exactly(tmp_path):
     def run(steps, resume):
         torch.manual_seed(0)
         model = create_model("base", decoder_channels=TINY)
-        train_loop(model, next_batch=lambda rng: (batch[0] + rng.normal(size=(1, 1, 1, 1))
-                                                  .astype(np.float32), batch[1]),
-                   validate=lambda net: (0.0, {}), save_best=lambda net, metrics: None,
-                   config=TrainConfig(max_steps=steps, val_every=2),
-                   resume_file=tmp_path / "r.resume.safetensors", resume=resume)
+        train_loop(
+            model,
+            next_batch=lambda rng: (
+                batch[0] + rng.normal(size=(1, 1, 1, 1)).astype(np.float32),
+                batch[1],
+            ),
+            validate=lambda net: (0.0, {}),
+            save_best=lambda net, metrics: None,
+            config=TrainConfig(max_steps=steps, val_every=2),
+            resume_file=tmp_path / "r.resume.safetensors",
+            resume=resume,
+        )
         return model.state_dict()
 
     run(2, False)
     resumed = run(4, True)
     (tmp_path / "r.resume.safetensors").unlink()
     straight = run(4, False)
-    assert all(torch.allclose(resumed[k].float(), straight[k].float(), atol=1e-6)
-               for k in straight)
+    assert all(torch.allclose(resumed[k].float(), straight[k].float(), atol=1e-6) for k in straight)
 
 
 @pytest.fixture(scope="module")
 def tiny_base(views, tmp_path_factory):
     out = tmp_path_factory.mktemp("base") / "base.safetensors"
     spec = ModelSpec(kind="base", decoder_channels=TINY)
-    best = train_base(data=[views / "train"], val=[views / "val"], out=out, spec=spec,
-                      config=TrainConfig(max_steps=2, val_every=1, batch_size=2),
-                      geometry=GEOMETRY, data_seed=3)
+    best = train_base(
+        data=[views / "train"],
+        val=[views / "val"],
+        out=out,
+        spec=spec,
+        config=TrainConfig(max_steps=2, val_every=1, batch_size=2),
+        geometry=GEOMETRY,
+        data_seed=3,
+    )
     return out, best
 
 
@@ -174,28 +206,44 @@ def test_train_base_writes_checkpoint_with_metadata(tiny_base):
 
 def test_train_refiner_on_frozen_base(views, tiny_base, tmp_path):
     out = tmp_path / "refiner.safetensors"
-    best = train_refiner(base=tiny_base[0], data=[views / "train"], val=[views / "val"],
-                         out=out, config=TrainConfig(max_steps=2, val_every=1, batch_size=2),
-                         pool_size=4, val_per_view=4, data_seed=3)
+    best = train_refiner(
+        base=tiny_base[0],
+        data=[views / "train"],
+        val=[views / "val"],
+        out=out,
+        config=TrainConfig(max_steps=2, val_every=1, batch_size=2),
+        pool_size=4,
+        val_per_view=4,
+        data_seed=3,
+    )
     model, metadata = load_checkpoint(out, kind="refiner", inputs=("depth",))
-    assert model.spec.decoder_channels == TINY          # the base's network by default
-    assert metadata["net_size"] == 32                   # and its patch geometry
+    assert model.spec.decoder_channels == TINY  # the base's network by default
+    assert metadata["net_size"] == 32  # and its patch geometry
     validation = metadata["validation"]
     assert validation["gain"] == best["gain"] == best["score"]
     assert validation["gain"] == pytest.approx(
-        validation["refined_pfm"] / validation["human_pfm"] - 1)
+        validation["refined_pfm"] / validation["human_pfm"] - 1
+    )
     assert metadata["training"]["base"]["validation"]["pfm"] == tiny_base[1]["pfm"]
 
 
 def test_batch_workers_do_not_change_training(views, tiny_base, tmp_path):
     """Strokes simulated in worker processes give the very batches of the single process
     (with on-policy strokes drawn in the training process on top)."""
+
     def trained(workers):
         out = tmp_path / f"refiner{workers}.safetensors"
-        train_refiner(base=tiny_base[0], data=[views / "train"], val=[views / "val"], out=out,
-                      config=TrainConfig(max_steps=3, val_every=3, batch_size=2, lr=3e-3,
-                                         workers=workers),
-                      pool_size=4, val_per_view=4, max_strokes=4, policy_rounds=2)
+        train_refiner(
+            base=tiny_base[0],
+            data=[views / "train"],
+            val=[views / "val"],
+            out=out,
+            config=TrainConfig(max_steps=3, val_every=3, batch_size=2, lr=3e-3, workers=workers),
+            pool_size=4,
+            val_per_view=4,
+            max_strokes=4,
+            policy_rounds=2,
+        )
         return read_tensors(out)[0]
 
     alone, with_workers = trained(0), trained(2)
@@ -261,10 +309,15 @@ def test_gain_after_several_strokes_follows_the_refined_patch():
     gt = np.zeros((3, 32, 32), bool)
     gt[:, 8, 2:30] = gt[:, 24, 2:30] = gt[:, 2:30, 16] = True
     base = np.where(gt, -4.0, 4.0).astype(np.float32)  # wrong everywhere
-    base[:, 8] = np.where(gt[:, 8], 4.0, -4.0)        # but for one line
+    base[:, 8] = np.where(gt[:, 8], 4.0, -4.0)  # but for one line
     first = simulate_strokes(gt[0], base[0] > 0, count=1, rng=0)[0]
-    patches = {"images": np.zeros((3, 1, 32, 32), np.float32), "logits": base, "gt": gt,
-               "skeleton": np.stack([thin(g) for g in gt]), "stroke_list": [first] * 3}
+    patches = {
+        "images": np.zeros((3, 1, 32, 32), np.float32),
+        "logits": base,
+        "gt": gt,
+        "skeleton": np.stack([thin(g) for g in gt]),
+        "stroke_list": [first] * 3,
+    }
     # a perfect refiner leaves nothing to correct: no stroke after the first, constant gain
     perfect = refined_scores(_Answer(np.where(gt, 5.0, -5.0)), patches, strokes=4)
     assert perfect["refined_pfm"] == 1.0
@@ -293,11 +346,16 @@ def test_refined_scores_refine_again_from_the_refined_logits():
     gt = np.zeros((2, 32, 32), bool)
     gt[:, 8, 2:30] = True
     base = np.full((2, 32, 32), -4.0, np.float32)
-    base[:, 8, 2:30] = 4.0    # the line, sure
-    base[:, 20, 2:30] = 2.0   # a false line, less sure
+    base[:, 8, 2:30] = 4.0  # the line, sure
+    base[:, 20, 2:30] = 2.0  # a false line, less sure
     first = simulate_strokes(gt[0], base[0] > 0, count=1, rng=0)[0]
-    patches = {"images": np.zeros((2, 1, 32, 32), np.float32), "logits": base, "gt": gt,
-               "skeleton": np.stack([thin(g) for g in gt]), "stroke_list": [first] * 2}
+    patches = {
+        "images": np.zeros((2, 1, 32, 32), np.float32),
+        "logits": base,
+        "gt": gt,
+        "skeleton": np.stack([thin(g) for g in gt]),
+        "stroke_list": [first] * 2,
+    }
     once = refined_scores(_Lower(), patches)
     twice = refined_scores(_Lower(), patches, iterations=2)
     # lowered once the false line goes and the line stays; lowered again the line goes too
@@ -309,18 +367,35 @@ def test_refined_scores_refine_again_from_the_refined_logits():
 
 def test_refiner_trained_on_policy_strokes(views, tiny_base, tmp_path):
     out = tmp_path / "refiner.safetensors"
-    train_refiner(base=tiny_base[0], data=[views / "train"], val=[views / "val"], out=out,
-                  config=TrainConfig(max_steps=3, val_every=3, batch_size=2, lr=3e-3),
-                  pool_size=4, val_per_view=4, policy_rounds=2, val_strokes=3)
+    train_refiner(
+        base=tiny_base[0],
+        data=[views / "train"],
+        val=[views / "val"],
+        out=out,
+        config=TrainConfig(max_steps=3, val_every=3, batch_size=2, lr=3e-3),
+        pool_size=4,
+        val_per_view=4,
+        policy_rounds=2,
+        val_strokes=3,
+    )
     metadata = read_metadata(out)
     assert metadata["training"]["policy_rounds"] == 2
     validation = metadata["validation"]
     assert len(validation["gains"]) == 3 and validation["gains"][0] == validation["gain"]
-    assert validation["score"] == validation["sequence_gain"] == pytest.approx(
-        np.mean(validation["gains"]))
+    assert (
+        validation["score"]
+        == validation["sequence_gain"]
+        == pytest.approx(np.mean(validation["gains"]))
+    )
     with pytest.raises(ValueError, match="policy_rounds"):
-        train_refiner(base=tiny_base[0], data=[views / "train"], val=[views / "val"], out=out,
-                      config=TrainConfig(max_steps=1), policy_rounds=-1)
+        train_refiner(
+            base=tiny_base[0],
+            data=[views / "train"],
+            val=[views / "val"],
+            out=out,
+            config=TrainConfig(max_steps=1),
+            policy_rounds=-1,
+        )
 
 
 def test_fine_tuning_starts_from_the_init_weights(views, tiny_base, tmp_path):
@@ -335,9 +410,15 @@ def test_fine_tuning_starts_from_the_init_weights(views, tiny_base, tmp_path):
         initial_model(other, tiny_base[0])
     assert str(tiny_base[0]) in str(error.value)
     out = tmp_path / "tuned.safetensors"
-    train_base(data=[views / "train"], val=[views / "val"], out=out, spec=base_model.spec,
-               config=TrainConfig(max_steps=1, val_every=1, batch_size=2), geometry=GEOMETRY,
-               init=tiny_base[0])
+    train_base(
+        data=[views / "train"],
+        val=[views / "val"],
+        out=out,
+        spec=base_model.spec,
+        config=TrainConfig(max_steps=1, val_every=1, batch_size=2),
+        geometry=GEOMETRY,
+        init=tiny_base[0],
+    )
     assert read_metadata(out)["training"]["init"]["path"] == str(tiny_base[0])
     # a chain of runs stays on record: the init's own init is kept
     _, chained = initial_model(base_model.spec, out)
@@ -352,13 +433,13 @@ def test_refiner_warm_started_from_its_base(tiny_base):
     copied = 0
     for name, tensor in base_model.state_dict().items():
         if name.startswith("segmentation_head."):
-            assert not inner[name].any()        # the refiner starts as the identity
+            assert not inner[name].any()  # the refiner starts as the identity
         elif inner[name].shape == tensor.shape:
             torch.testing.assert_close(inner[name], tensor)
             copied += 1
-        else:                                   # first convolution: logits, strokes at zero
-            torch.testing.assert_close(inner[name][:, :tensor.shape[1]], tensor)
-            assert not inner[name][:, tensor.shape[1]:].any()
+        else:  # first convolution: logits, strokes at zero
+            torch.testing.assert_close(inner[name][:, : tensor.shape[1]], tensor)
+            assert not inner[name][:, tensor.shape[1] :].any()
     assert copied > 10
     image = torch.randn(2, 1, 32, 32)
     logits = 8 * torch.randn(2, 32, 32)
@@ -381,23 +462,37 @@ def test_stroke_counts_are_log_uniform():
     assert {stroke_count(rng, 1) for _ in range(100)} == {1}
 
 
-@pytest.mark.parametrize("kind, option", [
-    ("refiner", ["--encoder", "no-such-encoder"]),
-    ("refiner", ["--decoder-channels", "8", "8"]),
-    ("refiner", ["--arch", "no-such-arch"]),
-    ("refiner", ["--policy-rounds", "-1"]),
-    ("refiner", ["--max-strokes", "0"]),
-    ("refiner", ["--val-strokes", "0"]),
-    ("base", ["--encoder", "no-such-encoder"]),
-    ("base", ["--decoder-channels", "8", "0", "8", "8", "8"]),
-])
-def test_bad_network_options_refused_before_loading_data(tiny_base, tmp_path, capsys, kind,
-                                                         option):
+@pytest.mark.parametrize(
+    "kind, option",
+    [
+        ("refiner", ["--encoder", "no-such-encoder"]),
+        ("refiner", ["--decoder-channels", "8", "8"]),
+        ("refiner", ["--arch", "no-such-arch"]),
+        ("refiner", ["--policy-rounds", "-1"]),
+        ("refiner", ["--max-strokes", "0"]),
+        ("refiner", ["--val-strokes", "0"]),
+        ("base", ["--encoder", "no-such-encoder"]),
+        ("base", ["--decoder-channels", "8", "0", "8", "8", "8"]),
+    ],
+)
+def test_bad_network_options_refused_before_loading_data(tiny_base, tmp_path, capsys, kind, option):
     out = tmp_path / "net.safetensors"
     base = ["--base", str(tiny_base[0])] if kind == "refiner" else []
     # the data folders do not exist: the options must be refused before they are read
-    code = main(["train", kind, *base, "--data", str(tmp_path / "missing"), "--val",
-                 str(tmp_path / "missing"), "--out", str(out), *option])
+    code = main(
+        [
+            "train",
+            kind,
+            *base,
+            "--data",
+            str(tmp_path / "missing"),
+            "--val",
+            str(tmp_path / "missing"),
+            "--out",
+            str(out),
+            *option,
+        ]
+    )
     error = capsys.readouterr().err
     assert code == 2
     assert error.count("\n") == 1 and "Traceback" not in error
@@ -408,8 +503,11 @@ def test_bad_network_options_refused_before_loading_data(tiny_base, tmp_path, ca
 def test_refiner_spec_follows_the_base(tiny_base):
     base_spec = load_checkpoint(tiny_base[0], kind="base")[0].spec
     spec = refiner_spec(base_spec, decoder_channels=(16, 8, 8, 8, 8))
-    assert (spec.kind, spec.inputs, spec.encoder) == ("refiner", base_spec.inputs,
-                                                      base_spec.encoder)
+    assert (spec.kind, spec.inputs, spec.encoder) == (
+        "refiner",
+        base_spec.inputs,
+        base_spec.encoder,
+    )
     assert spec.decoder_channels == (16, 8, 8, 8, 8)
     with pytest.raises(ValueError, match="nope"):
         refiner_spec(base_spec, encoder="nope")
@@ -425,11 +523,32 @@ def _free_port():
 def test_ddp_two_processes_on_cpu(views, tmp_path):
     out = tmp_path / "ddp.safetensors"
     etmira = Path(sys.executable).parent / "etmira"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-               f"--master_port={_free_port()}", str(etmira), "train", "base",
-               "--data", str(views / "train"), "--val", str(views / "val"), "--out", str(out),
-               "--max-steps", "2", "--val-every", "1", "--batch-size", "1", "--threads", "1",
-               "--decoder-channels", *map(str, TINY)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={_free_port()}",
+        str(etmira),
+        "train",
+        "base",
+        "--data",
+        str(views / "train"),
+        "--val",
+        str(views / "val"),
+        "--out",
+        str(out),
+        "--max-steps",
+        "2",
+        "--val-every",
+        "1",
+        "--batch-size",
+        "1",
+        "--threads",
+        "1",
+        "--decoder-channels",
+        *map(str, TINY),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -26,7 +26,7 @@ H, W = 48, 64
 
 def _disc(shape=(H, W), radius=20):
     yy, xx = np.mgrid[: shape[0], : shape[1]]
-    return (yy - shape[0] / 2) ** 2 + (xx - shape[1] / 2) ** 2 < radius ** 2
+    return (yy - shape[0] / 2) ** 2 + (xx - shape[1] / 2) ** 2 < radius**2
 
 
 def _maps(rng):
@@ -41,8 +41,9 @@ def _maps(rng):
     return depth, albedo, normals, lines, disc
 
 
-def write_view(root, view_id="OBJ-1_R", *, plain=False, gt=True, mask=True, alpha=True,
-               px_per_mm=4.0, rng=0):
+def write_view(
+    root, view_id="OBJ-1_R", *, plain=False, gt=True, mask=True, alpha=True, px_per_mm=4.0, rng=0
+):
     """Write a small view in the real layout (or a plain folder); returns the map folder."""
     depth, albedo, normals, lines, disc = _maps(rng)
     maps = root / view_id if plain else root / view_id.rsplit("_", 1)[0] / "PS"
@@ -68,6 +69,7 @@ def write_view(root, view_id="OBJ-1_R", *, plain=False, gt=True, mask=True, alph
 
 # ---- preprocessing -----------------------------------------------------------------------
 
+
 def test_masked_stats_exact():
     image = np.array([[1.0, 2.0], [3.0, np.nan]], np.float32)
     mask = np.array([[True, True], [True, True]])
@@ -81,7 +83,7 @@ def test_gaussian_blur_matches_scipy(sigma):
     # Tolerance: 0.5 % of the value range (the downsampled blur is an approximation).
     smooth = ndimage.gaussian_filter(np.random.default_rng(1).standard_normal((150, 200)), 4)
     yy, xx = np.mgrid[:150, :200]
-    image = (smooth + ((yy - 70) ** 2 + (xx - 90) ** 2 < 50 ** 2)).astype(np.float32)
+    image = (smooth + ((yy - 70) ** 2 + (xx - 90) ** 2 < 50**2)).astype(np.float32)
     exact = ndimage.gaussian_filter(image.astype(np.float64), sigma, mode="reflect")
     fast = gaussian_blur(image, sigma)
     assert fast.dtype == np.float32 and fast.shape == image.shape
@@ -148,6 +150,7 @@ def test_estimate_mirror_mask_finds_a_disc_on_dark_and_bright_background():
 
 # ---- finding and loading views -----------------------------------------------------------
 
+
 def test_load_real_layout(tmp_path):
     write_view(tmp_path)
     views = find_views(tmp_path)
@@ -177,9 +180,18 @@ def test_load_from_any_file_of_the_view(tmp_path, which):
     assert not view.mask_estimated
 
 
-@pytest.mark.parametrize("given", ["ROOT", "OBJ-1", "OBJ-1/PS", "OBJ-1/PS/OBJ-1_R_U.tif",
-                                   "OBJ-1/PS/OBJ-1_R_RHO.tif", "drawings/OBJ-1_R_drawings.png",
-                                   "masks/OBJ-1_R_mask.png"])
+@pytest.mark.parametrize(
+    "given",
+    [
+        "ROOT",
+        "OBJ-1",
+        "OBJ-1/PS",
+        "OBJ-1/PS/OBJ-1_R_U.tif",
+        "OBJ-1/PS/OBJ-1_R_RHO.tif",
+        "drawings/OBJ-1_R_drawings.png",
+        "masks/OBJ-1_R_mask.png",
+    ],
+)
 def test_every_form_of_a_view_finds_its_ground_truth_and_mask(tmp_path, given):
     write_view(tmp_path)
     path = tmp_path if given == "ROOT" else tmp_path / given
@@ -250,6 +262,7 @@ def test_progress_and_cancel(tmp_path):
 
 # ---- bad views ---------------------------------------------------------------------------
 
+
 def test_nonfinite_depth_is_masked_and_reported(tmp_path):
     maps = write_view(tmp_path)
     depth = _maps(0)[0]
@@ -282,8 +295,11 @@ def test_maps_of_different_sizes_refused(tmp_path):
 def test_mask_of_wrong_size_or_depth_refused(tmp_path):
     write_view(tmp_path)
     write_png(tmp_path / "masks" / "OBJ-1_R_mask.png", np.zeros((H + 2, W), np.uint8))
-    with pytest.raises(InputError, match=f"OBJ-1_R_mask.png: the mirror-area mask is {H + 2} x "
-                       f"{W} \\(H x W\\) while the depth map .*OBJ-1_R_U.tif is {H} x {W}"):
+    with pytest.raises(
+        InputError,
+        match=f"OBJ-1_R_mask.png: the mirror-area mask is {H + 2} x "
+        f"{W} \\(H x W\\) while the depth map .*OBJ-1_R_U.tif is {H} x {W}",
+    ):
         load_view(tmp_path)
     (tmp_path / "masks" / "OBJ-1_R_mask.png").unlink()
     write_tiff(tmp_path / "drawings" / "OBJ-1_R_drawings.png", np.zeros((H, W), np.float32))
@@ -320,6 +336,7 @@ def test_garbage_map_names_the_file(tmp_path):
 
 
 # ---- network input -----------------------------------------------------------------------
+
 
 def test_network_input_layout_and_normalisation(tmp_path):
     write_view(tmp_path)

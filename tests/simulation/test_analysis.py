@@ -30,9 +30,15 @@ def test_step_interpolate_holds_the_last_value():
 
 
 def _run(pixels, human, network):
-    return {"annotated_pixels": pixels, "pfm_human": human, "pfm_network": network,
-            "iou_human": human, "iou_network": network, "step": list(range(len(pixels))),
-            "strokes": list(range(len(pixels)))}
+    return {
+        "annotated_pixels": pixels,
+        "pfm_human": human,
+        "pfm_network": network,
+        "iou_human": human,
+        "iou_network": network,
+        "step": list(range(len(pixels))),
+        "strokes": list(range(len(pixels))),
+    }
 
 
 def test_effort_reduction_on_known_curves():
@@ -51,8 +57,13 @@ def test_effort_ratio_and_mean_over_seeds():
     oracle = mean_curves([_run(pixels, [0.4, 0.6, 0.8], [0.4, 0.8, 0.9])], points=3)
     slower = mean_curves([_run(pixels, [0.4, 0.6, 0.8], [0.4, 0.7, 0.8])], points=3)
     assert effort_ratio(slower, oracle) == pytest.approx(2.0)
-    two = mean_curves([_run(pixels, [0.4, 0.6, 0.8], [0.4, 0.8, 0.9]),
-                       _run(pixels, [0.4, 0.4, 0.6], [0.4, 0.6, 0.7])], points=3)
+    two = mean_curves(
+        [
+            _run(pixels, [0.4, 0.6, 0.8], [0.4, 0.8, 0.9]),
+            _run(pixels, [0.4, 0.4, 0.6], [0.4, 0.6, 0.7]),
+        ],
+        points=3,
+    )
     assert two.human_mean.tolist() == pytest.approx([0.4, 0.5, 0.7])
     assert two.human_std.tolist() == pytest.approx([0.0, 0.1, 0.1])
 
@@ -62,8 +73,15 @@ def _columns(records):
 
 
 def test_report_from_runs(tmp_path):
-    settings = ["both", "gt_free", "add_only", "erase_only", "prediction_only",
-                "interaction_only", "one_pass"]
+    settings = [
+        "both",
+        "gt_free",
+        "add_only",
+        "erase_only",
+        "prediction_only",
+        "interaction_only",
+        "one_pass",
+    ]
     rng = np.random.default_rng(0)
     for setting in settings:
         for seed in range(2):
@@ -71,18 +89,40 @@ def test_report_from_runs(tmp_path):
             for step in range(0, 101, 10):
                 gain = 0.0 if setting == "prediction_only" else 0.2
                 human = 0.5 + 0.003 * step
-                records.append({"step": step, "strokes": step // 2, "annotated_pixels": 40 * step,
-                                "pfm_human": human, "iou_human": human - 0.2,
-                                "pfm_network": min(human * (1 + gain * (step > 0)), 0.99)
-                                + 0.001 * rng.random(),
-                                "iou_network": human - 0.1})
+                records.append(
+                    {
+                        "step": step,
+                        "strokes": step // 2,
+                        "annotated_pixels": 40 * step,
+                        "pfm_human": human,
+                        "iou_human": human - 0.2,
+                        "pfm_network": min(human * (1 + gain * (step > 0)), 0.99)
+                        + 0.001 * rng.random(),
+                        "iou_network": human - 0.1,
+                    }
+                )
             write_records(run_path(tmp_path, "V_R", setting, seed), records)
-    write_manifest(tmp_path, {"views": ["V_R"], "settings": settings, "seeds": [0, 1],
-                              "steps": 100, "iterations": 2, "spearman_gt_free": {"V_R": 0.4}})
+    write_manifest(
+        tmp_path,
+        {
+            "views": ["V_R"],
+            "settings": settings,
+            "seeds": [0, 1],
+            "steps": 100,
+            "iterations": 2,
+            "spearman_gt_free": {"V_R": 0.4},
+        },
+    )
     summary = write_report(tmp_path)
     written = json.loads((tmp_path / "summary.json").read_text())
-    for key in ("peak_relative_gain", "effort_reduction", "initial_pfm", "final_pfm_human",
-                "final_pfm_network", "spearman_gt_free"):
+    for key in (
+        "peak_relative_gain",
+        "effort_reduction",
+        "initial_pfm",
+        "final_pfm_human",
+        "final_pfm_network",
+        "spearman_gt_free",
+    ):
         assert key in written
     assert written["initial_pfm"] == pytest.approx(0.5)
     assert written["spearman_gt_free"] == pytest.approx(0.4)
@@ -104,8 +144,10 @@ def test_report_from_runs(tmp_path):
     assert "refined once per stroke" in (tmp_path / "old" / "report.md").read_text()
     # the per-view table sets the view's figures beside the paper's per-view range
     assert "| V_R | 50.00 | 80.00 /" in report
-    assert "| the paper, range over its three test views | | | 12.0% to 26.0% | 56.0% to 75.0% |" \
+    assert (
+        "| the paper, range over its three test views | | | 12.0% to 26.0% | 56.0% to 75.0% |"
         in report
+    )
     assert (tmp_path / "curves_both_V_R.png").stat().st_size > 1000
     assert read_records(run_path(tmp_path, "V_R", "both", 0))["step"][-1] == 100
 
@@ -121,10 +163,20 @@ def test_report_refuses_a_folder_without_runs(tmp_path):
 
 
 def test_simulations_sharing_a_folder_merge_their_manifests(tmp_path):
-    first = {"views": ["A_R"], "settings": ["both"], "seeds": [0], "steps": 50,
-             "spearman_gt_free": {"A_R": 0.3}}
-    second = {"views": ["B_R"], "settings": ["both", "gt_free"], "seeds": [0, 1], "steps": 50,
-              "spearman_gt_free": {"B_R": 0.5}}
+    first = {
+        "views": ["A_R"],
+        "settings": ["both"],
+        "seeds": [0],
+        "steps": 50,
+        "spearman_gt_free": {"A_R": 0.3},
+    }
+    second = {
+        "views": ["B_R"],
+        "settings": ["both", "gt_free"],
+        "seeds": [0, 1],
+        "steps": 50,
+        "spearman_gt_free": {"B_R": 0.5},
+    }
     merge_manifest(tmp_path, first)
     merged = merge_manifest(tmp_path, second)
     assert merged == read_manifest(tmp_path)

@@ -14,17 +14,38 @@ from tests.simulation.tiny_networks import save_tiny_networks
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("simulate")
-    assert main(["synth", str(root / "data"), "--views", "1", "--size", "384x384",
-                 "--seed", "5"]) == 0
+    assert (
+        main(["synth", str(root / "data"), "--views", "1", "--size", "384x384", "--seed", "5"]) == 0
+    )
     return root, save_tiny_networks(root)
 
 
 def test_simulate_then_report(setup, capsys):
     root, paths = setup
     out = root / "sim"
-    assert main(["simulate", str(root / "data"), "--base", str(paths["base"]), "--refiner",
-                 str(paths["refiner"]), "--steps", "12", "--seeds", "2", "--record-every", "5",
-                 "--settings", "both,gt_free", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                str(root / "data"),
+                "--base",
+                str(paths["base"]),
+                "--refiner",
+                str(paths["refiner"]),
+                "--steps",
+                "12",
+                "--seeds",
+                "2",
+                "--record-every",
+                "5",
+                "--settings",
+                "both,gt_free",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     view_id = manifest["views"][0]
     for setting in ("both", "gt_free"):
@@ -41,16 +62,45 @@ def test_simulate_then_report(setup, capsys):
 
 def test_simulate_takes_a_view_folder(setup, tmp_path):
     root, paths = setup
-    assert main(["simulate", str(root / "data" / "SYN-0001" / "PS"), "--base", str(paths["base"]),
-                 "--refiner", str(paths["refiner"]), "--steps", "2", "--seeds", "1",
-                 "--record-every", "1", "--settings", "one_pass", "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                str(root / "data" / "SYN-0001" / "PS"),
+                "--base",
+                str(paths["base"]),
+                "--refiner",
+                str(paths["refiner"]),
+                "--steps",
+                "2",
+                "--seeds",
+                "1",
+                "--record-every",
+                "1",
+                "--settings",
+                "one_pass",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "manifest.json").read_text())["views"] == ["SYN-0001_R"]
     assert read_records(run_path(tmp_path, "SYN-0001_R", "one_pass", 0))["step"] == [0, 1, 2]
 
 
-@pytest.mark.parametrize("given", ["", "SYN-0001", "SYN-0001/PS", "SYN-0001/PS/SYN-0001_R_U.tif",
-                                   "SYN-0001/PS/SYN-0001_R_N.tif",
-                                   "drawings/SYN-0001_R_drawings.png", "masks/SYN-0001_R_mask.png"])
+@pytest.mark.parametrize(
+    "given",
+    [
+        "",
+        "SYN-0001",
+        "SYN-0001/PS",
+        "SYN-0001/PS/SYN-0001_R_U.tif",
+        "SYN-0001/PS/SYN-0001_R_N.tif",
+        "drawings/SYN-0001_R_drawings.png",
+        "masks/SYN-0001_R_mask.png",
+    ],
+)
 def test_simulate_finds_the_ground_truth_from_any_form_of_the_view(setup, given):
     data = setup[0] / "data"
     (files,) = view_files_with_ground_truth([data / given])
@@ -62,12 +112,23 @@ def test_simulate_finds_the_ground_truth_from_any_form_of_the_view(setup, given)
 def test_simulate_refuses_views_without_ground_truth(tmp_path, setup, capsys):
     _, paths = setup
     (tmp_path / "empty").mkdir()
-    code = main(["simulate", str(tmp_path / "empty"), "--base", str(paths["base"]),
-                 "--refiner", str(paths["refiner"]), "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "simulate",
+            str(tmp_path / "empty"),
+            "--base",
+            str(paths["base"]),
+            "--refiner",
+            str(paths["refiner"]),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2
     assert "no view" in capsys.readouterr().err
-    code = main(["simulate", str(setup[0] / "data"), "--only", "SYN-9999_R",
-                 "--out", str(tmp_path / "o")])
+    code = main(
+        ["simulate", str(setup[0] / "data"), "--only", "SYN-9999_R", "--out", str(tmp_path / "o")]
+    )
     assert code == 2 and "SYN-9999_R" in capsys.readouterr().err
 
 
@@ -92,18 +153,31 @@ def test_a_setting_gets_the_refiner_options_it_names(setup, tmp_path, refiners_u
 
     root, paths = setup
     built = refiners_used
-    manifest = simulate_views([root / "data"], out=tmp_path, base=paths["base"],
-                              refiner=paths["refiner"], steps=3, seeds=1,
-                              settings=("both", "one_pass"))
+    manifest = simulate_views(
+        [root / "data"],
+        out=tmp_path,
+        base=paths["base"],
+        refiner=paths["refiner"],
+        steps=3,
+        seeds=1,
+        settings=("both", "one_pass"),
+    )
     # the app's refiner (four orientations, twice) for the main setting, one pass for its preview
     assert built and built[0] == (APP_ORIENTATIONS, APP_ITERATIONS) == (4, 2)
     assert built[-1] == (1, 1) and sorted(set(built)) == [(1, 1), (4, 2)]
     for setting in ("both", "one_pass"):
         assert read_records(run_path(tmp_path, manifest["views"][0], setting, 0))["step"][-1] == 3
     # more seeds for the same folder: the manifest has them all
-    more = simulate_views([root / "data"], out=tmp_path, base=paths["base"],
-                          refiner=paths["refiner"], steps=3, seeds=2, first_seed=1,
-                          settings=("one_pass",))
+    more = simulate_views(
+        [root / "data"],
+        out=tmp_path,
+        base=paths["base"],
+        refiner=paths["refiner"],
+        steps=3,
+        seeds=2,
+        first_seed=1,
+        settings=("one_pass",),
+    )
     assert more["seeds"] == [0, 1, 2]
     assert run_path(tmp_path, manifest["views"][0], "one_pass", 2).exists()
     assert not run_path(tmp_path, manifest["views"][0], "both", 2).exists()
@@ -111,13 +185,23 @@ def test_a_setting_gets_the_refiner_options_it_names(setup, tmp_path, refiners_u
         simulate_views([root / "data"], out=tmp_path, seeds=1, first_seed=-1)
 
 
-def test_iterations_replace_the_apps_refinements_per_stroke(setup, tmp_path, refiners_used,
-                                                            capsys):
+def test_iterations_replace_the_apps_refinements_per_stroke(setup, tmp_path, refiners_used, capsys):
     root, paths = setup
     built = refiners_used
-    args = ["simulate", str(root / "data"), "--base", str(paths["base"]), "--refiner",
-            str(paths["refiner"]), "--steps", "3", "--seeds", "1", "--settings",
-            "both,one_pass"]
+    args = [
+        "simulate",
+        str(root / "data"),
+        "--base",
+        str(paths["base"]),
+        "--refiner",
+        str(paths["refiner"]),
+        "--steps",
+        "3",
+        "--seeds",
+        "1",
+        "--settings",
+        "both,one_pass",
+    ]
     assert main(args + ["--iterations", "1", "--out", str(tmp_path / "once")]) == 0
     # the app's four orientations, refined once; the preview stays one pass
     assert sorted(set(built)) == [(1, 1), (APP_ORIENTATIONS, 1)]

@@ -10,10 +10,14 @@ from simulation.report import write_report
 EVALUATION = Path(__file__).resolve().parents[2] / "docs" / "evaluation"
 
 
-FOLDERS = {"from_start": EVALUATION / "from_start", "from_base": EVALUATION / "from_base",
-           "one_iteration": EVALUATION / "one_iteration",
-           "one_iteration_ten_seeds": EVALUATION / "one_iteration" / "ten_seeds",
-           "other_recipe": EVALUATION / "other_recipe", "adaptive": EVALUATION / "adaptive"}
+FOLDERS = {
+    "from_start": EVALUATION / "from_start",
+    "from_base": EVALUATION / "from_base",
+    "one_iteration": EVALUATION / "one_iteration",
+    "one_iteration_ten_seeds": EVALUATION / "one_iteration" / "ten_seeds",
+    "other_recipe": EVALUATION / "other_recipe",
+    "adaptive": EVALUATION / "adaptive",
+}
 
 
 @pytest.mark.parametrize("folder", FOLDERS.values(), ids=FOLDERS.keys())

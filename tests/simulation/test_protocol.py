@@ -43,8 +43,15 @@ GRID = PatchGrid(SIZE, SIZE, patch_size=64, stride=32, net_size=32)
 
 def _run(refine, **config):
     image, base, gt = _scene()
-    return run_protocol(image, base, gt, refine, grid=GRID, rng=0,
-                        config=ProtocolConfig(**{"steps": 60, "record_every": 10, **config}))
+    return run_protocol(
+        image,
+        base,
+        gt,
+        refine,
+        grid=GRID,
+        rng=0,
+        config=ProtocolConfig(**{"steps": 60, "record_every": 10, **config}),
+    )
 
 
 def test_curves_start_at_the_initial_prediction_score():
@@ -81,8 +88,9 @@ def test_accept_rule_rejects_strokes_that_do_not_help():
     # With a perfect prediction no stroke can raise the patch pFM: none is ever committed.
     image, _, gt = _scene()
     perfect = np.where(gt, 4.0, -4.0).astype(np.float32)
-    records = run_protocol(image, perfect, gt, ideal_refiner, grid=GRID, rng=0,
-                           config=ProtocolConfig(steps=30))
+    records = run_protocol(
+        image, perfect, gt, ideal_refiner, grid=GRID, rng=0, config=ProtocolConfig(steps=30)
+    )
     assert records[-1]["strokes"] == 0
     assert records[-1]["pfm_human"] == records[0]["pfm_human"]
 
@@ -105,8 +113,15 @@ def test_mirror_mask_restricts_scoring():
     image, base, gt = _scene()
     mirror = np.zeros_like(gt)
     mirror[:, :64] = True
-    records = run_protocol(image, base, gt, passive_refiner, grid=GRID, mirror_mask=mirror,
-                           config=ProtocolConfig(steps=0))
+    records = run_protocol(
+        image,
+        base,
+        gt,
+        passive_refiner,
+        grid=GRID,
+        mirror_mask=mirror,
+        config=ProtocolConfig(steps=0),
+    )
     assert records[0]["pfm_human"] == pytest.approx(score_masks(base > 0, gt, mask=mirror)["pfm"])
 
 
@@ -116,8 +131,9 @@ def test_patch_frame_and_view_frame_agree():
     stroke = Stroke("add", [(10.0, 12.0), (16.0, 12.0)], 2.0)
     index = 5
     view_stroke = patch_stroke_to_view(stroke, GRID, index)
-    back = rasterize_stroke(view_stroke, (32, 32), origin=GRID.network_origin(index),
-                            scale=GRID.scale)
+    back = rasterize_stroke(
+        view_stroke, (32, 32), origin=GRID.network_origin(index), scale=GRID.scale
+    )
     assert np.array_equal(back, rasterize_stroke(stroke, (32, 32)))
 
 
@@ -152,9 +168,16 @@ def test_patch_queue_ranks_a_patch_anew_and_leaves_out_unreachable_ones():
 
 def _adaptive_run(adapt, **config):
     image, base, gt = _scene()
-    return run_protocol(image, base, gt, ideal_refiner, grid=GRID, rng=0, adapt=adapt,
-                        config=ProtocolConfig(**{"steps": 60, "record_every": 10,
-                                                 "adapt_every": 3, **config}))
+    return run_protocol(
+        image,
+        base,
+        gt,
+        ideal_refiner,
+        grid=GRID,
+        rng=0,
+        adapt=adapt,
+        config=ProtocolConfig(**{"steps": 60, "record_every": 10, "adapt_every": 3, **config}),
+    )
 
 
 def test_a_rejected_adaptation_changes_nothing_and_sees_no_ground_truth():
@@ -196,7 +219,8 @@ def test_an_accepted_adaptation_refines_and_propagates():
 def test_adapt_every_needs_an_adapt_function():
     image, base, gt = _scene()
     with pytest.raises(ValueError, match="needs an adapt function"):
-        run_protocol(image, base, gt, ideal_refiner, grid=GRID,
-                     config=ProtocolConfig(steps=5, adapt_every=2))
+        run_protocol(
+            image, base, gt, ideal_refiner, grid=GRID, config=ProtocolConfig(steps=5, adapt_every=2)
+        )
     with pytest.raises(ValueError, match="adapt_every"):
         ProtocolConfig(adapt_every=-1)

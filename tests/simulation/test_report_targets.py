@@ -14,18 +14,33 @@ START = "base network + refiner with no strokes (4 orientations, 2 iterations)"
 
 
 def _records(human, network, strokes):
-    return [{"step": 10 * i, "strokes": s, "annotated_pixels": 100 * s, "pfm_human": h,
-             "iou_human": h - 0.2, "pfm_network": n, "iou_network": n - 0.2}
-            for i, (h, n, s) in enumerate(zip(human, network, strokes, strict=True))]
+    return [
+        {
+            "step": 10 * i,
+            "strokes": s,
+            "annotated_pixels": 100 * s,
+            "pfm_human": h,
+            "iou_human": h - 0.2,
+            "pfm_network": n,
+            "iou_network": n - 0.2,
+        }
+        for i, (h, n, s) in enumerate(zip(human, network, strokes, strict=True))
+    ]
 
 
 # Two seeds of one view. Human only: 0.80 at 6 and 8 strokes, never 0.85. Human + network:
 # 0.80 at 2 and 4 strokes, 0.85 at 4 strokes in seed 0 only, never 0.90.
 SEEDS = [
-    _records([0.70, 0.72, 0.75, 0.80, 0.81, 0.81], [0.70, 0.80, 0.86, 0.87, 0.88, 0.88],
-             [0, 2, 4, 6, 8, 8]),
-    _records([0.70, 0.71, 0.74, 0.78, 0.80, 0.80], [0.70, 0.78, 0.81, 0.84, 0.84, 0.84],
-             [0, 2, 4, 6, 8, 8]),
+    _records(
+        [0.70, 0.72, 0.75, 0.80, 0.81, 0.81],
+        [0.70, 0.80, 0.86, 0.87, 0.88, 0.88],
+        [0, 2, 4, 6, 8, 8],
+    ),
+    _records(
+        [0.70, 0.71, 0.74, 0.78, 0.80, 0.80],
+        [0.70, 0.78, 0.81, 0.84, 0.84, 0.84],
+        [0, 2, 4, 6, 8, 8],
+    ),
 ]
 
 
@@ -45,9 +60,19 @@ def folder(tmp_path):
     for setting in ("both", "gt_free"):
         for seed, records in enumerate(SEEDS):
             write_records(run_path(tmp_path, "V_R", setting, seed), records)
-    write_manifest(tmp_path, {"views": ["V_R"], "settings": ["both", "gt_free"], "seeds": [0, 1],
-                              "steps": 50, "iterations": 2, "start": START,
-                              "base_pfm": {"V_R": 0.55}, "start_pfm": {"V_R": 0.70}})
+    write_manifest(
+        tmp_path,
+        {
+            "views": ["V_R"],
+            "settings": ["both", "gt_free"],
+            "seeds": [0, 1],
+            "steps": 50,
+            "iterations": 2,
+            "start": START,
+            "base_pfm": {"V_R": 0.55},
+            "start_pfm": {"V_R": 0.70},
+        },
+    )
     return tmp_path
 
 
@@ -59,14 +84,19 @@ def test_report_gives_strokes_and_pixels_to_each_target(folder, capsys):
     assert (human["strokes"], human["pixels"], human["reached"]) == (7.0, 700.0, 2)
     assert (network["strokes"], network["reached"]) == (3.0, 2)
     assert targets["0.85"]["pfm_human"]["reached"] == 0
-    assert targets["0.85"]["pfm_network"] == {"strokes": 4.0, "pixels": 400.0, "reached": 1,
-                                              "runs": 2}
+    assert targets["0.85"]["pfm_network"] == {
+        "strokes": 4.0,
+        "pixels": 400.0,
+        "reached": 1,
+        "runs": 2,
+    }
     assert targets["0.90"]["pfm_network"]["reached"] == 0
     report = (folder / "report.md").read_text()
-    assert ("| oracle ranking | V_R | human only | 7 / 700 | not reached | not reached |"
-            in report)
-    assert ("| GT-free ranking | V_R | human + network | 3 / 300 | 4 / 400 (1 of 2 runs) | "
-            "not reached |" in report)
+    assert "| oracle ranking | V_R | human only | 7 / 700 | not reached | not reached |" in report
+    assert (
+        "| GT-free ranking | V_R | human + network | 3 / 300 | 4 / 400 (1 of 2 runs) | "
+        "not reached |" in report
+    )
     assert "last stroke came by step 40." in report
     cut = folder / "cut"
     for setting in ("both", "gt_free"):

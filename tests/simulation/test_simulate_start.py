@@ -12,8 +12,9 @@ from tests.simulation.tiny_networks import save_tiny_networks
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("simulate_start")
-    assert main(["synth", str(root / "data"), "--views", "1", "--size", "256x256",
-                 "--seed", "5"]) == 0
+    assert (
+        main(["synth", str(root / "data"), "--views", "1", "--size", "256x256", "--seed", "5"]) == 0
+    )
     return root, save_tiny_networks(root, refiner_head_std=0.5)
 
 
@@ -21,9 +22,29 @@ def setup(tmp_path_factory):
 def test_runs_begin_at_the_start_the_manifest_names(setup, tmp_path, start):
     root, paths = setup
     out = tmp_path / start
-    assert main(["simulate", str(root / "data"), "--base", str(paths["base"]), "--refiner",
-                 str(paths["refiner"]), "--steps", "2", "--seeds", "1", "--settings", "both",
-                 "--start", start, "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                str(root / "data"),
+                "--base",
+                str(paths["base"]),
+                "--refiner",
+                str(paths["refiner"]),
+                "--steps",
+                "2",
+                "--seeds",
+                "1",
+                "--settings",
+                "both",
+                "--start",
+                start,
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     view = manifest["views"][0]
     first = read_records(run_path(out, view, "both", 0))["pfm_human"][0]

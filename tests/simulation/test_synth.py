@@ -36,8 +36,9 @@ def test_generate_view_shapes_and_dtypes(small_view):
     assert v.drawings.any() and v.mirror_mask.mean() > 0.3
 
 
-@pytest.mark.parametrize("kwargs", [{"size": (10, 100)}, {"size": "big"}, {"difficulty": 1.5},
-                                    {"px_per_mm": 0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"size": (10, 100)}, {"size": "big"}, {"difficulty": 1.5}, {"px_per_mm": 0}]
+)
 def test_generate_view_rejects_bad_arguments(kwargs):
     name = next(iter(kwargs))
     with pytest.raises(ValueError, match=name):
@@ -64,8 +65,7 @@ def test_write_view_layout_and_values(tmp_path, small_view):
     assert normals.min() >= 0 and normals.max() <= 1
     assert np.allclose(normals * 2 - 1, small_view.normals, atol=1e-6)
     assert tiff_px_per_mm(paths["depth"]) == pytest.approx(45.0, rel=1e-4)
-    assert np.array_equal(read_binary_mask(paths["drawings"], channel="alpha"),
-                          small_view.drawings)
+    assert np.array_equal(read_binary_mask(paths["drawings"], channel="alpha"), small_view.drawings)
     assert np.array_equal(read_binary_mask(paths["mask"], channel="red"), small_view.mirror_mask)
 
 
@@ -83,8 +83,9 @@ def test_layout_round_trip_through_load_view(tmp_path, small_view):
     assert np.array_equal(loaded.mirror_mask, small_view.mirror_mask)
     assert np.allclose(loaded.normals, small_view.normals, atol=1e-5)
     mask = small_view.mirror_mask
-    assert np.allclose(loaded.depth, preprocess_depth(small_view.depth, px_per_mm=45.0,
-                                                      mask=mask), atol=1e-4)
+    assert np.allclose(
+        loaded.depth, preprocess_depth(small_view.depth, px_per_mm=45.0, mask=mask), atol=1e-4
+    )
     assert np.allclose(loaded.albedo, normalize_albedo(small_view.albedo, mask=mask), atol=1e-5)
 
 
@@ -102,6 +103,7 @@ def test_half_widths_follow_the_gamma_and_vary_slowly():
     assert hw.std() == pytest.approx(1.49, abs=0.15)
     a, loc, scale = HALF_WIDTH_GAMMA["a"], HALF_WIDTH_GAMMA["loc"], HALF_WIDTH_GAMMA["scale"]
     from scipy import stats
+
     expected = stats.gamma.ppf([0.1, 0.5, 0.9], a, loc=loc, scale=scale)
     assert np.allclose(np.quantile(hw, [0.1, 0.5, 0.9]), expected, atol=0.25)
     steps = np.concatenate([np.abs(np.diff(line)) for line in lines])
@@ -134,6 +136,7 @@ def test_carve_u_groove_is_rounded_and_empty_input_is_flat():
 def test_grooves_are_deeper_than_their_surroundings():
     view = generate_view(size=(512, 512), seed=11, difficulty=0.0)
     from scipy import ndimage
+
     detail = view.depth - ndimage.gaussian_filter(view.depth, 12)
     interior = ndimage.binary_erosion(view.mirror_mask, iterations=40)
     ground = np.median(detail[interior & ~view.drawings])
@@ -177,8 +180,12 @@ def test_cli_writes_views(tmp_path):
     assert main(["synth", str(tmp_path), "--views", "2", "--size", "96x80", "--seed", "5"]) == 0
     assert (tmp_path / "SYN-0002" / "PS" / "SYN-0002_R_N.tif").is_file()
     single = tmp_path / "single"
-    assert main(["synth", str(single), "--views", "1", "--first", "2", "--size", "96x80",
-                 "--seed", "5"]) == 0
+    assert (
+        main(
+            ["synth", str(single), "--views", "1", "--first", "2", "--size", "96x80", "--seed", "5"]
+        )
+        == 0
+    )
     # a view does not depend on how many were generated with it
     name = "SYN-0002/PS/SYN-0002_R_U.tif"
     assert (single / name).read_bytes() == (tmp_path / name).read_bytes()
@@ -188,8 +195,10 @@ def test_cli_writes_views(tmp_path):
 
 
 def test_synth_never_imports_qt():
-    code = ("import sys, simulation.synth, simulation.synth.preview, simulation.cli.synth; "
-            "sys.exit(any(m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6') for m in sys.modules))")
+    code = (
+        "import sys, simulation.synth, simulation.synth.preview, simulation.cli.synth; "
+        "sys.exit(any(m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6') for m in sys.modules))"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 

@@ -15,16 +15,26 @@ SIZE = (384, 384)
 
 def test_grooves_recipe_adds_groove_like_scratches_and_faint_lines():
     rng = np.random.default_rng(0)
-    drawing = [make_groove([(50 + 20 * i, 50), (50 + 20 * i, 300)], rng=rng, px_scale=1.0,
-                           px_per_mm=45.0) for i in range(10)]
+    drawing = [
+        make_groove([(50 + 20 * i, 50), (50 + 20 * i, 300)], rng=rng, px_scale=1.0, px_per_mm=45.0)
+        for i in range(10)
+    ]
     recipe = damage_recipe("grooves")
-    new_drawing, scratches = damage_grooves(drawing, [], (192, 192), 2000, recipe=recipe,
-                                            rng=np.random.default_rng(1), px_per_mm=45.0,
-                                            difficulty=1.0)
+    new_drawing, scratches = damage_grooves(
+        drawing,
+        [],
+        (192, 192),
+        2000,
+        recipe=recipe,
+        rng=np.random.default_rng(1),
+        px_per_mm=45.0,
+        difficulty=1.0,
+    )
     # the same lines (the ground truth does not change), some of them cut shallow
     assert [g.points.tolist() for g in new_drawing] == [g.points.tolist() for g in drawing]
-    ratios = [float(n.depths.max() / g.depths.max())
-              for n, g in zip(new_drawing, drawing, strict=True)]
+    ratios = [
+        float(n.depths.max() / g.depths.max()) for n, g in zip(new_drawing, drawing, strict=True)
+    ]
     assert set(np.round(ratios, 6)) <= {1.0, recipe.faint_depth}
     assert recipe.faint_depth in np.round(ratios, 6)
     # scratches as wide and deep as engraved lines: well beyond the default's 0.6-2.5 px
@@ -32,8 +42,16 @@ def test_grooves_recipe_adds_groove_like_scratches_and_faint_lines():
     assert np.median([s.half_widths.mean() for s in scratches]) > 2.5
     # the default recipe changes nothing and draws nothing from the random stream
     stream = np.random.default_rng(5)
-    same, none = damage_grooves(drawing, [], (192, 192), 2000, recipe=RECIPES["default"],
-                                rng=stream, px_per_mm=45.0, difficulty=1.0)
+    same, none = damage_grooves(
+        drawing,
+        [],
+        (192, 192),
+        2000,
+        recipe=RECIPES["default"],
+        rng=stream,
+        px_per_mm=45.0,
+        difficulty=1.0,
+    )
     assert same == drawing and none == []
     assert stream.random() == np.random.default_rng(5).random()
     with pytest.raises(ValueError, match="damage"):
@@ -54,8 +72,21 @@ def test_grooves_views_differ_but_keep_the_engraving_as_ground_truth():
 
 
 def test_synth_cli_damage_option(tmp_path, capsys):
-    assert main(["synth", str(tmp_path), "--size", "128x128", "--damage", "grooves",
-                 "--difficulty", "0.9"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                str(tmp_path),
+                "--size",
+                "128x128",
+                "--damage",
+                "grooves",
+                "--difficulty",
+                "0.9",
+            ]
+        )
+        == 0
+    )
     assert read_binary_mask(tmp_path / "masks" / "SYN-0001_R_mask.png").any()
     with pytest.raises(SystemExit):
         main(["synth", str(tmp_path / "x"), "--damage", "rust"])
