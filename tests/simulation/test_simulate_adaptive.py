@@ -59,7 +59,7 @@ def simulated(tmp_path_factory):
                     "--refiner",
                     str(paths["refiner"]),
                     "--steps",
-                    "20",
+                    "40",
                     "--seeds",
                     "1",
                     "--settings",
