@@ -12,15 +12,18 @@ for it. The toggle is remembered in the settings; it is off by default: measured
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QSettings, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QLabel
 
-from annotator.core.adaptation import SessionAdaptation, state_writer, stored_states
 from annotator.qt.dialogs import show_error
 from annotator.qt.workers import LatestCall
 from refinement_model.errors import Cancelled
+
+if TYPE_CHECKING:
+    from annotator.core.adaptation import SessionAdaptation
 
 SETTINGS_KEY = "adaptToMirror"
 
@@ -78,6 +81,8 @@ class AdaptationRunner(QObject):
 
     # ----------------------------------------------------------------- internals
     def _start(self) -> None:
+        # torch only when adaptation is switched on: opening a project must not wait for it
+        from annotator.core.adaptation import SessionAdaptation, state_writer, stored_states
         from refinement_model.adaptation import OnlineAdapter
 
         project = self.project

@@ -1,6 +1,7 @@
 """Reopening a project needs no network: the stored start logits and patch changes replay the
 work bit for bit, and the refiner is built only when a stroke needs it (or in the background)."""
 
+import os
 import subprocess
 import sys
 
@@ -96,5 +97,18 @@ def test_reopening_does_not_import_torch(saved):
     )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
+
+
+def test_the_app_window_does_not_import_torch_until_adaptation_is_on():
+    # the window module (with its adaptation toggle, off by default) must not pay for torch
+    script = "import sys; import annotator.qt.main_window; print('torch' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
     )
     assert result.stdout.strip() == "False"
