@@ -129,12 +129,11 @@ class StartPredictor:
                 raise Cancelled("prediction cancelled")
             indices = np.arange(start, min(start + batch_size, len(grid)))
             logits = np.stack([next(base) for _ in indices])
-            chosen = indices[refined[indices]]
-            if len(chosen):
-                images = np.stack([grid.extract(image, i) for i in chosen]).astype(
+            picked = refined[indices]
+            if picked.any():
+                images = np.stack([grid.extract(image, i) for i in indices[picked]]).astype(
                     np.float32, copy=False
                 )
-                picked = refined[indices]
                 logits[picked] = self.refiner.refine_batch(
                     images, logits[picked], np.zeros_like(logits[picked])
                 )
