@@ -49,13 +49,17 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from safetensors.numpy import load, save
 
+from refinement_model.backends import EQUALITY_TOLERANCE
 from refinement_model.errors import Cancelled, InputError
 from refinement_model.imageio import file_sha256
 from refinement_model.inference import PatchRefiner
 from refinement_model.nets import LOGIT_SCALE, refiner_input, scale_base_logits
+from refinement_model.onnx_export import INPUT_NAME, export_onnx
 from refinement_model.strokes import stroke_channel
 from refinement_model.training.data import dihedral
+from refinement_model.training.refiner import simulate_strokes, stroke_count
 
 __all__ = [
     "TRAINABLE",
@@ -211,7 +215,6 @@ class AdaptedState:
 
     def to_bytes(self) -> bytes:
         """safetensors bytes; the rest of the state is JSON in the header metadata."""
-        from safetensors.numpy import save
 
         meta = {
             "format": _FORMAT_VERSION,
@@ -227,7 +230,6 @@ class AdaptedState:
     @classmethod
     def from_bytes(cls, data: bytes, *, source=None) -> AdaptedState:
         """Inverse of :meth:`to_bytes`; InputError naming ``source`` (a file, say) if bad."""
-        from safetensors.numpy import load
 
         try:
             (length,) = struct.unpack("<Q", data[:8])
@@ -298,16 +300,14 @@ class _FrozenPart(torch.nn.Module):
 def _frozen_runner(part: _FrozenPart, size: int) -> Callable[[np.ndarray], np.ndarray]:
     """``part`` as a NumPy callable on ONNX Runtime (the eager network is several times
     slower on a CPU), or eager PyTorch where the export fails or differs from it."""
-    from refinement_model.backends import EQUALITY_TOLERANCE
 
     def eager(batch):
         with torch.no_grad():
             return part(torch.from_numpy(batch)).numpy()
 
     try:
+        # optional at run time, as for the networks' backends: eager where it is missing
         import onnxruntime
-
-        from refinement_model.onnx_export import INPUT_NAME, export_onnx
 
         session = onnxruntime.InferenceSession(
             export_onnx(part, size=size), providers=["CPUExecutionProvider"]
@@ -536,8 +536,6 @@ class OnlineAdapter:
     def _patch_examples(self, patch: CorrectedPatch, digest: str, training: bool) -> dict:
         """A patch's examples: with the user's strokes, then (training) ``variants`` with
         simulated ones, each in a random orientation, or (validation) with no strokes."""
-        from refinement_model.training.refiner import simulate_strokes, stroke_count
-
         n = patch.image.shape[-1]
         user = patch.user.astype(np.float32)
         arrays = [patch.image, patch.start, user, patch.target]

@@ -21,6 +21,8 @@ import warnings
 import numpy as np
 import torch
 
+from refinement_model.onnx_export import export_onnx
+
 __all__ = [
     "BACKENDS",
     "EQUALITY_TOLERANCE",
@@ -175,7 +177,7 @@ class OnnxBackend:
     name = "onnx"
 
     def __init__(self, model_bytes: bytes, *, threads: int | None = None):
-        import onnxruntime
+        import onnxruntime  # optional at run time: the ImportError makes callers fall back
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
@@ -278,8 +280,6 @@ def _built(model, name: str, channels: int, size: int, probe, expected, onnx_cac
     if name == "torchscript":
         return _checked(TorchScriptBackend(model, channels, size), probe, expected)
     import onnxruntime  # noqa: F401 (a missing runtime falls back before the cache is read)
-
-    from refinement_model.onnx_export import export_onnx
 
     if onnx_cache is None:
         return _checked(OnnxBackend(export_onnx(model, size=size)), probe, expected)

@@ -15,6 +15,8 @@ logits equal eager PyTorch's on a probe batch; otherwise it is exported anew and
 
 from __future__ import annotations
 
+# ``onnx`` takes seconds to import: only the functions that write or check ONNX files import
+# it, not every importer of the backends (the eager and TorchScript paths never need it).
 import copy
 import io
 import json
@@ -137,6 +139,7 @@ def export_checkpoint(checkpoint) -> tuple[bytes, float]:
     CheckpointError
         The checkpoint cannot be read, or its export is not equal to it.
     """
+    # backends imports this module to export
     from refinement_model.backends import EQUALITY_TOLERANCE, OnnxBackend, probe_difference
 
     model, metadata = load_checkpoint(checkpoint)

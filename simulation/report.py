@@ -255,6 +255,7 @@ def write_report(folder, out=None) -> dict:
 
 
 def _plot(curves: dict, out: Path) -> list[str]:
+    # matplotlib only when plotting (the rest of the report runs without it), Agg before pyplot
     import matplotlib
 
     matplotlib.use("Agg")

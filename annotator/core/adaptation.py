@@ -50,6 +50,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from refinement_model.adaptation import (
     AdaptationResult,
@@ -57,6 +58,9 @@ from refinement_model.adaptation import (
     CorrectedPatch,
     OnlineAdapter,
 )
+from refinement_model.checkpoints import read_tensors, write_tensors
+from refinement_model.errors import Cancelled, InputError
+from refinement_model.imageio import file_sha256
 from refinement_model.patches import clip_box
 from refinement_model.strokes import stroke_channel
 
@@ -115,7 +119,6 @@ class PropagationJob:
 
     def run(self, cancel: Callable[[], bool] | None = None) -> tuple:
         """Returns ``(job, {patch: (n, n) float16 delta})``."""
-        from refinement_model.errors import Cancelled
 
         if cancel is not None and cancel():
             raise Cancelled("propagation cancelled")
@@ -374,8 +377,6 @@ def stored_states(store) -> dict[int, AdaptedState]:
     for key, data in store.blobs(STATE_PREFIX).items():
         index = key.removeprefix(STATE_PREFIX)
         if not index.isdigit():
-            from refinement_model.errors import InputError
-
             raise InputError(store.path, f"damaged adapted state key {key!r}")
         out[int(index)] = AdaptedState.from_bytes(data, source=store.path)
     return out
@@ -407,12 +408,6 @@ def export_adapted_refiner(
     InputError
         ``state`` was made for another checkpoint, or names tensors the base lacks.
     """
-    import torch
-
-    from refinement_model.checkpoints import read_tensors, write_tensors
-    from refinement_model.errors import InputError
-    from refinement_model.imageio import file_sha256
-
     if file_sha256(base_checkpoint) != state.base_sha256:
         raise InputError(
             base_checkpoint,

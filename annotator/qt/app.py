@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QApplication
 
 from annotator.qt.dialogs import ask, show_error
 from annotator.qt.document import crashed_projects
+from annotator.qt.main_window import MainWindow
 from annotator.qt.tools import ICON_DIR
 from refinement_model.errors import InputError
 from refinement_model.shipped import SAMPLE_VIEW
@@ -46,8 +47,6 @@ def application() -> QApplication:
 
 def main(options: StartOptions) -> int:
     """Run the app until its window closes; with ``options.screenshot``, save a PNG and exit."""
-    from annotator.qt.main_window import MainWindow
-
     app = application()
     window = MainWindow(base=options.base, refiner=options.refiner, project_dir=options.project_dir)
     window.resize(*options.size)

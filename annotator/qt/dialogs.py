@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 import traceback
+from importlib.metadata import PackageNotFoundError, version
 
 from PySide6.QtWidgets import (
     QDialog,
@@ -96,8 +97,6 @@ def show_table(parent: QWidget | None, title: str, rows) -> None:
 
 def about_text() -> str:
     """The About box's text: the version and what the tool does."""
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         release = version("etmira-refine")
     except PackageNotFoundError:
@@ -116,6 +115,7 @@ def show_about(parent: QWidget | None) -> None:
 
 def check_model(path: str, kind: str) -> None:
     """``InputError`` naming ``path`` unless it is a checkpoint of a ``kind`` network."""
+    # torch comes with these: only when the user picks a model, not with every app start
     from refinement_model.checkpoints import read_metadata
     from refinement_model.nets import ModelSpec
 

@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow
 
 from annotator.core import render
+from annotator.core.journal_io import read_strokes
 from annotator.core.session import default_radius
 from annotator.qt import dialogs, document
 from annotator.qt.adaptation import AdaptationRunner
@@ -373,8 +374,6 @@ class MainWindow(QMainWindow):
 
     def replay_strokes(self, path) -> None:
         """Apply (and accept) every stroke of a stroke journal, as if drawn (for demos)."""
-        from annotator.core.journal_io import read_strokes
-
         for stroke in read_strokes(path):
             self.project.session.apply_stroke(stroke)
 
