@@ -37,14 +37,16 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from refinement_model.adaptation import AdaptationOptions, CorrectedPatch, OnlineAdapter
-    from refinement_model.inference import PatchRefiner, Predictor
+    from refinement_model.patch_refiner import PatchRefiner
+    from refinement_model.prediction import Predictor
+    from refinement_model.refiner_options import APP_REFINEMENT
     from refinement_model.shipped import sample_view, shipped_checkpoint
     from refinement_model.views import find_views_in, load_view, network_input
 
     files = find_views_in([args.view or sample_view()])[0]
     view = load_view(files.depth)
     predictor = Predictor(shipped_checkpoint("base"))
-    refiner = PatchRefiner(shipped_checkpoint("refiner"), orientations=4, iterations=2)
+    refiner = PatchRefiner(shipped_checkpoint("refiner"), options=APP_REFINEMENT)
     image = network_input(view, predictor.net.spec.inputs)
     grid = predictor.grid(*view.shape)
     chosen = [i for i in range(len(grid)) if grid.extract(view.ground_truth, i).sum() > 50][

@@ -198,9 +198,10 @@ def main(argv):
         shipped = Path(argv[argv.index("--refiner") + 1])
     network = None
     if shipped.is_file():
-        from refinement_model.inference import APP_REFINER_OPTIONS, PatchRefiner
+        from refinement_model.patch_refiner import PatchRefiner
+        from refinement_model.refiner_options import APP_REFINEMENT
 
-        refiner = PatchRefiner(shipped, **APP_REFINER_OPTIONS)  # as the app's
+        refiner = PatchRefiner(shipped, options=APP_REFINEMENT)  # as the app's
         with tempfile.TemporaryDirectory() as tmp:
             network = bench_release(shape, (depth, albedo, normals), refiner, tmp)
     figures = {

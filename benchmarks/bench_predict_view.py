@@ -2,7 +2,7 @@
 
 Targets: a full-size view (8964 x 6716 px) in <= 8 s on 2 cores (issue 20) with the default
 backend (ONNX Runtime), under 60 s with peak memory under 3 GB (issue 4). Runs
-:func:`refinement_model.inference.predict_image` (patches, batched forward, stitching) on a
+:func:`refinement_model.prediction.predict_image` (patches, batched forward, stitching) on a
 normalised random depth input of the given size with each backend in turn, and compares every
 backend's probabilities with the last one's (eager PyTorch by default); with ``--view DIR`` it
 loads that view first (``load_view`` + ``Predictor.predict_view``, as ``etmira predict`` does).
@@ -27,9 +27,10 @@ import numpy as np
 import torch
 
 from refinement_model.backends import EQUALITY_TOLERANCE
-from refinement_model.inference import FastNet, Predictor, predict_image
+from refinement_model.fast_net import FastNet
 from refinement_model.nets import create_model
 from refinement_model.patches import PatchGrid
+from refinement_model.prediction import Predictor, predict_image
 from refinement_model.shipped import WEIGHTS
 
 FULL = (6716, 8964)

@@ -2,7 +2,7 @@
 
 Targets on a 2-core CPU (issue 20): one pass of one 256 x 256 patch p50 <= 8 ms, and the app's
 full refinement of a stroke's patches (a batch of 4, four orientations, refined twice:
-``APP_REFINER_OPTIONS``) p50 <= 250 ms; issue 4's p50 < 30 ms and p95 < 50 ms for one pass still
+``APP_REFINEMENT``) p50 <= 250 ms; issue 4's p50 < 30 ms and p95 < 50 ms for one pass still
 hold. Each backend of :mod:`refinement_model.backends` (ONNX Runtime, TorchScript, eager) runs
 the same inputs, the backends taking turns call by call so that a load change on a shared
 machine slows them alike (the CPU time of each call is printed too: it varies less with the
@@ -26,16 +26,17 @@ import torch
 
 from refinement_model.backends import EQUALITY_TOLERANCE
 from refinement_model.checkpoints import load_checkpoint
-from refinement_model.inference import APP_REFINER_OPTIONS, PatchRefiner
 from refinement_model.nets import create_model
+from refinement_model.patch_refiner import PatchRefiner
+from refinement_model.refiner_options import APP_REFINEMENT, ONE_PASS
 from refinement_model.shipped import WEIGHTS
 
 BACKENDS = ("onnx", "torchscript", "eager")
 # (key, label, patches in the batch, PatchRefiner options, target p50 ms)
 CASES = (
-    ("one_pass", "one pass, 1 patch", 1, {}, 8.0),
-    ("app_refinement_1", "app refinement, 1 patch", 1, dict(APP_REFINER_OPTIONS), None),
-    ("app_refinement_4", "app refinement, 4 patches", 4, dict(APP_REFINER_OPTIONS), 250.0),
+    ("one_pass", "one pass, 1 patch", 1, ONE_PASS, 8.0),
+    ("app_refinement_1", "app refinement, 1 patch", 1, APP_REFINEMENT, None),
+    ("app_refinement_4", "app refinement, 4 patches", 4, APP_REFINEMENT, 250.0),
 )
 ISSUE4_P50_MS, ISSUE4_P95_MS = 30.0, 50.0
 
@@ -104,8 +105,8 @@ def main() -> None:
     for key, label, count, options, target in CASES:
         inputs = _inputs(count, model.spec.image_channels)
         # siblings share their backend: no new export or trace per case
-        refiners = {name: r.with_options(**options) for name, r in built.items()}
-        reference = PatchRefiner(model, optimise=False, **options).refine_batch(*inputs)
+        refiners = {name: r.with_options(options) for name, r in built.items()}
+        reference = PatchRefiner(model, options=options, optimise=False).refine_batch(*inputs)
         fast = {name: r for name, r in refiners.items() if name != "eager"}
         times = _time_in_turns(
             {name: (lambda r=r, i=inputs: r.refine_batch(*i)) for name, r in fast.items()},

@@ -11,8 +11,8 @@ through K strokes, each drawn against the refined patch as in the app (the gain 
         [--base CKPT] [--seed 0] [--strokes 1] [--orientations 1] [--iterations 1]
 
 ``--orientations K`` averages the refiner's logits over K orientations of each patch (see
-``refinement_model.inference.FastNet``); ``--iterations N`` refines N times, each refinement
-from the logits of the one before (``PatchRefiner(iterations=N)``; the app: 4 and 2).
+``refinement_model.fast_net.FastNet``); ``--iterations N`` refines N times, each refinement
+from the logits of the one before (``RefinerOptions(iterations=N)``; the app: 4 and 2).
 
 Defaults: data/val and the shipped weights. The last line printed is one JSON object.
 """
@@ -27,7 +27,8 @@ TARGET_GAIN = 0.05
 
 def main() -> None:
     from refinement_model.checkpoints import load_checkpoint
-    from refinement_model.inference import ORIENTATIONS, FastNet
+    from refinement_model.fast_net import FastNet
+    from refinement_model.refiner_options import ORIENTATIONS
     from refinement_model.shipped import shipped_checkpoint
     from refinement_model.training.base import GridOptions
     from refinement_model.training.data import load_training_views

@@ -25,7 +25,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000)
     args = parser.parse_args()
 
-    from refinement_model.inference import PatchRefiner, Predictor
+    from refinement_model.patch_refiner import PatchRefiner
+    from refinement_model.prediction import Predictor
     from refinement_model.shipped import shipped_checkpoint
     from refinement_model.views import find_views, load_view, network_input
     from simulation.evaluate import probability_logits
@@ -52,7 +53,7 @@ def main() -> None:
         )
         view = load_view(find_views(folder)[0].depth)
     predictor = Predictor(shipped_checkpoint("base"))
-    refiner = PatchRefiner(shipped_checkpoint("refiner"), **refiner_options("both"))
+    refiner = PatchRefiner(shipped_checkpoint("refiner"), options=refiner_options("both"))
     started = time.perf_counter()
     probabilities = predictor.predict_view(view)
     predict_seconds = time.perf_counter() - started

@@ -38,10 +38,12 @@ def _options(text: str) -> list[tuple[int, int]]:
 def main() -> None:
     import numpy as np
 
-    from refinement_model.inference import PatchRefiner, Predictor
     from refinement_model.metrics import score_masks
+    from refinement_model.patch_refiner import PatchRefiner
+    from refinement_model.prediction import Predictor
+    from refinement_model.refiner_options import RefinerOptions
     from refinement_model.shipped import shipped_checkpoint
-    from refinement_model.start import START_ITERATIONS, START_ORIENTATIONS, StartPredictor
+    from refinement_model.start import START_REFINEMENT, StartPredictor
     from refinement_model.views import find_views, load_view, network_input
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -49,9 +51,9 @@ def main() -> None:
     parser.add_argument(
         "--options",
         type=_options,
-        default=[(START_ORIENTATIONS, START_ITERATIONS)],
+        default=[(START_REFINEMENT.orientations, START_REFINEMENT.iterations)],
         help="refiner options to compare, e.g. 1x1,4x1,4x2 (default: the "
-        f"start's, {START_ORIENTATIONS}x{START_ITERATIONS})",
+        f"start's, {START_REFINEMENT.orientations}x{START_REFINEMENT.iterations})",
     )
     parser.add_argument("--base", default=None, metavar="CKPT")
     parser.add_argument("--refiner", default=None, metavar="CKPT")
@@ -60,7 +62,7 @@ def main() -> None:
     base = Predictor(args.base or shipped_checkpoint("base"))
     refiner = PatchRefiner(args.refiner or shipped_checkpoint("refiner"))
     starts = {
-        f"{o}x{i}": StartPredictor(base, refiner.with_options(orientations=o, iterations=i))
+        f"{o}x{i}": StartPredictor(base, refiner.with_options(RefinerOptions(o, i)))
         for o, i in args.options
     }
     files = [f for folder in args.views for f in find_views(folder) if f.drawings is not None]

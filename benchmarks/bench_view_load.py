@@ -64,14 +64,17 @@ _APP_CHILD = """
 import json, os, resource, sys, time
 from annotator.core import project as projects
 from annotator.qt import document
+from refinement_model.network_loader import app_loader
+from refinement_model.refiner_options import APP_REFINEMENT
 from refinement_model.shipped import shipped_checkpoint
 view, target, mode = sys.argv[1:4]
 start = time.perf_counter()
 if mode == "first":
     project = projects.new_project(target, view, base=shipped_checkpoint("base"),
-                                   refiner=shipped_checkpoint("refiner"))
+                                   refiner=shipped_checkpoint("refiner"),
+                                   refiner_options=APP_REFINEMENT, loader=app_loader())
 else:
-    project = projects.open_project(target)
+    project = projects.open_project(target, loader=app_loader())
 opened = time.perf_counter() - start
 document._prepare(project.session)
 usable = time.perf_counter() - start

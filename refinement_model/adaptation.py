@@ -54,9 +54,9 @@ from safetensors.numpy import load, save
 from refinement_model.backends import EQUALITY_TOLERANCE
 from refinement_model.errors import Cancelled, InputError
 from refinement_model.imageio import file_sha256
-from refinement_model.inference import PatchRefiner
 from refinement_model.nets import LOGIT_SCALE, refiner_input, scale_base_logits
 from refinement_model.onnx_export import INPUT_NAME, export_onnx
+from refinement_model.patch_refiner import PatchRefiner
 from refinement_model.strokes import stroke_channel
 from refinement_model.training.data import dihedral
 from refinement_model.training.refiner import simulate_strokes, stroke_count
@@ -444,9 +444,8 @@ class OnlineAdapter:
             net = self.base.net
             refined = PatchRefiner(
                 model,
+                options=self.base.options,
                 optimise=net.optimised,
-                orientations=net.orientations,
-                iterations=self.base.iterations,
                 backend=net.backend,
             )
             # keep only the latest: an app keeps one adapted refiner, not the history

@@ -7,10 +7,11 @@ spatial sizes free (one session serves every batch size, no warm-up per size). I
 checkpoint's SHA-256 under :data:`DIGEST_KEY`.
 
 The runtime never runs an ONNX file it did not make from the checkpoint in hand: it exports in
-memory, or keeps exports in a cache folder the caller names (:func:`user_cache_folder` is the
-documented place), one file per checkpoint named by the checkpoint's SHA-256. A cached file is
-used only if it parses, refers to no external data, names that checkpoint's digest, and its
-logits equal eager PyTorch's on a probe batch; otherwise it is exported anew and replaced.
+memory, or keeps exports in a cache folder the caller names
+(:func:`~refinement_model.network_loader.user_cache_folder` is the documented place), one file
+per checkpoint named by the checkpoint's SHA-256. A cached file is used only if it parses,
+refers to no external data, names that checkpoint's digest, and its logits equal eager
+PyTorch's on a probe batch; otherwise it is exported anew and replaced.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -39,8 +39,8 @@ __all__ = [
     "OnnxCacheWarning",
     "export_checkpoint",
     "export_onnx",
+    "onnx_cache_for",
     "read_onnx_metadata",
-    "user_cache_folder",
 ]
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -51,13 +51,6 @@ _AXES = {0: "batch", 2: "height", 3: "width"}
 
 class OnnxCacheWarning(UserWarning):
     """A cached ONNX file was not trusted and is exported anew."""
-
-
-def user_cache_folder() -> Path:
-    """The documented folder for :class:`OnnxCache`: ``$XDG_CACHE_HOME/etmira/onnx``, by
-    default ``~/.cache/etmira/onnx``."""
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(root) / "etmira" / "onnx"
 
 
 def export_onnx(
@@ -212,8 +205,8 @@ class OnnxCache:
     Parameters
     ----------
     folder : str or os.PathLike
-        Created (private to the user) on the first write; :func:`user_cache_folder` is the
-        documented place.
+        Created (private to the user) on the first write;
+        :func:`~refinement_model.network_loader.user_cache_folder` is the documented place.
     checkpoint : str or os.PathLike
         The checkpoint the network was loaded from (hash it before loading it).
 
@@ -263,3 +256,20 @@ class OnnxCache:
         """Store an export (atomically)."""
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         atomic_write(self.path, lambda temporary: Path(temporary).write_bytes(model_bytes))
+
+
+def onnx_cache_for(folder, checkpoint) -> OnnxCache | None:
+    """The :class:`OnnxCache` of ``checkpoint`` in ``folder``, or None without a folder.
+
+    Call it before loading the checkpoint, so that the digest names the weights in use.
+
+    Raises
+    ------
+    ValueError
+        A folder given with a network in memory (only a checkpoint file has a digest).
+    """
+    if folder is None:
+        return None
+    if isinstance(checkpoint, torch.nn.Module):
+        raise ValueError("onnx_cache needs a checkpoint file, got a network in memory")
+    return OnnxCache(folder, checkpoint)

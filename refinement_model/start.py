@@ -6,7 +6,7 @@ default test views it lifts the base's whole-view pFM by 15-32% relative
 start from it, so that the strokes are measured against the best automatic tracing, not against
 a weaker base the refiner would beat without them.
 
-:class:`StartPredictor` has the interface of :class:`~refinement_model.inference.Predictor`
+:class:`StartPredictor` has the interface of :class:`~refinement_model.prediction.Predictor`
 (``predict_view``, ``grid``, ``net``), so callers swap one for the other.
 """
 
@@ -17,13 +17,14 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from refinement_model.errors import Cancelled
-from refinement_model.inference import PatchRefiner, Predictor, predict_patch_logits
+from refinement_model.patch_refiner import PatchRefiner
 from refinement_model.patches import PatchGrid, stitch_logits
+from refinement_model.prediction import Predictor, predict_patch_logits
+from refinement_model.refiner_options import RefinerOptions
 from refinement_model.views import network_input
 
 __all__ = [
-    "START_ITERATIONS",
-    "START_ORIENTATIONS",
+    "START_REFINEMENT",
     "StartPredictor",
     "start_predictor",
     "start_record",
@@ -31,8 +32,7 @@ __all__ = [
 
 # The refiner options of the start, chosen on the validation views (docs/evaluation/from_start):
 # the best whole-view pFM within noise at the fewest network passes per patch.
-START_ORIENTATIONS = 4
-START_ITERATIONS = 2
+START_REFINEMENT = RefinerOptions(orientations=4, iterations=2)
 
 
 class StartPredictor:
@@ -50,8 +50,8 @@ class StartPredictor:
         A base checkpoint, or its predictor (shared, not loaded again).
     refiner : str, os.PathLike or PatchRefiner
         A refiner checkpoint, or a refiner ready to use (its options are kept).
-    orientations, iterations : int, optional
-        :class:`~refinement_model.inference.PatchRefiner` options for a checkpoint path.
+    options : RefinerOptions, optional
+        The refiner's options for a checkpoint path.
     optimise : bool, optional
         Use the traced fast path for both networks.
 
@@ -74,17 +74,14 @@ class StartPredictor:
         base,
         refiner,
         *,
-        orientations: int = START_ORIENTATIONS,
-        iterations: int = START_ITERATIONS,
+        options: RefinerOptions = START_REFINEMENT,
         optimise: bool = True,
     ):
         self.base = base if isinstance(base, Predictor) else Predictor(base, optimise=optimise)
         if isinstance(refiner, PatchRefiner):
             self.refiner = refiner
         else:
-            self.refiner = PatchRefiner(
-                refiner, optimise=optimise, orientations=orientations, iterations=iterations
-            )
+            self.refiner = PatchRefiner(refiner, options=options, optimise=optimise)
         if tuple(self.refiner.spec.inputs) != tuple(self.base.net.spec.inputs):
             raise ValueError(
                 f"the refiner reads {list(self.refiner.spec.inputs)}, the base "
@@ -96,8 +93,7 @@ class StartPredictor:
         self.record = {
             "kind": "refined",
             "path": self.refiner.path,
-            "orientations": self.refiner.orientations,
-            "iterations": self.refiner.iterations,
+            **self.refiner.options.as_record(),
         }
 
     def grid(self, height: int, width: int) -> PatchGrid:
@@ -115,7 +111,7 @@ class StartPredictor:
     ) -> Iterator[np.ndarray]:
         """Refined no-stroke logits (net_size, net_size) float32 of every patch of ``grid``, in
         grid order; the arguments are those of
-        :func:`~refinement_model.inference.predict_patch_logits` (``image`` (C, H, W) float32,
+        :func:`~refinement_model.prediction.predict_patch_logits` (``image`` (C, H, W) float32,
         the normalised network input of the view). ``refined`` (N,) bool names the patches the
         refiner runs on (default: all); the others give their base logits."""
         if refined is None:
@@ -189,7 +185,7 @@ class StartPredictor:
 def start_predictor(base, refiner=None, **options):
     """The predictor of the app's initial prediction: a :class:`StartPredictor` over ``base``
     and ``refiner`` (``options`` as it takes them), or the base network's
-    :class:`~refinement_model.inference.Predictor` where there is no refiner."""
+    :class:`~refinement_model.prediction.Predictor` where there is no refiner."""
     if refiner is None:
         return base if isinstance(base, Predictor) else Predictor(base, **options)
     return StartPredictor(base, refiner, **options)

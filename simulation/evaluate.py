@@ -94,8 +94,9 @@ def simulate_views(
     -------
     manifest : dict
     """
-    from refinement_model.inference import PatchRefiner, Predictor
     from refinement_model.metrics import score_masks
+    from refinement_model.patch_refiner import PatchRefiner
+    from refinement_model.prediction import Predictor
     from refinement_model.shipped import shipped_checkpoint
     from refinement_model.start import start_predictor
     from refinement_model.views import load_view, network_input
@@ -116,7 +117,7 @@ def simulate_views(
         "seeds": list(range(first_seed, first_seed + seeds)),
         "steps": steps,
         "record_every": record_every,
-        "iterations": refiner_options("both", iterations=iterations)["iterations"],
+        "iterations": refiner_options("both", iterations=iterations).iterations,
         "start": start_description(starter),
         "base": _shown(base),
         "refiner": _shown(refiner),
@@ -149,16 +150,15 @@ def simulate_views(
         for setting in settings:
             config = setting_config(setting, ProtocolConfig(steps=steps, record_every=record_every))
             options = refiner_options(setting, iterations=iterations)
-            key = tuple(sorted(options.items()))
-            if key not in refiners:
-                refiners[key] = PatchRefiner(refiner, **options)
+            if options not in refiners:
+                refiners[options] = PatchRefiner(refiner, options=options)
             for seed in manifest["seeds"]:
                 started = time.perf_counter()
                 run = f"{view.view_id}/{setting}/{seed}"
                 adapt = None
                 if config.adapt_every:
                     adapt, manifest.setdefault("adaptation", {})[run] = online_adaptation(
-                        refiners[key], seed=seed, scale=grid.scale
+                        refiners[options], seed=seed, scale=grid.scale
                     )
                 with progress_bar(
                     f"{view.view_id} {setting} seed {seed}", enabled=show_progress
@@ -167,7 +167,7 @@ def simulate_views(
                         image,
                         logits,
                         view.ground_truth,
-                        refiners[key].refine,
+                        refiners[options].refine,
                         mirror_mask=view.mirror_mask,
                         grid=grid,
                         config=config,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from refinement_model.errors import InputError
 from refinement_model.imageio import atomic_write
+from refinement_model.refiner_options import APP_REFINEMENT, ONE_PASS, RefinerOptions
 from simulation.protocol import RECORD_FIELDS, ProtocolConfig
 
 MANIFEST = "manifest.json"
@@ -42,29 +43,26 @@ MAIN_SETTINGS = ("both", "gt_free")
 # Where a simulated annotation starts: the app's start (the base network refined with no
 # strokes, refinement_model.start) or the base network alone (the paper's protocol).
 STARTS = ("refined", "base")
-# PatchRefiner options of the settings that do not use the app's refiner. The app commits the
-# refined logits averaged over APP_ORIENTATIONS quarter turns of each patch, refined
-# APP_ITERATIONS times; it shows a one-pass preview first, within the release-to-screen budget
+# PatchRefiner options of the settings that do not use the app's refiner. The app commits its
+# APP_REFINEMENT (refined logits averaged over quarter turns of each patch, refined again); it
+# shows a one-pass preview first, within the release-to-screen budget
 # (annotator.core.session), which is the setting one_pass.
-REFINER_OPTIONS = {"one_pass": {"orientations": 1, "iterations": 1}}
+REFINER_OPTIONS = {"one_pass": ONE_PASS}
 
 
-def refiner_options(setting: str, *, iterations: int | None = None) -> dict:
+def refiner_options(setting: str, *, iterations: int | None = None) -> RefinerOptions:
     """The PatchRefiner options of a named setting: the app's unless it names others.
 
     ``iterations`` replaces the app's refinements per stroke (an ablation of refining again);
     the settings that name their own options keep them.
     """
-    from refinement_model.inference import APP_REFINER_OPTIONS  # torch, only when simulating
-
     if setting not in SETTINGS:
         raise ValueError(f"setting must be one of {sorted(SETTINGS)}, got {setting!r}")
     if setting in REFINER_OPTIONS:
-        return dict(REFINER_OPTIONS[setting])
-    options = dict(APP_REFINER_OPTIONS)
-    if iterations is not None:
-        options["iterations"] = iterations
-    return options
+        return REFINER_OPTIONS[setting]
+    if iterations is None:
+        return APP_REFINEMENT
+    return replace(APP_REFINEMENT, iterations=iterations)
 
 
 def setting_config(name: str, base: ProtocolConfig) -> ProtocolConfig:

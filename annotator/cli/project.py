@@ -85,6 +85,8 @@ def register(subparsers) -> None:
 def run_new(args) -> int:
     from annotator.core.project import new_project
     from refinement_model.errors import CheckpointError
+    from refinement_model.network_loader import app_loader
+    from refinement_model.refiner_options import APP_REFINEMENT
     from refinement_model.shipped import shipped_checkpoint
 
     base = args.base or shipped_checkpoint("base")
@@ -102,6 +104,8 @@ def run_new(args) -> int:
             args.view,
             base=base,
             refiner=refiner,
+            refiner_options=APP_REFINEMENT,
+            loader=app_loader(),
             view_id=args.view_id,
             overwrite=args.force,
             with_refiner=False,
@@ -123,9 +127,11 @@ def run_replay(args) -> int:
     from annotator.core.journal_io import read_strokes
     from annotator.core.project import open_project
     from refinement_model.errors import InputError
+    from refinement_model.network_loader import app_loader
 
     strokes = read_strokes(args.strokes)
-    with open_project(args.project, refine=None if args.no_refine else "stored") as project:
+    refine = None if args.no_refine else "stored"
+    with open_project(args.project, refine=refine, loader=app_loader()) as project:
         for warning in project.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         session = project.session

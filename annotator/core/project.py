@@ -3,12 +3,13 @@
 Quick use::
 
     project = new_project("p.etmira", "VIEW_DIR", base="base.safetensors",
-                          refiner="refiner.safetensors")      # runs the base model
+                          refiner="refiner.safetensors",       # runs the start
+                          refiner_options=APP_REFINEMENT, loader=app_loader())
     project.session.apply_stroke(stroke)                       # committed to disk at once
     project.save_as("copy.etmira")                             # continues in the copy
     project.close()
     if needs_recovery("p.etmira"): ...                         # offer recovery, then open
-    project = open_project("p.etmira")                         # exact state, undo included
+    project = open_project("p.etmira", loader=app_loader())    # exact state, undo included
 
 What the file holds (see ``project_store``): the layers ``base_logits`` (float16, what the
 session started from: it starts from these rounded values), ``mirror_mask`` (the view's mirror
@@ -44,7 +45,9 @@ from annotator.core.project_store import ProjectStore
 from annotator.core.session import AnnotationSession, StoredView
 from refinement_model.errors import Cancelled, InputError, ProjectError
 from refinement_model.imageio import file_sha256
+from refinement_model.network_loader import NetworkLoader
 from refinement_model.patches import PatchGrid
+from refinement_model.refiner_options import RefinerOptions
 from refinement_model.views import MirrorView, load_view
 
 __all__ = [
@@ -52,7 +55,6 @@ __all__ = [
     "Project",
     "StoredView",
     "create_project",
-    "default_onnx_cache",
     "file_record",
     "find_view_project",
     "needs_recovery",
@@ -70,6 +72,8 @@ _ROLES = ("normals", "albedo", "depth", "drawings", "mask")
 _MAP_ROLES = ("normals", "albedo", "depth")
 # The stitched probabilities come back as float32, whose sigmoid saturates beyond |logit| ~ 16.
 _P_CLIP = 1e-7
+# What builds a reopened project's refiner when the caller names nothing else.
+_DEFAULT_LOADER = NetworkLoader()
 
 
 def file_record(path: str | os.PathLike) -> dict:
@@ -182,21 +186,20 @@ class DeferredRefiner:
     ----------
     path : path-like
         The refiner checkpoint.
-    orientations, iterations : int
-        ``PatchRefiner`` options.
-    onnx_cache : path-like, optional
-        ``PatchRefiner``'s ``onnx_cache``; default :func:`default_onnx_cache` (resolved when
-        building: finding it imports PyTorch).
+    options : RefinerOptions
+        The ``PatchRefiner``'s options.
+    loader : NetworkLoader
+        What builds it.
     """
 
-    def __init__(self, path, *, orientations: int = 1, iterations: int = 1, onnx_cache=None):
+    def __init__(self, path, *, options: RefinerOptions, loader: NetworkLoader):
         self.path = os.fspath(path)
-        self._options = {"orientations": orientations, "iterations": iterations}
-        self._onnx_cache = onnx_cache
+        self.options = options
+        self._loader = loader
         self._lock = threading.Lock()
         self._refiner = None
         self._thread = None
-        self.preview = None if orientations == iterations == 1 else _DeferredPreview(self)
+        self.preview = None if options.one_pass else _DeferredPreview(self)
 
     @property
     def built(self) -> bool:
@@ -207,10 +210,7 @@ class DeferredRefiner:
         """The ``PatchRefiner`` (built now unless it already is, or waited for)."""
         with self._lock:
             if self._refiner is None:
-                from refinement_model.inference import PatchRefiner
-
-                cache = default_onnx_cache() if self._onnx_cache is None else self._onnx_cache
-                self._refiner = PatchRefiner(self.path, **self._options, onnx_cache=cache)
+                self._refiner = self._loader.refiner(self.path, self.options)
             return self._refiner
 
     def build_in_background(self) -> None:
@@ -255,14 +255,6 @@ class _DeferredPreview:
 
     def refine_batch(self, image_patches, base_logits, stroke_channels):
         return self._full.build().preview.refine_batch(image_patches, base_logits, stroke_channels)
-
-
-def default_onnx_cache():
-    """Where projects keep the ONNX exports of their networks (one per checkpoint, see
-    ``refinement_model.onnx_export.OnnxCache``): the user's cache folder."""
-    from refinement_model.onnx_export import user_cache_folder
-
-    return user_cache_folder()
 
 
 def _model_record(path) -> dict:
@@ -556,10 +548,11 @@ def new_project(
     *,
     base,
     refiner=None,
+    refiner_options: RefinerOptions,
+    loader: NetworkLoader,
     view_id: str | None = None,
     overwrite: bool = False,
     with_refiner: bool = True,
-    onnx_cache=None,
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> Project:
@@ -576,23 +569,20 @@ def new_project(
         Base model checkpoint.
     refiner : path-like, optional
         Refiner checkpoint; without one the session only burns strokes in.
+    refiner_options : RefinerOptions
+        How the session's refiner refines (recorded: reopening refines the same way); the
+        start refines with ``refinement_model.start.START_REFINEMENT``.
+    loader : NetworkLoader
+        What builds the networks.
     with_refiner : bool, keyword-only
         Build the refiner for the returned session; False only records it (for a caller that
-        closes the project at once: building it takes seconds).
-    onnx_cache : path-like, optional
-        Folder for the networks' ONNX exports; default :func:`default_onnx_cache`.
+        closes the project at once: the start's refiner is built alone).
     progress : callable(done, total), optional
         Over the base model's patches.
     """
     from refinement_model.checkpoints import read_metadata
-    from refinement_model.inference import APP_REFINER_OPTIONS, PatchRefiner, Predictor
     from refinement_model.nets import ModelSpec
-    from refinement_model.start import (
-        START_ITERATIONS,
-        START_ORIENTATIONS,
-        start_predictor,
-        start_record,
-    )
+    from refinement_model.start import START_REFINEMENT, start_predictor, start_record
 
     if os.path.exists(path) and not overwrite:
         raise ProjectError(path, "already exists (choose another name or overwrite it)")
@@ -601,27 +591,23 @@ def new_project(
         if isinstance(view_path, MirrorView)
         else load_view(view_path, view_id, cancel=cancel)
     )
-    onnx_cache = default_onnx_cache() if onnx_cache is None else onnx_cache
-    predictor = Predictor(base, onnx_cache=onnx_cache)
-    models, inputs, patch_refiner = {"base": _model_record(base)}, predictor.net.spec.inputs, None
+    predictor = loader.predictor(base)
+    models, inputs = {"base": _model_record(base)}, predictor.net.spec.inputs
+    patch_refiner = start_refiner = None
     if refiner is not None:
         spec = ModelSpec.from_dict(read_metadata(refiner)["model"])
         if spec.kind != "refiner":
             raise InputError(refiner, f"this is a {spec.kind} checkpoint, not a refiner")
-        patch_refiner = (
-            PatchRefiner(refiner, **APP_REFINER_OPTIONS, onnx_cache=onnx_cache)
-            if with_refiner
-            else None
-        )
+        if with_refiner:
+            patch_refiner = loader.refiner(refiner, refiner_options)
+            # the session's refiner, with the start's options: its network is built once
+            start_refiner = patch_refiner.with_options(START_REFINEMENT)
+        else:
+            start_refiner = loader.refiner(refiner, START_REFINEMENT)
         # reopening refines as this session does (the undo of a stroke may need it)
-        models["refiner"] = {**_model_record(refiner), **APP_REFINER_OPTIONS}
+        models["refiner"] = {**_model_record(refiner), **refiner_options.as_record()}
         inputs = spec.inputs
-    if patch_refiner is not None:
-        # the session's refiner, with the start's options: its network is built once
-        refiner = patch_refiner.with_options(
-            orientations=START_ORIENTATIONS, iterations=START_ITERATIONS
-        )
-    predictor = start_predictor(predictor, refiner)
+    predictor = start_predictor(predictor, start_refiner)
     models["start"] = start_record(predictor)
     # in place: on a full-size view every float32 copy is 240 MB
     base_logits = predictor.predict_view(view, progress=progress, cancel=cancel)
@@ -700,7 +686,7 @@ def project_summary(store: ProjectStore) -> dict:
     return dict(store.meta().get("summary", {}))
 
 
-def _load_refiner(meta: dict, warnings: list, onnx_cache):
+def _load_refiner(meta: dict, warnings: list, loader: NetworkLoader):
     record = meta.get("models", {}).get("refiner")
     if record is None:
         return None
@@ -709,12 +695,8 @@ def _load_refiner(meta: dict, warnings: list, onnx_cache):
         return None
     if changed_files({"refiner": record}):
         warnings.append(f"the refiner {record['path']} changed since the project was made")
-    # projects made before the app averaged orientations, or refined again, refined once
     return DeferredRefiner(
-        record["path"],
-        orientations=record.get("orientations", 1),
-        iterations=record.get("iterations", 1),
-        onnx_cache=onnx_cache,
+        record["path"], options=RefinerOptions.from_record(record), loader=loader
     )
 
 
@@ -725,7 +707,7 @@ def open_project(
     refine="stored",
     readonly: bool = False,
     autocommit: bool = True,
-    onnx_cache=None,
+    loader: NetworkLoader = _DEFAULT_LOADER,
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> Project:
@@ -742,8 +724,9 @@ def open_project(
         changes replay the journal without it).
     readonly : bool, keyword-only
         Open without the lock and never write (autocommit is then off).
-    onnx_cache : path-like, optional
-        Folder for the refiner's ONNX export; default :func:`default_onnx_cache`.
+    loader : NetworkLoader, keyword-only
+        What builds the stored refiner (default: the backend chosen automatically, exported
+        in memory; the app passes ``refinement_model.network_loader.app_loader()``).
     progress, cancel : optional
         ``progress(done, total)`` over loading the view, then over reading the base logits.
 
@@ -769,7 +752,7 @@ def open_project(
             )
         elif isinstance(view, (str, os.PathLike)):
             view = load_view(view, meta["view"]["view_id"], progress=progress, cancel=cancel)
-        refine = _load_refiner(meta, warnings, onnx_cache) if stored_refiner else refine
+        refine = _load_refiner(meta, warnings, loader) if stored_refiner else refine
         base_logits = _base_logits(store, progress=progress, cancel=cancel)
         if base_logits.shape != view.mirror_mask.shape:
             raise InputError(

@@ -10,7 +10,7 @@ in {-1, 0, +1} (*all* strokes on the patch) and ``refined_logits`` (n, n) float3
 stateless, the session's mask is a function of the base logits and the event journal.
 
 - :func:`as_refine_fn` wraps anything callable that way, or any object with such a ``refine``
-  method (``refinement_model.inference.PatchRefiner``), into a function over a *batch* of
+  method (``refinement_model.patch_refiner.PatchRefiner``), into a function over a *batch* of
   patches, and checks what comes back. An object that also has ``refine_batch`` (the same on
   (B, ...) arrays) gets the patches a stroke touches in one forward pass, about a third faster
   on a CPU than one patch at a time.

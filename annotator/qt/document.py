@@ -58,7 +58,7 @@ def project_for_view(view_path, project_dir) -> Path:
     return Path(project_dir) / f"{view_path.name or 'view'}-{digest}{PROJECT_SUFFIX}"
 
 
-def open_document(path, *, project_dir, base=None, refiner=None, parent=None):
+def open_document(path, *, project_dir, loader, base=None, refiner=None, parent=None):
     """Open a project file, or a view (creating or reusing its cached project).
 
     Parameters
@@ -67,6 +67,8 @@ def open_document(path, *, project_dir, base=None, refiner=None, parent=None):
         A project file, a view folder or one of a view's files.
     project_dir : path-like
         Folder for the project of a view opened directly.
+    loader : refinement_model.network_loader.NetworkLoader
+        What builds the networks (a new project's, a reopened one's refiner).
     base, refiner : path-like or None
         Checkpoints for a new project; without ``base`` the shipped weights (and the shipped
         refiner when there is one).
@@ -86,7 +88,9 @@ def open_document(path, *, project_dir, base=None, refiner=None, parent=None):
         raise InputError(path, "no such file or folder")
     if is_project_file(path):
         project = run_with_progress(
-            lambda progress, cancel: projects.open_project(path, progress=progress, cancel=cancel),
+            lambda progress, cancel: projects.open_project(
+                path, loader=loader, progress=progress, cancel=cancel
+            ),
             label=f"Opening {path.name}...",
             parent=parent,
         )
@@ -95,7 +99,7 @@ def open_document(path, *, project_dir, base=None, refiner=None, parent=None):
         if target.exists():
             project = run_with_progress(
                 lambda progress, cancel: projects.open_project(
-                    target, progress=progress, cancel=cancel
+                    target, loader=loader, progress=progress, cancel=cancel
                 ),
                 label=f"Opening the saved work on {path.name}...",
                 parent=parent,
@@ -105,7 +109,13 @@ def open_document(path, *, project_dir, base=None, refiner=None, parent=None):
             target.parent.mkdir(parents=True, exist_ok=True)
             project = run_with_progress(
                 lambda progress, cancel: _open_view(
-                    path, target, base=base, refiner=refiner, progress=progress, cancel=cancel
+                    path,
+                    target,
+                    base=base,
+                    refiner=refiner,
+                    loader=loader,
+                    progress=progress,
+                    cancel=cancel,
                 ),
                 label=f"Opening {path.name} (the first time, finding the lines takes a minute; "
                 "the result is kept)...",
@@ -123,19 +133,30 @@ def open_document(path, *, project_dir, base=None, refiner=None, parent=None):
     return project, stack
 
 
-def _open_view(path, target: Path, *, base, refiner, progress, cancel):
+def _open_view(path, target: Path, *, base, refiner, loader, progress, cancel):
     """The project of the view at ``path``: one made for the same maps elsewhere (the view was
-    moved or copied; it now records this place), else a new one at ``target``."""
+    moved or copied; it now records this place), else a new one at ``target`` whose refiner
+    refines as the app does (``APP_REFINEMENT``)."""
     from annotator.core import project as projects
+    from refinement_model.refiner_options import APP_REFINEMENT
     from refinement_model.views import load_view
 
     view = load_view(path, cancel=cancel)
     found, records = projects.find_view_project(target.parent, view.files, cancel=cancel)
     if found is None:
         return projects.new_project(
-            target, view, base=base, refiner=refiner, progress=progress, cancel=cancel
+            target,
+            view,
+            base=base,
+            refiner=refiner,
+            refiner_options=APP_REFINEMENT,
+            loader=loader,
+            progress=progress,
+            cancel=cancel,
         )
-    project = projects.open_project(found, view=view, progress=progress, cancel=cancel)
+    project = projects.open_project(
+        found, view=view, loader=loader, progress=progress, cancel=cancel
+    )
     if records is not None:
         project.relocate_view(records)
     return project

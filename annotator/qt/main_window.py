@@ -25,6 +25,7 @@ from annotator.qt.layers import LayerPanel
 from annotator.qt.queue_panel import QueuePanel
 from annotator.qt.tools import ToolBar, icon
 from annotator.qt.workers import LatestCall, run_with_progress
+from refinement_model.network_loader import app_loader
 from refinement_model.strokes import Stroke, rasterize_stroke
 
 # Scores over the whole view cost a moment on 60 Mpx: computed once the user pauses.
@@ -46,9 +47,12 @@ class MainWindow(QMainWindow):
         Where the projects of views opened directly are kept (default: the app data folder).
     base, refiner : path-like, optional
         Checkpoints for new projects (default: the shipped weights).
+    loader : refinement_model.network_loader.NetworkLoader, optional
+        What builds the networks; default the app's (``app_loader()``: ONNX exports cached in
+        the user's cache folder).
     """
 
-    def __init__(self, *, project_dir=None, base=None, refiner=None):
+    def __init__(self, *, project_dir=None, base=None, refiner=None, loader=None):
         super().__init__()
         self.project = None
         self.stack = None
@@ -56,6 +60,7 @@ class MainWindow(QMainWindow):
         self._project_dir = Path(project_dir) if project_dir else document.default_project_dir()
         # the command line's models, else those chosen in the app before (File > Choose models)
         self._models = (base, refiner) if base or refiner else _saved_models()
+        self._loader = app_loader() if loader is None else loader
         self.setWindowTitle("etmira annotate")
         self.canvas = Canvas()
         self.setCentralWidget(self.canvas)
@@ -200,6 +205,7 @@ class MainWindow(QMainWindow):
         project, stack = document.open_document(
             path,
             project_dir=self._project_dir,
+            loader=self._loader,
             base=self._models[0],
             refiner=self._models[1],
             parent=self,

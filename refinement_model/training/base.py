@@ -14,10 +14,11 @@ import torch
 
 from refinement_model.checkpoints import load_checkpoint, save_checkpoint
 from refinement_model.errors import CheckpointError
-from refinement_model.inference import FastNet, predict_image
+from refinement_model.fast_net import FastNet
 from refinement_model.metrics import score_masks
 from refinement_model.nets import ModelSpec, create_model
 from refinement_model.patches import PatchGrid
+from refinement_model.prediction import predict_image
 from refinement_model.training.data import load_training_views, sample_patches
 from refinement_model.training.distributed import DistContext
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop

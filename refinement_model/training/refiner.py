@@ -30,9 +30,10 @@ import numpy as np
 import torch
 
 from refinement_model.checkpoints import load_checkpoint, save_checkpoint
-from refinement_model.inference import FastNet, refine_iteratively
+from refinement_model.fast_net import FastNet
 from refinement_model.metrics import score_masks, thin
 from refinement_model.nets import LOGIT_SCALE, ModelSpec, create_model, refiner_input
+from refinement_model.patch_refiner import refine_iteratively
 from refinement_model.simulated_user import choose_stroke, simulate_add, simulate_erase
 from refinement_model.strokes import burn_in, stroke_channel
 from refinement_model.training.base import (
@@ -238,7 +239,7 @@ def refined_scores(
     one: the same k strokes burned into the base prediction. Those strokes were chosen against
     the refined patch, as in the evaluation protocol at equal annotated pixels; a user without
     the network would have drawn others. With ``iterations`` > 1 each refinement is refined
-    again from its own logits, as ``PatchRefiner(iterations=...)`` does.
+    again from its own logits, as a ``PatchRefiner`` with ``RefinerOptions(iterations=...)`` does.
 
     Returns
     -------

@@ -20,8 +20,8 @@ from annotator.core.session import AnnotationSession
 from refinement_model.adaptation import AdaptationOptions, OnlineAdapter
 from refinement_model.checkpoints import load_checkpoint, read_metadata, save_checkpoint
 from refinement_model.errors import InputError
-from refinement_model.inference import PatchRefiner
 from refinement_model.nets import create_model
+from refinement_model.patch_refiner import PatchRefiner
 from refinement_model.patches import PatchGrid
 from refinement_model.strokes import Stroke
 from tests.annotator.session_fixtures import small_base, small_view

@@ -13,8 +13,8 @@ from annotator.core.journal_io import read_document, write_strokes
 from annotator.core.project import open_project
 from refinement_model.checkpoints import save_checkpoint
 from refinement_model.imageio import read_binary_mask, write_png, write_tiff
-from refinement_model.inference import APP_ITERATIONS, APP_ORIENTATIONS
 from refinement_model.nets import create_model
+from refinement_model.refiner_options import APP_REFINEMENT
 from refinement_model.strokes import Stroke
 
 pytestmark = pytest.mark.slow  # tiny torch models, but tracing and imports take seconds
@@ -101,8 +101,9 @@ def test_new_records_view_models_and_grid(made):
         assert len(meta["view"]["files"]["depth"]["sha256"]) == 64
         assert meta["models"]["base"]["metadata"]["model"]["kind"] == "base"
         assert meta["models"]["refiner"]["path"] == str(root / "models" / "refiner.safetensors")
-        assert meta["models"]["refiner"]["orientations"] == APP_ORIENTATIONS
-        assert meta["models"]["refiner"]["iterations"] == APP_ITERATIONS
+        # the keys old projects reopen by: the refinement the session committed
+        assert meta["models"]["refiner"]["orientations"] == APP_REFINEMENT.orientations == 4
+        assert meta["models"]["refiner"]["iterations"] == APP_REFINEMENT.iterations == 2
         assert opened.session.journal == [] and opened.warnings == ()
     # the recorded refiner averages orientations and refines again, so it comes with its
     # one-pass preview

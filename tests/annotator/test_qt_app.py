@@ -7,16 +7,14 @@ from PySide6.QtCore import QSettings, QStandardPaths, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from annotator.qt.main_window import MainWindow
-from refinement_model import inference
 from refinement_model.imageio import read_binary_mask
+from refinement_model.network_loader import NetworkLoader
 from tests.annotator.test_cli_project import make_models, make_view
 
 pytestmark = pytest.mark.gui
 
-
-class _EagerNet(inference.FastNet):
-    def __init__(self, model, *, optimise=True, **options):
-        super().__init__(model, optimise=False, **options)
+# Exporting the tiny models takes seconds; eager PyTorch computes the same logits.
+EAGER = NetworkLoader(backend="eager")
 
 
 @pytest.fixture(autouse=True)
@@ -29,8 +27,6 @@ def dialogs(tmp_path, qapp, monkeypatch):
     )
     shown = []
     monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text: shown.append(text))
-    # Tracing the tiny models takes seconds; eager mode computes the same logits.
-    monkeypatch.setattr(inference, "FastNet", _EagerNet)
     yield shown
     assert shown == [], "unexpected error dialogs"
 
@@ -46,7 +42,7 @@ def files(tmp_path_factory):
 @pytest.fixture
 def window(qtbot, files, tmp_path):
     root, view, base, refiner = files
-    win = MainWindow(project_dir=tmp_path / "projects", base=base, refiner=refiner)
+    win = MainWindow(project_dir=tmp_path / "projects", base=base, refiner=refiner, loader=EAGER)
     qtbot.addWidget(win)
     win.resize(900, 600)
     win.show()
@@ -113,7 +109,7 @@ def test_stroke_refines_undo_save_reopen_export(window, qtbot, tmp_path, files):
     window.close_project()
 
     root, view, base, refiner = files
-    again = MainWindow(project_dir=tmp_path / "projects", base=base, refiner=refiner)
+    again = MainWindow(project_dir=tmp_path / "projects", base=base, refiner=refiner, loader=EAGER)
     qtbot.addWidget(again)
     assert again.open_path(saved) is True
     np.testing.assert_array_equal(again.project.session.mask, after)

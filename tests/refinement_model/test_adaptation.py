@@ -12,8 +12,8 @@ from refinement_model.adaptation import (
 )
 from refinement_model.checkpoints import save_checkpoint
 from refinement_model.errors import Cancelled, InputError
-from refinement_model.inference import PatchRefiner
 from refinement_model.nets import create_model
+from refinement_model.patch_refiner import PatchRefiner
 
 N = 64
 FAST = dict(steps=60, learning_rate=2e-2, crop=N, batch_size=4, variants=1)

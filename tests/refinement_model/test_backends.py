@@ -11,38 +11,22 @@ from refinement_model import backends, onnx_export
 from refinement_model.backends import EQUALITY_TOLERANCE, BackendFallbackWarning, OnnxBackend
 from refinement_model.checkpoints import load_checkpoint, read_metadata, save_checkpoint
 from refinement_model.errors import InputError
+from refinement_model.fast_net import FastNet
 from refinement_model.imageio import file_sha256
-from refinement_model.inference import FastNet, PatchRefiner, Predictor
-from refinement_model.nets import create_model
 from refinement_model.onnx_export import (
     OnnxCache,
     OnnxCacheWarning,
     export_onnx,
     read_onnx_metadata,
 )
+from refinement_model.patch_refiner import PatchRefiner
+from refinement_model.prediction import Predictor
+from refinement_model.refiner_options import APP_REFINEMENT, RefinerOptions
+from tests.refinement_model.conftest import tiny_refiner
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TINY = {"decoder_channels": (8, 8, 8, 8, 8)}
-
-
-def _refiner(seed: int) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    model = create_model("refiner", **TINY).eval()
-    for parameter in model.net.segmentation_head.parameters():  # as if trained: not identity
-        torch.nn.init.normal_(parameter, std=0.5)
-    return model
-
-
-@pytest.fixture(scope="module")
-def base():
-    torch.manual_seed(3)
-    return create_model("base", **TINY).eval()
-
-
-@pytest.fixture(scope="module")
-def refiner():
-    return _refiner(4)
+FOUR_TURNS = RefinerOptions(orientations=4)
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +65,8 @@ def test_backend_equals_eager_for_any_batch_and_patch_size(base, refiner, name):
 
 
 def test_onnx_refiner_equals_eager_with_orientations_and_iterations(refiner):
-    onnx = PatchRefiner(refiner, backend="onnx", orientations=4, iterations=2)
-    eager = PatchRefiner(refiner, optimise=False, orientations=4, iterations=2)
+    onnx = PatchRefiner(refiner, options=APP_REFINEMENT, backend="onnx")
+    eager = PatchRefiner(refiner, options=APP_REFINEMENT, optimise=False)
     assert onnx.net.backend == "onnx" and eager.net.backend == "eager"
     image, logits, strokes = _refiner_inputs(3)
     full = onnx.refine_batch(image, logits, strokes)
@@ -179,10 +163,10 @@ def test_cache_is_keyed_by_the_checkpoint_and_reused(refiner_checkpoint, tmp_pat
     )
     # a second session reads the cached file: it does not export
     monkeypatch.setattr(onnx_export, "export_onnx", _fail)
-    second = PatchRefiner(refiner_checkpoint, onnx_cache=cache, orientations=4)
+    second = PatchRefiner(refiner_checkpoint, options=FOUR_TURNS, onnx_cache=cache)
     assert second.net.backend == "onnx"
     image, logits, strokes = _refiner_inputs(2)
-    eager = PatchRefiner(refiner_checkpoint, optimise=False, orientations=4)
+    eager = PatchRefiner(refiner_checkpoint, options=FOUR_TURNS, optimise=False)
     assert (
         np.abs(
             second.refine_batch(image, logits, strokes) - eager.refine_batch(image, logits, strokes)
@@ -190,7 +174,7 @@ def test_cache_is_keyed_by_the_checkpoint_and_reused(refiner_checkpoint, tmp_pat
         < EQUALITY_TOLERANCE
     )
     with pytest.raises(ValueError, match="checkpoint file"):
-        PatchRefiner(_refiner(4), onnx_cache=cache)
+        PatchRefiner(tiny_refiner(4), onnx_cache=cache)
 
 
 def _forged(checkpoint, model) -> bytes:
@@ -214,7 +198,7 @@ def test_a_tampered_cache_file_is_not_trusted(refiner_checkpoint, tmp_path, tamp
     elif tamper == "other_checkpoint":
         cache.path.write_bytes(export_onnx(model, size=32, checkpoint_sha256="0" * 64))
     else:
-        cache.path.write_bytes(_forged(refiner_checkpoint, _refiner(5)))
+        cache.path.write_bytes(_forged(refiner_checkpoint, tiny_refiner(5)))
     tampered = cache.path.read_bytes()
     with pytest.warns(OnnxCacheWarning, match="not trusted"):
         refiner = PatchRefiner(refiner_checkpoint, onnx_cache=cache.folder)

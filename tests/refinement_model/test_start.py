@@ -6,9 +6,11 @@ import torch
 
 from refinement_model.checkpoints import save_checkpoint
 from refinement_model.errors import Cancelled
-from refinement_model.inference import PatchRefiner, Predictor
 from refinement_model.nets import create_model
+from refinement_model.patch_refiner import PatchRefiner
 from refinement_model.patches import stitch_logits
+from refinement_model.prediction import Predictor
+from refinement_model.refiner_options import APP_REFINEMENT, RefinerOptions
 from refinement_model.start import StartPredictor, start_predictor, start_record
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -34,13 +36,13 @@ def checkpoints(tmp_path_factory):
 
 def test_start_is_the_refiner_with_no_strokes_on_every_patch(checkpoints):
     start = StartPredictor(
-        checkpoints["base"], checkpoints["refiner"], orientations=2, iterations=2
+        checkpoints["base"], checkpoints["refiner"], options=RefinerOptions(2, 2)
     )
     image = np.random.default_rng(0).normal(size=(1, 100, 90)).astype(np.float32)
     grid = start.grid(100, 90)
     assert (grid.patch_size, grid.stride, grid.net_size) == (64, 32, 32)
     base = Predictor(checkpoints["base"])
-    refiner = PatchRefiner(checkpoints["refiner"], orientations=2, iterations=2)
+    refiner = PatchRefiner(checkpoints["refiner"], options=RefinerOptions(2, 2))
     zeros = np.zeros((grid.net_size, grid.net_size), np.float32)
     expected = []
     for i in range(len(grid)):
@@ -77,7 +79,7 @@ def test_start_is_the_refiner_with_no_strokes_on_every_patch(checkpoints):
 
 def test_start_refines_only_the_patches_holding_the_mirror(checkpoints):
     start = StartPredictor(
-        checkpoints["base"], checkpoints["refiner"], orientations=2, iterations=1
+        checkpoints["base"], checkpoints["refiner"], options=RefinerOptions(orientations=2)
     )
     image = np.random.default_rng(1).normal(size=(1, 160, 160)).astype(np.float32)
     grid = start.grid(160, 160)
@@ -135,6 +137,7 @@ def test_start_refuses_a_refiner_of_other_inputs(checkpoints, tmp_path):
 def test_a_project_starts_from_the_start_and_records_it(checkpoints, tmp_path):
     from annotator.cli import main
     from annotator.core.project import new_project
+    from refinement_model.network_loader import NetworkLoader
     from refinement_model.views import load_view
 
     assert main(["synth", str(tmp_path / "views"), "--views", "1", "--size", "160x128"]) == 0
@@ -143,6 +146,8 @@ def test_a_project_starts_from_the_start_and_records_it(checkpoints, tmp_path):
         tmp_path / "views",
         base=checkpoints["base"],
         refiner=checkpoints["refiner"],
+        refiner_options=APP_REFINEMENT,
+        loader=NetworkLoader(),
         with_refiner=False,
     )
     view = load_view(tmp_path / "views")

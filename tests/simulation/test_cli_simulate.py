@@ -5,7 +5,7 @@ import json
 import pytest
 
 from annotator.cli import main
-from refinement_model.inference import APP_ITERATIONS, APP_ORIENTATIONS
+from refinement_model.refiner_options import APP_REFINEMENT
 from simulation.evaluate import view_files_with_ground_truth
 from simulation.runs import read_records, run_path
 from tests.simulation.tiny_networks import save_tiny_networks
@@ -135,16 +135,16 @@ def test_simulate_refuses_views_without_ground_truth(tmp_path, setup, capsys):
 @pytest.fixture
 def refiners_used(monkeypatch):
     """(orientations, iterations) of the PatchRefiner behind every refinement, in order."""
-    from refinement_model import inference
+    from refinement_model import patch_refiner
 
     used = []
 
-    class Recording(inference.PatchRefiner):
+    class Recording(patch_refiner.PatchRefiner):
         def refine(self, *args):
-            used.append((self.net.orientations, self.iterations))
+            used.append((self.net.orientations, self.options.iterations))
             return super().refine(*args)
 
-    monkeypatch.setattr(inference, "PatchRefiner", Recording)
+    monkeypatch.setattr(patch_refiner, "PatchRefiner", Recording)
     return used
 
 
@@ -163,7 +163,7 @@ def test_a_setting_gets_the_refiner_options_it_names(setup, tmp_path, refiners_u
         settings=("both", "one_pass"),
     )
     # the app's refiner (four orientations, twice) for the main setting, one pass for its preview
-    assert built and built[0] == (APP_ORIENTATIONS, APP_ITERATIONS) == (4, 2)
+    assert built and built[0] == (APP_REFINEMENT.orientations, APP_REFINEMENT.iterations) == (4, 2)
     assert built[-1] == (1, 1) and sorted(set(built)) == [(1, 1), (4, 2)]
     for setting in ("both", "one_pass"):
         assert read_records(run_path(tmp_path, manifest["views"][0], setting, 0))["step"][-1] == 3
@@ -204,7 +204,7 @@ def test_iterations_replace_the_apps_refinements_per_stroke(setup, tmp_path, ref
     ]
     assert main(args + ["--iterations", "1", "--out", str(tmp_path / "once")]) == 0
     # the app's four orientations, refined once; the preview stays one pass
-    assert sorted(set(built)) == [(1, 1), (APP_ORIENTATIONS, 1)]
+    assert sorted(set(built)) == [(1, 1), (APP_REFINEMENT.orientations, 1)]
     assert json.loads((tmp_path / "once" / "manifest.json").read_text())["iterations"] == 1
     # a folder holds runs of one kind: the app's refiner cannot join the runs refined once
     assert main(args + ["--out", str(tmp_path / "once")]) == 2
