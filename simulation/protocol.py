@@ -11,6 +11,10 @@ inside the mirror area is scored twice:
 * human only: the initial binary prediction with the committed strokes burned in;
 * human + network: the initial logits plus the stitched refinements, strokes burned in.
 
+Strokes, user map, refinements and both masks live in a
+:class:`refinement_model.corrections.ViewCorrections`, the correction state the app's session
+keeps too, so that what is measured is what the app shows.
+
 With ``adapt_every`` K (the setting ``adaptive``), after every K committed strokes the refiner
 adapts to the view (:mod:`refinement_model.adaptation`) on the patches corrected so far: each
 patch's network + human mask with its strokes burned in as the target (never the ground truth:
@@ -33,15 +37,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import expit
 
+from refinement_model.corrections import ViewCorrections
 from refinement_model.errors import Cancelled
 from refinement_model.metrics import pseudo_f_measure, score_masks, thin
-from refinement_model.patches import PatchGrid, blend_logits, clip_box, union
+from refinement_model.patches import PatchGrid
 from refinement_model.ranking import oracle_score, uncertainty_score
 from refinement_model.simulated_user import choose_stroke, simulate_add, simulate_erase
 from refinement_model.stroke_widths import PAPER_STROKE_WIDTHS, StrokeWidthModel, skeleton
-from refinement_model.strokes import Stroke, burn_in, rasterize_stroke, stroke_channel
+from refinement_model.strokes import Stroke, burn_in, stroke_channel
 
 RefineFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 # The online adaptation a run may use: the corrected patches (image, start, target, user at
@@ -138,7 +142,8 @@ def patch_stroke_to_view(stroke: Stroke, grid: PatchGrid, index: int) -> Stroke:
 
 
 class _ViewState:
-    """Masks, strokes and refinements of one view during a run."""
+    """Ground truth, refiner and corrections (:class:`ViewCorrections`) of one view during a
+    run."""
 
     def __init__(self, image, base_logits, ground_truth, mirror_mask, grid, refine, config):
         self.image, self.base_logits, self.grid = image, base_logits, grid
@@ -147,12 +152,7 @@ class _ViewState:
         self.frozen_refine = refine
         self._frozen_start: dict[int, np.ndarray] = {}
         self.gt_skeleton = thin(ground_truth)
-        # +1 where the user added, -1 where erased, 0 where the prediction speaks.
-        self.user = np.zeros(base_logits.shape, np.int8)
-        self.network_logits = base_logits.copy()
-        self.deltas: dict[int, np.ndarray] = {}
-        self.strokes: list[Stroke] = []
-        self.annotated_pixels = 0
+        self.corrections = ViewCorrections(grid, base_logits)
         self.zeros = np.zeros((grid.net_size, grid.net_size), np.float32)
         self._truth: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -167,10 +167,6 @@ class _ViewState:
             self._truth[index] = gt, skeleton(gt)
         return self._truth[index]
 
-    def strokes_on(self, index) -> list[Stroke]:
-        box = self.grid.boxes[index].tolist()
-        return [s for s in self.strokes if _overlaps(s.bounds(), box)]
-
     def refine(self, index, image, base, strokes) -> np.ndarray:
         n = self.grid.net_size
         channel = stroke_channel(
@@ -180,59 +176,40 @@ class _ViewState:
         delta = channel if self.config.use_strokes else self.zeros
         return np.asarray(self.refine_fn(image, y, delta), dtype=np.float32)
 
-    def _with_user(self, predicted, window):
-        user = self.user[window]
-        return np.where(user != 0, user > 0, predicted)
-
-    def human_mask(self, window=np.s_[:, :]) -> np.ndarray:
-        return self._with_user(self.base_logits[window] > 0, window)
-
-    def network_mask(self, window=np.s_[:, :]) -> np.ndarray:
-        return self._with_user(self.network_logits[window] > 0, window)
-
     def commit(self, index, stroke, refined_logits, base) -> tuple[int, int, int, int]:
         """Commit a stroke and its refinements; return the view region whose masks changed."""
-        grid = self.grid
-        self.strokes.append(stroke)
-        y0, x0, y1, x1 = clip_box(stroke.bounds(), grid.shape)
-        footprint = rasterize_stroke(stroke, (y1 - y0, x1 - x0), origin=(x0, y0))
-        self.annotated_pixels += int(np.count_nonzero(footprint))
-        self.user[y0:y1, x0:x1][footprint] = stroke.sign
-        self.deltas[index] = refined_logits - base
-        refined = [index]
+        corrections = self.corrections
+        corrections.add_stroke(stroke)
+        deltas = {index: refined_logits - base}
         if self.config.refine_touched:
             # as the app does: a stroke near a border also changes the overlapping patches,
             # whose own refinements would otherwise dilute this one's in the blend
-            refined = sorted({index, *grid.patches_touching(*stroke.bounds()).tolist()})
-            for other in refined:
+            for other in corrections.touched_patches(stroke):
                 if other != index:
                     image, other_base = self.network_inputs(other)
-                    self.deltas[other] = (
-                        self.refine(other, image, other_base, self.strokes_on(other)) - other_base
-                    )
-        region = union(*(grid.region(i) for i in refined))
-        y0, x0, y1, x1 = region
-        self.network_logits[y0:y1, x0:x1] = blend_logits(
-            grid, self.base_logits, self.deltas, region
-        )
-        return region
+                    strokes = corrections.strokes_on(other)
+                    deltas[other] = self.refine(other, image, other_base, strokes) - other_base
+        return corrections.set_deltas(deltas)
 
     def corrected_patches(self) -> list[tuple]:
         """(image, start, target, user) at network size of every patch with strokes, the most
         recently touched last: the target is the network + human mask with the strokes
         burned in, ``user`` their stroke channel (int8)."""
-        n, grid = self.grid.net_size, self.grid
+        n, grid, corrections = self.grid.net_size, self.grid, self.corrections
         order = {}
-        for number, stroke in enumerate(self.strokes):
-            for index in grid.patches_touching(*stroke.bounds()).tolist():
+        for number, stroke in enumerate(corrections.strokes):
+            for index in corrections.touched_patches(stroke):
                 order[index] = number  # the latest stroke on the patch
         patches = []
         for index in sorted(order, key=order.get):
             image, base = self.network_inputs(index)
-            strokes = self.strokes_on(index)
+            strokes = corrections.strokes_on(index)
             origin = grid.network_origin(index)
             target = burn_in(
-                base + self.deltas.get(index, 0) > 0, strokes, origin=origin, scale=grid.scale
+                base + corrections.deltas.get(index, 0) > 0,
+                strokes,
+                origin=origin,
+                scale=grid.scale,
             )
             user = stroke_channel(strokes, (n, n), origin=origin, scale=grid.scale)
             if user.any():
@@ -244,9 +221,10 @@ class _ViewState:
         strokes its no-stroke prediction's change over the frozen refiner's."""
         self.refine_fn = refine
         n = self.grid.net_size
+        changes = {}
         for index in range(len(self.grid)):
             y0, x0, y1, x1 = self.grid.region(index)
-            if self.strokes_on(index) or (
+            if self.corrections.strokes_on(index) or (
                 self.mirror is not None and not self.mirror[y0:y1, x0:x1].any()
             ):
                 continue
@@ -254,18 +232,16 @@ class _ViewState:
             zeros = np.zeros((n, n), np.float32)
             if index not in self._frozen_start:
                 self._frozen_start[index] = self.frozen_refine(image, base, zeros)
-            self.deltas[index] = (
+            changes[index] = (
                 np.asarray(refine(image, base, zeros), np.float32) - self._frozen_start[index]
             )
-        self.network_logits = blend_logits(
-            self.grid, self.base_logits, self.deltas, (0, 0, *self.grid.shape)
-        )
+        self.corrections.set_deltas(changes)
 
     def scores(self):
         kwargs = dict(mask=self.mirror, gt_skeleton=self.gt_skeleton)
         return (
-            score_masks(self.human_mask(), self.ground_truth, **kwargs),
-            score_masks(self.network_mask(), self.ground_truth, **kwargs),
+            score_masks(self.corrections.human_mask(), self.ground_truth, **kwargs),
+            score_masks(self.corrections.network_mask(), self.ground_truth, **kwargs),
         )
 
 
@@ -347,7 +323,7 @@ def run_protocol(
             if (
                 changed is not None
                 and config.adapt_every
-                and len(state.strokes) % config.adapt_every == 0
+                and len(state.corrections.strokes) % config.adapt_every == 0
             ):
                 _adapt(state, queue, adapt)
         if step % config.record_every == 0 or step == config.steps:
@@ -377,10 +353,10 @@ def _attempt(state: _ViewState, index: int, rng) -> tuple[int, int, int, int] | 
     config, grid = state.config, state.grid
     image, base = state.network_inputs(index)
     gt, gt_skeleton = state.patch_truth(index)
-    earlier = state.strokes_on(index)
+    earlier = state.corrections.strokes_on(index)
     origin = grid.network_origin(index)
     current = burn_in(
-        base + state.deltas.get(index, 0) > 0, earlier, origin=origin, scale=grid.scale
+        base + state.corrections.deltas.get(index, 0) > 0, earlier, origin=origin, scale=grid.scale
     )
     refined_by_stroke = {}
 
@@ -419,7 +395,7 @@ def _improves_human(state: _ViewState, index: int, stroke: Stroke) -> bool:
     """The accept rule: the stroke must raise the human-only pFM of its patch."""
     y0, x0, y1, x1 = state.grid.region(index)
     window = np.s_[y0:y1, x0:x1]
-    before = state.human_mask(window)
+    before = state.corrections.human_mask(window)
     after = burn_in(before, [stroke], origin=(x0, y0))
     options = dict(
         mask=None if state.mirror is None else state.mirror[window],
@@ -465,14 +441,16 @@ def _priority(state: _ViewState, index: int) -> float:
     mirror = None if state.mirror is None else state.mirror[window]
     if state.config.ranking == "oracle":
         badness = oracle_score(
-            state.network_mask(window),
+            state.corrections.network_mask(window),
             state.ground_truth[window],
             mirror_mask=mirror,
             gt_skeleton=state.gt_skeleton[window],
         )
     else:
         badness = uncertainty_score(
-            expit(state.network_logits[window]), mirror_mask=mirror, user=state.user[window]
+            state.corrections.probabilities[window],
+            mirror_mask=mirror,
+            user=state.corrections.user[window],
         )
     return -float(badness)
 
@@ -481,17 +459,14 @@ def _record(state: _ViewState, step: int) -> dict:
     human, network = state.scores()
     return {
         "step": step,
-        "strokes": len(state.strokes),
-        "annotated_pixels": state.annotated_pixels,
+        "strokes": len(state.corrections.strokes),
+        # the paper's effort: every stroke's pixels, overlaps counted again
+        "annotated_pixels": state.corrections.stroke_pixels,
         "pfm_human": human["pfm"],
         "iou_human": human["iou"],
         "pfm_network": network["pfm"],
         "iou_network": network["iou"],
     }
-
-
-def _overlaps(a, b) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _check_inputs(image, base_logits, ground_truth, mirror_mask):

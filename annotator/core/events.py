@@ -2,9 +2,11 @@
 
 :class:`EventLog` is the base of :class:`annotator.core.session.AnnotationSession`; it applies
 one event at a time (``_apply``) to the stroke stack, the patch versions, the history, the queue
-and, region by region, to the arrays. During replay it runs *deferred*: only the cheap
-bookkeeping is done per event, and ``_rebuild`` then computes each array once, refining only
-the patch versions that are finally shown (a new session is the replay of the empty journal).
+and, region by region, to the arrays: the user map, patch changes and probabilities live in a
+:class:`refinement_model.corrections.ViewCorrections`, the one the evaluation corrects too.
+During replay it runs *deferred*: only the cheap bookkeeping is done per event, and
+``_rebuild`` then computes each array once, refining only the patch versions that are finally
+shown (a new session is the replay of the empty journal).
 Both paths give bit-identical arrays because every pixel is a deterministic function of the
 final stroke stack and patch versions, whatever region it is computed in.
 
@@ -22,9 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
 
-from annotator.core.blend import blend_probabilities
 from annotator.core.history import (
     BASE_VERSION,
     DeltaCache,
@@ -34,16 +34,16 @@ from annotator.core.history import (
     StrokeStep,
 )
 from annotator.core.patch_queue import check_patch_index
-from annotator.core.provenance import final_mask, provenance_map
+from annotator.core.provenance import provenance_map
+from refinement_model.corrections import ViewCorrections, stroke_box
 from refinement_model.errors import Cancelled
-from refinement_model.patches import clip_box, union
-from refinement_model.strokes import Stroke, rasterize_stroke, stroke_channel
+from refinement_model.patches import union
+from refinement_model.strokes import Stroke
 
 __all__ = ["Change", "EVENT_TYPES", "EventLog"]
 
 EVENT_TYPES = ("stroke", "done", "undo", "redo", "visit", "skip", "adapt", "propagate")
-# Rows rebuilt at once: few patches straddle two slabs (and are upsampled twice), and the
-# blending temporaries stay small.
+# Rows of the mask and the provenance rebuilt at once: the temporaries stay small.
 _SLAB_ROWS = 512
 
 
@@ -70,10 +70,6 @@ def _window(box) -> tuple[slice, slice]:
     return np.s_[box[0] : box[2], box[1] : box[3]]
 
 
-def _overlaps(a, b) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
 def _check_adapt(event: dict) -> None:
     for key in ("top", "examples"):
         value = event[key]
@@ -96,24 +92,18 @@ class EventLog:
         self._history = History(history_limit)
         self._strokes: list[StrokeRecord] = []
         self._versions: dict[int, int] = {}
-        self._deltas: dict[int, np.ndarray] = {}
         self._cache = DeltaCache(cache_bytes)
         self._known: dict = {}
-        self._annotated = 0
         self._deferred = False
+        # the strokes' user map, the patch changes and the probabilities, made by ``_rebuild``
+        self._corrections: ViewCorrections | None = None
         # the subclass's own refine function, and update (index of an "adapt" event) -> that
         # adapted refiner; see ``_refiner_of``
         self._base_refine = None
         self._adapted_source = None
 
     def _record(self, seq: int, stroke) -> StrokeRecord:
-        if not isinstance(stroke, Stroke):
-            raise ValueError(f"stroke must be a Stroke, got {type(stroke).__name__}")
-        box = clip_box(stroke.bounds(), self.grid.shape)
-        if box[0] >= box[2] or box[1] >= box[3]:
-            raise ValueError(
-                f"stroke must overlap the view {self.grid.shape}, its bounds are {stroke.bounds()}"
-            )
+        box = stroke_box(stroke, self.grid.shape)
         return StrokeRecord(seq, stroke, box, frozenset(self.grid.patches_touching(*box).tolist()))
 
     def _stroke_region(self, record: StrokeRecord, patches) -> tuple[int, int, int, int]:
@@ -169,10 +159,7 @@ class EventLog:
         blend_box = self._set_versions(step.new_versions, deltas)
         if self._deferred:
             return None, ()
-        window = _window(record.box)
-        before = np.count_nonzero(self._user_map[window])
-        self._burn(record)
-        self._annotated += np.count_nonzero(self._user_map[window]) - before
+        self._corrections.add_stroke(record.stroke)
         return self._refresh(record.box, blend_box), tuple(sorted(record.patches))
 
     def _pop(self, step: StrokeStep):
@@ -183,13 +170,9 @@ class EventLog:
         blend_box = self._set_versions(step.old_versions, None)
         if self._deferred:
             return None, ()
-        box = record.box
-        window = _window(box)
-        before = np.count_nonzero(self._user_map[window])
-        under = [r.stroke for r in self._strokes if _overlaps(r.box, box)]
-        shape = (box[2] - box[0], box[3] - box[1])
-        self._user_map[window] = stroke_channel(under, shape, origin=(box[1], box[0]))
-        self._annotated += np.count_nonzero(self._user_map[window]) - before
+        stroke, box = self._corrections.remove_last_stroke()
+        if stroke is not record.stroke:
+            raise RuntimeError("history out of step with the corrections' strokes")
         return self._refresh(box, blend_box), tuple(sorted(record.patches))
 
     def _check_update(self, update, key: str):
@@ -214,31 +197,28 @@ class EventLog:
             return None, patches
         return self._refresh(blend_box, blend_box), patches
 
-    def _burn(self, record: StrokeRecord) -> None:
-        box = record.box
-        user = self._user_map[_window(box)]
-        raster = rasterize_stroke(record.stroke, user.shape, origin=(box[1], box[0]))
-        user[raster] = record.stroke.sign
-
     # ----------------------------------------------------------------- patch versions
     def _set_versions(self, versions: dict, deltas):
-        """Show the given patch versions; returns the box of the patches that changed."""
-        changed = []
+        """Show the given patch versions (blended at once unless deferred); returns the box of
+        the patches that changed."""
+        changes = {}  # patch -> its new change, None for the base prediction
         for index, seq in versions.items():
             old = self._versions.get(index, BASE_VERSION)
             if old == seq:
                 continue
-            changed.append(self.grid.region(index))
+            changes[index] = None
             if old != BASE_VERSION and not self._deferred:
-                self._cache.put((index, old), self._deltas.pop(index))
+                self._cache.put((index, old), self._corrections.deltas[index])
             if seq == BASE_VERSION:
                 del self._versions[index]
                 continue
             self._versions[index] = seq
             if not self._deferred:
                 given = None if deltas is None else deltas.get(index)
-                self._deltas[index] = given if given is not None else self._delta_for(index, seq)
-        return union(*changed)
+                changes[index] = given if given is not None else self._delta_for(index, seq)
+        if self._deferred:
+            return union(*(self.grid.region(index) for index in changes))
+        return self._corrections.set_deltas(changes)
 
     def _delta_for(self, index: int, seq: int) -> np.ndarray:
         delta = self._cache.pop((index, seq))
@@ -270,30 +250,17 @@ class EventLog:
 
     # ----------------------------------------------------------------- arrays
     def _refresh(self, box, blend_box):
-        """Recompute probabilities (where patches changed), mask and provenance in a box."""
-        if blend_box is not None:
-            self._probabilities[_window(blend_box)] = blend_probabilities(
-                self.grid, self.base_logits, self._deltas, blend_box
-            )
+        """Recompute mask, provenance and patch scores in the box of a stroke and the patches
+        whose changes were blended anew."""
+        corrections = self._corrections
         region = union(box, blend_box)
-        self.queue.update(self._probabilities, region, self._user_map)
+        self.queue.update(corrections.probabilities, region, corrections.user)
         window = _window(region)
-        self._mask[window] = final_mask(self._probabilities[window], self._user_map[window])
+        self._mask[window] = corrections.network_mask(window)
         self._provenance[window] = provenance_map(
-            self._user_map[window], self._mask[window], self.base_logits[window] > 0
+            corrections.user[window], self._mask[window], self.base_logits[window] > 0
         )
         return region
-
-    def _slabs(self) -> list[tuple[int, int]]:
-        """Row ranges of the view between patch edges, each ``_SLAB_ROWS`` high or more (but the
-        last)."""
-        edges = np.unique(np.clip(self.grid.boxes[:, [0, 2]], 0, self.grid.height)).tolist()
-        slabs, top = [], edges[0]
-        for edge in edges[1:]:
-            if edge - top >= _SLAB_ROWS or edge == edges[-1]:
-                slabs.append((top, edge))
-                top = edge
-        return slabs
 
     def _replay(self, events, patch_deltas, progress, cancel) -> None:
         self._known = {
@@ -313,46 +280,31 @@ class EventLog:
     def _rebuild(self, progress, cancel) -> None:
         """Compute every array of a fresh session from the stroke stack and patch versions.
 
-        Each array is computed once, slab by slab (see ``_SLAB_ROWS``), blending only the columns
-        that refined patches cover; the patch scores once, at the end."""
+        Each array is computed once (the probabilities blended only where refined patches lie,
+        see :meth:`ViewCorrections.reblend`), the mask and provenance ``_SLAB_ROWS`` rows at a
+        time; the patch scores once, at the end."""
+        deltas = {}
         for done, (index, seq) in enumerate(sorted(self._versions.items())):
             if cancel is not None and cancel():
                 raise Cancelled("replay cancelled")
-            self._deltas[index] = self._delta_for(index, seq)
+            deltas[index] = self._delta_for(index, seq)
             if progress is not None:
                 progress(done + 1, len(self._versions))
-        for record in self._strokes:
-            self._burn(record)
-        self._annotated = int(np.count_nonzero(self._user_map))
-        grid, base = self.grid, self.base_logits
-        refined = np.array(
-            [grid.region(index) for index in sorted(self._versions)], dtype=np.int64
-        ).reshape(-1, 4)
+        corrections = self._corrections = ViewCorrections(
+            self.grid, self.base_logits, strokes=[r.stroke for r in self._strokes], deltas=deltas
+        )
         # outside every stroke and refined patch the provenance stays "model", as live edits
         # leave it
-        changed = union(*refined.tolist(), *(record.box for record in self._strokes))
-        for y0, y1 in self._slabs():
-            rows = np.s_[y0:y1]
-            inside = refined[(refined[:, 0] < y1) & (refined[:, 2] > y0)]
-            runs = []  # the columns the slab's refined patches cover, as merged ranges
-            for x0, x1 in sorted(inside[:, [1, 3]].tolist()):
-                if runs and x0 <= runs[-1][1]:
-                    runs[-1][1] = max(runs[-1][1], x1)
-                else:
-                    runs.append([x0, x1])
-            # between the runs the blend is the base logits unchanged: only their sigmoid
-            left = 0
-            for x0, x1 in runs:
-                expit(base[rows, left:x0], out=self._probabilities[rows, left:x0])
-                self._probabilities[rows, x0:x1] = blend_probabilities(
-                    grid, base, self._deltas, (y0, x0, y1, x1)
-                )
-                left = x1
-            expit(base[rows, left:], out=self._probabilities[rows, left:])
-            self._mask[rows] = final_mask(self._probabilities[rows], self._user_map[rows])
+        changed = union(
+            *(self.grid.region(index) for index in deltas),
+            *(record.box for record in self._strokes),
+        )
+        for y0 in range(0, self.grid.height, _SLAB_ROWS):
+            y1 = min(y0 + _SLAB_ROWS, self.grid.height)
+            self._mask[y0:y1] = corrections.network_mask(np.s_[y0:y1])
             if changed is not None and changed[0] < y1 and y0 < changed[2]:
                 window = _window((max(y0, changed[0]), changed[1], min(y1, changed[2]), changed[3]))
                 self._provenance[window] = provenance_map(
-                    self._user_map[window], self._mask[window], base[window] > 0
+                    corrections.user[window], self._mask[window], self.base_logits[window] > 0
                 )
-        self.queue.update(self._probabilities, user=self._user_map)
+        self.queue.update(corrections.probabilities, user=corrections.user)

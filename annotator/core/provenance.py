@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from refinement_model.corrections import protected_mask
+
 __all__ = [
     "HUMAN_ADD",
     "HUMAN_ERASE",
@@ -50,7 +52,8 @@ def final_mask(probabilities: np.ndarray, user_map: np.ndarray) -> np.ndarray:
     Returns
     -------
     mask : (H, W) bool ndarray
-        ``probabilities > 0.5`` where the user drew nothing, else what the user drew.
+        ``probabilities > 0.5`` where the user drew nothing, else what the user drew (the
+        rule of :func:`refinement_model.corrections.protected_mask`).
 
     Examples
     --------
@@ -58,11 +61,7 @@ def final_mask(probabilities: np.ndarray, user_map: np.ndarray) -> np.ndarray:
     [[True, True, False]]
     """
     _check_same_shape(probabilities=probabilities, user_map=user_map)
-    user_map = np.asarray(user_map)
-    mask = np.asarray(probabilities) > 0.5
-    mask &= user_map >= 0
-    mask |= user_map > 0
-    return mask
+    return protected_mask(np.asarray(probabilities) > 0.5, user_map)
 
 
 def provenance_map(user_map: np.ndarray, mask: np.ndarray, base_mask: np.ndarray) -> np.ndarray:

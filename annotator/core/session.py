@@ -252,8 +252,6 @@ class AnnotationSession(EventLog):
         self._pending: Proposal | None = None
         self._gt_skeleton = None
         self._scores = None  # of the current mask; dropped whenever the mask changes
-        self._probabilities = np.empty(grid.shape, dtype=np.float32)
-        self._user_map = np.zeros(grid.shape, dtype=np.int8)
         self._mask = np.empty(grid.shape, dtype=bool)
         self._provenance = np.zeros(grid.shape, dtype=np.uint8)
         self.queue = PatchQueue(grid, mirror_mask)
@@ -265,7 +263,7 @@ class AnnotationSession(EventLog):
         lambda self: _read_only(self._mask), doc="(H, W) bool: the current mask (read-only view)."
     )
     probabilities = property(
-        lambda self: _read_only(self._probabilities),
+        lambda self: _read_only(self._corrections.probabilities),
         doc="(H, W) float32: current line probabilities (read-only view).",
     )
     provenance = property(
@@ -273,7 +271,7 @@ class AnnotationSession(EventLog):
         doc="(H, W) uint8: provenance codes, see ``provenance`` (read-only).",
     )
     user_map = property(
-        lambda self: _read_only(self._user_map),
+        lambda self: _read_only(self._corrections.user),
         doc="(H, W) int8: +1 added, -1 erased by the user, 0 elsewhere.",
     )
     pending = property(
@@ -387,13 +385,13 @@ class AnnotationSession(EventLog):
         stroke = record.stroke
         region = self._stroke_region(record, deltas)
         window = np.s_[region[0] : region[2], region[1] : region[3]]
-        user = self._user_map[window].copy()
+        user = self._corrections.user[window].copy()
         user[rasterize_stroke(stroke, user.shape, origin=(region[1], region[0]))] = stroke.sign
-        human = final_mask(self._probabilities[window], user)
+        human = final_mask(self._corrections.probabilities[window], user)
         refined = (
             final_mask(
                 blend_probabilities(
-                    self.grid, self.base_logits, {**self._deltas, **deltas}, region
+                    self.grid, self.base_logits, {**self._corrections.deltas, **deltas}, region
                 ),
                 user,
             )
@@ -575,7 +573,7 @@ class AnnotationSession(EventLog):
         accepted = sum(bool(self._journal[r.seq]["accepted"]) for r in self._strokes)
         return {
             "strokes": len(self._strokes),
-            "annotated_pixels": int(self._annotated),
+            "annotated_pixels": self._corrections.annotated_pixels,
             "time_s": (float(np.minimum(np.diff(times), idle_cap_s).sum()) if len(times) else 0.0),
             "accepted": accepted,
             "rejected": len(self._strokes) - accepted,
@@ -602,14 +600,14 @@ class AnnotationSession(EventLog):
         ``N * net_size ** 2 * 2``) and ``cache`` (changes of versions not shown, at most
         ``cache_bytes``)."""
         return {
-            "refined_patches": sum(d.nbytes for d in self._deltas.values()),
+            "refined_patches": sum(d.nbytes for d in self._corrections.deltas.values()),
             "cache": self._cache.nbytes,
         }
 
     def patch_deltas(self) -> dict:
         """``{patch: (version, delta)}`` of every refined patch: delta (n, n) float16 (shared,
         do not modify). Store it to make :meth:`replay` call no refiner."""
-        return {p: (self._versions[p], delta) for p, delta in self._deltas.items()}
+        return {p: (self._versions[p], delta) for p, delta in self._corrections.deltas.items()}
 
     @classmethod
     def replay(

@@ -5,6 +5,7 @@ from scipy.special import expit
 from annotator.core import events
 from annotator.core import provenance as prov
 from annotator.core.session import HALF_WIDTH_MEAN, AnnotationSession, default_radius
+from refinement_model import corrections
 from refinement_model.errors import Cancelled
 from refinement_model.metrics import score_masks
 from refinement_model.patches import blend_logits, stitch_logits
@@ -297,6 +298,7 @@ def test_replay_rebuilt_in_any_slabs_equals_the_live_session(monkeypatch, slab_r
     session.undo()
     session.apply_stroke(Stroke("erase", [(70, 80), (90, 85)], 2.0), refine=False)
     monkeypatch.setattr(events, "_SLAB_ROWS", slab_rows)
+    monkeypatch.setattr(corrections, "_SLAB_ROWS", slab_rows)
     for again in (replayed(session), replayed(session, None, patch_deltas=session.patch_deltas())):
         assert_same_state(state(session), state(again))
         assert np.array_equal(again.queue.scores, session.queue.scores)
