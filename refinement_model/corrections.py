@@ -28,7 +28,10 @@ from scipy.special import expit
 from refinement_model.patches import PatchGrid, blend_logits, clip_box, union
 from refinement_model.strokes import Stroke, rasterize_stroke, stroke_channel
 
-__all__ = ["ViewCorrections", "protected_mask", "stroke_box"]
+__all__ = ["LINE_PROBABILITY", "ViewCorrections", "protected_mask", "stroke_box"]
+
+#: A pixel is a line where the network's probability exceeds this (the mask the app shows).
+LINE_PROBABILITY = 0.5
 
 # Rows blended at once: few patches straddle two slabs (and are upsampled twice), and the
 # blending temporaries stay small on a full-size view.
@@ -247,7 +250,7 @@ class ViewCorrections:
     def network_mask(self, window=np.s_[:, :]) -> np.ndarray:
         """(h, w) bool: ``probabilities > 0.5`` in ``window`` with the user's pixels protected:
         the mask the app shows (human + network)."""
-        return protected_mask(self.probabilities[window] > 0.5, self.user[window])
+        return protected_mask(self.probabilities[window] > LINE_PROBABILITY, self.user[window])
 
     def human_mask(self, window=np.s_[:, :]) -> np.ndarray:
         """(h, w) bool: the start (``base_logits > 0``) in ``window`` with the strokes burned

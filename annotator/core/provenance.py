@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from refinement_model.corrections import protected_mask
+from refinement_model.corrections import LINE_PROBABILITY, protected_mask
 
 __all__ = [
     "HUMAN_ADD",
@@ -61,7 +61,7 @@ def final_mask(probabilities: np.ndarray, user_map: np.ndarray) -> np.ndarray:
     [[True, True, False]]
     """
     _check_same_shape(probabilities=probabilities, user_map=user_map)
-    return protected_mask(np.asarray(probabilities) > 0.5, user_map)
+    return protected_mask(np.asarray(probabilities) > LINE_PROBABILITY, user_map)
 
 
 def provenance_map(user_map: np.ndarray, mask: np.ndarray, base_mask: np.ndarray) -> np.ndarray:
