@@ -68,7 +68,7 @@ def main(argv=None) -> int:
             stroke = found.stroke
             points = tuple((x + x0, y + y0) for x, y in stroke.points)
             window.canvas.tool = stroke.kind
-            window.on_stroke(stroke.kind, points, stroke.radius)  # as a released drag
+            window.on_stroke(dataclasses.replace(stroke, points=points))  # as a released drag
             if i < args.strokes - 1:
                 window.accept_proposal()
         window.finish_refinement()  # the proposal as it stands after the preview

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from annotator.cli.qt_libraries import check_qt_platform
 from annotator.core.render import BASE_LAYERS
 
 
@@ -81,10 +82,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from annotator.cli.qt_libraries import check_qt_platform
-
     check_qt_platform()  # before Qt, whose own abort names no package to install
-    from annotator.qt.app import StartOptions, main
+    from annotator.qt.app import StartOptions, main  # Qt: only when the app starts
 
     # The options mirror the parser's destinations one to one.
     options = StartOptions(

@@ -16,7 +16,23 @@ from __future__ import annotations
 import json
 import sys
 
+import numpy as np
+from tqdm import tqdm
+
+from annotator.core.project import new_project, open_project, project_summary, replay_stored
+from annotator.core.project_file import needs_recovery
+from annotator.core.project_store import ProjectStore
+from refinement_model.errors import CheckpointError, InputError
+from refinement_model.imageio import read_binary_mask
+from refinement_model.metrics import score_masks
+from refinement_model.network_loader import app_loader
 from refinement_model.progress import progress_bar
+from refinement_model.refiner_options import APP_REFINEMENT
+from refinement_model.shipped import shipped_checkpoint
+
+# Imported inside the commands that need them, so that `etmira --help` does not wait for them:
+# annotator.core.adaptation (torch) and annotator.core.export with journal_io, which uses it
+# (scikit-image's measure module and with it scipy.signal, about 0.3 s).
 
 
 def register(subparsers) -> None:
@@ -83,12 +99,6 @@ def register(subparsers) -> None:
 
 
 def run_new(args) -> int:
-    from annotator.core.project import new_project
-    from refinement_model.errors import CheckpointError
-    from refinement_model.network_loader import app_loader
-    from refinement_model.refiner_options import APP_REFINEMENT
-    from refinement_model.shipped import shipped_checkpoint
-
     base = args.base or shipped_checkpoint("base")
     refiner = args.refiner
     if refiner is None:
@@ -122,12 +132,7 @@ def run_new(args) -> int:
 
 
 def run_replay(args) -> int:
-    from tqdm import tqdm
-
     from annotator.core.journal_io import read_strokes
-    from annotator.core.project import open_project
-    from refinement_model.errors import InputError
-    from refinement_model.network_loader import app_loader
 
     strokes = read_strokes(args.strokes)
     refine = None if args.no_refine else "stored"
@@ -152,14 +157,6 @@ def run_replay(args) -> int:
 
 def project_info(path) -> dict:
     """The figures ``etmira project info`` prints (from the file alone, plus ground truth)."""
-    import numpy as np
-
-    from annotator.core.project import project_summary
-    from annotator.core.project_file import needs_recovery
-    from annotator.core.project_store import ProjectStore
-    from refinement_model.imageio import read_binary_mask
-    from refinement_model.metrics import score_masks
-
     recovery = needs_recovery(path)
     with ProjectStore.open(path, readonly=True) as store:
         meta = store.meta()
@@ -202,7 +199,6 @@ def run_info(args) -> int:
 def _export_refiner(store, session, path) -> str:
     """Write the project's adapted refiner to ``path``; returns what was written."""
     from annotator.core.adaptation import export_adapted_refiner, stored_states, valid_update
-    from refinement_model.errors import InputError
 
     states = stored_states(store)
     update = valid_update(session, states)
@@ -222,9 +218,6 @@ def _export_refiner(store, session, path) -> str:
 def run_export(args) -> int:
     from annotator.core import export
     from annotator.core.journal_io import write_strokes
-    from annotator.core.project import project_summary, replay_stored
-    from annotator.core.project_store import ProjectStore
-    from refinement_model.errors import InputError
 
     targets = [
         args.png,

@@ -3,12 +3,12 @@
 Only the visible tiles are drawn, each rendered once at the resolution of the zoom level and kept
 in a small LRU cache; a change in the annotation drops only the tiles under the changed box. The
 brush paints its stroke locally while the mouse moves (no session call); the stroke is handed
-over once, on release.
+over once, on release. Zoom and pan are a :class:`~annotator.core.camera.Camera`, a drag is a
+:class:`~annotator.core.brush.BrushDrag`: this widget renders, caches tiles and forwards input.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections import OrderedDict
 
@@ -18,16 +18,14 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPixmap,
 from PySide6.QtWidgets import QWidget
 
 from annotator.core import render
+from annotator.core.brush import BrushDrag
+from annotator.core.camera import Camera, wheel_factor
 
 TILE = 256
-MIN_SCALE, MAX_SCALE = 1 / 64, 32.0
-WHEEL_STEP = 1.25
 _CACHE_TILES = 600
 # Rendering new tiles stops after this much of a frame (counted from its start); the rest
 # follow in the next frames. Drawing the cached tiles takes up to about 6 ms more.
 _FRAME_BUDGET_S = 0.006
-# log2(4/3): see Canvas.level
-_LEVEL_BIAS = math.log2(4 / 3)
 # While zooming or panning tiles are scaled nearest-neighbour (about 3x cheaper than bilinear);
 # this long after the last change the view is drawn once more, smoothly.
 _SETTLE_MS = 150
@@ -46,11 +44,12 @@ def numpy_to_qimage(array: np.ndarray) -> QImage:
 class Canvas(QWidget):
     """Paints a :class:`~annotator.core.pyramid.LayerStack` and turns drags into strokes.
 
-    Coordinates: a widget point ``p`` shows the view pixel ``p / scale + offset`` (x, y).
+    Coordinates: a widget point ``p`` shows the view pixel ``p / scale + offset`` (x, y), the
+    :class:`~annotator.core.camera.Camera`'s screen and image points.
 
     Signals
     -------
-    strokeFinished(kind: str, points: tuple of (x, y), radius: float)
+    strokeFinished(stroke: Stroke)
         Emitted once per drag of the add or erase brush, in view pixels.
     cursorMoved(x: float, y: float)
         The view position under the mouse.
@@ -58,7 +57,7 @@ class Canvas(QWidget):
         Zoom or pan changed.
     """
 
-    strokeFinished = Signal(str, object, float)
+    strokeFinished = Signal(object)
     cursorMoved = Signal(float, float)
     viewChanged = Signal()
 
@@ -74,14 +73,13 @@ class Canvas(QWidget):
         # Running mean of one tile's render time: a tile starts only if it should end in budget.
         self._tile_seconds = 0.002
         self._pending = False
-        self._scale = 1.0
-        self._offset = np.zeros(2)  # view (x, y) at the widget's top-left corner
+        self._camera = Camera()
         self._proposal = None  # (QImage, x0, y0) in view pixels
         self._highlight = None  # (y0, x0, y1, x1) of the current patch
         self._done_boxes = np.zeros((0, 4), np.int64)  # patches marked done
         self.tool = "add"
         self.radius = 6.0
-        self._stroke: list[tuple[float, float]] = []
+        self._drag: BrushDrag | None = None
         self._pan_from = None
         self._space = False  # held: the left button pans, as in image tools
         self._mouse = None  # widget position of the brush cursor
@@ -157,48 +155,44 @@ class Canvas(QWidget):
     # ---- zoom and pan --------------------------------------------------------------------
     @property
     def scale(self) -> float:
-        return self._scale
+        """Screen pixels per view pixel."""
+        return self._camera.scale
 
     def view_to_widget(self, x: float, y: float) -> QPointF:
-        return QPointF((x - self._offset[0]) * self._scale, (y - self._offset[1]) * self._scale)
+        return QPointF(*self._camera.to_screen((x, y)))
 
     def widget_to_view(self, point) -> tuple[float, float]:
-        return (
-            point.x() / self._scale + self._offset[0],
-            point.y() / self._scale + self._offset[1],
-        )
+        return self._camera.to_image((point.x(), point.y()))
+
+    def _window_size(self) -> tuple[int, int]:
+        return self.width(), self.height()
 
     def fit(self) -> None:
         """Show the whole view, centred."""
         if self._stack is None:
             return
         h, w = self._stack.shape
-        scale = min(self.width() / w, self.height() / h) * 0.98
-        self._set_view(scale, (w / 2, h / 2), (self.width() / 2, self.height() / 2))
+        self._camera.fit(self._window_size(), (w, h))
+        self._view_changed()
 
     def one_to_one(self) -> None:
         """One view pixel per screen pixel, keeping the centre of the window in place."""
-        centre = QPointF(self.width() / 2, self.height() / 2)
-        self._set_view(1.0, self.widget_to_view(centre), (centre.x(), centre.y()))
+        self._camera.one_to_one(self._window_size())
+        self._view_changed()
 
     def zoom_at(self, factor: float, point) -> None:
         """Zoom by ``factor`` keeping the view pixel under the widget ``point`` where it is."""
-        self._set_view(self._scale * factor, self.widget_to_view(point), (point.x(), point.y()))
+        self._camera.zoom_about((point.x(), point.y()), factor)
+        self._view_changed()
 
     def centre_on(self, box, *, margin: float = 1.5) -> None:
         """Zoom to show ``box`` = (y0, x0, y1, x1) with some context around it."""
-        y0, x0, y1, x1 = box
-        scale = min(self.width() / ((x1 - x0) * margin), self.height() / ((y1 - y0) * margin))
-        self._set_view(scale, ((x0 + x1) / 2, (y0 + y1) / 2), (self.width() / 2, self.height() / 2))
+        self._camera.frame(box, self._window_size(), margin=margin)
+        self._view_changed()
 
     def pan(self, dx: float, dy: float) -> None:
         """Move the picture by (dx, dy) screen pixels."""
-        self._offset = self._offset - np.array([dx, dy]) / self._scale
-        self._view_changed()
-
-    def _set_view(self, scale, view_point, widget_point) -> None:
-        self._scale = float(min(max(scale, MIN_SCALE), MAX_SCALE))
-        self._offset = np.asarray(view_point, float) - np.asarray(widget_point, float) / self._scale
+        self._camera.pan(dx, dy)
         self._view_changed()
 
     def _view_changed(self) -> None:
@@ -225,16 +219,8 @@ class Canvas(QWidget):
         self.update()
 
     def level(self) -> int:
-        """The pyramid level drawn at the current zoom.
-
-        Below 1:1 its pixels are drawn at 2/3 to 4/3 of a screen pixel: a slight upscale of
-        the next coarser level is as sharp as a strong bilinear downscale of the finer one
-        (which aliases), and draws up to four times fewer tiles per frame.
-        """
-        if self._stack is None or self._scale >= 1.0:
-            return 0
-        level = math.floor(math.log2(1.0 / self._scale) + _LEVEL_BIAS)
-        return min(max(level, 0), self._stack.n_levels - 1)
+        """The pyramid level drawn at the current zoom (:meth:`Camera.level`)."""
+        return 0 if self._stack is None else self._camera.level(self._stack.n_levels)
 
     # ---- painting ------------------------------------------------------------------------
     def paintEvent(self, event) -> None:
@@ -251,7 +237,7 @@ class Canvas(QWidget):
                 self._paint_done(painter)
             if self._highlight is not None:
                 self._paint_highlight(painter)
-            if self._stroke:
+            if self._drag is not None:
                 self._paint_stroke(painter, event.rect())
             painter.resetTransform()
             if self._mouse is not None and self.tool in _STROKE_COLORS:
@@ -259,8 +245,7 @@ class Canvas(QWidget):
         painter.end()
 
     def _view_transform(self) -> QTransform:
-        s = self._scale
-        return QTransform(s, 0, 0, s, -self._offset[0] * s, -self._offset[1] * s)
+        return self._level_transform(0)
 
     @property
     def pending_tiles(self) -> bool:
@@ -268,10 +253,10 @@ class Canvas(QWidget):
         return self._pending
 
     def _level_transform(self, level: int) -> QTransform:
-        factor = self._scale * (1 << level)
-        return QTransform(
-            factor, 0, 0, factor, -self._offset[0] * self._scale, -self._offset[1] * self._scale
-        )
+        """Level pixels to widget pixels."""
+        factor = self._camera.scale * (1 << level)
+        dx, dy = self._camera.to_screen((0.0, 0.0))
+        return QTransform(factor, 0, 0, factor, dx, dy)
 
     def _paint_tiles(self, painter: QPainter, rect: QRect, deadline: float) -> None:
         """Draw the visible tiles; those not cached are rendered until ``deadline``.
@@ -280,16 +265,16 @@ class Canvas(QWidget):
         for a frame or two, as map viewers do, so zooming and panning never stall.
         """
         level = self.level()
-        size = TILE << level
-        h, w = self._stack.shape
-        x0, y0 = self.widget_to_view(rect.topLeft())
-        x1, y1 = self.widget_to_view(QPointF(rect.right() + 1, rect.bottom() + 1))
-        tx0, ty0 = max(int(x0 // size), 0), max(int(y0 // size), 0)
-        tx1, ty1 = min(int(x1 // size), (w - 1) // size), min(int(y1 // size), (h - 1) // size)
+        rows, columns = self._camera.visible_tiles(
+            (rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1),
+            self._stack.shape,
+            tile=TILE,
+            level=level,
+        )
         # Bilinear below 1:1 once the view has settled; above it the user inspects pixels,
         # drawn as squares.
         painter.setRenderHint(
-            QPainter.RenderHint.SmoothPixmapTransform, self._scale < 1 and not self._moving
+            QPainter.RenderHint.SmoothPixmapTransform, self.scale < 1 and not self._moving
         )
         painter.setTransform(self._level_transform(level))
         # Render first, then draw: the budget goes to new tiles, not to drawing cached ones.
@@ -301,8 +286,8 @@ class Canvas(QWidget):
             return rendered == 0 or time.perf_counter() + self._tile_seconds < deadline
 
         tiles = []
-        for ty in range(ty0, ty1 + 1):
-            for tx in range(tx0, tx1 + 1):
+        for ty in rows:
+            for tx in columns:
                 cached = (level, ty, tx, False) in self._tiles
                 tile = self._tile(level, ty, tx, now=cached or affordable())
                 rendered += tile is not None and not cached
@@ -381,10 +366,10 @@ class Canvas(QWidget):
         pen = QPen(QColor(*render.PALETTE["done"], 150), 1.5)
         pen.setCosmetic(True)
         painter.setPen(pen)
-        tick = 14 / self._scale  # 14 screen pixels at any zoom
+        tick = 14 / self.scale  # 14 screen pixels at any zoom
         for y0, x0, y1, x1 in self._done_boxes.tolist():
             # inset by a screen pixel: overlapping done patches keep separate outlines
-            inset = 2 / self._scale
+            inset = 2 / self.scale
             painter.drawRect(
                 QRectF(x0 + inset, y0 + inset, x1 - x0 - 2 * inset, y1 - y0 - 2 * inset)
             )
@@ -398,41 +383,29 @@ class Canvas(QWidget):
             )
 
     def _paint_stroke(self, painter: QPainter, rect: QRect) -> None:
-        """Draw the stroke in progress, only its segments near ``rect`` (widget pixels).
+        """Draw the stroke in progress, only its parts near ``rect`` (widget pixels).
 
-        A mouse move dirties a small rectangle; stroking only the segments there keeps the cost
+        A mouse move dirties a small rectangle; stroking only the parts there keeps the cost
         per event constant however long the drag. One path per call, so the translucent ink
         is not doubled where segments overlap.
         """
-        pen = QPen(_STROKE_COLORS[self.tool], 2 * self.radius)
+        drag = self._drag
+        pen = QPen(_STROKE_COLORS[drag.kind], 2 * drag.radius)
         pen.setCapStyle(Qt.PenCapStyle.RoundCap)
         pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
         painter.setPen(pen)
-        points = np.asarray(self._stroke)
-        if len(points) == 1:
-            points = np.vstack([points, points + (1e-3, 0)])
-        (x0, y0), (x1, y1) = (
-            self.widget_to_view(rect.topLeft()),
-            self.widget_to_view(rect.bottomRight()),
-        )
-        lo, hi = np.minimum(points[:-1], points[1:]), np.maximum(points[:-1], points[1:])
-        near = (
-            (hi[:, 0] >= x0 - self.radius)
-            & (lo[:, 0] <= x1 + self.radius)
-            & (hi[:, 1] >= y0 - self.radius)
-            & (lo[:, 1] <= y1 + self.radius)
-        )
+        box = (*self.widget_to_view(rect.topLeft()), *self.widget_to_view(rect.bottomRight()))
         path = QPainterPath()
-        previous = -2
-        for i in np.flatnonzero(near).tolist():
-            if i != previous + 1:
-                path.moveTo(*points[i])
-            path.lineTo(*points[i + 1])
-            previous = i
+        for run in drag.runs_near(box):
+            path.moveTo(*run[0])
+            if len(run) == 1:  # a dot: Qt draws no cap on a line of length zero
+                path.lineTo(run[0][0] + 1e-3, run[0][1])
+            for x, y in run[1:].tolist():
+                path.lineTo(x, y)
         painter.drawPath(path)
 
     def _paint_cursor(self, painter: QPainter) -> None:
-        r = self.radius * self._scale
+        r = self.radius * self.scale
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.setPen(QPen(QColor(0, 0, 0, 160), 3))
         painter.setBrush(Qt.BrushStyle.NoBrush)
@@ -441,7 +414,7 @@ class Canvas(QWidget):
         painter.drawEllipse(self._mouse, r, r)
 
     def _dirty_rect(self, a: QPointF, b: QPointF) -> QRect:
-        pad = int(self.radius * self._scale) + 4
+        pad = int(self.radius * self.scale) + 4
         return QRectF(a, b).normalized().toAlignedRect().adjusted(-pad, -pad, pad, pad)
 
     # ---- input ---------------------------------------------------------------------------
@@ -457,7 +430,7 @@ class Canvas(QWidget):
             and self._stack is not None
             and self.tool in _STROKE_COLORS
         ):
-            self._stroke = [self.widget_to_view(event.position())]
+            self._drag = BrushDrag(self.tool, self.radius, self.widget_to_view(event.position()))
             self.update(self._dirty_rect(event.position(), event.position()))
 
     def mouseMoveEvent(self, event) -> None:
@@ -469,12 +442,8 @@ class Canvas(QWidget):
             return
         previous = self._mouse if self._mouse is not None else position
         self._mouse = position
-        if self._stroke:
-            point = self.widget_to_view(position)
-            last = self._stroke[-1]
-            # Sub-pixel jitter adds points but no ink.
-            if abs(point[0] - last[0]) + abs(point[1] - last[1]) >= 0.5:
-                self._stroke.append(point)
+        if self._drag is not None:
+            self._drag.move(self.widget_to_view(position))
         self.update(self._dirty_rect(previous, position))
         self.cursorMoved.emit(*self.widget_to_view(position))
 
@@ -483,9 +452,9 @@ class Canvas(QWidget):
             self._pan_from = None
             self.restore_cursor()
             return
-        if event.button() == Qt.MouseButton.LeftButton and self._stroke:
-            points, self._stroke = tuple(self._stroke), []
-            self.strokeFinished.emit(self.tool, points, float(self.radius))
+        if event.button() == Qt.MouseButton.LeftButton and self._drag is not None:
+            drag, self._drag = self._drag, None
+            self.strokeFinished.emit(drag.finish())
             self.update()
 
     def leaveEvent(self, event) -> None:
@@ -493,9 +462,9 @@ class Canvas(QWidget):
         self.update()
 
     def wheelEvent(self, event) -> None:
-        steps = event.angleDelta().y() / 120.0
-        if steps:
-            self.zoom_at(WHEEL_STEP**steps, event.position())
+        turn = event.angleDelta().y()
+        if turn:
+            self.zoom_at(wheel_factor(turn), event.position())
 
     def keyPressEvent(self, event) -> None:
         if event.key() == Qt.Key.Key_Space:

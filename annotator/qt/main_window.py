@@ -405,13 +405,12 @@ class MainWindow(QMainWindow):
 
     # ---- strokes -------------------------------------------------------------------------
     @guarded
-    def on_stroke(self, kind: str, points, radius: float) -> None:
+    def on_stroke(self, stroke: Stroke) -> None:
         """A finished drag: propose it with the network's completion, shown as a difference."""
         if self.project is None:
             return
         session = self.project.session
         self._settle()
-        stroke = Stroke(kind, points, radius)
         h, w = session.mask.shape
         y0, x0, y1, x1 = stroke.bounds()
         if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:

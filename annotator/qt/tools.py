@@ -6,13 +6,11 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QToolBar
 
+from annotator.core.brush import MAX_RADIUS, MIN_RADIUS, clip_radius, step_radius
 from refinement_model.shipped import RESOURCES
 
 ICON_DIR = RESOURCES / "icons"
 TOOLS = ("add", "erase", "pan")
-MIN_RADIUS, MAX_RADIUS = 0.5, 200.0
-# One press of [ or ] changes the width by this factor: ten presses double or halve it.
-WIDTH_STEP = 2**0.1
 
 
 def icon(name: str) -> QIcon:
@@ -65,10 +63,10 @@ class ToolBar(QToolBar):
         self.addWidget(self.width_box)
         self.narrower = QAction("Narrower brush", self)
         self.narrower.setShortcut(QKeySequence("["))
-        self.narrower.triggered.connect(lambda: self.set_radius(self.radius / WIDTH_STEP))
+        self.narrower.triggered.connect(lambda: self.set_radius(step_radius(self.radius, -1)))
         self.wider = QAction("Wider brush", self)
         self.wider.setShortcut(QKeySequence("]"))
-        self.wider.triggered.connect(lambda: self.set_radius(self.radius * WIDTH_STEP))
+        self.wider.triggered.connect(lambda: self.set_radius(step_radius(self.radius, 1)))
         self._tool = "add"
         self.actions_by_tool["add"].setChecked(True)
         self.set_radius(radius)
@@ -90,4 +88,4 @@ class ToolBar(QToolBar):
 
     def set_radius(self, radius: float) -> None:
         """Set the brush radius, clipped to the allowed range (emits radiusChanged)."""
-        self.width_box.setValue(2 * min(max(float(radius), MIN_RADIUS), MAX_RADIUS))
+        self.width_box.setValue(2 * clip_radius(radius))

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from refinement_model.errors import InputError
+from refinement_model.imageio import atomic_write
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -32,8 +35,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from refinement_model.errors import InputError
-    from refinement_model.imageio import atomic_write
+    # torch and onnx load only when the command runs, not for `etmira --help`
     from refinement_model.onnx_export import export_checkpoint, read_onnx_metadata
 
     out = Path(args.out)

@@ -27,6 +27,7 @@ def _lines(prefix: str, value) -> list[str]:
 
 
 def run(args) -> int:
+    # torch loads only when the command runs, not for `etmira --help`
     from refinement_model.checkpoints import read_metadata
 
     metadata = read_metadata(args.checkpoint)

@@ -13,6 +13,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+from tqdm import tqdm
+
+from refinement_model.errors import InputError
+from refinement_model.imageio import write_png
+from refinement_model.metrics import score_masks
+from refinement_model.shipped import shipped_checkpoint
+
+# Imported when the command runs, so that `etmira --help` does not wait for them:
+# refinement_model.start (torch) and refinement_model.views (scikit-image's filters).
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -57,13 +68,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import numpy as np
-    from tqdm import tqdm
-
-    from refinement_model.errors import InputError
-    from refinement_model.imageio import write_png
-    from refinement_model.metrics import score_masks
-    from refinement_model.shipped import shipped_checkpoint
     from refinement_model.start import start_predictor
     from refinement_model.views import find_views_in, load_view
 

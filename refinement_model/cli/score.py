@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 
+from refinement_model.errors import InputError
+from refinement_model.imageio import read_binary_mask
+from refinement_model.metrics import score_masks
+
 # the order the scores are printed in
 _KEYS = ("pfm", "fm", "iou", "precision", "recall", "dice")
 _LABELS = {
@@ -44,8 +48,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from refinement_model.metrics import score_masks
-
     gt = _read(args.gt, "the ground truth", channel=args.channel)
     # Sizes are measured against the ground truth: the prediction or mask is what is wrong.
     of_gt = f"the ground truth {args.gt}"
@@ -67,9 +69,6 @@ def run(args) -> int:
 
 def _read(path, what: str, **options):
     """``read_binary_mask`` whose errors all say which input ``path`` is (``what``)."""
-    from refinement_model.errors import InputError
-    from refinement_model.imageio import read_binary_mask
-
     try:
         return read_binary_mask(path, what=what, **options)
     except InputError as error:

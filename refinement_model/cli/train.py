@@ -9,6 +9,11 @@ from __future__ import annotations
 import shlex
 import sys
 
+from refinement_model.errors import InputError
+
+# The networks and the training loop are imported when a command runs: they load torch, which
+# `etmira --help` should not wait for.
+
 
 def _common(parser) -> None:
     parser.add_argument(
@@ -135,8 +140,6 @@ def register(subparsers) -> None:
 
 def _split(args):
     """Training and validation folders; without --val the last training view is held out."""
-    from refinement_model.errors import InputError
-
     if args.val:
         return args.data, args.val
     if len(args.data) < 2:
@@ -150,7 +153,6 @@ def _split(args):
 def _model_spec(args):
     """The network to train, checked before any data are loaded (bad options: InputError)."""
     from refinement_model.checkpoints import load_checkpoint
-    from refinement_model.errors import InputError
     from refinement_model.nets import (
         DEFAULT_DECODER_CHANNELS,
         DEFAULT_ENCODER,
@@ -183,7 +185,6 @@ def _model_spec(args):
 def run(args) -> int:
     import torch
 
-    from refinement_model.errors import InputError
     from refinement_model.training.base import GridOptions, check_crop, train_base
     from refinement_model.training.distributed import init_distributed
     from refinement_model.training.loop import TrainConfig

@@ -1,7 +1,7 @@
 """``etmira`` subcommands of the simulation package (see ``annotator.cli``).
 
-Each command imports its work inside its ``func``: ``etmira`` imports every command module
-to build its parser, and ``etmira --help`` should not wait for torch or the data stack.
+``etmira`` imports every command module to build its parser: what would make ``etmira --help``
+slow (torch, onnx, matplotlib) is imported inside a command's ``func``, the rest at the top.
 """
 
 import argparse

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from simulation.report import write_report
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -19,8 +21,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from simulation.report import write_report
-
     summary = write_report(args.folder, args.out)
     print(
         json.dumps(

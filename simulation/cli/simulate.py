@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from simulation.cli import at_least
+from simulation.evaluate import simulate_views
 from simulation.runs import MAIN_SETTINGS, SETTINGS, STARTS
 
 
@@ -83,8 +84,6 @@ def _settings(text: str) -> list[str]:
 
 
 def run(args) -> int:
-    from simulation.evaluate import simulate_views
-
     simulate_views(
         args.views,
         out=args.out,

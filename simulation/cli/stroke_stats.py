@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from refinement_model.errors import InputError
+from refinement_model.imageio import read_binary_mask
+from refinement_model.stroke_widths import (
+    PAPER_STROKE_WIDTHS,
+    fit_stroke_widths,
+    half_widths,
+    remove_outliers,
+)
 
 
 def register(subparsers) -> None:
@@ -29,16 +43,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import json
-    from pathlib import Path
-
-    import numpy as np
-    from tqdm import tqdm
-
-    from refinement_model.errors import InputError
-    from refinement_model.imageio import read_binary_mask
-    from refinement_model.stroke_widths import fit_stroke_widths, half_widths, remove_outliers
-
     folder = Path(args.gt_dir)
     if not folder.is_dir():
         raise InputError(folder, "is not a folder")
@@ -70,11 +74,9 @@ def plot_stroke_widths(widths, model, path: str | os.PathLike) -> None:
 
     Uses matplotlib's object API with the Agg canvas, so no global backend is touched.
     """
-    import numpy as np
+    # matplotlib loads only for a plot (about 1 s), not for `etmira --help`
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from refinement_model.stroke_widths import PAPER_STROKE_WIDTHS
 
     figure = Figure(figsize=(6, 4), dpi=120)
     FigureCanvasAgg(figure)

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+import cv2
+from tqdm import tqdm
 
 from simulation.cli import at_least
+from simulation.synth import generate_view, synthetic_view_id, write_view
 from simulation.synth.damage import DAMAGES
 from simulation.synth.generate import DEFAULT_DIFFICULTY
+from simulation.synth.preview import preview_images
 
 
 def _size(text):
@@ -98,14 +104,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
-    import cv2
-    from tqdm import tqdm
-
-    from simulation.synth import generate_view, synthetic_view_id, write_view
-    from simulation.synth.preview import preview_images
-
     preview = Path(args.preview) if args.preview else None
     if preview is not None:
         preview.mkdir(parents=True, exist_ok=True)

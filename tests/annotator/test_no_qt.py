@@ -1,10 +1,10 @@
 """The model, the simulation, the annotator core and the command line never load Qt."""
 
 import json
-import subprocess
-import sys
 
 import pytest
+
+from tests.fresh_python import last_line
 
 PACKAGES = ("refinement_model", "simulation", "annotator.core", "annotator.cli")
 QT_PREFIXES = ("PySide6", "PySide2", "PyQt5", "PyQt6", "shiboken6", "shiboken2", "qtpy")
@@ -25,13 +25,6 @@ print(json.dumps(loaded))
 
 @pytest.mark.slow
 def test_importing_every_module_loads_no_qt():
-    result = subprocess.run(
-        [sys.executable, "-c", CHECK % (PACKAGES, QT_PREFIXES)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    loaded = json.loads(last_line(CHECK % (PACKAGES, QT_PREFIXES)))
     assert sorted(loaded) == sorted(PACKAGES)
     assert all(not modules for modules in loaded.values()), f"Qt loaded: {loaded}"

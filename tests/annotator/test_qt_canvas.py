@@ -6,6 +6,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 
 from annotator.core.pyramid import LayerStack
 from annotator.qt.canvas import Canvas
+from refinement_model.strokes import Stroke
 
 pytestmark = pytest.mark.gui
 
@@ -58,9 +59,7 @@ def test_drag_emits_one_stroke_in_view_pixels(canvas, qtbot):
     canvas.one_to_one()
     canvas.tool, canvas.radius = "erase", 4.0
     strokes = []
-    canvas.strokeFinished.connect(
-        lambda kind, points, radius: strokes.append((kind, points, radius))
-    )
+    canvas.strokeFinished.connect(strokes.append)
     start = canvas.view_to_widget(100, 100).toPoint()
     qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=start)
     for dx in (5, 10, 20):
@@ -68,15 +67,17 @@ def test_drag_emits_one_stroke_in_view_pixels(canvas, qtbot):
     assert strokes == []  # nothing goes to the session while dragging
     qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=start + QPoint(20, 0))
     assert len(strokes) == 1
-    kind, points, radius = strokes[0]
-    assert kind == "erase" and radius == 4.0
-    assert points[0] == pytest.approx((100, 100)) and points[-1] == pytest.approx((120, 100))
+    (stroke,) = strokes
+    assert isinstance(stroke, Stroke)
+    assert stroke.kind == "erase" and stroke.radius == 4.0
+    assert stroke.points[0] == pytest.approx((100, 100))
+    assert stroke.points[-1] == pytest.approx((120, 100))
 
 
 def test_middle_drag_pans_without_stroke(canvas, qtbot):
     canvas.one_to_one()
     strokes = []
-    canvas.strokeFinished.connect(lambda *a: strokes.append(a))
+    canvas.strokeFinished.connect(strokes.append)
     before = canvas.widget_to_view(QPointF(0, 0))
     qtbot.mousePress(canvas, Qt.MouseButton.MiddleButton, pos=QPoint(50, 50))
     qtbot.mouseMove(canvas, QPoint(80, 60))

@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
+from annotator.core.brush import WIDTH_STEP
 from annotator.core.patch_queue import PatchQueue
 from annotator.core.pyramid import LayerStack
 from annotator.core.render import LayerSettings
 from annotator.qt.layers import LayerPanel
 from annotator.qt.queue_panel import QueuePanel
-from annotator.qt.tools import WIDTH_STEP, ToolBar
+from annotator.qt.tools import ToolBar
 from refinement_model.patches import PatchGrid
 
 pytestmark = pytest.mark.gui

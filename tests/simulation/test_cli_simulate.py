@@ -20,32 +20,13 @@ def setup(tmp_path_factory):
     return root, save_tiny_networks(root)
 
 
-def test_simulate_then_report(setup, capsys):
+def test_simulate_then_report(setup, simulate_cli):
     root, paths = setup
     out = root / "sim"
-    assert (
-        main(
-            [
-                "simulate",
-                str(root / "data"),
-                "--base",
-                str(paths["base"]),
-                "--refiner",
-                str(paths["refiner"]),
-                "--steps",
-                "12",
-                "--seeds",
-                "2",
-                "--record-every",
-                "5",
-                "--settings",
-                "both,gt_free",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
+    run = simulate_cli(
+        root / "data", paths, out, steps=12, seeds=2, record_every=5, settings="both,gt_free"
     )
+    assert run == 0
     manifest = json.loads((out / "manifest.json").read_text())
     view_id = manifest["views"][0]
     for setting in ("both", "gt_free"):
@@ -60,31 +41,10 @@ def test_simulate_then_report(setup, capsys):
     assert (out / "report.md").read_text().startswith("# Simulated annotation")
 
 
-def test_simulate_takes_a_view_folder(setup, tmp_path):
+def test_simulate_takes_a_view_folder(setup, tmp_path, simulate_cli):
     root, paths = setup
-    assert (
-        main(
-            [
-                "simulate",
-                str(root / "data" / "SYN-0001" / "PS"),
-                "--base",
-                str(paths["base"]),
-                "--refiner",
-                str(paths["refiner"]),
-                "--steps",
-                "2",
-                "--seeds",
-                "1",
-                "--record-every",
-                "1",
-                "--settings",
-                "one_pass",
-                "--out",
-                str(tmp_path),
-            ]
-        )
-        == 0
-    )
+    view = root / "data" / "SYN-0001" / "PS"
+    assert simulate_cli(view, paths, tmp_path, record_every=1, settings="one_pass") == 0
     assert json.loads((tmp_path / "manifest.json").read_text())["views"] == ["SYN-0001_R"]
     assert read_records(run_path(tmp_path, "SYN-0001_R", "one_pass", 0))["step"] == [0, 1, 2]
 
@@ -109,22 +69,10 @@ def test_simulate_finds_the_ground_truth_from_any_form_of_the_view(setup, given)
     assert files.mask == data / "masks" / "SYN-0001_R_mask.png"
 
 
-def test_simulate_refuses_views_without_ground_truth(tmp_path, setup, capsys):
+def test_simulate_refuses_views_without_ground_truth(tmp_path, setup, capsys, simulate_cli):
     _, paths = setup
     (tmp_path / "empty").mkdir()
-    code = main(
-        [
-            "simulate",
-            str(tmp_path / "empty"),
-            "--base",
-            str(paths["base"]),
-            "--refiner",
-            str(paths["refiner"]),
-            "--out",
-            str(tmp_path / "o"),
-        ]
-    )
-    assert code == 2
+    assert simulate_cli(tmp_path / "empty", paths, tmp_path / "o") == 2
     assert "no view" in capsys.readouterr().err
     code = main(
         ["simulate", str(setup[0] / "data"), "--only", "SYN-9999_R", "--out", str(tmp_path / "o")]
@@ -185,30 +133,22 @@ def test_a_setting_gets_the_refiner_options_it_names(setup, tmp_path, refiners_u
         simulate_views([root / "data"], out=tmp_path, seeds=1, first_seed=-1)
 
 
-def test_iterations_replace_the_apps_refinements_per_stroke(setup, tmp_path, refiners_used, capsys):
+def test_iterations_replace_the_apps_refinements_per_stroke(
+    setup, tmp_path, refiners_used, capsys, simulate_cli
+):
     root, paths = setup
     built = refiners_used
-    args = [
-        "simulate",
-        str(root / "data"),
-        "--base",
-        str(paths["base"]),
-        "--refiner",
-        str(paths["refiner"]),
-        "--steps",
-        "3",
-        "--seeds",
-        "1",
-        "--settings",
-        "both,one_pass",
-    ]
-    assert main(args + ["--iterations", "1", "--out", str(tmp_path / "once")]) == 0
+
+    def simulate(out, **options):
+        return simulate_cli(root / "data", paths, out, steps=3, settings="both,one_pass", **options)
+
+    assert simulate(tmp_path / "once", iterations=1) == 0
     # the app's four orientations, refined once; the preview stays one pass
     assert sorted(set(built)) == [(1, 1), (APP_REFINEMENT.orientations, 1)]
     assert json.loads((tmp_path / "once" / "manifest.json").read_text())["iterations"] == 1
     # a folder holds runs of one kind: the app's refiner cannot join the runs refined once
-    assert main(args + ["--out", str(tmp_path / "once")]) == 2
+    assert simulate(tmp_path / "once") == 2
     assert "iterations" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(args + ["--iterations", "0", "--out", str(tmp_path / "none")])
+        simulate(tmp_path / "none", iterations=0)
     assert "at least 1" in capsys.readouterr().err

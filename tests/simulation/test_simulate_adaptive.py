@@ -14,7 +14,7 @@ from tests.simulation.tiny_networks import save_tiny_networks
 
 
 @pytest.fixture(scope="module")
-def simulated(tmp_path_factory):
+def simulated(tmp_path_factory, simulate_cli):
     root = tmp_path_factory.mktemp("simulate_adaptive")
     # a hard view, so that the simulated user commits strokes
     assert (
@@ -49,27 +49,7 @@ def simulated(tmp_path_factory):
             "AdaptationOptions",
             functools.partial(adaptation.AdaptationOptions, learning_rate=1e-2),
         )
-        assert (
-            main(
-                [
-                    "simulate",
-                    str(root / "data"),
-                    "--base",
-                    str(paths["base"]),
-                    "--refiner",
-                    str(paths["refiner"]),
-                    "--steps",
-                    "40",
-                    "--seeds",
-                    "1",
-                    "--settings",
-                    "both,adaptive",
-                    "--out",
-                    str(out),
-                ]
-            )
-            == 0
-        )
+        assert simulate_cli(root / "data", paths, out, steps=40, settings="both,adaptive") == 0
     torch.set_num_threads(threads)
     return out, json.loads((out / "manifest.json").read_text())
 

@@ -19,32 +19,10 @@ def setup(tmp_path_factory):
 
 
 @pytest.mark.parametrize("start", ["refined", "base"])
-def test_runs_begin_at_the_start_the_manifest_names(setup, tmp_path, start):
+def test_runs_begin_at_the_start_the_manifest_names(setup, tmp_path, start, simulate_cli):
     root, paths = setup
     out = tmp_path / start
-    assert (
-        main(
-            [
-                "simulate",
-                str(root / "data"),
-                "--base",
-                str(paths["base"]),
-                "--refiner",
-                str(paths["refiner"]),
-                "--steps",
-                "2",
-                "--seeds",
-                "1",
-                "--settings",
-                "both",
-                "--start",
-                start,
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert simulate_cli(root / "data", paths, out, start=start) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     view = manifest["views"][0]
     first = read_records(run_path(out, view, "both", 0))["pfm_human"][0]
