@@ -10,10 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from refinement_model.errors import InputError
-from refinement_model.metrics import thin
+from refinement_model.metrics import score_masks, thin
+from refinement_model.network_loader import NetworkLoader
 from refinement_model.patches import PatchGrid
 from refinement_model.progress import progress_bar
 from refinement_model.ranking import oracle_scores, ranking_quality, uncertainty_scores
+from refinement_model.shipped import shipped_checkpoint
+from refinement_model.views import find_views_in, load_view, network_input
 from simulation.protocol import ProtocolConfig, run_protocol
 from simulation.runs import (
     STARTS,
@@ -28,7 +31,6 @@ from simulation.runs import (
 def view_files_with_ground_truth(paths: Sequence, *, only: Sequence[str] | None = None) -> list:
     """Every view the given paths name (see ``find_views``) that has ground truth, or only
     those whose id is in ``only`` (ViewFiles, sorted by id)."""
-    from refinement_model.views import find_views_in
 
     views = [files for files in find_views_in(paths) if files.drawings is not None]
     if only:
@@ -73,6 +75,7 @@ def simulate_views(
     only: Sequence[str] | None = None,
     iterations: int | None = None,
     start: str = "refined",
+    loader: NetworkLoader | None = None,
     show_progress: bool = False,
 ) -> dict:
     """Run every setting with seeds ``first_seed .. first_seed + seeds - 1`` on every view with
@@ -84,7 +87,8 @@ def simulate_views(
     stand in for the base logits everywhere (the human-only mask, the refiner's prediction
     input); ``start="base"`` starts from the base network alone. The manifest keeps the start
     and, per view, the pFM of the base network alone (``base_pfm``) and of the start
-    (``start_pfm``).
+    (``start_pfm``). ``loader`` builds the networks (default: ``NetworkLoader()``, ONNX Runtime
+    where it is present, exports in memory).
 
     Writes ``out/runs/<view>/<setting>_seed<k>.csv`` as each run ends and merges this
     simulation into ``out/manifest.json`` after each view (so an interrupted simulation keeps
@@ -94,12 +98,8 @@ def simulate_views(
     -------
     manifest : dict
     """
-    from refinement_model.metrics import score_masks
-    from refinement_model.patch_refiner import PatchRefiner
-    from refinement_model.prediction import Predictor
-    from refinement_model.shipped import shipped_checkpoint
-    from refinement_model.start import start_predictor
-    from refinement_model.views import load_view, network_input
+    # torch with the networks, only when simulating (the CLI imports this module for its parser)
+    from refinement_model.start import START_REFINEMENT, start_predictor
 
     if seeds < 1 or first_seed < 0:
         raise ValueError(f"seeds must be >= 1 and first_seed >= 0, got {seeds} and {first_seed}")
@@ -108,8 +108,13 @@ def simulate_views(
     files = view_files_with_ground_truth(paths, only=only)
     base = Path(base) if base else shipped_checkpoint("base")
     refiner = Path(refiner) if refiner else shipped_checkpoint("refiner")
-    predictor = Predictor(base)
-    starter = start_predictor(predictor, refiner if start == "refined" else None)
+    loader = NetworkLoader() if loader is None else loader
+    predictor = loader.predictor(base)
+    starter = (
+        start_predictor(predictor, loader.refiner(refiner, START_REFINEMENT))
+        if start == "refined"
+        else predictor
+    )
     refiners = {}  # one per refiner options, built when a setting first needs it
     manifest = {
         "views": [],
@@ -151,7 +156,7 @@ def simulate_views(
             config = setting_config(setting, ProtocolConfig(steps=steps, record_every=record_every))
             options = refiner_options(setting, iterations=iterations)
             if options not in refiners:
-                refiners[options] = PatchRefiner(refiner, options=options)
+                refiners[options] = loader.refiner(refiner, options)
             for seed in manifest["seeds"]:
                 started = time.perf_counter()
                 run = f"{view.view_id}/{setting}/{seed}"
@@ -197,7 +202,11 @@ def online_adaptation(refiner, *, seed: int, scale: float):
     scale : float
         Network pixels per view pixel of the run's grid.
     """
-    from refinement_model.adaptation import AdaptationOptions, CorrectedPatch, OnlineAdapter
+    from refinement_model.adaptation import (  # torch, only for the adaptive setting
+        AdaptationOptions,
+        CorrectedPatch,
+        OnlineAdapter,
+    )
 
     adapter = OnlineAdapter(refiner, AdaptationOptions(stroke_scale=scale, seed=seed))
     log = []
@@ -224,7 +233,7 @@ def online_adaptation(refiner, *, seed: int, scale: float):
 def start_description(predictor) -> str:
     """How a predictor makes its start, as a manifest names it: "base network" or "base network
     + refiner with no strokes (K orientations, N iterations)"."""
-    from refinement_model.start import start_record
+    from refinement_model.start import start_record  # torch (see simulate_views)
 
     record = start_record(predictor)
     if record["kind"] == "base":

@@ -1,12 +1,14 @@
 """`etmira simulate` and `etmira report` end to end on a tiny view with tiny networks."""
 
+import dataclasses
 import json
 
 import pytest
 
 from annotator.cli import main
+from refinement_model.network_loader import NetworkLoader
 from refinement_model.refiner_options import APP_REFINEMENT
-from simulation.evaluate import view_files_with_ground_truth
+from simulation.evaluate import simulate_views, view_files_with_ground_truth
 from simulation.runs import read_records, run_path
 from tests.simulation.tiny_networks import save_tiny_networks
 
@@ -80,27 +82,28 @@ def test_simulate_refuses_views_without_ground_truth(tmp_path, setup, capsys, si
     assert code == 2 and "SYN-9999_R" in capsys.readouterr().err
 
 
-@pytest.fixture
-def refiners_used(monkeypatch):
-    """(orientations, iterations) of the PatchRefiner behind every refinement, in order."""
-    from refinement_model import patch_refiner
+@dataclasses.dataclass(frozen=True)
+class RecordingLoader(NetworkLoader):
+    """Builds networks as the default loader does, and records the (orientations, iterations)
+    of the refiner behind every stroke's refinement, in order."""
 
-    used = []
+    used: list = dataclasses.field(default_factory=list)
 
-    class Recording(patch_refiner.PatchRefiner):
-        def refine(self, *args):
-            used.append((self.net.orientations, self.options.iterations))
-            return super().refine(*args)
+    def refiner(self, checkpoint, options):
+        refiner = super().refiner(checkpoint, options)
+        refine = refiner.refine
 
-    monkeypatch.setattr(patch_refiner, "PatchRefiner", Recording)
-    return used
+        def recorded(*args):
+            self.used.append((refiner.net.orientations, refiner.options.iterations))
+            return refine(*args)
+
+        refiner.refine = recorded
+        return refiner
 
 
-def test_a_setting_gets_the_refiner_options_it_names(setup, tmp_path, refiners_used):
-    from simulation.evaluate import simulate_views
-
+def test_a_setting_gets_the_refiner_options_it_names(setup, tmp_path):
     root, paths = setup
-    built = refiners_used
+    loader = RecordingLoader(backend="eager")
     manifest = simulate_views(
         [root / "data"],
         out=tmp_path,
@@ -109,10 +112,26 @@ def test_a_setting_gets_the_refiner_options_it_names(setup, tmp_path, refiners_u
         steps=3,
         seeds=1,
         settings=("both", "one_pass"),
+        loader=loader,
     )
     # the app's refiner (four orientations, twice) for the main setting, one pass for its preview
+    built = loader.used
     assert built and built[0] == (APP_REFINEMENT.orientations, APP_REFINEMENT.iterations) == (4, 2)
     assert built[-1] == (1, 1) and sorted(set(built)) == [(1, 1), (4, 2)]
+    # ``iterations`` replaces the app's refinements per stroke; the preview stays one pass
+    once = RecordingLoader(backend="eager")
+    simulate_views(
+        [root / "data"],
+        out=tmp_path / "once",
+        base=paths["base"],
+        refiner=paths["refiner"],
+        steps=3,
+        seeds=1,
+        settings=("both", "one_pass"),
+        iterations=1,
+        loader=once,
+    )
+    assert sorted(set(once.used)) == [(1, 1), (APP_REFINEMENT.orientations, 1)]
     for setting in ("both", "one_pass"):
         assert read_records(run_path(tmp_path, manifest["views"][0], setting, 0))["step"][-1] == 3
     # more seeds for the same folder: the manifest has them all
@@ -133,18 +152,13 @@ def test_a_setting_gets_the_refiner_options_it_names(setup, tmp_path, refiners_u
         simulate_views([root / "data"], out=tmp_path, seeds=1, first_seed=-1)
 
 
-def test_iterations_replace_the_apps_refinements_per_stroke(
-    setup, tmp_path, refiners_used, capsys, simulate_cli
-):
+def test_the_iterations_option_reaches_the_runs(setup, tmp_path, capsys, simulate_cli):
     root, paths = setup
-    built = refiners_used
 
     def simulate(out, **options):
         return simulate_cli(root / "data", paths, out, steps=3, settings="both,one_pass", **options)
 
     assert simulate(tmp_path / "once", iterations=1) == 0
-    # the app's four orientations, refined once; the preview stays one pass
-    assert sorted(set(built)) == [(1, 1), (APP_REFINEMENT.orientations, 1)]
     assert json.loads((tmp_path / "once" / "manifest.json").read_text())["iterations"] == 1
     # a folder holds runs of one kind: the app's refiner cannot join the runs refined once
     assert simulate(tmp_path / "once") == 2
