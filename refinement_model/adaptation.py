@@ -106,9 +106,9 @@ class AdaptationOptions:
         A simulated version has 0..max_strokes - 1 strokes (log-uniform).
     network_weight : float
         Loss weight, in [0, 1], of the pixels the user did not draw. 1 (the default) weighs
-        every pixel alike: with 0.25, on the validation view SYN-0101_R the strokes' pixels
-        (mostly added lines) outweighed the background, and after the first update the
-        propagated refiner drew lines everywhere (whole-view pFM 0.77 -> 0.31).
+        every pixel alike: a smaller weight lets the strokes' pixels (mostly added lines)
+        outweigh the background, and the propagated refiner draws lines everywhere (tuning
+        on the validation view: docs/evaluation/adaptive).
     validation_fraction : float
         Share of the patches held out to validate, in (0, 1); at least one patch.
     stroke_scale : float

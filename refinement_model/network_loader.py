@@ -42,14 +42,14 @@ class NetworkLoader:
 
     def predictor(self, checkpoint):
         """The :class:`~refinement_model.prediction.Predictor` of a base checkpoint."""
-        from refinement_model.prediction import Predictor
+        from refinement_model.prediction import Predictor  # torch: see the module docstring
 
         return Predictor(checkpoint, backend=self.backend, onnx_cache=self.onnx_cache)
 
     def refiner(self, checkpoint, options: RefinerOptions):
         """The :class:`~refinement_model.patch_refiner.PatchRefiner` of a refiner checkpoint,
         refining with ``options``."""
-        from refinement_model.patch_refiner import PatchRefiner
+        from refinement_model.patch_refiner import PatchRefiner  # torch, as above
 
         return PatchRefiner(
             checkpoint, options=options, backend=self.backend, onnx_cache=self.onnx_cache

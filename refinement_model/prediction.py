@@ -17,6 +17,7 @@ from refinement_model.errors import Cancelled
 from refinement_model.fast_net import FastNet, as_fast_net
 from refinement_model.onnx_export import onnx_cache_for
 from refinement_model.patches import PatchGrid, stitch_logits
+from refinement_model.views import network_input
 
 __all__ = ["Predictor", "predict_image", "predict_patch_logits", "predict_view"]
 
@@ -117,8 +118,6 @@ def predict_view(
     -------
     probabilities : (H, W) float32 ndarray
     """
-    from refinement_model.views import network_input
-
     image = network_input(view, as_fast_net(model).spec.inputs)
     return predict_image(
         model, image, grid=grid, batch_size=batch_size, progress=progress, cancel=cancel

@@ -258,6 +258,7 @@ class _DeferredPreview:
 
 
 def _model_record(path) -> dict:
+    # checkpoints, nets and start import torch: reopening a project must not (see open_project)
     from refinement_model.checkpoints import read_metadata
 
     return {**file_record(path), "metadata": read_metadata(path)}
@@ -580,6 +581,7 @@ def new_project(
     progress : callable(done, total), optional
         Over the base model's patches.
     """
+    # torch, only when a project is made (see _model_record)
     from refinement_model.checkpoints import read_metadata
     from refinement_model.nets import ModelSpec
     from refinement_model.start import START_REFINEMENT, start_predictor, start_record

@@ -14,10 +14,16 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, QStandardPaths
 
+from annotator.core import export as writers
+from annotator.core import project as projects
+from annotator.core.journal_io import write_strokes
 from annotator.core.project_store import SQLITE_MAGIC, needs_recovery
 from annotator.core.pyramid import LayerStack
 from annotator.qt.workers import run_with_progress
-from refinement_model.errors import InputError
+from refinement_model.errors import CheckpointError, InputError
+from refinement_model.refiner_options import APP_REFINEMENT
+from refinement_model.shipped import shipped_checkpoint
+from refinement_model.views import load_view
 
 PROJECT_SUFFIX = ".etmira"
 RECENT_KEY = "recentProjects"
@@ -81,7 +87,6 @@ def open_document(path, *, project_dir, loader, base=None, refiner=None, parent=
     ------
     InputError (and subclasses), Cancelled
     """
-    from annotator.core import project as projects
 
     path = Path(path)
     if not path.exists():
@@ -137,9 +142,6 @@ def _open_view(path, target: Path, *, base, refiner, loader, progress, cancel):
     """The project of the view at ``path``: one made for the same maps elsewhere (the view was
     moved or copied; it now records this place), else a new one at ``target`` whose refiner
     refines as the app does (``APP_REFINEMENT``)."""
-    from annotator.core import project as projects
-    from refinement_model.refiner_options import APP_REFINEMENT
-    from refinement_model.views import load_view
 
     view = load_view(path, cancel=cancel)
     found, records = projects.find_view_project(target.parent, view.files, cancel=cancel)
@@ -187,8 +189,6 @@ def build_stack(session) -> LayerStack:
 
 
 def _checkpoints(base, refiner):
-    from refinement_model.errors import CheckpointError
-    from refinement_model.shipped import shipped_checkpoint
 
     if base is not None:
         return base, refiner
@@ -201,8 +201,6 @@ def _checkpoints(base, refiner):
 
 def export(kind: str, path, project) -> str:
     """Write one export of the project's current state; returns a line for the status bar."""
-    from annotator.core import export as writers
-    from annotator.core.journal_io import write_strokes
 
     session = project.session
     mask = session.mask
