@@ -15,7 +15,7 @@ The ground-truth and mask folders may have any name (``etmira synth`` writes ``d
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,9 @@ SUFFIXES = {
     "mask": "_mask.png",
 }
 _MAPS = ("normals", "albedo", "depth")
+#: The maps only the display reads (the networks of the app read the depth map alone):
+#: :func:`load_view` may leave them for :func:`load_maps`.
+DISPLAY_MAPS = ("albedo", "normals")
 
 #: Channel normalisation (mean, std) measured on the real set (docs/method.md). The normal
 #: statistics fit normals encoded as ``(n + 1) / 2``, which :func:`network_input` feeds.
@@ -90,10 +93,12 @@ class MirrorView:
     depth : ndarray of float32, shape (H, W)
         High-passed (sigma = 1 mm), standardised, clipped to +-3 sigma, min-max to [0, 1],
         statistics over the mirror area.
-    albedo : ndarray of float32, shape (H, W)
-        Min-max to [0, 1] over the mirror area.
-    normals : ndarray of float32, shape (H, W, 3)
-        Unit vectors (x, y, z); (0, 0, 1) where the map had no direction.
+    albedo : ndarray of float32, shape (H, W), or None
+        Min-max to [0, 1] over the mirror area; None when not loaded (see ``maps`` in
+        :func:`load_view`, and :func:`load_maps`).
+    normals : ndarray of float32, shape (H, W, 3), or None
+        Unit vectors (x, y, z); (0, 0, 1) where the map had no direction; None when not
+        loaded.
     ground_truth : ndarray of bool, shape (H, W), or None
     mirror_mask : ndarray of bool, shape (H, W)
         Mirror area, without pixels whose depth is not finite.
@@ -113,8 +118,8 @@ class MirrorView:
 
     view_id: str
     depth: np.ndarray
-    albedo: np.ndarray
-    normals: np.ndarray
+    albedo: np.ndarray | None
+    normals: np.ndarray | None
     ground_truth: np.ndarray | None
     mirror_mask: np.ndarray
     mask_estimated: bool
@@ -345,6 +350,7 @@ def load_view(
     path,
     view_id: str | None = None,
     *,
+    maps=_MAPS,
     px_per_mm: float | None = None,
     max_pixels: int = MAX_PIXELS,
     progress=None,
@@ -359,6 +365,11 @@ def load_view(
         one of the view's files.
     view_id : str, optional
         Which view under ``path``; ignored when ``path`` is a file.
+    maps : collection of {"depth", "albedo", "normals"}, optional
+        The maps to read (default all); must hold "depth". The others are None in the view
+        and :func:`load_maps` reads them later, preprocessed the same way. Every map's header
+        (size, channels) is checked all the same. Without a mask file the albedo is read to
+        estimate the mirror area, and then kept.
     px_per_mm : float, optional
         Pixels per millimetre; overrides the TIFF resolution tags, needed when they have none.
     max_pixels : int, optional
@@ -377,14 +388,10 @@ def load_view(
         Missing or bad files, maps of different sizes, masks of the wrong size or bit depth,
         no resolution, depth mostly non-finite.
     """
-    done = iter(range(6))
-
-    def step():
-        if cancel is not None and cancel():
-            raise Cancelled("loading the view was cancelled")
-        if progress is not None:
-            progress(next(done), 6)
-
+    maps = _checked_maps(maps)
+    if "depth" not in maps:
+        raise ValueError(f"maps must hold 'depth', got {tuple(maps)}")
+    step = _steps(6, progress, cancel, "loading the view was cancelled")
     step()
     files = _resolve(path, view_id)
     shape = _check_shapes(files, max_pixels)
@@ -430,12 +437,9 @@ def load_view(
             f"depth map has {bad} NaN/infinite pixels ({bad / depth.size:.2%}): "
             "left out of the mirror area and filled for filtering"
         )
-    albedo = read_tiff(files.albedo, max_pixels=max_pixels)
-    if albedo.ndim == 3:
-        albedo = albedo.mean(axis=2, dtype=np.float32)  # colour albedo: its gray level
-        warnings.append("albedo has 3 channels: their mean is used")
-    step()
     estimated = mirror is None
+    albedo = _read_albedo(files, max_pixels, warnings) if "albedo" in maps or estimated else None
+    step()
     if estimated:
         mirror = estimate_mirror_mask(albedo, valid=finite)
         warnings.append(MASK_ESTIMATED_WARNING)
@@ -446,14 +450,10 @@ def load_view(
             files.mask or files.depth, "the mirror area is empty (no finite depth inside the mask)"
         )
     depth = _preprocess_depth_inplace(depth, scale, mirror)
-    if not np.isfinite(albedo).all():
-        warnings.append("albedo has NaN/infinite pixels: set to 0")
-    albedo = _normalize_albedo_inplace(albedo, mirror)
+    if albedo is not None:
+        albedo = _normalize_albedo(albedo, mirror, warnings)
     step()
-    normals = read_tiff(files.normals, max_pixels=max_pixels)
-    normals, invalid = _unit_normals_inplace(normals)
-    if invalid:
-        warnings.append(f"normal map has {invalid} pixels without a direction: set to (0, 0, 1)")
+    normals = _read_normals(files, max_pixels, warnings) if "normals" in maps else None
     step()
     if progress is not None:
         progress(6, 6)
@@ -469,6 +469,118 @@ def load_view(
         files=files,
         warnings=tuple(warnings),
     )
+
+
+def load_maps(
+    files: ViewFiles,
+    mirror_mask: np.ndarray,
+    maps=DISPLAY_MAPS,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    progress=None,
+    cancel=None,
+) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+    """Read maps :func:`load_view` left out, preprocessed exactly as it does.
+
+    Parameters
+    ----------
+    files : ViewFiles
+        The view's files (``MirrorView.files``).
+    mirror_mask : ndarray of bool, shape (H, W)
+        The view's ``mirror_mask`` (the albedo's min-max is taken over it).
+    maps : collection of {"albedo", "normals"}, optional
+    max_pixels : int, optional
+    progress : callable(done, total), optional
+    cancel : callable() -> bool, optional
+        Checked between maps; raises :class:`~refinement_model.errors.Cancelled`.
+
+    Returns
+    -------
+    maps : dict of str to ndarray of float32
+        ``"albedo"`` (H, W), ``"normals"`` (H, W, 3), as in :class:`MirrorView`.
+    warnings : tuple of str
+        Problems that did not stop loading, worded as :func:`load_view` words them.
+
+    Raises
+    ------
+    InputError
+        A file is unreadable, or its size is no longer the view's.
+    """
+    maps = _checked_maps(maps)
+    if "depth" in maps:
+        raise ValueError("maps must not hold 'depth': load the view again to read it")
+    step = _steps(len(maps) + 1, progress, cancel, "loading the maps was cancelled")
+    step()
+    mirror_mask = np.asarray(mirror_mask, bool)
+    if _check_shapes(files, max_pixels) != mirror_mask.shape:
+        height, width = mirror_mask.shape
+        raise InputError(files.depth, f"the view is no longer {width} x {height} (W x H)")
+    warnings: list[str] = []
+    loaded = {}
+    if "albedo" in maps:
+        albedo = _read_albedo(files, max_pixels, warnings)
+        loaded["albedo"] = _normalize_albedo(albedo, mirror_mask, warnings)
+        step()
+    if "normals" in maps:
+        loaded["normals"] = _read_normals(files, max_pixels, warnings)
+        step()
+    return loaded, tuple(warnings)
+
+
+def with_maps(view: MirrorView, maps=DISPLAY_MAPS, **options) -> MirrorView:
+    """``view`` with ``maps`` loaded too (see :func:`load_maps`, which takes ``options``);
+    maps already there are kept as they are."""
+    missing = [name for name in _checked_maps(maps) if getattr(view, name) is None]
+    if not missing:
+        return view
+    loaded, warnings = load_maps(view.files, view.mirror_mask, missing, **options)
+    return replace(view, **loaded, warnings=view.warnings + warnings)
+
+
+def _checked_maps(maps) -> tuple[str, ...]:
+    maps = tuple(maps)
+    unknown = [name for name in maps if name not in _MAPS]
+    if unknown:
+        raise ValueError(f"maps must be among {_MAPS}, got {maps!r}")
+    return maps
+
+
+def _steps(total: int, progress, cancel, cancelled: str):
+    """A function to call before each of ``total`` steps: checks ``cancel``, reports
+    ``progress``."""
+    done = iter(range(total))
+
+    def step():
+        if cancel is not None and cancel():
+            raise Cancelled(cancelled)
+        if progress is not None:
+            progress(next(done), total)
+
+    return step
+
+
+def _read_albedo(files: ViewFiles, max_pixels: int, warnings: list) -> np.ndarray:
+    """The albedo as read, (H, W) float32 (a colour albedo: its gray level)."""
+    albedo = read_tiff(files.albedo, max_pixels=max_pixels)
+    if albedo.ndim == 3:
+        albedo = albedo.mean(axis=2, dtype=np.float32)
+        warnings.append("albedo has 3 channels: their mean is used")
+    return albedo
+
+
+def _normalize_albedo(albedo: np.ndarray, mirror: np.ndarray, warnings: list) -> np.ndarray:
+    """``albedo`` min-max to [0, 1] over ``mirror``, in place (non-finite pixels: 0)."""
+    if not np.isfinite(albedo).all():
+        warnings.append("albedo has NaN/infinite pixels: set to 0")
+    return _normalize_albedo_inplace(albedo, mirror)
+
+
+def _read_normals(files: ViewFiles, max_pixels: int, warnings: list) -> np.ndarray:
+    """The unit normals, (H, W, 3) float32."""
+    normals, invalid = _unit_normals_inplace(read_tiff(files.normals, max_pixels=max_pixels))
+    if invalid:
+        warnings.append(f"normal map has {invalid} pixels without a direction: set to (0, 0, 1)")
+    return normals
 
 
 def network_input(view: MirrorView, inputs=("depth",)) -> np.ndarray:
@@ -492,6 +604,9 @@ def network_input(view: MirrorView, inputs=("depth",)) -> np.ndarray:
         raise ValueError(
             f"inputs must be a non-empty sequence of {tuple(INPUT_CHANNELS)}, got {inputs!r}"
         )
+    missing = [name for name in inputs if getattr(view, name) is None]
+    if missing:
+        raise ValueError(f"the view's {missing} maps are not loaded (see views.with_maps)")
     channels = [channel for name in inputs for channel in INPUT_CHANNELS[name]]
     out = np.empty((len(channels), *view.shape), np.float32)
     index = 0

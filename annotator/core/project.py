@@ -48,7 +48,7 @@ from refinement_model.imageio import file_sha256
 from refinement_model.network_loader import NetworkLoader
 from refinement_model.patches import PatchGrid
 from refinement_model.refiner_options import RefinerOptions
-from refinement_model.views import MirrorView, load_view
+from refinement_model.views import DISPLAY_MAPS, MirrorView, load_view, with_maps
 
 __all__ = [
     "DeferredRefiner",
@@ -565,7 +565,7 @@ def new_project(
     path : path-like
     view_path : path-like or MirrorView
         A view folder or data-set root (with `view_id`), as ``load_view`` takes, or the view
-        already loaded.
+        already loaded. Only the maps the networks read are loaded (the shipped ones: depth).
     base : path-like
         Base model checkpoint.
     refiner : path-like, optional
@@ -591,7 +591,7 @@ def new_project(
     view = (
         view_path
         if isinstance(view_path, MirrorView)
-        else load_view(view_path, view_id, cancel=cancel)
+        else load_view(view_path, view_id, maps=("depth",), cancel=cancel)
     )
     predictor = loader.predictor(base)
     models, inputs = {"base": _model_record(base)}, predictor.net.spec.inputs
@@ -609,6 +609,7 @@ def new_project(
         # reopening refines as this session does (the undo of a stroke may need it)
         models["refiner"] = {**_model_record(refiner), **refiner_options.as_record()}
         inputs = spec.inputs
+    view = with_maps(view, _display_maps_read_by((*predictor.net.spec.inputs, *inputs)))
     predictor = start_predictor(predictor, start_refiner)
     models["start"] = start_record(predictor)
     # in place: on a full-size view every float32 copy is 240 MB
@@ -629,6 +630,11 @@ def new_project(
         inputs=tuple(inputs),
         overwrite=overwrite,
     )
+
+
+def _display_maps_read_by(inputs) -> tuple[str, ...]:
+    """The maps besides depth that networks reading ``inputs`` need."""
+    return tuple(name for name in DISPLAY_MAPS if name in inputs)
 
 
 def _stored_deltas(store: ProjectStore) -> dict:
@@ -719,7 +725,9 @@ def open_project(
     ----------
     path : path-like
     view : MirrorView or path-like, optional
-        The view, if already loaded or moved; default: load it from the recorded files.
+        The view, if already loaded or moved; default: load it from the recorded files. Only
+        the maps the project's networks read are loaded (the shipped ones: depth); the
+        session's view lacks the others (``refinement_model.views.load_maps`` reads them).
     refine : "stored", None, callable or object with ``refine``, keyword-only
         ``"stored"``: the recorded refiner checkpoint (if any) as a :class:`DeferredRefiner`,
         built when first needed or by :meth:`Project.prepare_refiner` (the stored patch
@@ -746,14 +754,23 @@ def open_project(
     try:
         meta = _checked_meta(store)
         warnings = changed_files(meta["view"]["files"]) if view is None else []
+        # the display's maps are read afterwards (views.load_maps): only the networks' now
+        maps = ("depth", *_display_maps_read_by(meta.get("inputs", ("depth",))))
         if view is None:
             if "depth" not in meta["view"]["files"]:
                 raise ProjectError(path, "the project records no view files: give the view")
             view = load_view(
-                meta["view"]["files"]["depth"]["path"], progress=progress, cancel=cancel
+                meta["view"]["files"]["depth"]["path"],
+                maps=maps,
+                progress=progress,
+                cancel=cancel,
             )
         elif isinstance(view, (str, os.PathLike)):
-            view = load_view(view, meta["view"]["view_id"], progress=progress, cancel=cancel)
+            view = load_view(
+                view, meta["view"]["view_id"], maps=maps, progress=progress, cancel=cancel
+            )
+        elif isinstance(view, MirrorView):
+            view = with_maps(view, maps[1:], cancel=cancel)
         refine = _load_refiner(meta, warnings, loader) if stored_refiner else refine
         base_logits = _base_logits(store, progress=progress, cancel=cancel)
         if base_logits.shape != view.mirror_mask.shape:

@@ -107,38 +107,82 @@ class Pyramid:
             ]
 
 
-class LayerStack:
-    """All layers of one view as pyramids, and the :class:`Tile` of any box at any level.
+#: The map each base layer is drawn from (the raking light is lit from the normals).
+LAYER_MAPS = {"depth": "depth", "albedo": "albedo", "normals": "normals", "raking": "normals"}
+_MAP_NAMES = ("depth", "albedo", "normals")
+
+
+def display_pyramids(maps: dict, *, min_size: int = 256) -> dict[str, Pyramid]:
+    """The 8-bit pyramids of a view's float maps, as :class:`LayerStack` shows them.
 
     Parameters
     ----------
-    depth, albedo : (H, W) float arrays
-        Shown with robust contrast limits (see :func:`render.contrast_limits`).
-    normals : (H, W, 3) float array of unit normals
+    maps : dict
+        Some of ``"depth"``, ``"albedo"`` ((H, W) float arrays, shown with robust contrast
+        limits, see :func:`render.contrast_limits`) and ``"normals"`` ((H, W, 3) float unit
+        normals). Each is taken out of the dict once converted to 8 bits: when the dict held the
+        last reference, its float copy (up to 720 MB on a full-size view) is freed before the
+        next is converted.
+    min_size : int
+
+    Returns
+    -------
+    dict of str to Pyramid
+        uint8 (H, W) levels for depth and albedo, int8 (H, W, 3) for the normals.
+    """
+    unknown = set(maps) - set(_MAP_NAMES)
+    if unknown:
+        raise ValueError(f"maps must be among {_MAP_NAMES}, got {sorted(maps)}")
+    pyramids = {}
+    for name in [name for name in _MAP_NAMES if name in maps]:
+        image = maps.pop(name)
+        encoded = (
+            render.encode_normals(image)
+            if name == "normals"
+            else render.to_uint8(image, **_limits(image))
+        )
+        del image
+        pyramids[name] = Pyramid(encoded, min_size=min_size)
+    return pyramids
+
+
+class LayerStack:
+    """All layers of one view as pyramids, and the :class:`Tile` of any box at any level.
+
+    The albedo and normals may come later (:meth:`add_layers`): the app shows a view as soon
+    as its depth is read. Until then a tile asked for with one of their base layers shows the
+    depth (:meth:`has_layer` tells).
+
+    Parameters
+    ----------
+    depth : (H, W) float array
+    albedo : (H, W) float array or None
+    normals : (H, W, 3) float array of unit normals, or None
+        As :func:`display_pyramids` takes them.
     truth : (H, W) bool array or None
         Ground truth, for the error map.
     """
 
-    def __init__(self, *, depth, albedo, normals, truth=None, min_size: int = 256):
-        self._build({"depth": depth, "albedo": albedo, "normals": normals}, truth, min_size)
+    def __init__(self, *, depth, albedo=None, normals=None, truth=None, min_size: int = 256):
+        maps = {"depth": depth, "albedo": albedo, "normals": normals}
+        self._build({k: v for k, v in maps.items() if v is not None}, truth, min_size)
 
     @classmethod
     def from_maps(cls, maps: dict, *, truth=None, min_size: int = 256) -> LayerStack:
-        """Build from ``maps`` = {"depth", "albedo", "normals": float arrays}, taking each out
-        of the dict once its 8-bit pyramid is built: when the dict held the last reference, its
-        float copy (up to 720 MB on a full-size view) is freed before the next is converted."""
+        """Build from ``maps`` = {"depth" and maybe "albedo", "normals": float arrays}, taking
+        each out of the dict once its 8-bit pyramid is built (see :func:`display_pyramids`)."""
         stack = cls.__new__(cls)
         stack._build(maps, truth, min_size)
         return stack
 
     def _build(self, maps: dict, truth, min_size: int) -> None:
-        depth = maps.pop("depth")
-        self.depth = Pyramid(render.to_uint8(depth, **_limits(depth)), min_size=min_size)
-        del depth
-        albedo = maps.pop("albedo")
-        self.albedo = Pyramid(render.to_uint8(albedo, **_limits(albedo)), min_size=min_size)
-        del albedo
-        self.normals = Pyramid(render.encode_normals(maps.pop("normals")), min_size=min_size)
+        if "depth" not in maps:
+            raise ValueError(f"maps must hold 'depth', got {sorted(maps)}")
+        self.min_size = min_size
+        pyramids = display_pyramids(maps, min_size=min_size)
+        self.depth = pyramids.pop("depth")
+        self.albedo = self.normals = None
+        self.add_layers(pyramids)
         self.truth = (
             None
             if truth is None
@@ -147,6 +191,28 @@ class LayerStack:
         shape = self.depth.shape
         self.mask = Pyramid(np.zeros(shape, bool), reduce="max", min_size=min_size)
         self.user = Pyramid(np.zeros(shape, np.uint8), reduce="or", min_size=min_size)
+
+    def add_layers(self, pyramids: dict) -> None:
+        """Take the albedo and / or normals pyramids made later (by :func:`display_pyramids`
+        with this stack's ``min_size``, off the GUI thread: this only stores them)."""
+        for name, pyramid in pyramids.items():
+            if name not in ("albedo", "normals"):
+                raise ValueError(f"only albedo and normals come later, got {name!r}")
+            if pyramid.shape[:2] != self.shape or len(pyramid.levels) != self.n_levels:
+                raise ValueError(
+                    f"the {name} pyramid ({pyramid.shape[:2]}, {len(pyramid.levels)} levels) "
+                    f"does not fit the view ({self.shape}, {self.n_levels} levels)"
+                )
+            setattr(self, name, pyramid)
+
+    def has_layer(self, base: str) -> bool:
+        """Whether the map of base layer ``base`` (see ``render.BASE_LAYERS``) is here."""
+        return getattr(self, LAYER_MAPS[base]) is not None
+
+    @property
+    def missing_maps(self) -> tuple[str, ...]:
+        """The maps whose layers are still to come, of ``("albedo", "normals")``."""
+        return tuple(name for name in ("albedo", "normals") if getattr(self, name) is None)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -173,12 +239,13 @@ class LayerStack:
         self.user.update((y0, x0, y1, x1), render.encode_user_map(user_map[region]))
 
     def tile(self, level: int, box, settings: render.LayerSettings) -> render.Tile:
-        """The layers of ``box`` = (y0, x0, y1, x1) in the coordinates of ``level``."""
-        needs_normals = settings.base in ("normals", "raking")
+        """The layers of ``box`` = (y0, x0, y1, x1) in the coordinates of ``level``; the
+        depth in place of a base layer whose map has not come yet."""
+        source = LAYER_MAPS[settings.base] if self.has_layer(settings.base) else "depth"
         return render.Tile(
-            depth=self.depth.region(level, box) if settings.base == "depth" else None,
-            albedo=self.albedo.region(level, box) if settings.base == "albedo" else None,
-            normals=self.normals.region(level, box) if needs_normals else None,
+            depth=self.depth.region(level, box) if source == "depth" else None,
+            albedo=self.albedo.region(level, box) if source == "albedo" else None,
+            normals=self.normals.region(level, box) if source == "normals" else None,
             mask=self.mask.region(level, box),
             skeleton=self._skeleton(level, box) if settings.skeleton else None,
             user=self.user.region(level, box),

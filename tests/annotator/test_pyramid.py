@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from annotator.core.pyramid import LayerStack, Pyramid, halve
+from annotator.core.pyramid import LayerStack, Pyramid, display_pyramids, halve
 
 
 def test_halve_mean_rounds_integers_and_pads_odd_sizes():
@@ -74,3 +74,54 @@ def test_stack_from_maps_takes_each_map_out_and_shows_the_same():
                 expected.tile(level, (0, 0, 40, 52), settings),
             )
             np.testing.assert_array_equal(getattr(a, base), getattr(b, base))
+
+
+def _maps(shape=(40, 52)):
+    rng = np.random.default_rng(4)
+    normals = np.dstack([rng.normal(0, 0.2, (*shape, 2)), np.ones(shape)])
+    normals /= np.linalg.norm(normals, axis=2, keepdims=True)
+    return {"depth": rng.random(shape), "albedo": rng.random(shape), "normals": normals}
+
+
+def test_a_stack_of_the_depth_alone_shows_depth_until_its_other_layers_come():
+    from annotator.core.render import BASE_LAYERS, LayerSettings, compose
+
+    maps = _maps()
+    eager = LayerStack(**maps, min_size=8)
+    stack = LayerStack(depth=maps["depth"], min_size=8)
+    assert stack.missing_maps == ("albedo", "normals")
+    assert [stack.has_layer(base) for base in BASE_LAYERS] == [True, False, False, False]
+    box = (0, 0, 40, 52)
+    depth_rgb = compose(stack.tile(1, box, LayerSettings(base="depth")), LayerSettings())
+    for base in ("albedo", "normals", "raking"):
+        settings = LayerSettings(base=base)
+        tile = stack.tile(1, box, settings)
+        assert tile.albedo is None and tile.normals is None
+        np.testing.assert_array_equal(compose(tile, settings), depth_rgb)
+    stack.add_layers(display_pyramids({"normals": maps["normals"]}, min_size=8))
+    assert stack.missing_maps == ("albedo",) and stack.has_layer("raking")
+    stack.add_layers(display_pyramids({"albedo": maps["albedo"]}, min_size=8))
+    assert stack.missing_maps == ()
+    for base in BASE_LAYERS:
+        settings = LayerSettings(base=base)
+        for level in range(stack.n_levels):
+            np.testing.assert_array_equal(
+                compose(stack.tile(level, box, settings), settings),
+                compose(eager.tile(level, box, settings), settings),
+            )
+
+
+def test_layers_that_do_not_fit_the_stack_are_refused():
+    maps = _maps()
+    stack = LayerStack(depth=maps["depth"], min_size=8)
+    with pytest.raises(ValueError, match="does not fit the view"):
+        stack.add_layers(display_pyramids({"albedo": maps["albedo"][:, :40]}, min_size=8))
+    with pytest.raises(ValueError, match="does not fit the view"):
+        stack.add_layers(display_pyramids({"albedo": maps["albedo"]}, min_size=4))
+    with pytest.raises(ValueError, match="only albedo and normals"):
+        stack.add_layers(display_pyramids({"depth": maps["depth"]}, min_size=8))
+    with pytest.raises(ValueError, match="maps must be among"):
+        display_pyramids({"height": maps["depth"]})
+    with pytest.raises(ValueError, match="must hold 'depth'"):
+        LayerStack.from_maps({"albedo": maps["albedo"]})
+    assert stack.missing_maps == ("albedo", "normals")

@@ -17,8 +17,10 @@ from refinement_model.views import (
     MASK_ESTIMATED_WARNING,
     find_views,
     find_views_in,
+    load_maps,
     load_view,
     network_input,
+    with_maps,
 )
 
 H, W = 48, 64
@@ -333,6 +335,83 @@ def test_garbage_map_names_the_file(tmp_path):
     (maps / "OBJ-1_R_N.tif").write_bytes(b"II*\x00" + b"\x00" * 64)
     with pytest.raises(InputError, match="OBJ-1_R_N.tif: not a readable TIFF"):
         load_view(tmp_path)
+
+
+# ---- the display maps later ----------------------------------------------------------------
+
+
+def _awkward_display_maps(maps):
+    """Albedo in colour with a NaN and a texture, normals with pixels of no direction: every
+    branch of their preprocessing is taken."""
+    rng = np.random.default_rng(3)
+    albedo = rng.uniform(0.1, 0.9, (H, W, 3)).astype(np.float32)
+    albedo[5, 5, 1] = np.nan
+    write_tiff(maps / "OBJ-1_R_RHO.tif", albedo, px_per_mm=4)
+    normals = rng.standard_normal((H, W, 3)).astype(np.float32)
+    normals[7, 8:12] = 0
+    write_tiff(maps / "OBJ-1_R_N.tif", normals, px_per_mm=4)
+
+
+def test_depth_only_view_then_its_maps_equal_the_eager_load_bit_for_bit(tmp_path):
+    _awkward_display_maps(write_view(tmp_path))
+    eager = load_view(tmp_path)
+    view = load_view(tmp_path, maps=("depth",))
+    assert view.albedo is None and view.normals is None
+    np.testing.assert_array_equal(view.depth, eager.depth)
+    np.testing.assert_array_equal(view.mirror_mask, eager.mirror_mask)
+    maps, warnings = load_maps(view.files, view.mirror_mask)
+    assert set(maps) == {"albedo", "normals"}
+    for name in maps:
+        assert maps[name].dtype == np.float32
+        assert maps[name].tobytes() == getattr(eager, name).tobytes()
+    assert len(warnings) == 3 and set(view.warnings + warnings) == set(eager.warnings)
+    full = with_maps(view)
+    assert full.normals.tobytes() == eager.normals.tobytes()
+    assert full.albedo.tobytes() == eager.albedo.tobytes()
+    assert sorted(full.warnings) == sorted(eager.warnings)
+    assert with_maps(full) is full
+
+
+def test_a_depth_only_load_still_checks_every_map_header(tmp_path):
+    maps = write_view(tmp_path)
+    write_tiff(maps / "OBJ-1_R_N.tif", np.zeros((H + 1, W, 3), np.float32), px_per_mm=4)
+    with pytest.raises(InputError, match=r"OBJ-1_R_N.tif.*differs from the depth map"):
+        load_view(tmp_path, maps=("depth",))
+    write_tiff(maps / "OBJ-1_R_N.tif", np.zeros((H, W), np.float32), px_per_mm=4)
+    with pytest.raises(InputError, match="OBJ-1_R_N.tif: normal map must have 3 channels"):
+        load_view(tmp_path, maps=("depth",))
+    with pytest.raises(ValueError, match="must hold 'depth'"):
+        load_view(tmp_path, maps=("albedo",))
+
+
+def test_maps_read_later_name_a_file_that_went_bad_or_changed_size(tmp_path):
+    maps = write_view(tmp_path)
+    view = load_view(tmp_path, maps=("depth",))
+    (maps / "OBJ-1_R_RHO.tif").write_bytes(b"II*\x00" + b"\x00" * 64)
+    with pytest.raises(InputError, match="OBJ-1_R_RHO.tif: not a readable TIFF"):
+        load_maps(view.files, view.mirror_mask)
+    for name in ("RHO", "U"):
+        write_tiff(maps / f"OBJ-1_R_{name}.tif", np.zeros((H, W + 2), np.float32), px_per_mm=4)
+    write_tiff(maps / "OBJ-1_R_N.tif", np.zeros((H, W + 2, 3), np.float32), px_per_mm=4)
+    with pytest.raises(InputError, match=f"OBJ-1_R_U.tif: the view is no longer {W} x {H}"):
+        load_maps(view.files, view.mirror_mask, ("normals",))
+    with pytest.raises(Cancelled):
+        load_maps(view.files, view.mirror_mask, cancel=lambda: True)
+
+
+def test_without_a_mask_the_albedo_that_estimated_it_is_kept(tmp_path):
+    write_view(tmp_path, mask=False)
+    view = load_view(tmp_path, maps=("depth",))
+    assert view.mask_estimated and view.normals is None
+    assert view.albedo.tobytes() == load_view(tmp_path).albedo.tobytes()
+
+
+def test_network_input_of_a_map_not_loaded_says_so(tmp_path):
+    write_view(tmp_path)
+    view = load_view(tmp_path, maps=("depth",))
+    assert network_input(view).shape == (1, H, W)
+    with pytest.raises(ValueError, match=r"\['normals'\] maps are not loaded"):
+        network_input(view, ("depth", "normals"))
 
 
 # ---- network input -----------------------------------------------------------------------
