@@ -7,11 +7,11 @@ with resolution tags, RGBA drawings, RGB mask) to a temporary folder, then loads
 
 With ``--app VIEW`` it opens a view as the app does instead (issue 24; goals: peak RSS <= 3 GB,
 first open to usable <= 30 s, reopen <= 8 s on 2 cores, project file < 152 MB): in one fresh
-process the first open (load the maps, run the shipped base model, write the project, build
-the display pyramids and the refiner's input, let go of the float maps), in another the reopen
-of that project; each reports its seconds to usable and peak RSS, and the project file's size;
-the reopen also when its deferred refiner was built (the app builds it in the background once
-the view is shown) and the peak with it.
+process the first open (load the depth map, run the shipped base model, write the project,
+build the depth's display pyramid and the refiner's input, let go of the float map), in another
+the reopen of that project; each reports its seconds to usable and peak RSS, and the project
+file's size; then when the albedo and normals pyramids were built and when the deferred
+refiner was (the app does both in the background once the view is shown), with the peaks.
 
 Usage: ``python benchmarks/bench_view_load.py [--scale 0.25] [--no-mask]``,
 ``python benchmarks/bench_view_load.py --app /tmp/full`` (a view from ``etmira synth /tmp/full
@@ -76,11 +76,19 @@ if mode == "first":
 else:
     project = projects.open_project(target, loader=app_loader())
 opened = time.perf_counter() - start
-document._prepare(project.session)
+stack = document._prepare(project.session)
 usable = time.perf_counter() - start
 with open("/proc/self/status") as status:
     rss = next(int(l.split()[1]) for l in status if l.startswith("VmRSS"))
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# the display's other maps, read once the view is shown (the app: in the background)
+view = project.session.view
+if stack.missing_maps:
+    pyramids, _ = document.load_display_layers(view.files, view.mirror_mask, stack.missing_maps,
+                                               min_size=stack.min_size)
+    stack.add_layers(pyramids)
+maps_ready = time.perf_counter() - start
+peak_with_maps = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 # a reopened project builds its refiner once the view is shown (the app: in the background)
 torch_imported = "torch" in sys.modules
 if isinstance(project.refiner, projects.DeferredRefiner):
@@ -88,6 +96,7 @@ if isinstance(project.refiner, projects.DeferredRefiner):
 ready = time.perf_counter() - start
 project.close()
 print(json.dumps({"seconds": usable, "project_s": opened, "idle_kb": rss, "peak_kb": peak,
+                  "maps_ready_s": maps_ready, "peak_with_maps_kb": peak_with_maps,
                   "refiner_ready_s": ready, "torch_imported": torch_imported,
                   "peak_with_refiner_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
@@ -112,11 +121,16 @@ def open_in_app(view: str) -> dict:
             figures[f"{mode}_project_s"] = round(child["project_s"], 1)
             figures[f"{mode}_peak_rss_mb"] = round(child["peak_kb"] / 1024)
             figures[f"{mode}_idle_rss_mb"] = round(child["idle_kb"] / 1024)
+            figures[f"{mode}_maps_ready_s"] = round(child["maps_ready_s"], 1)
+            figures[f"{mode}_peak_with_maps_mb"] = round(child["peak_with_maps_kb"] / 1024)
             figures[f"{mode}_refiner_ready_s"] = round(child["refiner_ready_s"], 1)
             figures[f"{mode}_peak_with_refiner_mb"] = round(child["peak_with_refiner_kb"] / 1024)
             figures[f"{mode}_torch_before_usable"] = child["torch_imported"]
         figures["project_mb"] = round(os.path.getsize(target) / 2**20, 1)
-    figures["peak_rss_mb"] = max(figures["first_peak_rss_mb"], figures["reopen_peak_rss_mb"])
+    # the whole process's peak: to usable, then with the display's maps and the refiner
+    figures["peak_rss_mb"] = max(
+        figures["first_peak_with_refiner_mb"], figures["reopen_peak_with_refiner_mb"]
+    )
     figures["targets"] = APP_TARGETS
     figures["targets_met"] = {key: figures[key] <= limit for key, limit in APP_TARGETS.items()}
     figures["cpus"] = os.cpu_count()
@@ -179,6 +193,8 @@ def main() -> None:
             f"reopen {figures['reopen_s']} s (project {figures['reopen_project_s']} s), "
             f"peak RSS {figures['reopen_peak_rss_mb']} MB, "
             f"idle {figures['reopen_idle_rss_mb']} MB; "
+            f"albedo and normals shown {figures['reopen_maps_ready_s']} s after the start (peak "
+            f"{figures['reopen_peak_with_maps_mb']} MB); "
             f"refiner built {figures['reopen_refiner_ready_s']} s after the start (peak "
             f"{figures['reopen_peak_with_refiner_mb']} MB)"
         )

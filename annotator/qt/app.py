@@ -60,6 +60,7 @@ def main(options: StartOptions) -> int:
             window.load(path or SAMPLE_VIEW)
             if options.screenshot:
                 _start_with(window, options)
+                window.finish_display_maps()  # the picture shows the layer asked for
                 return _screenshot(app, window, options.screenshot)
         except BaseException:
             window.close()

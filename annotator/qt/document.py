@@ -2,7 +2,9 @@
 
 Everything slow here (loading 60 Mpx maps, the base model over the whole view, replaying a
 journal, building the display pyramids) runs through :func:`workers.run_with_progress`, so the
-GUI stays responsive and the user can cancel. The GUI never calls torch itself: the Qt-free
+GUI stays responsive and the user can cancel. A view opens with its depth map alone (what the
+networks read); :func:`load_display_layers` reads the albedo and normals afterwards, on a
+worker thread while the user works. The GUI never calls torch itself: the Qt-free
 ``annotator.core.project`` does.
 """
 
@@ -18,12 +20,12 @@ from annotator.core import export as writers
 from annotator.core import project as projects
 from annotator.core.journal_io import write_strokes
 from annotator.core.project_store import SQLITE_MAGIC, needs_recovery
-from annotator.core.pyramid import LayerStack
+from annotator.core.pyramid import LayerStack, display_pyramids
 from annotator.qt.workers import run_with_progress
 from refinement_model.errors import CheckpointError, InputError
 from refinement_model.refiner_options import APP_REFINEMENT
 from refinement_model.shipped import shipped_checkpoint
-from refinement_model.views import load_view
+from refinement_model.views import DISPLAY_MAPS, load_maps, load_view
 
 PROJECT_SUFFIX = ".etmira"
 RECENT_KEY = "recentProjects"
@@ -143,7 +145,7 @@ def _open_view(path, target: Path, *, base, refiner, loader, progress, cancel):
     moved or copied; it now records this place), else a new one at ``target`` whose refiner
     refines as the app does (``APP_REFINEMENT``)."""
 
-    view = load_view(path, cancel=cancel)
+    view = load_view(path, maps=("depth",), cancel=cancel)  # the display's maps come later
     found, records = projects.find_view_project(target.parent, view.files, cancel=cancel)
     if found is None:
         return projects.new_project(
@@ -165,12 +167,13 @@ def _open_view(path, target: Path, *, base, refiner, loader, progress, cancel):
 
 
 def _prepare(session) -> LayerStack:
-    """The refiner's input, so that the first stroke is fast, and the display pyramids; the
+    """The refiner's input, so that the first stroke is fast, and the display pyramids of the
+    maps the view has (the albedo and normals come later: :func:`load_display_layers`); the
     view's float maps are let go one by one as their pyramids are built (the app needs them
     no more), which keeps the peak memory of a full-size view down."""
     view = session.view
     session.release_view_maps()  # builds the refiner's input first
-    maps = {"depth": view.depth, "albedo": view.albedo, "normals": view.normals}
+    maps = _loaded_maps(view)
     truth = view.ground_truth
     del view  # the caller's project holds the session, which now holds a StoredView
     stack = LayerStack.from_maps(maps, truth=truth)
@@ -179,13 +182,33 @@ def _prepare(session) -> LayerStack:
 
 
 def build_stack(session) -> LayerStack:
-    """The display pyramids of a session's view and annotation."""
+    """The display pyramids of a session's view (the maps it has) and annotation."""
     view = session.view
-    stack = LayerStack(
-        depth=view.depth, albedo=view.albedo, normals=view.normals, truth=view.ground_truth
-    )
+    stack = LayerStack(**_loaded_maps(view), truth=view.ground_truth)
     stack.set_annotation(session.mask, session.user_map)
     return stack
+
+
+def _loaded_maps(view) -> dict:
+    maps = {name: getattr(view, name) for name in ("depth", *DISPLAY_MAPS)}
+    return {name: image for name, image in maps.items() if image is not None}
+
+
+def load_display_layers(files, mirror_mask, maps, *, min_size: int, cancel=None):
+    """The display pyramids of ``maps`` (of ``("albedo", "normals")``) of a view shown without
+    them, preprocessed as a view loaded whole (``views.load_maps``); for a worker thread.
+
+    Returns
+    -------
+    (pyramids, warnings)
+        ``{name: Pyramid}`` for ``LayerStack.add_layers``; the loading's warnings.
+    """
+    pyramids, warnings = {}, []
+    for name in maps:  # one at a time: one float map in memory at most
+        loaded, found = load_maps(files, mirror_mask, (name,), cancel=cancel)
+        warnings += found
+        pyramids.update(display_pyramids(loaded, min_size=min_size))
+    return pyramids, tuple(warnings)
 
 
 def _checkpoints(base, refiner):

@@ -94,6 +94,19 @@ class LayerPanel(QWidget):
     def settings(self) -> LayerSettings:
         return self._settings
 
+    def set_base_layers(self, available, note: str = "") -> None:
+        """Enable the base layers in ``available`` (names of ``BASE_LAYERS``); the others are
+        greyed out with ``note`` (say "loading...") beside their name and as their tooltip.
+        The checked one stays checked: the canvas shows the depth until it comes."""
+        for index, name in enumerate(BASE_LAYERS):
+            button = self._base.button(index)
+            on = name in available
+            button.setEnabled(on)
+            button.setText(
+                _BASE_LABELS[name] if on or not note else f"{_BASE_LABELS[name]} ({note})"
+            )
+            button.setToolTip("" if on else note)
+
     def set_ground_truth_available(self, available: bool) -> None:
         """Enable the error map only for views with ground truth."""
         self.error_map.setEnabled(available)

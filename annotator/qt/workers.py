@@ -81,12 +81,12 @@ def _show_progress(dialog: QProgressDialog, done: int, total: int) -> None:
     dialog.setValue(min(int(done), dialog.maximum()))
 
 
-class LatestCall(QObject):
-    """Run one Qt-free function at a time off the GUI thread, keeping only the newest request.
+class BackgroundJob(QObject):
+    """One Qt-free job off the GUI thread while the user works on, which the GUI may cancel.
 
-    For figures that lag the user's work (scores over 60 Mpx): while a call runs, a new
-    request replaces any waiting one, so the GUI never queues outdated work. ``finished(result)``
-    is emitted on the GUI thread; errors go to ``failed(error)``.
+    ``function(progress=..., cancel=...)`` as for :func:`run_with_progress`, without a dialog:
+    ``finished(result)`` or ``failed(error)`` is emitted on the GUI thread; a cancelled job
+    emits neither (its result, if it got that far, is dropped).
     """
 
     finished = Signal(object)
@@ -95,27 +95,37 @@ class LatestCall(QObject):
     def __init__(self, parent=None):
         super().__init__(parent)
         self._thread: _Thread | None = None
-        self._waiting: Callable | None = None
 
-    def submit(self, function: Callable) -> None:
-        """Call ``function()`` when the running call (if any) is over."""
-        if self._thread is not None:
-            self._waiting = function
-            return
-        self._thread = _Thread(lambda progress, cancel: function())
+    @property
+    def running(self) -> bool:
+        """Whether a job runs or has a result not yet delivered."""
+        return self._thread is not None
+
+    def start(self, function: Callable) -> None:
+        """Run ``function``, cancelling the job that runs, if any."""
+        self.cancel()
+        self._thread = _Thread(function)
         self._thread.finished.connect(self._done)
         self._thread.start()
 
+    def cancel(self) -> None:
+        """Ask the running job to stop and wait until it has (it checks ``cancel()`` between
+        its steps); nothing is emitted for it."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.cancel_event.set()
+            thread.wait()
+
     def wait(self) -> None:
-        """Block until nothing runs or waits (for closing and tests)."""
+        """Block until the running job is over and deliver its result (scripts and tests)."""
         while self._thread is not None:
             self._thread.wait()
             self._done()
 
     def _done(self) -> None:
         thread = self._thread
-        # a call handed over by wait() still delivers its queued ``finished`` later, maybe
-        # while the next call runs: that one is not done yet
+        # a job cancelled, or delivered by wait(), still has its queued ``finished`` to come,
+        # maybe while the next job runs: that one is not done yet
         if thread is None or not thread.returned:
             return
         thread.wait()  # it has returned: only the thread's exit is left
@@ -124,6 +134,29 @@ class LatestCall(QObject):
             self.failed.emit(thread.error)
         else:
             self.finished.emit(thread.result)
-        if self._waiting is not None:
+
+
+class LatestCall(BackgroundJob):
+    """Run one Qt-free function at a time off the GUI thread, keeping only the newest request.
+
+    For figures that lag the user's work (scores over 60 Mpx): while a call runs, a new
+    request replaces any waiting one, so the GUI never queues outdated work. ``finished(result)``
+    is emitted on the GUI thread; errors go to ``failed(error)``.
+    """
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._waiting: Callable | None = None
+
+    def submit(self, function: Callable) -> None:
+        """Call ``function()`` when the running call (if any) is over."""
+        if self.running:
+            self._waiting = function
+            return
+        self.start(lambda progress, cancel: function())
+
+    def _done(self) -> None:
+        super()._done()
+        if not self.running and self._waiting is not None:
             function, self._waiting = self._waiting, None
             self.submit(function)
