@@ -96,6 +96,34 @@ def test_latest_call_waited_for_then_submitted_again_delivers_each_result_once(q
     assert results == ["waited for", "next"]
 
 
+def test_a_cancelled_background_job_stops_and_delivers_nothing(qapp, qtbot):
+    from annotator.qt.workers import BackgroundJob
+
+    job = BackgroundJob()
+    results, errors = [], []
+    job.finished.connect(results.append)
+    job.failed.connect(errors.append)
+    started = threading.Event()
+
+    def work(progress, cancel):
+        started.set()
+        while not cancel():
+            time.sleep(0.01)
+        raise Cancelled("stopped")
+
+    job.start(work)
+    assert started.wait(5) and job.running
+    job.cancel()
+    assert not job.running
+    job.start(lambda progress, cancel: "next")  # a new job after the cancelled one
+    qtbot.waitUntil(lambda: results == ["next"], timeout=3000)
+    qapp.processEvents()  # the cancelled job's queued ``finished`` delivers nothing
+    assert results == ["next"] and errors == []
+    job.start(lambda progress, cancel: 1 / 0)
+    job.wait()
+    assert isinstance(errors[0], ZeroDivisionError) and results == ["next"]
+
+
 def test_no_progress_dialog_is_left_over_the_error_box(qapp):
     # The error box runs its own event loop at once; the progress dialog must not come back
     # over it (it would take the clicks meant for OK).
