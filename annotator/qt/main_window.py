@@ -21,10 +21,11 @@ from annotator.qt import dialogs, document
 from annotator.qt.adaptation import AdaptationRunner
 from annotator.qt.canvas import Canvas
 from annotator.qt.dialogs import guarded, show_error
+from annotator.qt.display_maps import DisplayMapsLoader
 from annotator.qt.layers import LayerPanel
 from annotator.qt.queue_panel import QueuePanel
 from annotator.qt.tools import ToolBar, icon
-from annotator.qt.workers import BackgroundJob, LatestCall, run_with_progress
+from annotator.qt.workers import LatestCall, run_with_progress
 from refinement_model.network_loader import app_loader
 from refinement_model.strokes import Stroke, rasterize_stroke
 
@@ -81,9 +82,7 @@ class MainWindow(QMainWindow):
         self._finisher.finished.connect(self._show_final)
         self._finisher.failed.connect(lambda error: show_error(self, error))
         # the albedo and normals, read once the view (its depth) is shown
-        self._display_maps = BackgroundJob(self)
-        self._display_maps.finished.connect(self._add_display_layers)
-        self._display_maps.failed.connect(self._display_maps_failed)
+        self._display_maps = DisplayMapsLoader(self)
         # online adaptation of the refiner, on its own worker thread
         self.adaptation = AdaptationRunner(self)
         self.statusBar().addPermanentWidget(self.adaptation.label)
@@ -224,7 +223,7 @@ class MainWindow(QMainWindow):
         project.session.add_listener(self._on_change)
         document.remember_project(project.path)
         self.canvas.set_stack(stack)
-        self._load_display_maps()
+        self._display_maps.start(stack, project.session.view)
         self.layers.set_ground_truth_available(project.session.view.ground_truth is not None)
         self.setWindowTitle(f"{project.session.view.view_id} - {Path(project.path).name} - etmira")
         self.current_patch = None
@@ -239,48 +238,6 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(FIRST_RUN_HINT)
         # the view is shown: the refiner's network (not needed to reopen) is built meanwhile
         project.prepare_refiner()
-
-    def _load_display_maps(self) -> None:
-        """Read the maps only the display shows (albedo, normals) off the GUI thread; their
-        base layers are greyed out meanwhile."""
-        stack, view = self.stack, self.project.session.view
-        missing = stack.missing_maps
-        self._show_base_layers("loading...")
-        if not missing:
-            return
-        if view.files is None:  # a view known from its project file alone
-            self._show_base_layers("no maps")
-            return
-        files, mirror_mask = view.files, view.mirror_mask
-        self._display_maps.start(
-            lambda progress, cancel: (
-                stack,
-                document.load_display_layers(
-                    files, mirror_mask, missing, min_size=stack.min_size, cancel=cancel
-                ),
-            )
-        )
-
-    def _show_base_layers(self, note: str) -> None:
-        available = [name for name in render.BASE_LAYERS if self.stack.has_layer(name)]
-        self.layers.set_base_layers(available, note)
-
-    def _add_display_layers(self, result) -> None:
-        stack, (pyramids, warnings) = result
-        if stack is not self.stack:
-            return  # for a view closed meanwhile
-        shown_before = stack.has_layer(self.canvas.settings.base)
-        stack.add_layers(pyramids)
-        self._show_base_layers("loading...")
-        if not shown_before:
-            self.canvas.invalidate()  # the depth stood in for the chosen layer
-        if warnings:
-            self.statusBar().showMessage("; ".join(warnings), 10000)
-
-    def _display_maps_failed(self, error) -> None:
-        # the depth view goes on; the job of a view closed meanwhile was cancelled: no call
-        self._show_base_layers("not loaded")
-        show_error(self, error)
 
     def finish_display_maps(self) -> None:
         """Show the albedo and normals layers now if they are still being read (scripts,
