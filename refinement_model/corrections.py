@@ -28,7 +28,13 @@ from scipy.special import expit
 from refinement_model.patches import PatchGrid, blend_logits, clip_box, union
 from refinement_model.strokes import Stroke, rasterize_stroke, stroke_channel
 
-__all__ = ["LINE_PROBABILITY", "ViewCorrections", "protected_mask", "stroke_box"]
+__all__ = [
+    "LINE_PROBABILITY",
+    "ViewCorrections",
+    "blend_probabilities",
+    "protected_mask",
+    "stroke_box",
+]
 
 #: A pixel is a line where the network's probability exceeds this (the mask the app shows).
 LINE_PROBABILITY = 0.5
@@ -48,6 +54,15 @@ def stroke_box(stroke: Stroke, shape: tuple[int, int]) -> tuple[int, int, int, i
     if box[0] >= box[2] or box[1] >= box[3]:
         raise ValueError(f"stroke must overlap the view {shape}, its bounds are {stroke.bounds()}")
     return box
+
+
+def blend_probabilities(
+    grid: PatchGrid, base_logits: np.ndarray, deltas: Mapping, region
+) -> np.ndarray:
+    """Sigmoid of :func:`~refinement_model.patches.blend_logits` (the base logits plus the
+    blended changes of the refined patches in ``deltas``) over ``region`` (y0, x0, y1, x1):
+    (h, w) float32 in [0, 1]."""
+    return expit(blend_logits(grid, base_logits, deltas, region))
 
 
 def protected_mask(predicted: np.ndarray, user: np.ndarray) -> np.ndarray:
@@ -230,7 +245,7 @@ class ViewCorrections:
             start = left
             for x0, x1 in runs:
                 expit(base[rows, start:x0], out=out[rows, start:x0])
-                out[rows, x0:x1] = expit(blend_logits(grid, base, self.deltas, (y0, x0, y1, x1)))
+                out[rows, x0:x1] = blend_probabilities(grid, base, self.deltas, (y0, x0, y1, x1))
                 start = x1
             expit(base[rows, start:right], out=out[rows, start:right])
 

@@ -71,11 +71,11 @@ from functools import partial
 import numpy as np
 
 from annotator.core import regions
-from annotator.core.blend import blend_probabilities
 from annotator.core.events import Change, EventLog
 from annotator.core.patch_queue import PatchQueue, check_patch_index
 from annotator.core.provenance import final_mask
 from annotator.core.refiners import as_refine_fn
+from refinement_model.corrections import blend_probabilities
 from refinement_model.errors import Cancelled
 from refinement_model.metrics import score_masks, thin
 from refinement_model.patches import PatchGrid
