@@ -11,6 +11,7 @@ import numpy as np
 from skimage.morphology import skeletonize
 
 from annotator.core import render
+from refinement_model.views import DISPLAY_MAPS
 
 REDUCTIONS = ("mean", "max", "or")
 
@@ -196,7 +197,7 @@ class LayerStack:
         """Take the albedo and / or normals pyramids made later (by :func:`display_pyramids`
         with this stack's ``min_size``, off the GUI thread: this only stores them)."""
         for name, pyramid in pyramids.items():
-            if name not in ("albedo", "normals"):
+            if name not in DISPLAY_MAPS:
                 raise ValueError(f"only albedo and normals come later, got {name!r}")
             if pyramid.shape[:2] != self.shape or len(pyramid.levels) != self.n_levels:
                 raise ValueError(
@@ -211,8 +212,8 @@ class LayerStack:
 
     @property
     def missing_maps(self) -> tuple[str, ...]:
-        """The maps whose layers are still to come, of ``("albedo", "normals")``."""
-        return tuple(name for name in ("albedo", "normals") if getattr(self, name) is None)
+        """The maps whose layers are still to come, of ``views.DISPLAY_MAPS``."""
+        return tuple(name for name in DISPLAY_MAPS if getattr(self, name) is None)
 
     @property
     def shape(self) -> tuple[int, int]:
