@@ -110,12 +110,12 @@ def simulate_views(
     refiner = Path(refiner) if refiner else shipped_checkpoint("refiner")
     loader = NetworkLoader() if loader is None else loader
     predictor = loader.predictor(base)
-    starter = (
-        start_predictor(predictor, loader.refiner(refiner, START_REFINEMENT))
-        if start == "refined"
-        else predictor
-    )
-    refiners = {}  # one per refiner options, built when a setting first needs it
+    refiners = {}  # one per refiner options, built when the start or a setting first needs it
+    starter = predictor
+    if start == "refined":
+        # a setting refining with the start's options (the app's, today) reuses its network
+        refiners[START_REFINEMENT] = loader.refiner(refiner, START_REFINEMENT)
+        starter = start_predictor(predictor, refiners[START_REFINEMENT])
     manifest = {
         "views": [],
         "settings": list(settings),
