@@ -130,10 +130,38 @@ class StartPredictor:
                 images = np.stack([grid.extract(image, i) for i in indices[picked]]).astype(
                     np.float32, copy=False
                 )
-                logits[picked] = self.refiner.refine_batch(
-                    images, logits[picked], np.zeros_like(logits[picked])
-                )
+                logits[picked] = self._refined(images, logits[picked])
             yield from logits
+
+    def patch_changes(self, image: np.ndarray, grid: PatchGrid, indices) -> np.ndarray:
+        """The start's change of some patches: refined (no strokes) minus base logits.
+
+        Blended with ``patches.stitch_region_logits(..., missing=0)`` onto the stitched base
+        prediction, the changes of the patches :meth:`predict_image` refines give its logits
+        (the stitching is linear), so a caller can show the base prediction first and refine
+        it patch by patch.
+
+        Parameters
+        ----------
+        image : (C, H, W) float32 ndarray
+            The normalised network input of the view.
+        grid : PatchGrid
+            Over (H, W).
+        indices : sequence of int
+            Patches of ``grid``, refined in one batch.
+
+        Returns
+        -------
+        changes : (len(indices), net_size, net_size) float32 ndarray
+        """
+        images = np.stack([grid.extract(image, int(i)) for i in indices]).astype(
+            np.float32, copy=False
+        )
+        base = self.net(images)
+        return self._refined(images, base) - base
+
+    def _refined(self, images: np.ndarray, base_logits: np.ndarray) -> np.ndarray:
+        return self.refiner.refine_batch(images, base_logits, np.zeros_like(base_logits))
 
     def predict_image(
         self,

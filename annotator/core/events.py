@@ -92,6 +92,9 @@ class EventLog:
         self._history = History(history_limit)
         self._strokes: list[StrokeRecord] = []
         self._versions: dict[int, int] = {}
+        # patches a correction has read or changed: the start refined later leaves them as
+        # they were (see AnnotationSession.refine_start)
+        self._start_frozen: set[int] = set()
         self._cache = DeltaCache(cache_bytes)
         self._known: dict = {}
         self._deferred = False
@@ -206,6 +209,7 @@ class EventLog:
             old = self._versions.get(index, BASE_VERSION)
             if old == seq:
                 continue
+            self._start_frozen.add(index)
             changes[index] = None
             if old != BASE_VERSION and not self._deferred:
                 self._cache.put((index, old), self._corrections.deltas[index])

@@ -19,6 +19,12 @@ strokes, undo, redo, patch decisions), each refined patch's change (``delta/<pat
 reopening calls no network), and metadata: the view's files with size, time and SHA-256, the
 models' paths, SHA-256 and metadata, the patch grid and the effort figures.
 
+A new project may show the base network's prediction first and refine its start in the
+background (``new_project(..., start_later=True)``): ``start_pending`` (metadata) lists the
+patches still to refine, worst first, and :meth:`Project.refine_start` writes each refined patch's
+start (the ``base_logits`` tiles) with the mask it changes, in one transaction
+(``annotator.core.start_completion`` drives it).
+
 With ``autocommit`` (the default) every journal event of the session is written in its own
 transaction as soon as it happens: the event, the mask tiles it dirtied and the changed patch
 deltas. A crash loses at most the event in flight. If a write fails (disk full) the error is
@@ -40,9 +46,10 @@ from collections.abc import Callable
 import numpy as np
 from scipy.special import logit
 
+from annotator.core.patch_queue import patch_scores
 from annotator.core.project_file import needs_recovery
 from annotator.core.project_store import ProjectStore
-from annotator.core.session import AnnotationSession, StoredView
+from annotator.core.session import PROBABILITY_CLIP, AnnotationSession, StoredView
 from refinement_model.errors import Cancelled, InputError, ProjectError
 from refinement_model.imageio import file_sha256
 from refinement_model.network_loader import NetworkLoader
@@ -70,8 +77,6 @@ STATE_LAYERS = ("mask", "user_map", "provenance")
 _ROLES = ("normals", "albedo", "depth", "drawings", "mask")
 # The maps that identify a view by content: the same maps elsewhere are the same view.
 _MAP_ROLES = ("normals", "albedo", "depth")
-# The stitched probabilities come back as float32, whose sigmoid saturates beyond |logit| ~ 16.
-_P_CLIP = 1e-7
 # What builds a reopened project's refiner when the caller names nothing else.
 _DEFAULT_LOADER = NetworkLoader()
 
@@ -284,6 +289,12 @@ class Project:
     refiner : DeferredRefiner, PatchRefiner, other refine object or None
         What the session refines with (an opened project's is deferred: see
         :meth:`prepare_refiner`).
+
+    Attributes
+    ----------
+    start_predictor : refinement_model.start.StartPredictor or None
+        The networks that refine the pending start, when :func:`new_project` built them (a
+        reopened project's are built by ``annotator.core.start_completion``).
     """
 
     def __init__(
@@ -303,21 +314,31 @@ class Project:
         self._saved = len(session.journal)
         self._regions: list = []
         self._versions = {p: v for p, (v, _) in session.patch_deltas().items()}
+        self._start_pending = _start_pending(store, len(session.grid))
+        self._start_written = True
+        self.start_predictor = None
         self._autocommit = autocommit
         self.on_error = None
         session.add_listener(self._on_change)
 
     path = property(lambda self: self.store.path, doc="The project file.")
+    start_pending = property(
+        lambda self: tuple(self._start_pending),
+        doc="The patches whose start is still to refine, in the order to refine them (empty "
+        "once the start is complete).",
+    )
 
     @property
     def dirty(self) -> bool:
-        """Whether events are waiting to be written (after a failed commit, or without
-        autocommit)."""
-        return len(self.session.journal) > self._saved
+        """Whether events or a refined start are waiting to be written (after a failed commit,
+        or without autocommit)."""
+        return len(self.session.journal) > self._saved or not self._start_written
 
     def _on_change(self, change) -> None:
         if change.region is not None:
             self._regions.append(change.region)
+        if change.event["type"] == "start":
+            self._start_written = False
         if not self._autocommit:
             return
         try:
@@ -346,20 +367,49 @@ class Project:
             if self._versions.get(p) != v
         }
         blobs.update({_delta_key(p): None for p in self._versions if p not in deltas})
-        if not events and not blobs and not self._regions:
+        if not events and not blobs and not self._regions and self._start_written:
             return 0
         arrays = {name: getattr(session, name) for name in STATE_LAYERS}
+        meta = {"summary": _summary(session)}
+        if not self._start_written:
+            # float16 tiles of the float32 start, whose values are float16 already
+            arrays["base_logits"] = session.base_logits
+            meta["start_pending"] = list(self._start_pending)
         self.store.commit(
             events=events,
             arrays=arrays,
             regions=self._regions,
             blobs=blobs,
-            meta={"summary": _summary(session)},
+            meta=meta,
         )
         self._saved += len(events)
         self._regions = []
+        self._start_written = True
         self._versions = {p: v for p, (v, _) in deltas.items()}
         return len(events)
+
+    def refine_start(self, changes) -> None:
+        """Show and store the refined start of some patches (see
+        ``AnnotationSession.refine_start``; ``changes`` maps patch -> (n, n) change) and
+        strike them off :attr:`start_pending`; committed as a journal event is (autocommit),
+        or with the next :meth:`commit`.
+
+        Raises
+        ------
+        ProjectError
+            See :meth:`commit`; the patches stay struck off, their start pending in memory.
+        """
+        done = {int(p) for p in changes}
+        self._start_pending = [p for p in self._start_pending if p not in done]
+        self.session.refine_start(changes)
+
+    def prefer_start(self, patches) -> None:
+        """Refine the start of ``patches`` (those still pending) before the others: where the
+        user is about to look."""
+        pending = set(self._start_pending)
+        first = list(dict.fromkeys(p for p in (int(p) for p in patches) if p in pending))
+        chosen = set(first)
+        self._start_pending = first + [p for p in self._start_pending if p not in chosen]
 
     def save(self) -> int:
         """Commit what is pending and checkpoint the log into the project file, so that the
@@ -484,6 +534,7 @@ def create_project(
     grid=None,
     inputs=("depth",),
     image=None,
+    start_pending=(),
     overwrite: bool = False,
     autocommit: bool = True,
     progress: Callable[[int, int], None] | None = None,
@@ -512,6 +563,9 @@ def create_project(
         The refiner's image channels.
     image : (C, H, W) float32 ndarray, optional
         The network inputs, if already computed (else made from the view when first needed).
+    start_pending : sequence of int, optional
+        Patches whose start is still to refine, in that order (``base_logits`` is then the
+        base network's; see :meth:`Project.refine_start`).
     overwrite, autocommit, progress, cancel
         See ``ProjectStore.create`` and :class:`Project`.
     """
@@ -531,6 +585,7 @@ def create_project(
         "grid": {"patch_size": grid.patch_size, "stride": grid.stride, "net_size": grid.net_size},
         "inputs": list(inputs),
         "summary": _summary(session),
+        "start_pending": [int(p) for p in start_pending],
     }
     layers = {
         "base_logits": stored_logits,
@@ -554,6 +609,7 @@ def new_project(
     view_id: str | None = None,
     overwrite: bool = False,
     with_refiner: bool = True,
+    start_later: bool = False,
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> Project:
@@ -578,6 +634,12 @@ def new_project(
     with_refiner : bool, keyword-only
         Build the refiner for the returned session; False only records it (for a caller that
         closes the project at once: the start's refiner is built alone).
+    start_later : bool, keyword-only
+        With a refiner: start from the base network's prediction (seconds, where the refined
+        start takes minutes on a full-size view) and leave the refiner's part of the start to
+        :meth:`Project.refine_start`: the patches holding some of the mirror are
+        :attr:`Project.start_pending`, worst first, and :attr:`Project.start_predictor` keeps
+        the networks that refine them.
     progress : callable(done, total), optional
         Over the base model's patches.
     """
@@ -610,17 +672,24 @@ def new_project(
         models["refiner"] = {**_model_record(refiner), **refiner_options.as_record()}
         inputs = spec.inputs
     view = with_maps(view, _display_maps_read_by((*predictor.net.spec.inputs, *inputs)))
-    predictor = start_predictor(predictor, start_refiner)
+    base_predictor, predictor = predictor, start_predictor(predictor, start_refiner)
     models["start"] = start_record(predictor)
+    start_later = start_later and start_refiner is not None
+    grid = predictor.grid(*view.shape)
     # in place: on a full-size view every float32 copy is 240 MB
-    base_logits = predictor.predict_view(view, progress=progress, cancel=cancel)
-    np.clip(base_logits, _P_CLIP, 1 - _P_CLIP, out=base_logits)
+    base_logits = (base_predictor if start_later else predictor).predict_view(
+        view, progress=progress, cancel=cancel
+    )
+    pending = ()
+    if start_later:
+        holding = np.flatnonzero(grid.patches_holding(view.mirror_mask))
+        scores = patch_scores(base_logits, grid, view.mirror_mask)
+        pending = holding[np.argsort(-scores[holding], kind="stable")].tolist()
+    np.clip(base_logits, PROBABILITY_CLIP, 1 - PROBABILITY_CLIP, out=base_logits)
     logit(base_logits, out=base_logits)
     # rounded here, as the project stores them, so that no float32 copy outlives this line
     base_logits = base_logits.astype(np.float16)
-    grid = predictor.grid(*view.shape)
-    del predictor  # the networks are not needed again
-    return create_project(
+    project = create_project(
         path,
         view,
         base_logits,
@@ -628,8 +697,12 @@ def new_project(
         models=models,
         grid=grid,
         inputs=tuple(inputs),
+        start_pending=pending,
         overwrite=overwrite,
     )
+    # the networks are kept only if they have the start to finish
+    project.start_predictor = predictor if pending else None
+    return project
 
 
 def _display_maps_read_by(inputs) -> tuple[str, ...]:
@@ -679,6 +752,15 @@ def _base_logits(store: ProjectStore, **options) -> np.ndarray:
     """The stored base logits as the session's float32 (stored float16; older projects
     float32)."""
     return store.read_layer("base_logits", **options).astype(np.float32, copy=False)
+
+
+def _start_pending(store: ProjectStore, patches: int) -> list[int]:
+    pending = store.meta().get("start_pending", [])
+    if not isinstance(pending, list) or not all(
+        isinstance(p, int) and not isinstance(p, bool) and 0 <= p < patches for p in pending
+    ):
+        raise ProjectError(store.path, "the project file is damaged (the start's pending patches)")
+    return pending
 
 
 def _checked_meta(store: ProjectStore) -> dict:

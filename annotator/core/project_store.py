@@ -430,7 +430,8 @@ class ProjectStore:
             JSON-serialisable events appended to the journal.
         arrays : mapping of str to (H, W) ndarray, keyword-only
             Current full arrays of layers; only tiles touching `regions` are rewritten. A new
-            name creates the layer (all its tiles).
+            name creates the layer (all its tiles). A float array may update a float layer of
+            another precision: its tiles are rounded to the layer's dtype.
         regions : iterable of (y0, x0, y1, x1), optional
             The changed boxes in pixels; None rewrites every tile of `arrays`.
         meta : mapping, keyword-only
@@ -471,7 +472,10 @@ class ProjectStore:
                     if cancel is not None and cancel():
                         raise Cancelled("writing the project was cancelled")
                     data = encode_tile(
-                        array[ty * size : (ty + 1) * size, tx * size : (tx + 1) * size]
+                        array[ty * size : (ty + 1) * size, tx * size : (tx + 1) * size].astype(
+                            self._layers[name][0] if name in self._layers else array.dtype,
+                            copy=False,
+                        )
                     )
                     db.execute(
                         "INSERT OR REPLACE INTO tiles VALUES (?, ?, ?, ?, ?)",
@@ -514,7 +518,8 @@ class ProjectStore:
                 raise ProjectError(self.path, f"cannot save the project ({error})") from None
             raise
         for name, array, size, _ in work:
-            self._layers[name] = (array.dtype, array.shape, size)
+            if name not in self._layers:
+                self._layers[name] = (array.dtype, array.shape, size)
 
     def backup(
         self, destination: str | os.PathLike, *, progress: Callable[[int, int], None] | None = None
@@ -606,6 +611,12 @@ class ProjectStore:
         return layers
 
 
+def _storable(given: np.dtype, stored: np.dtype) -> bool:
+    """Whether an array of dtype ``given`` may update a layer of dtype ``stored``: the same
+    dtype, or a float array for a float layer (rounded tile by tile)."""
+    return given == stored or (given.kind == "f" and stored.kind == "f")
+
+
 def _check_layers(arrays: Mapping[str, np.ndarray], known: Mapping | None) -> None:
     shapes = {info[1] for info in (known or {}).values()}
     for name, array in arrays.items():
@@ -615,7 +626,7 @@ def _check_layers(arrays: Mapping[str, np.ndarray], known: Mapping | None) -> No
                 f"{getattr(array, 'dtype', type(array))} "
                 f"{getattr(array, 'shape', '')}"
             )
-        if known and name in known and known[name][0] != array.dtype:
+        if known and name in known and not _storable(array.dtype, known[name][0]):
             raise ValueError(
                 f"layers[{name!r}] must keep dtype {known[name][0]}, got {array.dtype}"
             )

@@ -48,6 +48,9 @@ Persistence interface (for the project file)
     again); not undoable.
 
   A stroke refined with an adapted refiner names its ``adapt`` event as ``"adapted"``.
+- The start may be refined after the session began (:meth:`AnnotationSession.refine_start`:
+  the refiner's no-stroke change of patches no correction has touched, added to
+  ``base_logits``). That is not a journal event: the project stores the base logits it changes.
   ``"t"`` is the wall-clock time in seconds (only used for the effort counters).
 - :meth:`AnnotationSession.replay` ``(view, base_logits, refine, events, *, patch_deltas=None,
   ...)`` rebuilds the identical session. Without ``patch_deltas`` it calls the refiner once per
@@ -78,7 +81,7 @@ from annotator.core.refiners import as_refine_fn
 from refinement_model.corrections import blend_probabilities
 from refinement_model.errors import Cancelled
 from refinement_model.metrics import score_masks, thin
-from refinement_model.patches import PatchGrid
+from refinement_model.patches import PatchGrid, stitch_region_logits, union
 from refinement_model.stroke_widths import PAPER_STROKE_WIDTHS
 from refinement_model.strokes import Stroke, rasterize_stroke
 from refinement_model.views import network_input
@@ -87,10 +90,16 @@ __all__ = [
     "AnnotationSession",
     "Change",
     "HALF_WIDTH_MEAN",
+    "PROBABILITY_CLIP",
     "Proposal",
     "StoredView",
     "default_radius",
 ]
+
+#: The start's probabilities are kept in [PROBABILITY_CLIP, 1 - PROBABILITY_CLIP], so that its
+#: logits are finite.
+PROBABILITY_CLIP = 1e-7
+_LOGIT_BOUND = np.float32(np.log((1 - PROBABILITY_CLIP) / PROBABILITY_CLIP))
 
 #: Mean of the paper's stroke half-width Gamma at full resolution (docs/method.md).
 HALF_WIDTH_MEAN = PAPER_STROKE_WIDTHS.mean
@@ -252,6 +261,7 @@ class AnnotationSession(EventLog):
         self._pending: Proposal | None = None
         self._gt_skeleton = None
         self._scores = None  # of the current mask; dropped whenever the mask changes
+        self._start_updates = 0
         self._mask = np.empty(grid.shape, dtype=bool)
         self._provenance = np.zeros(grid.shape, dtype=np.uint8)
         self.queue = PatchQueue(grid, mirror_mask)
@@ -276,6 +286,11 @@ class AnnotationSession(EventLog):
     )
     pending = property(
         lambda self: self._pending, doc="The :class:`Proposal` awaiting accept / reject, or None."
+    )
+    start_updates = property(
+        lambda self: self._start_updates,
+        doc="How often :meth:`refine_start` changed the start: with the journal's length, "
+        "what says that a result computed off the GUI thread is outdated.",
     )
 
     @property
@@ -340,6 +355,7 @@ class AnnotationSession(EventLog):
         """
         self._check_idle()
         record = self._record(len(self._journal), stroke)
+        self._start_frozen.update(record.patches)  # the refinement reads their start
         deltas, final = {}, True
         if self._refine is not None:
             if cancel is not None and cancel():
@@ -478,6 +494,7 @@ class AnnotationSession(EventLog):
 
     def _propagation_job(self, indices, adapted) -> Callable[[], dict]:
         self.prepare_refinement()
+        self._start_frozen.update(int(i) for i in indices)  # the job reads their start
         return partial(
             regions.propagated_patches,
             self.grid,
@@ -511,6 +528,58 @@ class AnnotationSession(EventLog):
             {"type": "propagate", "update": update, "patches": sorted(int(p) for p in deltas)},
             None if update is None else dict(deltas),
         )
+
+    def refine_start(self, changes: Mapping[int, np.ndarray]) -> Change:
+        """Add the start's change of some patches to the base logits, where no correction is.
+
+        For a start refined patch by patch while the user works (see
+        ``refinement_model.start.StartPredictor.patch_changes``): each patch's change is
+        blended as the whole-view stitching would (``stitch_region_logits(..., missing=0)``)
+        and added to :attr:`base_logits`, rounded to float16 as the project stores them and
+        clipped to the start's logit range. Pixels of the patches a stroke, a refinement or a
+        propagation has touched (read or changed) keep their start, so that every patch change
+        stays relative to the start it was computed from, and replaying the journal from the
+        stored start gives this session again. Not a journal event.
+
+        Parameters
+        ----------
+        changes : mapping of int to (net_size, net_size) float ndarray
+            Per patch, its refined (no strokes) minus base logits.
+
+        Returns
+        -------
+        Change
+            With event ``{"type": "start", "patches": [...]}`` (not in the journal), the box
+            that changed (None if every patch was touched) and the patches given.
+        """
+        grid, start = self.grid, self.base_logits
+        indices = sorted(check_patch_index(grid, index) for index in changes)
+        frozen = [grid.region(p) for p in sorted(self._start_frozen)]
+        region = None
+        for index in indices:
+            if index in self._start_frozen:
+                continue
+            box = grid.region(index)
+            change = stitch_region_logits(grid, {index: changes[index]}, box, missing=0.0)
+            for other in frozen:
+                top, left = max(box[0], other[0]), max(box[1], other[1])
+                bottom, right = min(box[2], other[2]), min(box[3], other[3])
+                if top < bottom and left < right:
+                    change[top - box[0] : bottom - box[0], left - box[1] : right - box[1]] = 0
+            window = start[box[0] : box[2], box[1] : box[3]]
+            change += window
+            np.clip(change, -_LOGIT_BOUND, _LOGIT_BOUND, out=change)
+            window[...] = change.astype(np.float16)
+            region = union(region, box)
+        if region is not None:
+            self._corrections.reblend(region)
+            region = self._refresh(region, None)
+            self._scores = None
+        self._start_updates += 1
+        change = Change({"type": "start", "patches": indices}, region, tuple(indices))
+        for callback in list(self._listeners):
+            callback(change)
+        return change
 
     # ----------------------------------------------------------------- history
     def undo(self) -> Change:

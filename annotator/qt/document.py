@@ -124,7 +124,7 @@ def open_document(path, *, project_dir, loader, base=None, refiner=None, parent=
                     progress=progress,
                     cancel=cancel,
                 ),
-                label=f"Opening {path.name} (the first time, finding the lines takes a minute; "
+                label=f"Opening {path.name} (the first time, the network looks for the lines; "
                 "the result is kept)...",
                 parent=parent,
             )
@@ -155,6 +155,7 @@ def _open_view(path, target: Path, *, base, refiner, loader, progress, cancel):
             refiner=refiner,
             refiner_options=APP_REFINEMENT,
             loader=loader,
+            start_later=True,  # the window refines the start while the user works
             progress=progress,
             cancel=cancel,
         )

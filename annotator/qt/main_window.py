@@ -24,6 +24,7 @@ from annotator.qt.dialogs import guarded, show_error
 from annotator.qt.display_maps import DisplayMapsLoader
 from annotator.qt.layers import LayerPanel
 from annotator.qt.queue_panel import QueuePanel
+from annotator.qt.start_refinement import StartRefinementRunner
 from annotator.qt.tools import ToolBar, icon
 from annotator.qt.workers import LatestCall, run_with_progress
 from refinement_model.network_loader import app_loader
@@ -86,6 +87,9 @@ class MainWindow(QMainWindow):
         # online adaptation of the refiner, on its own worker thread
         self.adaptation = AdaptationRunner(self)
         self.statusBar().addPermanentWidget(self.adaptation.label)
+        # a new view's first prediction, refined while the user works
+        self.start_refinement = StartRefinementRunner(self, busy=lambda: self._finisher.running)
+        self.statusBar().addPermanentWidget(self.start_refinement.label)
         self._actions()
         self._connect()
         self._set_enabled(False)
@@ -238,6 +242,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(FIRST_RUN_HINT)
         # the view is shown: the refiner's network (not needed to reopen) is built meanwhile
         project.prepare_refiner()
+        self.start_refinement.attach(project, self._loader)
 
     def finish_display_maps(self) -> None:
         """Show the albedo and normals layers now if they are still being read (scripts,
@@ -255,6 +260,7 @@ class MainWindow(QMainWindow):
             return
         self._score_timer.stop()
         self._display_maps.cancel()
+        self.start_refinement.detach()
         self._scores.wait()
         self._finisher.wait()
         self.adaptation.detach()
@@ -537,6 +543,7 @@ class MainWindow(QMainWindow):
         box = (max(y0, 0), max(x0, 0), min(y1, h), min(x1, w))
         self.canvas.centre_on(box)
         self.canvas.set_highlight(box)
+        self.start_refinement.prefer([index, *_patches_over(self.project.session.grid.boxes, box)])
         self._refresh_queue()
         QSettings().setValue(_HINT_SEEN_KEY, True)
         queue = self.project.session.queue
@@ -584,17 +591,18 @@ class MainWindow(QMainWindow):
 
     def _request_scores(self) -> None:
         # Over 60 Mpx the scores take a moment: off the GUI thread, only the latest request.
-        # Stamped with the journal position: a stroke committed meanwhile makes them outdated.
+        # Stamped with the journal position and the start's updates: a stroke committed or a
+        # patch's start refined meanwhile makes them outdated.
         if self.project is not None:
             session = self.project.session
-            stamp = (session, len(session.journal))
+            stamp = (session, len(session.journal), session.start_updates)
             self._scores.submit(lambda: (stamp, session.scores()))
 
     def _show_scores(self, result) -> None:
-        (session, position), scores = result
+        (session, position, start_updates), scores = result
         if self.project is None or self.project.session is not session:
             return
-        if len(session.journal) != position:
+        if (len(session.journal), session.start_updates) != (position, start_updates):
             self._score_timer.start()  # computed (partly) before the last change: again
             return
         self.score_label.setText(

@@ -39,8 +39,8 @@ def files(tmp_path_factory):
     return root, view, base, refiner
 
 
-@pytest.fixture
-def window(qtbot, files, tmp_path):
+def opened_window(qtbot, files, tmp_path) -> MainWindow:
+    """A window showing the test view, its first prediction still being refined."""
     root, view, base, refiner = files
     win = MainWindow(project_dir=tmp_path / "projects", base=base, refiner=refiner, loader=EAGER)
     qtbot.addWidget(win)
@@ -48,6 +48,13 @@ def window(qtbot, files, tmp_path):
     win.show()
     qtbot.waitExposed(win)
     assert win.open_path(view) is True
+    return win
+
+
+@pytest.fixture
+def window(qtbot, files, tmp_path):
+    win = opened_window(qtbot, files, tmp_path)
+    win.start_refinement.wait()  # the first prediction refined: see test_qt_start_refinement
     yield win
     win.close_project()
 
