@@ -260,9 +260,14 @@ def tiff_row_blocks(path, *, rows: slice | None = None, max_pixels: int = MAX_PI
         if page.is_tiled or planar or strips == 1:
             yield 0, _page_array(page, path, layout).astype(np.float32, copy=False)
             return
+        per_strip = page.rowsperstrip
+        needed = -(-height // per_strip)
+        if strips != needed:  # tifffile would leave rows it finds no strip for at zero
+            raise InputError(
+                path, f"TIFF has {strips} strips where {height} rows of {per_strip} need {needed}"
+            )
         wanted = np.zeros(height, bool)
         wanted[slice(None) if rows is None else rows] = True
-        per_strip = page.rowsperstrip
         indices = [i for i in range(strips) if wanted[i * per_strip : (i + 1) * per_strip].any()]
         segments = page.parent.filehandle.read_segments(
             [page.dataoffsets[i] for i in indices],

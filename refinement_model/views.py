@@ -575,7 +575,10 @@ def load_encoded_normals(
         whole = block if len(block) == height else None
     top = _sample_encoding(np.concatenate(sample))
     del sample
-    blocks = [(0, whole)] if whole is not None else tiff_row_blocks(files.normals)
+    if whole is None:
+        blocks = tiff_row_blocks(files.normals, max_pixels=max_pixels)
+    else:
+        blocks = [(0, whole)]  # a file of one strip: decoded once
     encoded, invalid = None, 0
     for first, block in blocks:
         _check_cancel(cancel)
@@ -584,7 +587,6 @@ def load_encoded_normals(
         if encoded is None:
             encoded = np.empty((height, *converted.shape[1:]), converted.dtype)
         encoded[first : first + len(block)] = converted
-    del whole, blocks
     return encoded, tuple(_normal_warnings(invalid))
 
 

@@ -197,7 +197,8 @@ def _loaded_maps(view) -> dict:
 
 def load_display_layers(files, mirror_mask, maps, *, min_size: int, cancel=None):
     """The display pyramids of ``maps`` (of ``("albedo", "normals")``) of a view shown without
-    them, preprocessed as a view loaded whole (``views.load_maps``); for a worker thread.
+    them, preprocessed as a view loaded whole (``views.load_maps``; the normals strip by strip
+    straight to int8, ``views.load_encoded_normals``); for a worker thread.
 
     Returns
     -------

@@ -140,6 +140,10 @@ def test_row_blocks_of_a_bad_strip_name_the_file(tmp_path):
     path.write_bytes(path.read_bytes()[:-40])
     with pytest.raises(InputError, match=r"s\.tif: TIFF is truncated"):
         next(tiff_row_blocks(path))
+    tifffile.imwrite(path, _ramp((40, 8)), compression="zlib", rowsperstrip=4)
+    _patch_tag(path, "RowsPerStrip", 2)
+    with pytest.raises(InputError, match=r"s\.tif: TIFF has 10 strips where 40 rows of 2 need 20"):
+        next(tiff_row_blocks(path))
 
 
 def test_uncompressed_tiff_is_written_in_strips(tmp_path):

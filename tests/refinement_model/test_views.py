@@ -412,12 +412,12 @@ def _strip_normals(rng):
     """Raw normals with pixels of no direction, and the same as ``(n + 1) / 2`` codes except
     for negatives in rows the sample skips (they must not change the decision)."""
     normals = np.random.default_rng(rng).standard_normal((H, W, 3)).astype(np.float32)
-    normals[7, 8:12] = 0
-    normals[30, 40] = np.nan
     unit = normals / np.linalg.norm(normals, axis=2, keepdims=True)
     encoded = np.abs(unit) * np.float32(0.5) + np.float32(0.5)
-    encoded[7, 8:12] = 0
-    encoded[1::3, 5] = -0.2  # rows 1, 4, ...: outside the sample, which starts at row 0
+    encoded[1::3, 6] = -0.2  # rows 1, 4, ...: outside the sample (rows, columns 0, 3, ...)
+    for stored in (normals, encoded):
+        stored[7, 8:12] = 0
+        stored[30, 40] = np.nan
     return {"raw": normals, "encoded": encoded}
 
 
