@@ -17,6 +17,7 @@ import os
 import secrets
 import struct
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -34,6 +35,12 @@ MAX_CHANNELS = 4
 
 #: Largest decoded TIFF, in bytes (a full-size float64 normal map is 1.4 GB).
 MAX_BYTES = 2 * 2**30
+
+#: Threads decoding a TIFF's segments (tifffile's default is half the cores).
+_DECODE_WORKERS = os.cpu_count() or 1
+#: Compressed bytes :func:`tiff_row_blocks` reads per pass: the decoded strips of one pass
+#: are in memory together.
+_STRIP_READ_BYTES = 1 << 24
 
 # tifffile logs what it refuses to stderr as well; our InputError already says it once.
 # (A NullHandler is the library idiom: an application's own logging still receives it.)
@@ -200,9 +207,13 @@ def _read_tiff_native(path, max_pixels: int) -> np.ndarray:
     path = _check_file(path)
     with _TiffErrors(path), tifffile.TiffFile(path) as tif:
         page = _tiff_image_page(tif, path)
-        height, width, channels, planar = _tiff_layout(page, path, max_pixels)
-        # tifffile's default is half the cores: decoding the segments is the slow part
-        data = page.asarray(maxworkers=os.cpu_count() or 1)
+        return _page_array(page, path, _tiff_layout(page, path, max_pixels))
+
+
+def _page_array(page, path, layout: tuple[int, int, int, bool]) -> np.ndarray:
+    """The whole image of ``page`` (laid out as ``_tiff_layout`` says), (H, W) or (H, W, C)."""
+    height, width, channels, planar = layout
+    data = page.asarray(maxworkers=_DECODE_WORKERS)
     if planar:
         data = np.moveaxis(data, 0, -1)
     expected = (height, width) if channels == 1 else (height, width, channels)
@@ -211,6 +222,72 @@ def _read_tiff_native(path, max_pixels: int) -> np.ndarray:
     if not data.dtype.isnative:
         data = data.astype(data.dtype.newbyteorder("="))
     return data
+
+
+def tiff_row_blocks(path, *, rows: slice | None = None, max_pixels: int = MAX_PIXELS):
+    """Decode the single image of a TIFF file strip by strip, as float32 blocks of rows.
+
+    A full-size map is then never whole in memory as floats: the caller converts each block.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The TIFF file (as :func:`read_tiff` takes).
+    rows : slice, optional
+        Decode only the strips that hold one of these rows (e.g. ``slice(0, None, 7)`` for a
+        strided sample); all by default.
+    max_pixels : int, optional
+        Largest height x width accepted, checked from the header before decoding.
+
+    Yields
+    ------
+    (first_row, block) : int, ndarray of float32, shape (h, W) or (h, W, C)
+        In row order, writable (the caller may convert in place). A file stored as one
+        strip, as tiles or as separate colour planes comes as a single block of the whole
+        image (read as :func:`read_tiff` reads it).
+
+    Raises
+    ------
+    InputError
+        As :func:`read_tiff`, when the generator reaches the problem.
+    """
+    path = _check_file(path)
+    with _TiffErrors(path), tifffile.TiffFile(path) as tif:
+        page = _tiff_image_page(tif, path)
+        layout = _tiff_layout(page, path, max_pixels)
+        height, width, channels, planar = layout
+        strips = len(page.dataoffsets)
+        if page.is_tiled or planar or strips == 1:
+            yield 0, _page_array(page, path, layout).astype(np.float32, copy=False)
+            return
+        per_strip = page.rowsperstrip
+        needed = -(-height // per_strip)
+        if strips != needed:  # tifffile would leave rows it finds no strip for at zero
+            raise InputError(
+                path, f"TIFF has {strips} strips where {height} rows of {per_strip} need {needed}"
+            )
+        wanted = np.zeros(height, bool)
+        wanted[slice(None) if rows is None else rows] = True
+        indices = [i for i in range(strips) if wanted[i * per_strip : (i + 1) * per_strip].any()]
+        segments = page.parent.filehandle.read_segments(
+            [page.dataoffsets[i] for i in indices],
+            [page.databytecounts[i] for i in indices],
+            indices=indices,
+            sort=False,
+            buffersize=_STRIP_READ_BYTES,
+            flat=False,
+        )
+        decode = page.decode
+        with ThreadPoolExecutor(_DECODE_WORKERS) as executor:
+            for chunk in segments:
+                for data, (_, _, first, _, _), shape in executor.map(lambda s: decode(*s), chunk):
+                    block = data.reshape(shape[1:3] if channels == 1 else shape[1:])
+                    if block.shape[1] != width or first + len(block) > height:
+                        raise InputError(
+                            path, f"decoded strip at row {first} has shape {block.shape}"
+                        )
+                    # a decoder may hand back its read-only buffer
+                    yield first, block.astype(np.float32, copy=not block.flags.writeable)
 
 
 def read_tiff(path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -508,6 +585,9 @@ def write_tiff(
             options.update(photometric="minisblack", extrasamples=("unspecified",))
     if compression is not None:
         options.update(compression=compression, predictor=array.dtype.kind in "iuf")
+    else:
+        # Strips of about 256 KB as tifffile makes compressed ones: readable by rows.
+        options["rowsperstrip"] = max(1, 2**18 // array[0].nbytes)
     if px_per_mm is not None:
         per_cm = float(px_per_mm) * 10.0
         options.update(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")

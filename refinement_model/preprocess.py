@@ -245,11 +245,21 @@ def unit_normals(normals) -> tuple[np.ndarray, int]:
     return _unit_normals_inplace(normals.astype(np.float32, copy=True))
 
 
+def _encoding_sample_step(shape) -> int:
+    """Row and column step of the strided sample that decides a normal map's encoding."""
+    # About a million pixels decide; a raw map of a curved mirror has negatives everywhere.
+    return max(1, int(math.sqrt(shape[0] * shape[1] / 1e6)))
+
+
 def _normal_encoding(normals: np.ndarray) -> float | None:
     """None for raw vectors, else the top of the ``(n + 1) / 2`` code range (1, 255, 65535)."""
-    # About a million pixels decide; a raw map of a curved mirror has negatives everywhere.
-    stride = max(1, int(math.sqrt(normals.shape[0] * normals.shape[1] / 1e6)))
-    sample = normals[::stride, ::stride].reshape(-1, 3)
+    step = _encoding_sample_step(normals.shape)
+    return _sample_encoding(normals[::step, ::step])
+
+
+def _sample_encoding(sample: np.ndarray) -> float | None:
+    """:func:`_normal_encoding` from its sample of the map, (..., 3) float32."""
+    sample = sample.reshape(-1, 3)
     sample = sample[np.isfinite(sample).all(axis=1) & sample.any(axis=1)]
     if not sample.size or sample.min() < 0:
         return None
@@ -267,7 +277,12 @@ def _lengths(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _unit_normals_inplace(normals: np.ndarray) -> tuple[np.ndarray, int]:
-    top = _normal_encoding(normals)
+    return normals, _unit_rows_inplace(normals, _normal_encoding(normals))
+
+
+def _unit_rows_inplace(normals: np.ndarray, top: float | None) -> int:
+    """Make rows of (h, W, 3) float32 normals unit, decoded from ``(n + 1) / 2`` codes up to
+    ``top`` unless None; pixels without a direction become (0, 0, 1). Returns their count."""
     invalid = 0
     step = max(1, _CHUNK_ELEMENTS // normals[0].size)
     for start in range(0, normals.shape[0], step):
@@ -283,7 +298,7 @@ def _unit_normals_inplace(normals: np.ndarray) -> tuple[np.ndarray, int]:
         if missing.any():
             rows[missing] = _NO_NORMAL
             invalid += int(missing.sum())
-    return normals, invalid
+    return invalid
 
 
 def estimate_mirror_mask(albedo, *, valid=None, work_size: int = 1024) -> np.ndarray:

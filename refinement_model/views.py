@@ -27,11 +27,15 @@ from refinement_model.imageio import (
     read_binary_mask,
     read_tiff,
     tiff_px_per_mm,
+    tiff_row_blocks,
 )
 from refinement_model.preprocess import (
+    _encoding_sample_step,
     _normalize_albedo_inplace,
     _preprocess_depth_inplace,
+    _sample_encoding,
     _unit_normals_inplace,
+    _unit_rows_inplace,
     estimate_mirror_mask,
 )
 
@@ -512,9 +516,7 @@ def load_maps(
     step = _steps(len(maps) + 1, progress, cancel, "loading the maps was cancelled")
     step()
     mirror_mask = np.asarray(mirror_mask, bool)
-    if _check_shapes(files, max_pixels) != mirror_mask.shape:
-        height, width = mirror_mask.shape
-        raise InputError(files.depth, f"the view is no longer {width} x {height} (W x H)")
+    _check_view_size(files, mirror_mask.shape, max_pixels)
     warnings: list[str] = []
     loaded = {}
     if "albedo" in maps:
@@ -525,6 +527,67 @@ def load_maps(
         loaded["normals"] = _read_normals(files, max_pixels, warnings)
         step()
     return loaded, tuple(warnings)
+
+
+def load_encoded_normals(
+    files: ViewFiles, shape, encode, *, max_pixels: int = MAX_PIXELS, cancel=None
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The unit normals as ``encode`` turns them, decoded strip by strip: the float map
+    :func:`load_maps` gives is never whole in memory (a file stored as one strip still is).
+
+    The first pass decodes the strips holding the sample that decides whether the file stores
+    ``(n + 1) / 2`` codes; the second makes each strip unit and encodes it, exactly as
+    :func:`load_maps` preprocesses the whole map.
+
+    Parameters
+    ----------
+    files : ViewFiles
+        The view's files (``MirrorView.files``).
+    shape : tuple of int (H, W)
+        The view's size (``MirrorView.shape``).
+    encode : callable(ndarray of float32, shape (h, W, 3)) -> ndarray, shape (h, W, ...)
+        Turns a block of unit normals into what is kept (one dtype for all blocks).
+    max_pixels : int, optional
+    cancel : callable() -> bool, optional
+        Checked between strips; raises :class:`~refinement_model.errors.Cancelled`.
+
+    Returns
+    -------
+    normals : ndarray, shape (H, W, ...)
+        The blocks ``encode`` returned, in place.
+    warnings : tuple of str
+        As :func:`load_maps` words them.
+
+    Raises
+    ------
+    InputError
+        The file is unreadable, or its size is no longer the view's.
+    """
+    _check_view_size(files, tuple(shape), max_pixels)
+    height = shape[0]
+    step = _encoding_sample_step(shape)
+    sample, whole = [], None
+    for first, block in tiff_row_blocks(
+        files.normals, rows=slice(0, height, step), max_pixels=max_pixels
+    ):
+        _check_cancel(cancel)
+        sample.append(block[-first % step :: step, ::step].copy())  # a view would keep the strip
+        whole = block if len(block) == height else None
+    top = _sample_encoding(np.concatenate(sample))
+    del sample
+    if whole is None:
+        blocks = tiff_row_blocks(files.normals, max_pixels=max_pixels)
+    else:
+        blocks = [(0, whole)]  # a file of one strip: decoded once
+    encoded, invalid = None, 0
+    for first, block in blocks:
+        _check_cancel(cancel)
+        invalid += _unit_rows_inplace(block, top)
+        converted = encode(block)
+        if encoded is None:
+            encoded = np.empty((height, *converted.shape[1:]), converted.dtype)
+        encoded[first : first + len(block)] = converted
+    return encoded, tuple(_normal_warnings(invalid))
 
 
 def with_maps(view: MirrorView, maps=DISPLAY_MAPS, **options) -> MirrorView:
@@ -578,9 +641,25 @@ def _normalize_albedo(albedo: np.ndarray, mirror: np.ndarray, warnings: list) ->
 def _read_normals(files: ViewFiles, max_pixels: int, warnings: list) -> np.ndarray:
     """The unit normals, (H, W, 3) float32."""
     normals, invalid = _unit_normals_inplace(read_tiff(files.normals, max_pixels=max_pixels))
-    if invalid:
-        warnings.append(f"normal map has {invalid} pixels without a direction: set to (0, 0, 1)")
+    warnings += _normal_warnings(invalid)
     return normals
+
+
+def _normal_warnings(invalid: int) -> list[str]:
+    if not invalid:
+        return []
+    return [f"normal map has {invalid} pixels without a direction: set to (0, 0, 1)"]
+
+
+def _check_view_size(files: ViewFiles, shape: tuple[int, int], max_pixels: int) -> None:
+    if _check_shapes(files, max_pixels) != shape:
+        height, width = shape
+        raise InputError(files.depth, f"the view is no longer {width} x {height} (W x H)")
+
+
+def _check_cancel(cancel) -> None:
+    if cancel is not None and cancel():
+        raise Cancelled("loading the normals was cancelled")
 
 
 def network_input(view: MirrorView, inputs=("depth",)) -> np.ndarray:

@@ -18,14 +18,15 @@ from PySide6.QtCore import QSettings, QStandardPaths
 
 from annotator.core import export as writers
 from annotator.core import project as projects
+from annotator.core import render
 from annotator.core.journal_io import write_strokes
 from annotator.core.project_store import SQLITE_MAGIC, needs_recovery
-from annotator.core.pyramid import LayerStack, display_pyramids
+from annotator.core.pyramid import LayerStack, Pyramid, display_pyramids
 from annotator.qt.workers import run_with_progress
 from refinement_model.errors import CheckpointError, InputError
 from refinement_model.refiner_options import APP_REFINEMENT
 from refinement_model.shipped import shipped_checkpoint
-from refinement_model.views import DISPLAY_MAPS, load_maps, load_view
+from refinement_model.views import DISPLAY_MAPS, load_encoded_normals, load_maps, load_view
 
 PROJECT_SUFFIX = ".etmira"
 RECENT_KEY = "recentProjects"
@@ -197,7 +198,8 @@ def _loaded_maps(view) -> dict:
 
 def load_display_layers(files, mirror_mask, maps, *, min_size: int, cancel=None):
     """The display pyramids of ``maps`` (of ``("albedo", "normals")``) of a view shown without
-    them, preprocessed as a view loaded whole (``views.load_maps``); for a worker thread.
+    them, preprocessed as a view loaded whole (``views.load_maps``; the normals strip by strip
+    straight to int8, ``views.load_encoded_normals``); for a worker thread.
 
     Returns
     -------
@@ -206,9 +208,15 @@ def load_display_layers(files, mirror_mask, maps, *, min_size: int, cancel=None)
     """
     pyramids, warnings = {}, []
     for name in maps:  # one at a time: one float map in memory at most
-        loaded, found = load_maps(files, mirror_mask, (name,), cancel=cancel)
+        if name == "normals":  # encoded strip by strip: never the whole float map
+            normals, found = load_encoded_normals(
+                files, mirror_mask.shape, render.encode_normals, cancel=cancel
+            )
+            pyramids[name] = Pyramid(normals, min_size=min_size)
+        else:
+            loaded, found = load_maps(files, mirror_mask, (name,), cancel=cancel)
+            pyramids.update(display_pyramids(loaded, min_size=min_size))
         warnings += found
-        pyramids.update(display_pyramids(loaded, min_size=min_size))
     return pyramids, tuple(warnings)
 
 

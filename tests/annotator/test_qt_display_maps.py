@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pytest
+import tifffile
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QRadioButton
 
@@ -14,8 +15,9 @@ from annotator.qt import document
 from annotator.qt.app import StartOptions
 from annotator.qt.main_window import MainWindow
 from refinement_model.errors import Cancelled, InputError
-from refinement_model.views import load_view
+from refinement_model.views import load_maps, load_view
 from tests.annotator.test_qt_app import EAGER, dialogs, files  # noqa: F401 - fixtures
+from tests.refinement_model.test_views import write_view
 
 pytestmark = pytest.mark.gui
 
@@ -132,3 +134,25 @@ def test_closing_while_the_maps_are_read_stops_the_reading(open_window, monkeypa
     assert stopped.is_set() and window.stack is None
     qtbot.wait(50)  # a late delivery of the cancelled job would come now: it must not
     assert window.project is None
+
+
+@pytest.mark.parametrize("rows_per_strip", [5, None])
+def test_the_normals_read_by_strips_are_the_whole_map_encoded(tmp_path, rows_per_strip):
+    path = write_view(tmp_path) / "OBJ-1_R_N.tif"
+    normals = np.random.default_rng(4).standard_normal((48, 64, 3)).astype(np.float32)
+    normals[..., 2] = np.abs(normals[..., 2]) + 2  # facing the camera, as a mirror does
+    normals /= np.linalg.norm(normals, axis=2, keepdims=True)
+    codes = normals * np.float32(0.5) + np.float32(0.5)  # as the photometric-stereo files
+    tifffile.imwrite(
+        path, codes, photometric="rgb", compression="zlib", rowsperstrip=rows_per_strip
+    )
+    view = load_view(tmp_path, maps=("depth",))
+    pyramids, warnings = document.load_display_layers(
+        view.files, view.mirror_mask, ("normals",), min_size=16
+    )
+    whole, _ = load_maps(view.files, view.mirror_mask, ("normals",))
+    assert warnings == () and len(pyramids["normals"].levels) == 3
+    np.testing.assert_array_equal(
+        pyramids["normals"].levels[0], render.encode_normals(whole["normals"])
+    )
+    np.testing.assert_allclose(whole["normals"], normals, atol=1e-6)  # decoded, not raw

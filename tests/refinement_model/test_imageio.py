@@ -12,6 +12,7 @@ from refinement_model.imageio import (
     read_png,
     read_tiff,
     tiff_px_per_mm,
+    tiff_row_blocks,
     write_png,
     write_tiff,
 )
@@ -82,6 +83,75 @@ def test_write_tiff_rgb_and_lzw(tmp_path):
     write_tiff(tmp_path / "u.tif", array, compression=None)
     for name in ("c.tif", "u.tif"):
         np.testing.assert_array_equal(read_tiff(tmp_path / name), array)
+
+
+def _strips(path):
+    with tifffile.TiffFile(path) as tif:
+        return len(tif.pages[0].dataoffsets)
+
+
+@pytest.mark.parametrize(
+    ("options", "strips"),
+    [
+        ({"compression": "zlib", "rowsperstrip": 5}, 9),
+        ({"rowsperstrip": 7}, 7),
+        ({"compression": "zlib"}, 1),
+        ({"tile": (16, 16)}, None),
+        ({"planarconfig": "separate"}, None),
+    ],
+)
+def test_row_blocks_assemble_the_image_read_whole(tmp_path, options, strips):
+    path = tmp_path / "s.tif"
+    image = _ramp((43, 20, 3), "uint16")
+    planes = options.get("planarconfig") == "separate"
+    tifffile.imwrite(
+        path, np.moveaxis(image, -1, 0) if planes else image, photometric="rgb", **options
+    )
+    if strips is not None:
+        assert _strips(path) == strips
+    blocks = list(tiff_row_blocks(path))
+    assert all(block.dtype == np.float32 for _, block in blocks)
+    assert [first for first, _ in blocks] == list(range(0, 43, len(blocks[0][1])))
+    assert len(blocks) == (strips or 1)
+    assembled = np.concatenate([block for _, block in blocks])
+    np.testing.assert_array_equal(assembled, image)
+
+
+def test_row_blocks_of_chosen_rows_decode_only_their_strips(tmp_path):
+    path = tmp_path / "s.tif"
+    tifffile.imwrite(path, _ramp((40, 8)), compression="zlib", rowsperstrip=4)
+    blocks = dict(tiff_row_blocks(path, rows=slice(1, 40, 12)))  # rows 1, 13, 25, 37
+    assert sorted(blocks) == [0, 12, 24, 36]
+    np.testing.assert_array_equal(blocks[12], read_tiff(path)[12:16])
+
+
+def test_row_blocks_of_a_bad_strip_name_the_file(tmp_path):
+    path = tmp_path / "s.tif"
+    tifffile.imwrite(path, _ramp((40, 8)), compression="zlib", rowsperstrip=4)
+    with tifffile.TiffFile(path) as tif:
+        offset = tif.pages[0].dataoffsets[5]
+    with open(path, "r+b") as file:  # garbage in the middle of the sixth strip's stream
+        file.seek(offset)
+        file.write(b"\xff" * 8)
+    blocks = tiff_row_blocks(path)
+    assert next(blocks)[0] == 0  # the strips before it decode
+    with pytest.raises(InputError, match=r"s\.tif: not a readable TIFF"):
+        list(blocks)
+    path.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(InputError, match=r"s\.tif: TIFF is truncated"):
+        next(tiff_row_blocks(path))
+    tifffile.imwrite(path, _ramp((40, 8)), compression="zlib", rowsperstrip=4)
+    _patch_tag(path, "RowsPerStrip", 2)
+    with pytest.raises(InputError, match=r"s\.tif: TIFF has 10 strips where 40 rows of 2 need 20"):
+        next(tiff_row_blocks(path))
+
+
+def test_uncompressed_tiff_is_written_in_strips(tmp_path):
+    path = tmp_path / "u.tif"
+    image = _ramp((300, 500, 3))  # 6000 bytes a row: 43 rows of 256 KB a strip
+    write_tiff(path, image, compression=None)
+    assert _strips(path) == 7
+    np.testing.assert_array_equal(read_tiff(path), image)
 
 
 def test_write_tiff_is_atomic_and_leaves_no_temporary(tmp_path):
