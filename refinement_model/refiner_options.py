@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Mapping
 
 __all__ = [
+    "ADAPTATION_PERIOD",
     "APP_REFINEMENT",
     "ONE_PASS",
     "ORIENTATIONS",
@@ -89,3 +90,7 @@ ONE_PASS = RefinerOptions()
 # mean peak relative gain in the evaluation protocol (docs/evaluation). Eight times one pass,
 # so the app shows the one-pass refinement first.
 APP_REFINEMENT = RefinerOptions(orientations=4, iterations=2)
+
+#: Committed strokes between two updates of the online-adapted refiner, in the app
+#: (``annotator.core.adaptation.SessionAdaptation``) and in the evaluation's ``adaptive`` setting.
+ADAPTATION_PERIOD = 10

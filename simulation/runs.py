@@ -17,7 +17,12 @@ from pathlib import Path
 
 from refinement_model.errors import InputError
 from refinement_model.imageio import atomic_write
-from refinement_model.refiner_options import APP_REFINEMENT, ONE_PASS, RefinerOptions
+from refinement_model.refiner_options import (
+    ADAPTATION_PERIOD,
+    APP_REFINEMENT,
+    ONE_PASS,
+    RefinerOptions,
+)
 from simulation.protocol import RECORD_FIELDS, ProtocolConfig
 
 MANIFEST = "manifest.json"
@@ -25,9 +30,7 @@ MANIFEST = "manifest.json"
 # The paper's settings: the main run, the GT-free ranking, and the two ablations; the paper's
 # refinement of the queued patch alone, against the app's of every patch a stroke touches; and
 # the app's one-pass preview instead of its refinement (REFINER_OPTIONS); and the app's refiner
-# adapting online to the view after every ADAPT_EVERY committed strokes
-# (refinement_model.adaptation).
-ADAPT_EVERY = 10
+# adapting online to the view as the app does (refinement_model.adaptation).
 SETTINGS = {
     "both": {},
     "gt_free": {"ranking": "gt_free"},
@@ -37,7 +40,7 @@ SETTINGS = {
     "interaction_only": {"use_prediction": False},
     "queued_patch_only": {"refine_touched": False},
     "one_pass": {},
-    "adaptive": {"adapt_every": ADAPT_EVERY},
+    "adaptive": {"adapt_every": ADAPTATION_PERIOD},
 }
 MAIN_SETTINGS = ("both", "gt_free")
 # Where a simulated annotation starts: the app's start (the base network refined with no

@@ -62,6 +62,7 @@ from refinement_model.checkpoints import read_tensors, write_tensors
 from refinement_model.errors import Cancelled, InputError
 from refinement_model.imageio import file_sha256
 from refinement_model.patches import clip_box
+from refinement_model.refiner_options import ADAPTATION_PERIOD
 from refinement_model.strokes import stroke_channel
 
 __all__ = [
@@ -134,7 +135,8 @@ class SessionAdaptation:
         With a refiner; the adapter's base refiner must be the session's.
     adapter : OnlineAdapter
     every : int, optional
-        Committed strokes between updates (10, as the evaluation's ``adaptive`` setting).
+        Committed strokes between updates (default ``refiner_options.ADAPTATION_PERIOD``, as
+        the evaluation's ``adaptive`` setting).
     chunk : int, optional
         Patches per propagation job.
     states : mapping of int to AdaptedState, optional
@@ -158,7 +160,7 @@ class SessionAdaptation:
         session,
         adapter: OnlineAdapter,
         *,
-        every: int = 10,
+        every: int = ADAPTATION_PERIOD,
         chunk: int = 16,
         states: Mapping[int, AdaptedState] | None = None,
         store_state: Callable[[int, AdaptedState], None] | None = None,

@@ -41,6 +41,7 @@ import contextlib
 import glob
 import os
 import threading
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -77,6 +78,9 @@ STATE_LAYERS = ("mask", "user_map", "provenance")
 _ROLES = ("normals", "albedo", "depth", "drawings", "mask")
 # The maps that identify a view by content: the same maps elsewhere are the same view.
 _MAP_ROLES = ("normals", "albedo", "depth")
+# Seconds between two commits of the start refined in the background: each rewrites the tiles
+# of four layers, and a batch lost in a crash is refined again after the reopen.
+START_COMMIT_S = 10.0
 # What builds a reopened project's refiner when the caller names nothing else.
 _DEFAULT_LOADER = NetworkLoader()
 
@@ -316,6 +320,7 @@ class Project:
         self._versions = {p: v for p, (v, _) in session.patch_deltas().items()}
         self._start_pending = _start_pending(store, len(session.grid))
         self._start_written = True
+        self._start_committed = time.monotonic()
         self.start_predictor = None
         self._autocommit = autocommit
         self.on_error = None
@@ -339,6 +344,8 @@ class Project:
             self._regions.append(change.region)
         if change.event["type"] == "start":
             self._start_written = False
+            if time.monotonic() - self._start_committed < START_COMMIT_S:
+                return  # written with the next commit (journal event, close, save)
         if not self._autocommit:
             return
         try:
@@ -385,14 +392,17 @@ class Project:
         self._saved += len(events)
         self._regions = []
         self._start_written = True
+        self._start_committed = time.monotonic()
         self._versions = {p: v for p, (v, _) in deltas.items()}
         return len(events)
 
     def refine_start(self, changes) -> None:
         """Show and store the refined start of some patches (see
         ``AnnotationSession.refine_start``; ``changes`` maps patch -> (n, n) change) and
-        strike them off :attr:`start_pending`; committed as a journal event is (autocommit),
-        or with the next :meth:`commit`.
+        strike them off :attr:`start_pending`. With autocommit it is written at most every
+        ``START_COMMIT_S`` seconds, or with the next commit (a journal event's, :meth:`save`,
+        :meth:`close`), the start tiles, the mask they change and what stays pending together:
+        a crash loses only batches that are refined again after the reopen.
 
         Raises
         ------

@@ -79,6 +79,7 @@ def test_the_finished_start_is_the_whole_view_start(inputs, tmp_path):
         np.testing.assert_allclose(*_clipped(session.base_logits, inputs["start"]), atol=0.02)
         expected = 1 / (1 + np.exp(-inputs["start"].astype(np.float64)))
         np.testing.assert_allclose(session.probabilities, expected, atol=2e-3)
+        project.commit()
         stored = project.store.read_layer("base_logits").astype(np.float32)
         np.testing.assert_array_equal(stored, session.base_logits)
         assert project.store.meta()["start_pending"] == []
@@ -93,11 +94,17 @@ def test_corrected_patches_keep_their_start_and_reopening_replays_the_state(inpu
         touched = sorted(session.grid.patches_touching(28, 18, 34, 42).tolist())
         session.apply_stroke(stroke)
         completion = StartCompletion(project, loader=EAGER, batch_size=1)
-        for _ in range(3):
+        committed = project.start_pending
+        completion.apply(completion.job()())
+        # a crash now: the file holds the start of the last commit (the batch is redone)
+        with open_project(path, readonly=True, loader=EAGER) as reopened:
+            assert reopened.start_pending == committed and not reopened.warnings
+        for _ in range(2):
             completion.apply(completion.job()())
+        project.commit()
         live = _state(session)
         pending = project.start_pending
-        # a crash now: the file holds the start so far and what it is left to refine
+        # the file holds the start so far and what is left to refine
         with open_project(path, readonly=True, loader=EAGER) as reopened:
             assert reopened.start_pending == pending
             assert not reopened.warnings  # the stored mask is the journal's replay
