@@ -81,7 +81,7 @@ from annotator.core.refiners import as_refine_fn
 from refinement_model.corrections import blend_probabilities
 from refinement_model.errors import Cancelled
 from refinement_model.metrics import score_masks, thin
-from refinement_model.patches import PatchGrid, stitch_region_logits, union
+from refinement_model.patches import PatchGrid, stitch_region_logits
 from refinement_model.stroke_widths import PAPER_STROKE_WIDTHS
 from refinement_model.strokes import Stroke, rasterize_stroke
 from refinement_model.views import network_input
@@ -529,7 +529,7 @@ class AnnotationSession(EventLog):
             None if update is None else dict(deltas),
         )
 
-    def refine_start(self, changes: Mapping[int, np.ndarray]) -> Change:
+    def refine_start(self, changes: Mapping[int, np.ndarray]) -> list[Change]:
         """Add the start's change of some patches to the base logits, where no correction is.
 
         For a start refined patch by patch while the user works (see
@@ -548,14 +548,14 @@ class AnnotationSession(EventLog):
 
         Returns
         -------
-        Change
-            With event ``{"type": "start", "patches": [...]}`` (not in the journal), the box
-            that changed (None if every patch was touched) and the patches given.
+        list of Change
+            One per patch whose start changed (listeners get each), in patch order, with event
+            ``{"type": "start", "patches": [patch]}`` (not in the journal) and the patch's box.
         """
         grid, start = self.grid, self.base_logits
         indices = sorted(check_patch_index(grid, index) for index in changes)
         frozen = [grid.region(p) for p in sorted(self._start_frozen)]
-        region = None
+        done = []
         for index in indices:
             if index in self._start_frozen:
                 continue
@@ -570,16 +570,16 @@ class AnnotationSession(EventLog):
             change += window
             np.clip(change, -_LOGIT_BOUND, _LOGIT_BOUND, out=change)
             window[...] = change.astype(np.float16)
-            region = union(region, box)
-        if region is not None:
-            self._corrections.reblend(region)
-            region = self._refresh(region, None)
+            # patch by patch: a batch's patches may lie far apart
+            self._corrections.reblend(box)
+            done.append(Change({"type": "start", "patches": [index]}, self._refresh(box, None)))
+        if done:
             self._scores = None
         self._start_updates += 1
-        change = Change({"type": "start", "patches": indices}, region, tuple(indices))
-        for callback in list(self._listeners):
-            callback(change)
-        return change
+        for change in done:
+            for callback in list(self._listeners):
+                callback(change)
+        return done
 
     # ----------------------------------------------------------------- history
     def undo(self) -> Change:

@@ -8,7 +8,7 @@ from annotator.core.session import HALF_WIDTH_MEAN, AnnotationSession, default_r
 from refinement_model import corrections
 from refinement_model.errors import Cancelled
 from refinement_model.metrics import score_masks
-from refinement_model.patches import blend_logits, stitch_logits
+from refinement_model.patches import blend_logits, stitch_logits, stitch_region_logits
 from refinement_model.strokes import Stroke, rasterize_stroke
 from tests.annotator.session_fixtures import (
     CountingRefiner,
@@ -463,3 +463,38 @@ def test_a_refiner_returning_the_wrong_batch_shape_is_refused():
     with pytest.raises(ValueError, match="shape"):
         session.propose_stroke(ADD)
     assert session.pending is None and session.journal == []
+
+
+def test_the_start_refined_later_changes_untouched_patches_one_box_each():
+    session = make_session()
+    grid, start = session.grid, session.base_logits.copy()
+    mask = session.mask.copy()
+    seen = []
+    session.add_listener(seen.append)
+    ones = np.full((grid.net_size, grid.net_size), 4.0, np.float32)
+    changes = session.refine_start({3: ones, 0: ones})
+    # patches 0 and 3 lie in opposite corners: each is refreshed over its own box only
+    assert [c.region for c in changes] == [grid.region(0), grid.region(3)]
+    assert seen == changes and session.journal == []  # not a journal event
+    assert session.start_updates == 1
+    # blended as the stitching would: the change fades out towards the patch border
+    expected = start + stitch_region_logits(
+        grid, {0: ones, 3: ones}, (0, 0, *grid.shape), missing=0.0
+    )
+    np.testing.assert_allclose(session.base_logits, expected, atol=0.02)
+    np.testing.assert_allclose(session.probabilities, expit(session.base_logits), atol=1e-6)
+    assert session.mask.sum() > mask.sum()
+    # a stroke freezes the patches it touches: their pixels keep the start they have
+    session.apply_stroke(Stroke("erase", [(10, 10), (20, 12)], 2.0))
+    touched = sorted(grid.patches_touching(8, 8, 14, 22).tolist())
+    before = session.base_logits.copy()
+    changes = session.refine_start({index: ones for index in range(len(grid))})
+    assert {c.event["patches"][0] for c in changes} == set(range(len(grid))) - set(touched)
+    frozen = np.zeros(grid.shape, bool)
+    for index in touched:
+        y0, x0, y1, x1 = grid.region(index)
+        frozen[y0:y1, x0:x1] = True
+    np.testing.assert_array_equal(session.base_logits[frozen], before[frozen])
+    after, earlier = session.base_logits[~frozen], before[~frozen]
+    assert (after >= earlier).all() and (after > earlier + 1).mean() > 0.5
+    assert_same_state(state(replayed(session)), state(session))  # replays on the stored start
