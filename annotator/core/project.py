@@ -342,10 +342,9 @@ class Project:
     def _on_change(self, change) -> None:
         if change.region is not None:
             self._regions.append(change.region)
-        if change.event["type"] == "start":
-            self._start_written = False
-            if time.monotonic() - self._start_committed < START_COMMIT_S:
-                return  # written with the next commit (journal event, close, save)
+        recent = time.monotonic() - self._start_committed < START_COMMIT_S
+        if change.event["type"] == "start" and recent:
+            return  # written with the next commit (journal event, close, save)
         if not self._autocommit:
             return
         try:
@@ -411,6 +410,7 @@ class Project:
         """
         done = {int(p) for p in changes}
         self._start_pending = [p for p in self._start_pending if p not in done]
+        self._start_written = False  # even if every patch was corrected and keeps its start
         self.session.refine_start(changes)
 
     def prefer_start(self, patches) -> None:
