@@ -34,7 +34,7 @@ from refinement_model.views import find_views, load_maps
 view, name, way, mask_file = sys.argv[1:5]
 files = find_views(view)[0]
 shape = image_shape(files.depth)
-mask = np.load(mask_file)
+mask = np.load(mask_file) if name == "albedo" else np.broadcast_to(True, shape)
 step = render.CONTRAST_SAMPLE_STEP
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
@@ -87,7 +87,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         mask_file = str(Path(folder) / "mask.npy")
-        _run(args.view, mask_file, script=_SAVE_MASK)
+        if args.map == "albedo":
+            _run(args.view, mask_file, script=_SAVE_MASK)
         runs = [
             _run(args.view, args.map, way, mask_file)
             for _ in range(args.repeats)
