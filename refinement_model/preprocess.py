@@ -146,9 +146,23 @@ def _preprocess_depth_inplace(depth: np.ndarray, sigma: float, mask) -> np.ndarr
     return _minmax_inplace(depth, mask)
 
 
+def _masked_range(image: np.ndarray, mask) -> tuple[float, float]:
+    """Minimum and maximum of the finite pixels of ``image`` inside ``mask`` ((inf, -inf)
+    when none): ``masked_stats``' without its moments."""
+    low, high = math.inf, -math.inf
+    for values in _chunks(image, mask):
+        if values.size:
+            low, high = min(low, float(values.min())), max(high, float(values.max()))
+    return low, high
+
+
 def _minmax_inplace(image: np.ndarray, mask) -> np.ndarray:
     """Map the range inside ``mask`` to [0, 1] in place; values outside are clipped."""
-    low, high = masked_stats(image, mask)[2:]
+    return _rescale_inplace(image, *_masked_range(image, mask))
+
+
+def _rescale_inplace(image: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Map [low, high] to [0, 1] in place, clipped; all zeros unless ``high > low``."""
     if not high > low:
         image[...] = 0
         return image
@@ -214,8 +228,14 @@ def normalize_albedo(albedo, *, mask=None) -> np.ndarray:
 
 
 def _normalize_albedo_inplace(albedo: np.ndarray, mask) -> np.ndarray:
+    return _rescale_albedo_inplace(albedo, *_masked_range(albedo, mask))
+
+
+def _rescale_albedo_inplace(albedo: np.ndarray, low: float, high: float) -> np.ndarray:
+    """:func:`_rescale_inplace`, then non-finite pixels 0: the albedo's normalisation
+    pixel by pixel, once its range over the mirror area is known (any block of rows)."""
     missing = ~np.isfinite(albedo)
-    _minmax_inplace(albedo, mask)
+    _rescale_inplace(albedo, low, high)
     albedo[missing] = 0
     return albedo
 

@@ -27,15 +27,11 @@ from refinement_model.imageio import (
     read_binary_mask,
     read_tiff,
     tiff_px_per_mm,
-    tiff_row_blocks,
 )
 from refinement_model.preprocess import (
-    _encoding_sample_step,
     _normalize_albedo_inplace,
     _preprocess_depth_inplace,
-    _sample_encoding,
     _unit_normals_inplace,
-    _unit_rows_inplace,
     estimate_mirror_mask,
 )
 
@@ -70,6 +66,8 @@ INPUT_CHANNELS = {
 #: Largest share of the view that may be non-finite in the depth map.
 MAX_NONFINITE_FRACTION = 0.5
 MASK_ESTIMATED_WARNING = "mask file missing: mirror area estimated from the maps"
+COLOUR_ALBEDO_WARNING = "albedo has 3 channels: their mean is used"
+NONFINITE_ALBEDO_WARNING = "albedo has NaN/infinite pixels: set to 0"
 NO_VIEW_FOUND = (
     "no view found here (expected files <view_id>_N.tif, <view_id>_RHO.tif and <view_id>_U.tif)"
 )
@@ -529,67 +527,6 @@ def load_maps(
     return loaded, tuple(warnings)
 
 
-def load_encoded_normals(
-    files: ViewFiles, shape, encode, *, max_pixels: int = MAX_PIXELS, cancel=None
-) -> tuple[np.ndarray, tuple[str, ...]]:
-    """The unit normals as ``encode`` turns them, decoded strip by strip: the float map
-    :func:`load_maps` gives is never whole in memory (a file stored as one strip still is).
-
-    The first pass decodes the strips holding the sample that decides whether the file stores
-    ``(n + 1) / 2`` codes; the second makes each strip unit and encodes it, exactly as
-    :func:`load_maps` preprocesses the whole map.
-
-    Parameters
-    ----------
-    files : ViewFiles
-        The view's files (``MirrorView.files``).
-    shape : tuple of int (H, W)
-        The view's size (``MirrorView.shape``).
-    encode : callable(ndarray of float32, shape (h, W, 3)) -> ndarray, shape (h, W, ...)
-        Turns a block of unit normals into what is kept (one dtype for all blocks).
-    max_pixels : int, optional
-    cancel : callable() -> bool, optional
-        Checked between strips; raises :class:`~refinement_model.errors.Cancelled`.
-
-    Returns
-    -------
-    normals : ndarray, shape (H, W, ...)
-        The blocks ``encode`` returned, in place.
-    warnings : tuple of str
-        As :func:`load_maps` words them.
-
-    Raises
-    ------
-    InputError
-        The file is unreadable, or its size is no longer the view's.
-    """
-    _check_view_size(files, tuple(shape), max_pixels)
-    height = shape[0]
-    step = _encoding_sample_step(shape)
-    sample, whole = [], None
-    for first, block in tiff_row_blocks(
-        files.normals, rows=slice(0, height, step), max_pixels=max_pixels
-    ):
-        _check_cancel(cancel)
-        sample.append(block[-first % step :: step, ::step].copy())  # a view would keep the strip
-        whole = block if len(block) == height else None
-    top = _sample_encoding(np.concatenate(sample))
-    del sample
-    if whole is None:
-        blocks = tiff_row_blocks(files.normals, max_pixels=max_pixels)
-    else:
-        blocks = [(0, whole)]  # a file of one strip: decoded once
-    encoded, invalid = None, 0
-    for first, block in blocks:
-        _check_cancel(cancel)
-        invalid += _unit_rows_inplace(block, top)
-        converted = encode(block)
-        if encoded is None:
-            encoded = np.empty((height, *converted.shape[1:]), converted.dtype)
-        encoded[first : first + len(block)] = converted
-    return encoded, tuple(_normal_warnings(invalid))
-
-
 def with_maps(view: MirrorView, maps=DISPLAY_MAPS, **options) -> MirrorView:
     """``view`` with ``maps`` loaded too (see :func:`load_maps`, which takes ``options``);
     maps already there are kept as they are."""
@@ -626,15 +563,19 @@ def _read_albedo(files: ViewFiles, max_pixels: int, warnings: list) -> np.ndarra
     """The albedo as read, (H, W) float32 (a colour albedo: its gray level)."""
     albedo = read_tiff(files.albedo, max_pixels=max_pixels)
     if albedo.ndim == 3:
-        albedo = albedo.mean(axis=2, dtype=np.float32)
-        warnings.append("albedo has 3 channels: their mean is used")
-    return albedo
+        warnings.append(COLOUR_ALBEDO_WARNING)
+    return _albedo_gray(albedo)
+
+
+def _albedo_gray(albedo: np.ndarray) -> np.ndarray:
+    """(h, W) float32 rows of an albedo as read, (h, W) or (h, W, 3): the channels' mean."""
+    return albedo.mean(axis=2, dtype=np.float32) if albedo.ndim == 3 else albedo
 
 
 def _normalize_albedo(albedo: np.ndarray, mirror: np.ndarray, warnings: list) -> np.ndarray:
     """``albedo`` min-max to [0, 1] over ``mirror``, in place (non-finite pixels: 0)."""
     if not np.isfinite(albedo).all():
-        warnings.append("albedo has NaN/infinite pixels: set to 0")
+        warnings.append(NONFINITE_ALBEDO_WARNING)
     return _normalize_albedo_inplace(albedo, mirror)
 
 
@@ -655,11 +596,6 @@ def _check_view_size(files: ViewFiles, shape: tuple[int, int], max_pixels: int) 
     if _check_shapes(files, max_pixels) != shape:
         height, width = shape
         raise InputError(files.depth, f"the view is no longer {width} x {height} (W x H)")
-
-
-def _check_cancel(cancel) -> None:
-    if cancel is not None and cancel():
-        raise Cancelled("loading the normals was cancelled")
 
 
 def network_input(view: MirrorView, inputs=("depth",)) -> np.ndarray:

@@ -134,13 +134,13 @@ def display_pyramids(maps: dict, *, min_size: int = 256) -> dict[str, Pyramid]:
     unknown = set(maps) - set(_MAP_NAMES)
     if unknown:
         raise ValueError(f"maps must be among {_MAP_NAMES}, got {sorted(maps)}")
-    pyramids = {}
+    pyramids, step = {}, render.CONTRAST_SAMPLE_STEP
     for name in [name for name in _MAP_NAMES if name in maps]:
         image = maps.pop(name)
         encoded = (
             render.encode_normals(image)
             if name == "normals"
-            else render.to_uint8(image, **_limits(image))
+            else render.uint8_encoder(image[::step, ::step])(image)
         )
         del image
         pyramids[name] = Pyramid(encoded, min_size=min_size)
@@ -264,8 +264,3 @@ class LayerStack:
 
 
 _SKELETON_MARGIN = 16
-
-
-def _limits(image) -> dict:
-    low, high = render.contrast_limits(image)
-    return {"low": low, "high": high}

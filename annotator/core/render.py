@@ -12,6 +12,7 @@ arrive already mapped to ``uint8`` grey levels; normals arrive as ``int8`` compo
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -135,7 +136,13 @@ def _row_blocks(shape) -> list[slice]:
     return [slice(y, min(y + step, shape[0])) for y in range(0, shape[0], step)]
 
 
-def contrast_limits(image: np.ndarray, *, percentiles=(0.5, 99.5), step: int = 7) -> tuple:
+#: Sampling stride of :func:`contrast_limits` in both axes.
+CONTRAST_SAMPLE_STEP = 7
+
+
+def contrast_limits(
+    image: np.ndarray, *, percentiles=(0.5, 99.5), step: int = CONTRAST_SAMPLE_STEP
+) -> tuple:
     """Robust display limits of a scalar image from a strided sample of its pixels.
 
     Parameters
@@ -161,6 +168,23 @@ def contrast_limits(image: np.ndarray, *, percentiles=(0.5, 99.5), step: int = 7
     if not high > low:
         high = low + 1e-6
     return low, high
+
+
+def uint8_encoder(sample: np.ndarray):
+    """:func:`to_uint8` with the :func:`contrast_limits` of an image known by its sample.
+
+    Parameters
+    ----------
+    sample : (h, w) float array
+        ``image[::CONTRAST_SAMPLE_STEP, ::CONTRAST_SAMPLE_STEP]``.
+
+    Returns
+    -------
+    callable((H, W) or (h, W) float array) -> uint8 array of the same shape
+        ``to_uint8`` with ``contrast_limits(image)``: the whole image or any block of its rows.
+    """
+    low, high = contrast_limits(sample, step=1)
+    return functools.partial(to_uint8, low=low, high=high)
 
 
 def encode_normals(normals: np.ndarray) -> np.ndarray:

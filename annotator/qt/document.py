@@ -21,12 +21,13 @@ from annotator.core import project as projects
 from annotator.core import render
 from annotator.core.journal_io import write_strokes
 from annotator.core.project_store import SQLITE_MAGIC, needs_recovery
-from annotator.core.pyramid import LayerStack, Pyramid, display_pyramids
+from annotator.core.pyramid import LayerStack, Pyramid
 from annotator.qt.workers import run_with_progress
+from refinement_model.encoded_maps import load_encoded_albedo, load_encoded_normals
 from refinement_model.errors import CheckpointError, InputError
 from refinement_model.refiner_options import APP_REFINEMENT
 from refinement_model.shipped import shipped_checkpoint
-from refinement_model.views import DISPLAY_MAPS, load_encoded_normals, load_maps, load_view
+from refinement_model.views import DISPLAY_MAPS, load_view
 
 PROJECT_SUFFIX = ".etmira"
 RECENT_KEY = "recentProjects"
@@ -198,8 +199,9 @@ def _loaded_maps(view) -> dict:
 
 def load_display_layers(files, mirror_mask, maps, *, min_size: int, cancel=None):
     """The display pyramids of ``maps`` (of ``("albedo", "normals")``) of a view shown without
-    them, preprocessed as a view loaded whole (``views.load_maps``; the normals strip by strip
-    straight to int8, ``views.load_encoded_normals``); for a worker thread.
+    them, the same as a view loaded whole gives (``display_pyramids`` of ``views.load_maps``),
+    each decoded strip by strip straight into its 8-bit layer (``encoded_maps``: the float
+    maps are never whole in memory); for a worker thread.
 
     Returns
     -------
@@ -207,15 +209,20 @@ def load_display_layers(files, mirror_mask, maps, *, min_size: int, cancel=None)
         ``{name: Pyramid}`` for ``LayerStack.add_layers``; the loading's warnings.
     """
     pyramids, warnings = {}, []
-    for name in maps:  # one at a time: one float map in memory at most
-        if name == "normals":  # encoded strip by strip: never the whole float map
-            normals, found = load_encoded_normals(
+    for name in maps:
+        if name == "normals":
+            layer, found = load_encoded_normals(
                 files, mirror_mask.shape, render.encode_normals, cancel=cancel
             )
-            pyramids[name] = Pyramid(normals, min_size=min_size)
         else:
-            loaded, found = load_maps(files, mirror_mask, (name,), cancel=cancel)
-            pyramids.update(display_pyramids(loaded, min_size=min_size))
+            layer, found = load_encoded_albedo(
+                files,
+                mirror_mask,
+                render.uint8_encoder,
+                sample_step=render.CONTRAST_SAMPLE_STEP,
+                cancel=cancel,
+            )
+        pyramids[name] = Pyramid(layer, min_size=min_size)
         warnings += found
     return pyramids, tuple(warnings)
 

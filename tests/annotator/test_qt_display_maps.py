@@ -11,6 +11,7 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QRadioButton
 
 from annotator.core import render
+from annotator.core.pyramid import display_pyramids
 from annotator.qt import document
 from annotator.qt.app import StartOptions
 from annotator.qt.main_window import MainWindow
@@ -156,3 +157,23 @@ def test_the_normals_read_by_strips_are_the_whole_map_encoded(tmp_path, rows_per
         pyramids["normals"].levels[0], render.encode_normals(whole["normals"])
     )
     np.testing.assert_allclose(whole["normals"], normals, atol=1e-6)  # decoded, not raw
+
+
+@pytest.mark.parametrize("rows_per_strip", [5, None])
+def test_the_albedo_read_by_strips_is_the_whole_map_shown(tmp_path, rows_per_strip):
+    path = write_view(tmp_path) / "OBJ-1_R_RHO.tif"
+    albedo = np.random.default_rng(5).gamma(2.0, 0.1, (48, 64)).astype(np.float32)
+    albedo[10, 20:30] = np.nan  # inside the mirror area
+    albedo[0, 0] = 40.0  # outside: clipped, and beyond the contrast limits
+    tifffile.imwrite(path, albedo, compression="zlib", rowsperstrip=rows_per_strip)
+    view = load_view(tmp_path, maps=("depth",))
+    pyramids, warnings = document.load_display_layers(
+        view.files, view.mirror_mask, ("albedo",), min_size=16
+    )
+    whole, found = load_maps(view.files, view.mirror_mask, ("albedo",))
+    shown = display_pyramids(whole, min_size=16)["albedo"]
+    assert warnings == found == ("albedo has NaN/infinite pixels: set to 0",)
+    assert len(pyramids["albedo"].levels) == len(shown.levels) == 3
+    for strips, level in zip(pyramids["albedo"].levels, shown.levels, strict=True):
+        assert strips.dtype == np.uint8 and strips.tobytes() == level.tobytes()
+    assert 0 < np.count_nonzero(shown.levels[0] == 255) < 0.05 * shown.levels[0].size

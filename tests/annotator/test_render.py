@@ -29,6 +29,20 @@ def test_contrast_limits_ignores_outliers():
     assert high == pytest.approx(0.99, abs=1e-3)
 
 
+def test_uint8_encoder_of_the_sample_converts_any_block_as_the_whole_image():
+    image = np.random.default_rng(0).gamma(2.0, 0.1, (50, 30)).astype(np.float32)
+    image[3, 4] = 50.0
+    step = render.CONTRAST_SAMPLE_STEP
+    encode = render.uint8_encoder(image[::step, ::step])
+    low, high = render.contrast_limits(image)
+    expected = render.to_uint8(image, low=low, high=high)
+    assert 0 < np.count_nonzero(expected == 255) < 50
+    np.testing.assert_array_equal(encode(image), expected)
+    np.testing.assert_array_equal(
+        np.concatenate([encode(image[:17]), encode(image[17:])]), expected
+    )
+
+
 def test_raking_light_flat_surface_is_mid_grey_and_shadowed_slope_dark():
     normals = np.zeros((1, 3, 3), np.float32)
     normals[0, 0] = (0, 0, 1)  # flat

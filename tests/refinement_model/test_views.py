@@ -1,9 +1,7 @@
 import numpy as np
 import pytest
-import tifffile
 from scipy import ndimage
 
-from refinement_model import preprocess, views
 from refinement_model.errors import Cancelled, InputError
 from refinement_model.imageio import write_png, write_tiff
 from refinement_model.preprocess import (
@@ -19,7 +17,6 @@ from refinement_model.views import (
     MASK_ESTIMATED_WARNING,
     find_views,
     find_views_in,
-    load_encoded_normals,
     load_maps,
     load_view,
     network_input,
@@ -400,75 +397,6 @@ def test_maps_read_later_name_a_file_that_went_bad_or_changed_size(tmp_path):
         load_maps(view.files, view.mirror_mask, ("normals",))
     with pytest.raises(Cancelled):
         load_maps(view.files, view.mirror_mask, cancel=lambda: True)
-
-
-def _sample_step_three(monkeypatch):
-    """Decide the encoding from every third row and column (a full-size view's step is 7)."""
-    for module in (preprocess, views):
-        monkeypatch.setattr(module, "_encoding_sample_step", lambda shape: 3)
-
-
-def _strip_normals(rng):
-    """Raw normals with pixels of no direction, and the same as ``(n + 1) / 2`` codes except
-    for negatives in rows the sample skips (they must not change the decision)."""
-    normals = np.random.default_rng(rng).standard_normal((H, W, 3)).astype(np.float32)
-    unit = normals / np.linalg.norm(normals, axis=2, keepdims=True)
-    encoded = np.abs(unit) * np.float32(0.5) + np.float32(0.5)
-    encoded[1::3, 6] = -0.2  # rows 1, 4, ...: outside the sample (rows, columns 0, 3, ...)
-    for stored in (normals, encoded):
-        stored[7, 8:12] = 0
-        stored[30, 40] = np.nan
-    return {"raw": normals, "encoded": encoded}
-
-
-@pytest.mark.parametrize("rows_per_strip", [5, 3, H])
-@pytest.mark.parametrize("kind", ["raw", "encoded"])
-def test_normals_encoded_strip_by_strip_equal_the_whole_map_read(
-    tmp_path, monkeypatch, rows_per_strip, kind
-):
-    _sample_step_three(monkeypatch)
-    path = write_view(tmp_path) / "OBJ-1_R_N.tif"
-    normals = _strip_normals(1)[kind]
-    tifffile.imwrite(
-        path, normals, photometric="rgb", compression="zlib", rowsperstrip=rows_per_strip
-    )
-    view = load_view(tmp_path, maps=("depth",))
-    whole, warnings = load_maps(view.files, view.mirror_mask, ("normals",))
-    blocks = []
-
-    def encode(block):
-        blocks.append(len(block))
-        return block.copy()
-
-    encoded, found = load_encoded_normals(view.files, view.shape, encode)
-    assert preprocess._normal_encoding(normals) == (None if kind == "raw" else 1.0)
-    assert sum(blocks) == H and set(blocks[:-1]) <= {rows_per_strip}
-    assert encoded.dtype == np.float32 and encoded.tobytes() == whole["normals"].tobytes()
-    assert found == warnings and "5 pixels without a direction" in found[0]
-    halves = load_encoded_normals(
-        view.files, view.shape, lambda block: (block[..., :2] * 2).astype(np.int8)
-    )
-    np.testing.assert_array_equal(halves[0], (whole["normals"][..., :2] * 2).astype(np.int8))
-
-
-def test_normals_encoded_strip_by_strip_name_a_bad_file(tmp_path):
-    maps = write_view(tmp_path)
-    view = load_view(tmp_path, maps=("depth",))
-    path = maps / "OBJ-1_R_N.tif"
-    tifffile.imwrite(
-        path, _strip_normals(2)["raw"], photometric="rgb", compression="zlib", rowsperstrip=4
-    )
-    path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(InputError, match=r"OBJ-1_R_N\.tif: TIFF is truncated"):
-        load_encoded_normals(view.files, view.shape, np.copy)
-    tifffile.imwrite(path, np.zeros((H, W, 4), np.float32), photometric="rgb", rowsperstrip=4)
-    with pytest.raises(InputError, match=r"OBJ-1_R_N\.tif: normal map must have 3 channels"):
-        load_encoded_normals(view.files, view.shape, np.copy)
-    write_tiff(path, _strip_normals(2)["raw"])
-    with pytest.raises(InputError, match=f"OBJ-1_R_U.tif: the view is no longer {W + 1} x {H}"):
-        load_encoded_normals(view.files, (H, W + 1), np.copy)
-    with pytest.raises(Cancelled):
-        load_encoded_normals(view.files, view.shape, np.copy, cancel=lambda: True)
 
 
 def test_without_a_mask_the_albedo_that_estimated_it_is_kept(tmp_path):
