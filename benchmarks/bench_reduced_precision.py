@@ -41,12 +41,14 @@ BATCH = 16
 
 
 def _inputs(count: int, offset: int) -> np.ndarray:
-    """(count, C, S, S) float32 refiner inputs of the sample view's patches from ``offset``."""
+    """(count, C, S, S) float32 refiner inputs of the sample view's patches from ``offset``
+    (taken in turn)."""
     view = load_view(sample_view())
     base = Predictor(WEIGHTS / "base.safetensors")
     grid = base.grid(*view.shape)
     image = network_input(view, base.net.spec.inputs)
-    indices = np.flatnonzero(grid.patches_holding(view.mirror_mask))[offset : offset + count]
+    holding = np.flatnonzero(grid.patches_holding(view.mirror_mask))
+    indices = np.resize(holding, offset + count)[offset:]  # the small view repeats its patches
     images = np.stack([grid.extract(image, int(i)) for i in indices]).astype(np.float32)
     logits = base.net(images)
     logits = torch.from_numpy(logits)
