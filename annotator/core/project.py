@@ -47,7 +47,6 @@ from collections.abc import Callable
 import numpy as np
 from scipy.special import logit
 
-from annotator.core.patch_queue import patch_scores
 from annotator.core.project_file import needs_recovery
 from annotator.core.project_store import ProjectStore
 from annotator.core.session import PROBABILITY_CLIP, AnnotationSession, StoredView
@@ -345,8 +344,10 @@ class Project:
         recent = time.monotonic() - self._start_committed < START_COMMIT_S
         if change.event["type"] == "start" and recent:
             return  # written with the next commit (journal event, close, save)
-        if not self._autocommit:
-            return
+        if self._autocommit:
+            self._autocommit_now()
+
+    def _autocommit_now(self) -> None:
         try:
             self.commit()
         except ProjectError as error:
@@ -412,6 +413,8 @@ class Project:
         self._start_pending = [p for p in self._start_pending if p not in done]
         self._start_written = False  # even if every patch was corrected and keeps its start
         self.session.refine_start(changes)
+        if not self._start_pending and self._autocommit and not self._start_written:
+            self._autocommit_now()  # the finished start is written at once
 
     def prefer_start(self, patches) -> None:
         """Refine the start of ``patches`` (those still pending) before the others: where the
@@ -574,8 +577,8 @@ def create_project(
     image : (C, H, W) float32 ndarray, optional
         The network inputs, if already computed (else made from the view when first needed).
     start_pending : sequence of int, optional
-        Patches whose start is still to refine, in that order (``base_logits`` is then the
-        base network's; see :meth:`Project.refine_start`).
+        Patches whose start is still to refine (``base_logits`` is then the base network's;
+        see :meth:`Project.refine_start`), kept worst first by the session's queue scores.
     overwrite, autocommit, progress, cancel
         See ``ProjectStore.create`` and :class:`Project`.
     """
@@ -595,7 +598,7 @@ def create_project(
         "grid": {"patch_size": grid.patch_size, "stride": grid.stride, "net_size": grid.net_size},
         "inputs": list(inputs),
         "summary": _summary(session),
-        "start_pending": [int(p) for p in start_pending],
+        "start_pending": _worst_first(session, start_pending),
     }
     layers = {
         "base_logits": stored_logits,
@@ -690,11 +693,7 @@ def new_project(
     base_logits = (base_predictor if start_later else predictor).predict_view(
         view, progress=progress, cancel=cancel
     )
-    pending = ()
-    if start_later:
-        holding = np.flatnonzero(grid.patches_holding(view.mirror_mask))
-        scores = patch_scores(base_logits, grid, view.mirror_mask)
-        pending = holding[np.argsort(-scores[holding], kind="stable")].tolist()
+    pending = np.flatnonzero(grid.patches_holding(view.mirror_mask)) if start_later else ()
     np.clip(base_logits, PROBABILITY_CLIP, 1 - PROBABILITY_CLIP, out=base_logits)
     logit(base_logits, out=base_logits)
     # rounded here, as the project stores them, so that no float32 copy outlives this line
@@ -711,7 +710,7 @@ def new_project(
         overwrite=overwrite,
     )
     # the networks are kept only if they have the start to finish
-    project.start_predictor = predictor if pending else None
+    project.start_predictor = predictor if project.start_pending else None
     return project
 
 
@@ -762,6 +761,11 @@ def _base_logits(store: ProjectStore, **options) -> np.ndarray:
     """The stored base logits as the session's float32 (stored float16; older projects
     float32)."""
     return store.read_layer("base_logits", **options).astype(np.float32, copy=False)
+
+
+def _worst_first(session: AnnotationSession, patches) -> list[int]:
+    patches = np.asarray(patches, dtype=np.int64)
+    return patches[np.argsort(-session.queue.scores[patches], kind="stable")].tolist()
 
 
 def _start_pending(store: ProjectStore, patches: int) -> list[int]:
