@@ -13,7 +13,9 @@ the reopen of that project; each reports its seconds to usable and peak RSS, and
 file's size; then, as the app does in the background once the view is shown, when the albedo
 and normals pyramids were built (on a thread) while the first open's start was refined patch by
 patch (``annotator.core.start_completion``), and when the deferred refiner was built, with the
-peaks.
+peaks. The networks come from the user's ONNX cache, as the app's do: a run that finds no
+export of a checkpoint builds it with PyTorch (``first_torch_before_usable`` true), a later run
+measures every later start of the app (no PyTorch).
 
 Usage: ``python benchmarks/bench_view_load.py [--scale 0.25] [--no-mask]``,
 ``python benchmarks/bench_view_load.py --app /tmp/full`` (a view from ``etmira synth /tmp/full

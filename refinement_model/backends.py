@@ -21,6 +21,13 @@ import warnings
 import numpy as np
 import torch
 
+from refinement_model.onnx_backend import (
+    EQUALITY_TOLERANCE,
+    PROBE_LOGITS_KEY,
+    OnnxBackend,
+    checked,
+    probe_batch,
+)
 from refinement_model.onnx_export import export_onnx
 
 __all__ = [
@@ -36,22 +43,13 @@ __all__ = [
     "probe_difference",
 ]
 
-# Largest |logit| difference allowed between a backend and eager PyTorch.
-EQUALITY_TOLERANCE = 1e-3
 BACKENDS = ("auto", "onnx", "torchscript", "eager", "cuda")
 # What replaces a backend that cannot be built or is not equal to eager PyTorch.
 FALLBACKS = {"cuda": "onnx", "onnx": "torchscript", "torchscript": "eager"}
-# Patches in the probe batch: not the export's or the trace's batch of one, so the check
-# covers a second batch size.
-_PROBE_BATCH = 2
 
 
 class BackendFallbackWarning(UserWarning):
     """A backend was replaced by a slower one (it could not be built or was not equal)."""
-
-
-class _NotEqual(RuntimeError):
-    pass
 
 
 def eager_logits(model: torch.nn.Module, batch: np.ndarray) -> np.ndarray:
@@ -155,44 +153,6 @@ class TorchScriptBackend:
         return out[:, 0].contiguous().numpy()
 
 
-class OnnxBackend:
-    """An ONNX model run by ONNX Runtime's CPU provider with all graph optimisations.
-
-    Parameters
-    ----------
-    model_bytes : bytes
-        A serialized ONNX model taking ``input`` (B, C, H, W) to ``logits`` (B, 1, H, W), as
-        :func:`refinement_model.onnx_export.export_onnx` writes; read from memory only, so it
-        cannot refer to files beside it.
-    threads : int, optional
-        Intra-op threads; default ``torch.get_num_threads()``, so that both runtimes use what
-        the caller gave PyTorch.
-
-    Raises
-    ------
-    ImportError
-        onnxruntime is not installed.
-    """
-
-    name = "onnx"
-
-    def __init__(self, model_bytes: bytes, *, threads: int | None = None):
-        import onnxruntime  # optional at run time: the ImportError makes callers fall back
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = onnxruntime.InferenceSession(
-            model_bytes, options, providers=["CPUExecutionProvider"]
-        )
-        self._input = self._session.get_inputs()[0].name
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(batch, dtype=np.float32)
-        return np.ascontiguousarray(self._session.run(None, {self._input: x})[0][:, 0])
-
-
 def _auto(model: torch.nn.Module) -> str:
     if next(model.parameters()).device.type != "cpu":
         return "eager"  # a network being trained on a GPU is validated where it lives
@@ -228,7 +188,7 @@ def build_backend(
     if name == "auto":
         name = _auto(model)
     channels = model.spec.in_channels
-    probe = _probe_batch(channels, net_size)
+    probe = probe_batch(channels, net_size)
     expected = None
     while name != "eager":
         if expected is None:
@@ -247,28 +207,11 @@ def build_backend(
     return EagerBackend(model)
 
 
-def _probe_batch(channels: int, size: int) -> np.ndarray:
-    return (
-        np.random.default_rng(0)
-        .normal(size=(_PROBE_BATCH, channels, size, size))
-        .astype(np.float32)
-    )
-
-
 def probe_difference(backend, model: torch.nn.Module, *, net_size: int = 256) -> float:
     """Max |logit difference| between a backend and eager PyTorch on the probe batch (two
     seeded random patches of side ``net_size``) that :func:`build_backend` checks."""
-    probe = _probe_batch(model.spec.in_channels, net_size)
+    probe = probe_batch(model.spec.in_channels, net_size)
     return float(np.abs(backend(probe) - eager_logits(model, probe)).max())
-
-
-def _checked(backend, probe: np.ndarray, expected: np.ndarray):
-    difference = float(np.abs(backend(probe) - expected).max())
-    if not difference < EQUALITY_TOLERANCE:
-        raise _NotEqual(
-            f"max |logit difference| to eager {difference:.2e}, tolerance {EQUALITY_TOLERANCE:.0e}"
-        )
-    return backend
 
 
 def _built(model, name: str, channels: int, size: int, probe, expected, onnx_cache):
@@ -276,20 +219,26 @@ def _built(model, name: str, channels: int, size: int, probe, expected, onnx_cac
     if name == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError("torch has no CUDA device")
-        return _checked(EagerBackend(model, "cuda"), probe, expected)
+        return checked(EagerBackend(model, "cuda"), probe, expected)
     if name == "torchscript":
-        return _checked(TorchScriptBackend(model, channels, size), probe, expected)
+        return checked(TorchScriptBackend(model, channels, size), probe, expected)
     import onnxruntime  # noqa: F401 (a missing runtime falls back before the cache is read)
 
+    threads = torch.get_num_threads()
     if onnx_cache is None:
-        return _checked(OnnxBackend(export_onnx(model, size=size)), probe, expected)
+        return checked(OnnxBackend(export_onnx(model, size=size), threads=threads), probe, expected)
     cached = onnx_cache.read()
     if cached is not None:
         try:
-            return _checked(OnnxBackend(cached), probe, expected)
+            backend = checked(OnnxBackend(cached, threads=threads), probe, expected)
         except Exception as error:  # noqa: BLE001 (any failure of a cached file: export anew)
             onnx_cache.distrust(str(error))
+        else:
+            if PROBE_LOGITS_KEY not in backend.metadata_props:
+                # a file cached without them: with them, the next start needs no PyTorch
+                onnx_cache.write(cached, probe_logits=expected)
+            return backend
     model_bytes = onnx_cache.export(model, size=size)
-    backend = _checked(OnnxBackend(model_bytes), probe, expected)
-    onnx_cache.write(model_bytes)
+    backend = checked(OnnxBackend(model_bytes, threads=threads), probe, expected)
+    onnx_cache.write(model_bytes, probe_logits=expected)
     return backend

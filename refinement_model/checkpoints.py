@@ -17,6 +17,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from refinement_model.checkpoint_header import (
+    FORMAT_VERSION,
+    METADATA_KEY,
+    read_header,
+    read_metadata,
+    read_spec,
+)
 from refinement_model.errors import CheckpointError
 from refinement_model.imageio import atomic_write
 from refinement_model.nets import INPUT_CHANNELS, ModelSpec, create_model
@@ -30,9 +37,6 @@ __all__ = [
     "save_checkpoint",
     "write_tensors",
 ]
-
-FORMAT_VERSION = 1
-METADATA_KEY = "etmira"
 
 
 def write_tensors(path, tensors: Mapping[str, torch.Tensor], metadata: Mapping) -> None:
@@ -56,28 +60,6 @@ def write_tensors(path, tensors: Mapping[str, torch.Tensor], metadata: Mapping) 
     atomic_write(path, write)
 
 
-def _read_header(path) -> dict:
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(path, "no such checkpoint file")
-    try:
-        with safe_open(path, framework="pt") as handle:
-            header = handle.metadata() or {}
-    except Exception as error:  # safetensors raises several types for garbage
-        raise CheckpointError(path, f"not a safetensors file ({error})") from None
-    if METADATA_KEY not in header:
-        raise CheckpointError(
-            path, "a safetensors file without etmira metadata, not a checkpoint of this project"
-        )
-    try:
-        metadata = json.loads(header[METADATA_KEY])
-    except json.JSONDecodeError as error:
-        raise CheckpointError(path, f"corrupt checkpoint metadata ({error})") from None
-    if not isinstance(metadata, dict):
-        raise CheckpointError(path, "corrupt checkpoint metadata (not a JSON object)")
-    return metadata
-
-
 def read_tensors(
     path, *, device: str | torch.device = "cpu"
 ) -> tuple[dict[str, torch.Tensor], dict]:
@@ -88,31 +70,10 @@ def read_tensors(
     CheckpointError
         The file is missing, not safetensors or lacks our metadata.
     """
-    metadata = _read_header(path)
+    metadata = read_header(path)
     with safe_open(os.fspath(path), framework="pt", device=str(device)) as handle:
         tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 - safe_open has keys(), no __iter__
     return tensors, metadata
-
-
-def read_metadata(path) -> dict:
-    """Metadata of a checkpoint without loading its weights.
-
-    Raises
-    ------
-    CheckpointError
-        The file is missing, not safetensors, lacks our metadata or has a newer format.
-    """
-    metadata = _read_header(path)
-    version = metadata.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(
-            path,
-            f"checkpoint format version {version!r} is not supported "
-            f"(this program reads up to {FORMAT_VERSION})",
-        )
-    if not isinstance(metadata.get("model"), dict):
-        raise CheckpointError(path, "checkpoint metadata lacks the model description")
-    return metadata
 
 
 def save_checkpoint(path, model: torch.nn.Module, *, metadata: Mapping | None = None) -> None:
@@ -172,15 +133,7 @@ def load_checkpoint(
         Missing, foreign, corrupt, wrong kind, wrong channel count, or weights that do not fit
         the described network.
     """
-    metadata = read_metadata(path)
-    try:
-        spec = ModelSpec.from_dict(metadata["model"])
-    except (ValueError, TypeError) as error:
-        raise CheckpointError(path, f"invalid model description: {error}") from None
-    if kind is not None and spec.kind != kind:
-        raise CheckpointError(
-            path, f"this is a {spec.kind} checkpoint, a {kind} checkpoint is needed here"
-        )
+    spec, metadata = read_spec(path, kind=kind)
     if inputs is not None and tuple(inputs) != spec.inputs:
         raise CheckpointError(
             path,

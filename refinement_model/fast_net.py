@@ -4,19 +4,23 @@
 (ONNX Runtime by default on a CPU, TorchScript and eager PyTorch as fall-backs, eager PyTorch
 on a GPU), each checked equal to eager PyTorch when it is built; the orientation averaging is
 the same NumPy code around any backend.
+
+:func:`checkpoint_net` builds the FastNet of a checkpoint file. This module imports PyTorch
+only to build a backend from a network: a trusted cached ONNX export runs without it.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 
 import numpy as np
-import torch
 
-from refinement_model.backends import build_backend
+from refinement_model.checkpoint_header import read_spec
+from refinement_model.onnx_backend import trusted_cached_backend
 from refinement_model.refiner_options import checked_orientations
 
-__all__ = ["ENGINE_BATCH", "FastNet", "as_fast_net"]
+__all__ = ["ENGINE_BATCH", "FastNet", "as_fast_net", "checkpoint_net"]
 
 # Most images per backend run. Per image a run of 8 is as fast as one of 32 on a CPU
 # (benchmarks/bench_refine_latency.py), while the runtime's memory grows with the batch
@@ -50,7 +54,8 @@ class FastNet:
     ----------
     spec : ModelSpec
     model : torch.nn.Module
-        The eager network the backend was built from (shared: never modify it).
+        The eager network the backend was built from (shared: never modify it); a FastNet
+        made by :meth:`from_engine` loads it from its checkpoint when first asked.
     engine : EagerBackend or TorchScriptBackend or OnnxBackend
     backend : str
         The backend in use: ``engine.name``.
@@ -61,7 +66,7 @@ class FastNet:
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model,
         *,
         optimise: bool = True,
         net_size: int = 256,
@@ -69,13 +74,44 @@ class FastNet:
         backend: str = "auto",
         onnx_cache=None,
     ):
+        from refinement_model.backends import build_backend  # PyTorch: see the module docstring
+
         self.orientations = checked_orientations(orientations)
         model = getattr(model, "module", model)
         self.spec = model.spec
-        self.model = model
+        self._model, self._checkpoint = model, None
         self.engine = build_backend(
             model, backend if optimise else "eager", net_size=net_size, onnx_cache=onnx_cache
         )
+
+    @classmethod
+    def from_engine(cls, engine, spec, *, checkpoint, orientations: int = 1) -> FastNet:
+        """A FastNet running a backend built without PyTorch.
+
+        Parameters
+        ----------
+        engine : OnnxBackend
+            Checked equal to eager PyTorch (as
+            :func:`~refinement_model.onnx_backend.trusted_cached_backend` checks it).
+        spec : ModelSpec
+        checkpoint : str or os.PathLike
+            Where :attr:`model` is loaded from, if it is ever asked for.
+        orientations : {1, 2, 4, 8}, optional
+        """
+        net = cls.__new__(cls)
+        net.orientations = checked_orientations(orientations)
+        net.spec, net.engine = spec, engine
+        net._model, net._checkpoint = None, os.fspath(checkpoint)
+        return net
+
+    @property
+    def model(self):
+        """The eager network (torch.nn.Module) the backend runs."""
+        if self._model is None:
+            from refinement_model.checkpoints import load_checkpoint  # PyTorch, when needed
+
+            self._model, _ = load_checkpoint(self._checkpoint, kind=self.spec.kind)
+        return self._model
 
     @property
     def backend(self) -> str:
@@ -141,6 +177,72 @@ class FastNet:
                 for start in range(0, len(batch), ENGINE_BATCH)
             ]
         )
+
+
+def checkpoint_net(
+    checkpoint,
+    kind: str,
+    *,
+    optimise: bool = True,
+    orientations: int = 1,
+    backend: str = "auto",
+    onnx_cache=None,
+) -> tuple[FastNet, dict]:
+    """The FastNet of a checkpoint file, and the checkpoint's metadata.
+
+    With the ``"onnx"`` or ``"auto"`` backend and a cache folder holding a trusted export of the
+    checkpoint (:func:`~refinement_model.onnx_backend.trusted_cached_backend`), the network runs
+    on it without importing PyTorch; so ``"auto"`` prefers a cached export to a GPU (name
+    ``"cuda"`` for that). Otherwise the checkpoint is loaded into PyTorch and the backend built
+    from it (and cached, see :class:`FastNet`).
+
+    Parameters
+    ----------
+    checkpoint : str or os.PathLike
+    kind : {"base", "refiner"}
+        Refuse checkpoints of the other kind.
+    optimise, orientations, backend
+        See :class:`FastNet`.
+    onnx_cache : str or os.PathLike, optional
+        The cache folder (see :class:`~refinement_model.onnx_export.OnnxCache`); default:
+        export in memory.
+
+    Returns
+    -------
+    net : FastNet
+        Checked on its probe batch at the checkpoint's ``net_size`` (default 256).
+    metadata : dict
+
+    Raises
+    ------
+    CheckpointError
+        The checkpoint is missing, foreign, corrupt or of the other kind.
+    """
+    spec, metadata = read_spec(checkpoint, kind=kind)
+    size = int(metadata.get("net_size", 256))
+    if optimise and backend in ("auto", "onnx") and onnx_cache is not None:
+        engine = trusted_cached_backend(
+            onnx_cache, checkpoint, channels=spec.in_channels, size=size
+        )
+        if engine is not None:
+            net = FastNet.from_engine(
+                engine, spec, checkpoint=checkpoint, orientations=orientations
+            )
+            return net, metadata
+    from refinement_model.checkpoints import load_checkpoint  # PyTorch, as above
+    from refinement_model.onnx_export import onnx_cache_for
+
+    cache = onnx_cache_for(onnx_cache, checkpoint)  # hashed before loading: see onnx_cache_for
+    model, metadata = load_checkpoint(checkpoint, kind=kind)
+    net = FastNet(
+        model,
+        optimise=optimise,
+        net_size=size,
+        orientations=orientations,
+        backend=backend,
+        onnx_cache=cache,
+    )
+    return net, metadata
 
 
 def as_fast_net(model) -> FastNet:

@@ -16,12 +16,18 @@ shipped weights, a plain refiner was still below the human-only pFM after 300 st
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import segmentation_models_pytorch as smp
 import torch
 
-from refinement_model import views
+from refinement_model.model_spec import (
+    ARCHITECTURE_NAMES,
+    DEFAULT_DECODER_CHANNELS,
+    DEFAULT_ENCODER,
+    INPUT_CHANNELS,
+    KINDS,
+    LOGIT_SCALE,
+    ModelSpec,
+)
 
 __all__ = [
     "ARCHITECTURES",
@@ -35,105 +41,15 @@ __all__ = [
     "scale_base_logits",
 ]
 
-ARCHITECTURES = {
-    "unet": smp.Unet,
-    "unetplusplus": smp.UnetPlusPlus,
-    "fpn": smp.FPN,
-    "linknet": smp.Linknet,
-    "deeplabv3plus": smp.DeepLabV3Plus,
-}
-# Channel count of each input name (``views.network_input`` stacks them in the given order).
-INPUT_CHANNELS = {name: len(channels) for name, channels in views.INPUT_CHANNELS.items()}
-KINDS = ("base", "refiner")
-# Base logits are divided by this and clipped to [-1, 1] before they enter the refiner.
-LOGIT_SCALE = 10.0
-
-DEFAULT_ENCODER = "tu-mobilenetv3_small_100"
-DEFAULT_DECODER_CHANNELS = (64, 32, 24, 16, 8)
+ARCHITECTURES = dict(
+    zip(
+        ARCHITECTURE_NAMES,
+        (smp.Unet, smp.UnetPlusPlus, smp.FPN, smp.Linknet, smp.DeepLabV3Plus),
+        strict=True,
+    )
+)
 # Architectures whose constructor takes ``decoder_channels`` as a per-stage sequence.
 _SEQUENCE_DECODERS = ("unet", "unetplusplus")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Everything needed to rebuild a network (stored in every checkpoint).
-
-    Parameters
-    ----------
-    kind : {"base", "refiner"}
-    arch : str
-        A key of :data:`ARCHITECTURES`.
-    encoder : str
-        A segmentation-models-pytorch encoder name (``"tu-..."`` for timm encoders).
-    inputs : tuple of str
-        Image channels, keys of :data:`INPUT_CHANNELS`, in order.
-    decoder_channels : tuple of int
-        Decoder widths per stage (U-Net family); length equals ``encoder_depth``.
-    encoder_depth : int
-    """
-
-    kind: str = "base"
-    arch: str = "unet"
-    encoder: str = DEFAULT_ENCODER
-    inputs: tuple[str, ...] = ("depth",)
-    decoder_channels: tuple[int, ...] = DEFAULT_DECODER_CHANNELS
-    encoder_depth: int = 5
-
-    def __post_init__(self):
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {self.arch!r}")
-        inputs = tuple(self.inputs)
-        if (
-            not inputs
-            or len(set(inputs)) != len(inputs)
-            or any(name not in INPUT_CHANNELS for name in inputs)
-        ):
-            raise ValueError(
-                f"inputs must be distinct names among {sorted(INPUT_CHANNELS)}, got {self.inputs!r}"
-            )
-        object.__setattr__(self, "inputs", inputs)
-        decoder = tuple(int(c) for c in self.decoder_channels)
-        if len(decoder) != self.encoder_depth or min(decoder) < 1:
-            raise ValueError(
-                f"decoder_channels must be {self.encoder_depth} positive widths "
-                f"(one per encoder stage), got {self.decoder_channels!r}"
-            )
-        object.__setattr__(self, "decoder_channels", decoder)
-
-    @property
-    def image_channels(self) -> int:
-        """Number of image channels (before the refiner's two extra channels)."""
-        return sum(INPUT_CHANNELS[name] for name in self.inputs)
-
-    @property
-    def in_channels(self) -> int:
-        """Number of channels the network takes."""
-        return self.image_channels + (2 if self.kind == "refiner" else 0)
-
-    def to_dict(self) -> dict:
-        """JSON-friendly form; :meth:`from_dict` inverts it."""
-        out = asdict(self)
-        out["inputs"] = list(self.inputs)
-        out["decoder_channels"] = list(self.decoder_channels)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ModelSpec:
-        """Rebuild from :meth:`to_dict` output; unknown or missing keys raise ``ValueError``."""
-        names = set(cls.__dataclass_fields__)
-        if set(data) != names:
-            raise ValueError(
-                f"a model spec needs exactly the keys {sorted(names)}, got {sorted(data)}"
-            )
-        return cls(
-            **{
-                **data,
-                "inputs": tuple(data["inputs"]),
-                "decoder_channels": tuple(data["decoder_channels"]),
-            }
-        )
 
 
 def create_model(

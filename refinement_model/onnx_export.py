@@ -11,7 +11,9 @@ memory, or keeps exports in a cache folder the caller names
 (:func:`~refinement_model.network_loader.user_cache_folder` is the documented place), one file
 per checkpoint named by the checkpoint's SHA-256. A cached file is used only if it parses,
 refers to no external data, names that checkpoint's digest, and its logits equal eager
-PyTorch's on a probe batch; otherwise it is exported anew and replaced.
+PyTorch's on a probe batch; otherwise it is exported anew and replaced. The cache stores those
+eager logits with the export, so that a later start can check it without PyTorch
+(:func:`~refinement_model.onnx_backend.trusted_cached_backend`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ import torch
 from refinement_model.checkpoints import METADATA_KEY, load_checkpoint, read_metadata
 from refinement_model.errors import CheckpointError, InputError
 from refinement_model.imageio import atomic_write, file_sha256
+from refinement_model.onnx_backend import (
+    DIGEST_KEY,
+    PROBE_LOGITS_KEY,
+    cached_export_path,
+    encode_probe_logits,
+)
 
 __all__ = [
     "DIGEST_KEY",
@@ -44,7 +52,6 @@ __all__ = [
 ]
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
-DIGEST_KEY = "etmira_checkpoint_sha256"
 OPSET = 17
 _AXES = {0: "batch", 2: "height", 3: "width"}
 
@@ -222,7 +229,7 @@ class OnnxCache:
         if not self.checkpoint.is_file():
             raise CheckpointError(checkpoint, "no such checkpoint file")
         self.digest = file_sha256(self.checkpoint)
-        self.path = self.folder / f"{self.digest}.onnx"
+        self.path = cached_export_path(self.folder, self.digest)
 
     def read(self) -> bytes | None:
         """The cached model if there is one that describes this checkpoint, else None (an
@@ -252,8 +259,24 @@ class OnnxCache:
             model, size=size, metadata=read_metadata(self.checkpoint), checkpoint_sha256=self.digest
         )
 
-    def write(self, model_bytes: bytes) -> None:
-        """Store an export (atomically)."""
+    def write(self, model_bytes: bytes, *, probe_logits) -> None:
+        """Store an export (atomically) with the eager logits of its probe batch, which
+        :func:`~refinement_model.onnx_backend.trusted_cached_backend` checks it against.
+
+        Parameters
+        ----------
+        model_bytes : bytes
+            An export of the checkpoint, checked equal to eager PyTorch.
+        probe_logits : (2, S, S) float32 ndarray
+            Eager PyTorch's logits of :func:`~refinement_model.onnx_backend.probe_batch`.
+        """
+        import onnx
+
+        proto = onnx.load_model_from_string(model_bytes)
+        onnx.helper.set_model_props(
+            proto, {**_properties(proto), PROBE_LOGITS_KEY: encode_probe_logits(probe_logits)}
+        )
+        model_bytes = proto.SerializeToString()
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         atomic_write(self.path, lambda temporary: Path(temporary).write_bytes(model_bytes))
 

@@ -12,12 +12,9 @@ import os
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
-from refinement_model.checkpoints import load_checkpoint
-from refinement_model.fast_net import FastNet
-from refinement_model.nets import refiner_input
-from refinement_model.onnx_export import onnx_cache_for
+from refinement_model.fast_net import FastNet, checkpoint_net
+from refinement_model.model_spec import stack_refiner_input
 from refinement_model.refiner_options import ONE_PASS, RefinerOptions, checked_iterations
 
 __all__ = ["PatchRefiner", "refine_iteratively"]
@@ -25,9 +22,9 @@ __all__ = ["PatchRefiner", "refine_iteratively"]
 
 def refine_iteratively(
     forward: Callable[[np.ndarray], np.ndarray],
-    images: torch.Tensor,
+    images: np.ndarray,
     base_logits: np.ndarray,
-    strokes: torch.Tensor,
+    strokes: np.ndarray,
     iterations: int,
 ) -> np.ndarray:
     """Refined logits, refined ``iterations`` times: each refinement's logits replace the base
@@ -37,9 +34,8 @@ def refine_iteratively(
     ----------
     forward : callable
         The refiner: stacked inputs (B, C + 2, S, S) float32 ndarray -> logits (B, S, S).
-    images : (B, C, S, S) float32 tensor
-    base_logits : (B, S, S) float32 ndarray
-    strokes : (B, S, S) float32 tensor
+    images : (B, C, S, S) float32 ndarray
+    base_logits, strokes : (B, S, S) float32 ndarrays
     iterations : int
         At least 1.
 
@@ -49,7 +45,7 @@ def refine_iteratively(
     """
     logits = np.asarray(base_logits, dtype=np.float32)
     for _ in range(checked_iterations(iterations)):
-        logits = forward(refiner_input(images, torch.from_numpy(logits), strokes).numpy())
+        logits = forward(stack_refiner_input(images, logits, strokes))
     return logits
 
 
@@ -94,26 +90,32 @@ class PatchRefiner:
         backend: str = "auto",
         onnx_cache=None,
     ):
-        cache = onnx_cache_for(onnx_cache, checkpoint)
-        if isinstance(checkpoint, torch.nn.Module):
-            model, self.metadata, self.path = checkpoint, {}, None
-        else:
-            model, self.metadata = load_checkpoint(checkpoint, kind="refiner")
+        if isinstance(checkpoint, str | os.PathLike):
+            self.net, self.metadata = checkpoint_net(
+                checkpoint,
+                "refiner",
+                optimise=optimise,
+                orientations=options.orientations,
+                backend=backend,
+                onnx_cache=onnx_cache,
+            )
             self.path = os.fspath(checkpoint)
-        if model.spec.kind != "refiner":
-            raise ValueError(f"checkpoint must be a refiner network, got a {model.spec.kind}")
+        else:
+            if onnx_cache is not None:
+                raise ValueError("onnx_cache needs a checkpoint file, got a network in memory")
+            self.metadata, self.path = {}, None
+            self.net = FastNet(
+                checkpoint,
+                optimise=optimise,
+                orientations=options.orientations,
+                backend=backend,
+            )
+        if self.net.spec.kind != "refiner":
+            raise ValueError(f"checkpoint must be a refiner network, got a {self.net.spec.kind}")
         self.net_size = int(self.metadata.get("net_size", 256))
         self.options = options
-        self.net = FastNet(
-            model,
-            optimise=optimise,
-            net_size=self.net_size,
-            orientations=options.orientations,
-            backend=backend,
-            onnx_cache=cache,
-        )
         self._warm_up()
-        self.spec = model.spec
+        self.spec = self.net.spec
         self.preview = self._preview()
 
     def _preview(self) -> PatchRefiner | None:
@@ -190,9 +192,9 @@ class PatchRefiner:
                 raise ValueError(f"{name} must have shape {size}, got {np.shape(planes)}")
         return refine_iteratively(
             self.net,
-            torch.from_numpy(image_patches),
+            image_patches,
             base_logits,
-            torch.from_numpy(np.asarray(stroke_channels, dtype=np.float32)),
+            np.asarray(stroke_channels, dtype=np.float32),
             self.options.iterations,
         )
 

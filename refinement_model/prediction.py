@@ -12,10 +12,8 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from refinement_model.checkpoints import load_checkpoint
 from refinement_model.errors import Cancelled
-from refinement_model.fast_net import FastNet, as_fast_net
-from refinement_model.onnx_export import onnx_cache_for
+from refinement_model.fast_net import as_fast_net, checkpoint_net
 from refinement_model.patches import PatchGrid, stitch_logits
 from refinement_model.views import network_input
 
@@ -156,17 +154,11 @@ class Predictor:
     def __init__(
         self, checkpoint, *, optimise: bool = True, backend: str = "auto", onnx_cache=None
     ):
-        cache = onnx_cache_for(onnx_cache, checkpoint)
-        model, self.metadata = load_checkpoint(checkpoint, kind="base")
+        self.net, self.metadata = checkpoint_net(
+            checkpoint, "base", optimise=optimise, backend=backend, onnx_cache=onnx_cache
+        )
         self.path = os.fspath(checkpoint)
         self.grid_options = _grid_options(self.metadata)
-        self.net = FastNet(
-            model,
-            optimise=optimise,
-            net_size=self.grid_options.get("net_size", 256),
-            backend=backend,
-            onnx_cache=cache,
-        )
 
     def grid(self, height: int, width: int) -> PatchGrid:
         """The patch grid this model was trained for, over a view of the given size."""

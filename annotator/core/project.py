@@ -50,6 +50,7 @@ from scipy.special import logit
 from annotator.core.project_file import needs_recovery
 from annotator.core.project_store import ProjectStore
 from annotator.core.session import PROBABILITY_CLIP, AnnotationSession, StoredView
+from refinement_model.checkpoint_header import read_metadata, read_spec
 from refinement_model.errors import Cancelled, InputError, ProjectError
 from refinement_model.imageio import file_sha256
 from refinement_model.network_loader import NetworkLoader
@@ -266,9 +267,6 @@ class _DeferredPreview:
 
 
 def _model_record(path) -> dict:
-    # checkpoints, nets and start import torch: reopening a project must not (see open_project)
-    from refinement_model.checkpoints import read_metadata
-
     return {**file_record(path), "metadata": read_metadata(path)}
 
 
@@ -656,9 +654,6 @@ def new_project(
     progress : callable(done, total), optional
         Over the base model's patches.
     """
-    # torch, only when a project is made (see _model_record)
-    from refinement_model.checkpoints import read_metadata
-    from refinement_model.nets import ModelSpec
     from refinement_model.start import START_REFINEMENT, start_predictor, start_record
 
     if os.path.exists(path) and not overwrite:
@@ -672,7 +667,7 @@ def new_project(
     models, inputs = {"base": _model_record(base)}, predictor.net.spec.inputs
     patch_refiner = start_refiner = None
     if refiner is not None:
-        spec = ModelSpec.from_dict(read_metadata(refiner)["model"])
+        spec, _ = read_spec(refiner)
         if spec.kind != "refiner":
             raise InputError(refiner, f"this is a {spec.kind} checkpoint, not a refiner")
         if with_refiner:

@@ -129,7 +129,7 @@ def start_completion(project: Project, *, loader: NetworkLoader, **options):
 
 def _start_networks(project: Project, loader: NetworkLoader):
     """The base network and the start's refiner (sharing the session refiner's network)."""
-    # torch, only once a reopened project's start is to finish (reopening imports none)
+    # the networks' modules, only once a reopened project's start is to finish
     from refinement_model.patch_refiner import PatchRefiner
     from refinement_model.start import START_REFINEMENT, start_predictor
 

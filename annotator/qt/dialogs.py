@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from refinement_model.checkpoint_header import read_spec
 from refinement_model.errors import Cancelled, EtmiraError, InputError
 
 
@@ -115,11 +116,7 @@ def show_about(parent: QWidget | None) -> None:
 
 def check_model(path: str, kind: str) -> None:
     """``InputError`` naming ``path`` unless it is a checkpoint of a ``kind`` network."""
-    # torch comes with these: only when the user picks a model, not with every app start
-    from refinement_model.checkpoints import read_metadata
-    from refinement_model.nets import ModelSpec
-
-    found = ModelSpec.from_dict(read_metadata(path)["model"]).kind
+    found = read_spec(path)[0].kind
     if found != kind:
         raise InputError(path, f"this is a {found} checkpoint, not a {kind} model")
 

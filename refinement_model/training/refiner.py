@@ -257,10 +257,10 @@ def refined_scores(
     rngs = [np.random.default_rng([seed, i]) for i in range(len(drawn))]
     size = patches["gt"].shape[1:]
     base_masks = patches["logits"] > 0
-    images = torch.from_numpy(patches["images"])
+    images = patches["images"]
     gains, first = [], {}
     for k in range(strokes):
-        channels = torch.from_numpy(np.stack([stroke_channel(d, size) for d in drawn]))
+        channels = np.stack([stroke_channel(d, size) for d in drawn])
         refined = (
             refine_iteratively(
                 partial(_logits, net, batch_size=batch_size),

@@ -2,6 +2,9 @@
 finished, it is the start a whole-view refinement gives; corrected patches keep theirs; the
 file holds it at every moment, and a reopened project finishes it."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -172,3 +175,38 @@ def test_without_a_refiner_the_start_is_whole_at_once(inputs, tmp_path):
     ) as project:
         assert project.start_pending == ()
         assert start_completion(project, loader=EAGER) is None
+
+
+_FIRST_OPEN = """
+import sys
+from annotator.core.project import new_project
+from annotator.core.start_completion import start_completion
+from refinement_model.network_loader import NetworkLoader
+from refinement_model.refiner_options import APP_REFINEMENT
+view, base, refiner, cache, target = sys.argv[1:6]
+loader = NetworkLoader(onnx_cache=cache)
+with new_project(target, view, base=base, refiner=refiner, refiner_options=APP_REFINEMENT,
+                 loader=loader, start_later=True) as project:
+    start_completion(project, loader=loader).run()
+    print(project.refiner.net.backend, "torch" in sys.modules)
+"""
+
+
+def test_with_the_exports_cached_a_first_open_and_its_start_need_no_torch(inputs, tmp_path):
+    cache = tmp_path / "onnx"
+    runs = []
+    for name in ("first", "second"):
+        args = [inputs["view"], inputs["base"], inputs["refiner"], cache, tmp_path / name]
+        result = subprocess.run(
+            [sys.executable, "-c", _FIRST_OPEN, *map(str, args)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        runs.append(result.stdout.split())
+    # the first start exports the networks with PyTorch; the second runs the exports alone
+    assert runs == [["onnx", "True"], ["onnx", "False"]]
+    with open_project(tmp_path / "second", loader=EAGER) as project:
+        np.testing.assert_allclose(
+            *_clipped(project.session.base_logits, inputs["start"]), atol=0.02
+        )

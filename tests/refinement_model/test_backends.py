@@ -1,6 +1,7 @@
 """Inference backends: ONNX Runtime and TorchScript equal eager PyTorch, fall-backs, the ONNX
 export command and the checkpoint-keyed cache."""
 
+import subprocess
 import sys
 
 import numpy as np
@@ -13,6 +14,7 @@ from refinement_model.checkpoints import load_checkpoint, read_metadata, save_ch
 from refinement_model.errors import InputError
 from refinement_model.fast_net import FastNet
 from refinement_model.imageio import file_sha256
+from refinement_model.onnx_backend import PROBE_LOGITS_KEY, probe_batch, trusted_cached_backend
 from refinement_model.onnx_export import (
     OnnxCache,
     OnnxCacheWarning,
@@ -187,19 +189,33 @@ def _forged(checkpoint, model) -> bytes:
     )
 
 
-@pytest.mark.parametrize("tamper", ["truncated", "other_checkpoint", "other_weights"])
+def _probe_logits(model) -> np.ndarray:
+    return backends.eager_logits(model, probe_batch(model.spec.in_channels, 32))
+
+
+@pytest.mark.parametrize(
+    "tamper", ["truncated", "other_checkpoint", "other_weights", "other_weights_genuine_probe"]
+)
 def test_a_tampered_cache_file_is_not_trusted(refiner_checkpoint, tmp_path, tamper):
     cache = OnnxCache(tmp_path / "cache", refiner_checkpoint)
     model, _ = load_checkpoint(refiner_checkpoint)
     genuine = cache.export(model, size=32)
-    cache.write(genuine)
+    cache.write(genuine, probe_logits=_probe_logits(model))
     if tamper == "truncated":
-        cache.path.write_bytes(genuine[: len(genuine) // 2])
+        cache.path.write_bytes(cache.path.read_bytes()[: len(genuine) // 2])
     elif tamper == "other_checkpoint":
         cache.path.write_bytes(export_onnx(model, size=32, checkpoint_sha256="0" * 64))
-    else:
+    elif tamper == "other_weights":
         cache.path.write_bytes(_forged(refiner_checkpoint, tiny_refiner(5)))
+    else:
+        # another network carrying the genuine export's digest and probe logits: only the
+        # probe tells them apart, with or without PyTorch
+        OnnxCache(tmp_path / "forged", refiner_checkpoint).write(
+            _forged(refiner_checkpoint, tiny_refiner(5)), probe_logits=_probe_logits(model)
+        )
+        cache.path.write_bytes((tmp_path / "forged" / cache.path.name).read_bytes())
     tampered = cache.path.read_bytes()
+    assert trusted_cached_backend(cache.folder, refiner_checkpoint, channels=3, size=32) is None
     with pytest.warns(OnnxCacheWarning, match="not trusted"):
         refiner = PatchRefiner(refiner_checkpoint, onnx_cache=cache.folder)
     assert refiner.net.backend == "onnx"
@@ -226,3 +242,57 @@ def test_predictor_takes_a_backend_and_a_cache(tmp_path, base):
     assert predictor.net.backend == "onnx"
     cached = tmp_path / "cache" / f"{file_sha256(path)}.onnx"
     assert read_onnx_metadata(cached) == (read_metadata(path), file_sha256(path))
+
+
+_TORCH_FREE_START = """
+import sys
+import numpy as np
+from refinement_model.patch_refiner import PatchRefiner
+from refinement_model.refiner_options import RefinerOptions
+refiner = PatchRefiner(sys.argv[1], options=RefinerOptions(orientations=4), onnx_cache=sys.argv[2])
+inputs = np.load(sys.argv[3])
+refined = refiner.refine_batch(inputs["image"], inputs["logits"], inputs["strokes"])
+np.save(sys.argv[4], refined)
+print(refiner.net.backend, "torch" in sys.modules)
+"""
+
+
+def test_a_trusted_cached_export_runs_without_torch(refiner_checkpoint, tmp_path):
+    cache = tmp_path / "cache"
+    PatchRefiner(refiner_checkpoint, onnx_cache=cache)  # the first start exports and caches
+    image, logits, strokes = _refiner_inputs(2, seed=4)
+    np.savez(tmp_path / "inputs.npz", image=image, logits=logits, strokes=strokes)
+    out = tmp_path / "refined.npy"
+    args = [refiner_checkpoint, cache, tmp_path / "inputs.npz", out]
+    result = subprocess.run(
+        [sys.executable, "-c", _TORCH_FREE_START, *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split() == ["onnx", "False"]
+    eager = PatchRefiner(refiner_checkpoint, options=FOUR_TURNS, optimise=False)
+    assert (
+        np.abs(np.load(out) - eager.refine_batch(image, logits, strokes)).max() < EQUALITY_TOLERANCE
+    )
+    # and it loads the eager network when asked for it (the session adaptation trains it)
+    fast = PatchRefiner(refiner_checkpoint, onnx_cache=cache).net
+    assert fast._model is None
+    weights = dict(fast.model.named_parameters())
+    assert torch.equal(
+        weights["net.segmentation_head.0.weight"],
+        dict(load_checkpoint(refiner_checkpoint)[0].named_parameters())[
+            "net.segmentation_head.0.weight"
+        ],
+    )
+
+
+def test_an_export_cached_without_probe_logits_gains_them(refiner_checkpoint, tmp_path):
+    cache = OnnxCache(tmp_path / "cache", refiner_checkpoint)
+    model, _ = load_checkpoint(refiner_checkpoint)
+    cache.folder.mkdir()
+    cache.path.write_bytes(cache.export(model, size=32))
+    assert trusted_cached_backend(cache.folder, refiner_checkpoint, channels=3, size=32) is None
+    assert PatchRefiner(refiner_checkpoint, onnx_cache=cache.folder).net.backend == "onnx"
+    trusted = trusted_cached_backend(cache.folder, refiner_checkpoint, channels=3, size=32)
+    assert trusted is not None and PROBE_LOGITS_KEY in trusted.metadata_props

@@ -1,9 +1,12 @@
 """The network factory: both kinds run forward and backward on a tiny input."""
 
+import numpy as np
 import pytest
 import torch
 
+from refinement_model.model_spec import ARCHITECTURE_NAMES, stack_refiner_input
 from refinement_model.nets import (
+    ARCHITECTURES,
     LOGIT_SCALE,
     ModelSpec,
     create_model,
@@ -65,6 +68,19 @@ def test_refiner_input_scales_and_clips_logits():
     assert torch.equal(scale_base_logits(logits), stacked[:, 1])
     with pytest.raises(ValueError, match="strokes"):
         refiner_input(image, logits, torch.zeros(1, 3, 3))
+
+
+def test_the_numpy_refiner_input_equals_the_torch_one():
+    rng = np.random.default_rng(1)
+    image = rng.normal(size=(3, 2, 8, 8)).astype(np.float32)
+    logits = (20 * rng.normal(size=(3, 8, 8))).astype(np.float32)
+    strokes = rng.choice([-1.0, 0.0, 1.0], size=(3, 8, 8)).astype(np.float32)
+    expected = refiner_input(*map(torch.from_numpy, (image, logits, strokes))).numpy()
+    stacked = stack_refiner_input(image, logits, strokes)
+    assert stacked.dtype == np.float32 and np.array_equal(stacked, expected)
+    with pytest.raises(ValueError, match="strokes"):
+        stack_refiner_input(image, logits, strokes[:, :4])
+    assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES
 
 
 def test_untrained_refiner_reproduces_clipped_base_logits():
