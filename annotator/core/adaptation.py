@@ -52,7 +52,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from annotator.core.project import ADAPTED_STATE_PREFIX, DeferredRefiner
 from refinement_model.adaptation import (
+    AdaptationOptions,
     AdaptationResult,
     AdaptedState,
     CorrectedPatch,
@@ -61,6 +63,7 @@ from refinement_model.adaptation import (
 from refinement_model.checkpoints import read_tensors, write_tensors
 from refinement_model.errors import Cancelled, InputError
 from refinement_model.imageio import file_sha256
+from refinement_model.patch_refiner import PatchRefiner
 from refinement_model.patches import clip_box
 from refinement_model.refiner_options import ADAPTATION_PERIOD
 from refinement_model.strokes import stroke_channel
@@ -71,14 +74,17 @@ __all__ = [
     "SessionAdaptation",
     "UpdateJob",
     "export_adapted_refiner",
+    "prepare_adapter",
     "state_key",
     "state_writer",
+    "stored_adapted_refiner",
+    "states_from_blobs",
     "stored_states",
     "valid_update",
 ]
 
 #: Prefix of the project-file blobs holding the adapted states.
-STATE_PREFIX = "adapted/"
+STATE_PREFIX = ADAPTED_STATE_PREFIX
 
 
 def state_key(update: int) -> str:
@@ -375,13 +381,76 @@ def stored_states(store) -> dict[int, AdaptedState]:
     InputError
         A damaged state (naming the project file).
     """
+    return states_from_blobs(store.blobs(STATE_PREFIX), source=store.path)
+
+
+def states_from_blobs(blobs: Mapping[str, bytes], *, source) -> dict[int, AdaptedState]:
+    """The adapted states of a project file's blobs under :data:`STATE_PREFIX` (by key), by
+    ``adapt`` event index; ``source`` names the file in errors (see :func:`stored_states`)."""
     out = {}
-    for key, data in store.blobs(STATE_PREFIX).items():
+    for key, data in blobs.items():
         index = key.removeprefix(STATE_PREFIX)
         if not index.isdigit():
-            raise InputError(store.path, f"damaged adapted state key {key!r}")
-        out[int(index)] = AdaptedState.from_bytes(data, source=store.path)
+            raise InputError(source, f"damaged adapted state key {key!r}")
+        out[int(index)] = AdaptedState.from_bytes(data, source=source)
     return out
+
+
+def prepare_adapter(
+    refiner, state_blobs: Mapping[str, bytes], *, source
+) -> tuple[OnlineAdapter, dict[int, AdaptedState]]:
+    """What starting a session's adaptation takes seconds for, to run off the GUI thread: the
+    adapter of the session's refiner (a deferred one is built), the stored states, and the
+    adapted refiner of the latest state (kept by the adapter, so that
+    :class:`SessionAdaptation` finds it built).
+
+    Parameters
+    ----------
+    refiner : PatchRefiner or DeferredRefiner
+        The session's refiner.
+    state_blobs : mapping of str to bytes
+        The project file's blobs under :data:`STATE_PREFIX` (read on the thread that owns the
+        project).
+    source : str or os.PathLike
+        The project file, named in errors.
+
+    Raises
+    ------
+    ValueError
+        No refiner, or one that cannot adapt (not a U-Net).
+    InputError
+        A damaged state, or one made for another refiner.
+    """
+    if isinstance(refiner, DeferredRefiner):
+        refiner = refiner.build()
+    if not isinstance(refiner, PatchRefiner):
+        raise ValueError("the session has no refiner checkpoint to adapt")
+    adapter = OnlineAdapter(refiner)
+    states = states_from_blobs(state_blobs, source=source)
+    if states:
+        adapter.refiner(states[max(states)])
+    return adapter, states
+
+
+def stored_adapted_refiner(store, refiner, update: int):
+    """The adapted refiner of the ``adapt`` event at journal index ``update``: ``refiner`` (the
+    project's :class:`~refinement_model.patch_refiner.PatchRefiner`) with the weights the
+    project file stores for that event.
+
+    Raises
+    ------
+    ValueError
+        The file holds no state for that event, or ``refiner`` is not a PatchRefiner.
+    InputError
+        The state is damaged or was made for another refiner checkpoint.
+    """
+    states = stored_states(store)
+    if update not in states:
+        raise ValueError(f"{store.path} holds no adapted weights for the adapt event {update}")
+    if not isinstance(refiner, PatchRefiner):
+        raise ValueError(f"the adapt event {update} needs the project's refiner checkpoint")
+    state = states[update]
+    return OnlineAdapter(refiner, AdaptationOptions(**state.options)).refiner(state)
 
 
 def state_writer(project) -> Callable[[int, AdaptedState], None]:

@@ -38,6 +38,7 @@ checks the result against the stored mask.
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import os
 import threading
@@ -75,6 +76,8 @@ __all__ = [
 
 FORMAT = "etmira-project"
 STATE_LAYERS = ("mask", "user_map", "provenance")
+# Key prefix of the blobs holding the adapted refiner's states (annotator.core.adaptation).
+ADAPTED_STATE_PREFIX = "adapted/"
 _ROLES = ("normals", "albedo", "depth", "drawings", "mask")
 # The maps that identify a view by content: the same maps elsewhere are the same view.
 _MAP_ROLES = ("normals", "albedo", "depth")
@@ -724,6 +727,22 @@ def _stored_deltas(store: ProjectStore) -> dict:
     return deltas
 
 
+def _adapted_refiners(store: ProjectStore, refine):
+    """The adapted refiner of each stored ``adapt`` event, for the replay to recompute a patch
+    version one made whose change is not stored; built only then (it imports PyTorch)."""
+    if refine is None:
+        return None
+
+    @functools.cache
+    def adapted(update: int):
+        from annotator.core.adaptation import stored_adapted_refiner
+
+        base = refine.build() if isinstance(refine, DeferredRefiner) else refine
+        return stored_adapted_refiner(store, base, update)
+
+    return adapted
+
+
 def _replay(store: ProjectStore, meta: dict, view, refine, base_logits, cancel):
     try:
         return AnnotationSession.replay(
@@ -734,6 +753,7 @@ def _replay(store: ProjectStore, meta: dict, view, refine, base_logits, cancel):
             patch_deltas=_stored_deltas(store),
             grid=_grid(meta, base_logits.shape),
             inputs=tuple(meta.get("inputs", ("depth",))),
+            adapted_refiners=_adapted_refiners(store, refine),
             cancel=cancel,
         )
     except ValueError as error:

@@ -12,12 +12,14 @@ for it. The toggle is remembered in the settings; it is off by default: measured
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QSettings, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QLabel
 
+from annotator.core.project import ADAPTED_STATE_PREFIX
 from annotator.qt.dialogs import show_error
 from annotator.qt.workers import LatestCall
 from refinement_model.errors import Cancelled
@@ -26,6 +28,16 @@ if TYPE_CHECKING:
     from annotator.core.adaptation import SessionAdaptation
 
 SETTINGS_KEY = "adaptToMirror"
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A preparation's result: the project it was made for, its adapter (None: the refiner
+    cannot adapt) and the stored states."""
+
+    project: object
+    adapter: object
+    states: dict
 
 
 class AdaptationRunner(QObject):
@@ -72,8 +84,8 @@ class AdaptationRunner(QObject):
 
     def detach(self) -> None:
         """Cancel and wait for the running job; forget the project."""
+        self.project = None  # first: a preparation delivered while waiting finds it gone
         self._stop()
-        self.project = None
 
     def wait(self) -> None:
         """Block until no job runs (tests)."""
@@ -81,19 +93,36 @@ class AdaptationRunner(QObject):
 
     # ----------------------------------------------------------------- internals
     def _start(self) -> None:
-        # torch only when adaptation is switched on: opening a project must not wait for it
-        from annotator.core.adaptation import SessionAdaptation, state_writer, stored_states
-        from refinement_model.adaptation import OnlineAdapter
-
         project = self.project
-        session = project.session
-        try:
-            adapter = OnlineAdapter(session.refiner)
-        except (AttributeError, ValueError):  # no refiner, or not a U-Net: nothing to adapt
-            self.label.setText("")
+        # the blobs here, on the thread that owns the project; torch and the networks (seconds)
+        # on the worker, so that switching the toggle on or opening a project never waits
+        blobs = project.store.blobs(ADAPTED_STATE_PREFIX)
+        refiner, source = project.session.refiner, project.store.path
+
+        def prepare():
+            from annotator.core.adaptation import prepare_adapter
+
+            try:
+                return _Prepared(project, *prepare_adapter(refiner, blobs, source=source))
+            except ValueError:  # no refiner, or not a U-Net: nothing to adapt
+                return _Prepared(project, None, {})
+
+        self.busy = True
+        self.label.setText("Preparing the adaptation to this mirror...")
+        self._calls.submit(prepare)
+
+    def _started(self, prepared: _Prepared) -> None:
+        from annotator.core.adaptation import SessionAdaptation, state_writer
+
+        self.label.setText("")
+        project = self.project
+        if prepared.adapter is None or project is not prepared.project:
             return
+        if not self.action.isChecked() or self.adaptation is not None:
+            return
+        session = project.session
         self.adaptation = SessionAdaptation(
-            session, adapter, states=stored_states(project.store), store_state=state_writer(project)
+            session, prepared.adapter, states=prepared.states, store_state=state_writer(project)
         )
         session.add_listener(self._on_change)
         self._note()
@@ -101,6 +130,9 @@ class AdaptationRunner(QObject):
 
     def _stop(self) -> None:
         if self.adaptation is None:
+            self._calls.wait()  # a preparation: _started then finds the project gone
+            self.busy = False
+            self.label.setText("")
             return
         self._cancel.set()
         self._calls.wait()
@@ -147,6 +179,9 @@ class AdaptationRunner(QObject):
 
     def _done(self, outcome) -> None:
         self.busy = False
+        if isinstance(outcome, _Prepared):
+            self._started(outcome)
+            return
         if self.adaptation is None or outcome[0].adaptation is not self.adaptation:
             return
         self.adaptation.apply(outcome)
@@ -155,6 +190,7 @@ class AdaptationRunner(QObject):
 
     def _failed(self, error) -> None:
         self.busy = False
+        self._note()
         if not isinstance(error, Cancelled):
             show_error(self._window, error)
 

@@ -13,9 +13,11 @@ from annotator.core.adaptation import (
     UpdateJob,
     export_adapted_refiner,
     state_writer,
+    stored_adapted_refiner,
     stored_states,
 )
 from annotator.core.project import create_project, file_record, open_project
+from annotator.core.project_store import ProjectStore
 from annotator.core.session import AnnotationSession
 from refinement_model.adaptation import AdaptationOptions, OnlineAdapter
 from refinement_model.checkpoints import load_checkpoint, read_metadata, save_checkpoint
@@ -254,6 +256,36 @@ def test_reopening_gives_the_same_masks_and_weights_and_exports_the_refiner(
     parameters = dict(model.named_parameters())
     for name, tensor in weights.items():
         np.testing.assert_array_equal(parameters[name].detach().numpy(), tensor)
+
+
+def test_a_reopened_project_recomputes_changes_it_lacks_with_the_stored_adapted_weights(
+    refiner, refiner_path, tmp_path
+):
+    view = _view()
+    path = tmp_path / "p.etmira"
+    models = {"refiner": {**file_record(refiner_path), "metadata": read_metadata(refiner_path)}}
+    project = create_project(path, view, small_base(view), refine=refiner, grid=GRID, models=models)
+    session = project.session
+    adaptation = _adaptation(session, store_state=state_writer(project))
+    _draw(session)
+    _update(adaptation)
+    _propagate_all(adaptation)
+    # a stroke refined by the adapted refiner, whose change is then lost with the others
+    session.apply_stroke(Stroke("add", [(10.0, 80.0), (20.0, 80.0)], 2.0))
+    assert session.journal[-1]["adapted"] == session.adapted_update
+    mask, probabilities = session.mask.copy(), session.probabilities.copy()
+    project.close()
+    with ProjectStore.open(path) as store:
+        store.commit(blobs=dict.fromkeys(store.blobs("delta/"), None))
+
+    with open_project(path, view=view, refine=PatchRefiner(refiner_path, backend="eager")) as again:
+        assert np.array_equal(again.session.mask, mask)
+        np.testing.assert_allclose(again.session.probabilities, probabilities, atol=1e-3)
+    with (
+        pytest.raises(ValueError, match="holds no adapted weights"),
+        ProjectStore.open(path) as store,
+    ):
+        stored_adapted_refiner(store, refiner, 1)
 
 
 def test_export_refuses_a_state_of_another_refiner(refiner, refiner_path, tmp_path):

@@ -24,6 +24,19 @@ def _always_accepted(adapter):
     adapter.update = accepted
 
 
+def _fast(refiner):
+    adapter = OnlineAdapter(refiner, AdaptationOptions(steps=4, crop=32, batch_size=4, variants=0))
+    _always_accepted(adapter)
+    return adapter
+
+
+def _prepared(runner, qtbot):
+    """The runner's SessionAdaptation, once the worker has prepared it (the GUI went on)."""
+    assert runner.adaptation is None and "Preparing" in runner.label.text()
+    qtbot.waitUntil(lambda: runner.adaptation is not None, timeout=30000)
+    return runner.adaptation
+
+
 def test_toggle_update_status_note_and_cancel_on_close(window, qtbot):
     runner = window.adaptation
     tools = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Tools")
@@ -32,11 +45,8 @@ def test_toggle_update_status_note_and_cancel_on_close(window, qtbot):
     assert runner.adaptation is None
     runner.action.setChecked(True)
     session = window.project.session
-    adaptation = runner.adaptation
-    adaptation.adapter = OnlineAdapter(
-        session.refiner, AdaptationOptions(steps=4, crop=32, batch_size=4, variants=0)
-    )
-    _always_accepted(adaptation.adapter)
+    adaptation = _prepared(runner, qtbot)
+    adaptation.adapter = _fast(session.refiner)
     adaptation.every = 3
     for y in (20.0, 50.0, 80.0):
         session.apply_stroke(Stroke("add", [(10.0, y), (30.0, y)], 2.0))
@@ -62,4 +72,30 @@ def test_switching_the_toggle_off_refines_with_the_shipped_refiner(window, qtbot
     qtbot.wait(50)
     assert not runner.busy
     runner.action.setChecked(True)  # remembered for the next test run's settings
-    assert runner.adaptation is not None
+    _prepared(runner, qtbot)
+
+
+def test_a_reopened_project_adapts_with_its_stored_weights_built_off_the_gui_thread(window, qtbot):
+    runner = window.adaptation
+    runner.action.setChecked(True)
+    session = window.project.session
+    _prepared(runner, qtbot).adapter = _fast(session.refiner)
+    runner.adaptation.every = 3
+    for y in (20.0, 50.0, 80.0):
+        session.apply_stroke(Stroke("add", [(10.0, y), (30.0, y)], 2.0))
+    qtbot.waitUntil(lambda: session.adapted_update is not None, timeout=30000)
+    update, path = session.adapted_update, window.project.path
+    runner.wait()
+    window.close_project()
+    assert runner.adaptation is None and not runner.busy
+
+    assert window.open_path(path) is True
+    reopened = window.project.session
+    # the refiner is deferred on reopening; the worker builds it and the adapted one
+    assert not reopened.refiner.built
+    adaptation = _prepared(runner, qtbot)
+    assert reopened.adapted_update == update and adaptation.valid_update() == update
+    assert "Refiner adapted to this mirror" in runner.label.text()
+    # a stroke now refines with the stored adapted weights
+    reopened.apply_stroke(Stroke("add", [(100.0, 20.0), (120.0, 20.0)], 2.0))
+    assert reopened.journal[-1]["adapted"] == update
