@@ -85,23 +85,31 @@ class FastNet:
         )
 
     @classmethod
-    def from_engine(cls, engine, spec, *, checkpoint, orientations: int = 1) -> FastNet:
-        """A FastNet running a backend built without PyTorch.
+    def from_engine(
+        cls, engine, spec, *, checkpoint=None, model=None, orientations: int = 1
+    ) -> FastNet:
+        """A FastNet running a backend that was not built from a network by :class:`FastNet`.
 
         Parameters
         ----------
-        engine : OnnxBackend
-            Checked equal to eager PyTorch (as
-            :func:`~refinement_model.onnx_backend.trusted_cached_backend` checks it).
+        engine : callable
+            A backend (``name``; (B, C, S, S) -> (B, S, S) float32 logits) checked equal to
+            eager PyTorch, as :func:`~refinement_model.onnx_backend.trusted_cached_backend`
+            checks a cached export.
         spec : ModelSpec
-        checkpoint : str or os.PathLike
+        checkpoint : str or os.PathLike, optional
             Where :attr:`model` is loaded from, if it is ever asked for.
+        model : torch.nn.Module, optional
+            The eager network itself (instead of ``checkpoint``).
         orientations : {1, 2, 4, 8}, optional
         """
+        if (checkpoint is None) == (model is None):
+            raise ValueError("give the engine's checkpoint or its eager model, not both")
         net = cls.__new__(cls)
         net.orientations = checked_orientations(orientations)
         net.spec, net.engine = spec, engine
-        net._model, net._checkpoint = None, os.fspath(checkpoint)
+        net._model = model
+        net._checkpoint = None if checkpoint is None else os.fspath(checkpoint)
         return net
 
     @property

@@ -26,6 +26,7 @@ import json
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from refinement_model.checkpoints import METADATA_KEY, load_checkpoint, read_metadata
@@ -49,6 +50,7 @@ __all__ = [
     "export_onnx",
     "onnx_cache_for",
     "read_onnx_metadata",
+    "with_weights",
 ]
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -66,6 +68,7 @@ def export_onnx(
     size: int = 256,
     metadata: dict | None = None,
     checkpoint_sha256: str | None = None,
+    named_weights: bool = False,
 ) -> bytes:
     """Serialized ONNX model of a network, with free batch and spatial sizes.
 
@@ -80,6 +83,10 @@ def export_onnx(
         The checkpoint's metadata; default: the network's spec only.
     checkpoint_sha256 : str, optional
         Stored under :data:`DIGEST_KEY`.
+    named_weights : bool, optional
+        Keep every parameter an initializer under its own name (no constant folding, batch
+        norm not fused: ONNX Runtime fuses it when it loads the model), so that
+        :func:`with_weights` can replace some.
 
     Returns
     -------
@@ -104,6 +111,11 @@ def export_onnx(
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: _AXES, OUTPUT_NAME: _AXES},
+            **(
+                {"do_constant_folding": False, "training": torch.onnx.TrainingMode.PRESERVE}
+                if named_weights
+                else {}
+            ),
         )
     proto = onnx.load_model_from_string(buffer.getvalue())
     proto.producer_name = "etmira-refine"
@@ -115,6 +127,39 @@ def export_onnx(
     if checkpoint_sha256 is not None:
         properties[DIGEST_KEY] = checkpoint_sha256
     onnx.helper.set_model_props(proto, properties)
+    return proto.SerializeToString()
+
+
+def with_weights(model_bytes: bytes, tensors) -> bytes:
+    """An export made with ``named_weights`` whose named parameters are replaced.
+
+    Parameters
+    ----------
+    model_bytes : bytes
+        From ``export_onnx(..., named_weights=True)``.
+    tensors : mapping of str to ndarray
+        New values by parameter name, each of its parameter's shape.
+
+    Raises
+    ------
+    ValueError
+        A name that is not an initializer of the model, or a tensor of another shape.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load_model_from_string(model_bytes)
+    initializers = {tensor.name: tensor for tensor in proto.graph.initializer}
+    for name, value in tensors.items():
+        if name not in initializers:
+            raise ValueError(f"the model has no weight named {name!r}")
+        if tuple(initializers[name].dims) != np.shape(value):
+            raise ValueError(
+                f"{name} has shape {tuple(initializers[name].dims)}, got {np.shape(value)}"
+            )
+        initializers[name].CopyFrom(
+            numpy_helper.from_array(np.asarray(value, dtype=np.float32), name)
+        )
     return proto.SerializeToString()
 
 

@@ -110,10 +110,24 @@ class PatchRefiner:
                 orientations=options.orientations,
                 backend=backend,
             )
+        self._set_up(options)
+
+    @classmethod
+    def from_net(cls, net: FastNet, *, options: RefinerOptions = ONE_PASS) -> PatchRefiner:
+        """A PatchRefiner of a refiner network already on a backend (its orientations are
+        ``options``'), with no checkpoint file; net size 256."""
+        refiner = cls.__new__(cls)
+        refiner.net, refiner.metadata, refiner.path = net, {}, None
+        refiner._set_up(options)
+        return refiner
+
+    def _set_up(self, options: RefinerOptions) -> None:
         if self.net.spec.kind != "refiner":
             raise ValueError(f"checkpoint must be a refiner network, got a {self.net.spec.kind}")
         self.net_size = int(self.metadata.get("net_size", 256))
         self.options = options
+        if self.net.orientations != options.orientations:
+            self.net = self.net.with_orientations(options.orientations)
         self._warm_up()
         self.spec = self.net.spec
         self.preview = self._preview()

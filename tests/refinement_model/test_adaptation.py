@@ -4,18 +4,22 @@ import numpy as np
 import pytest
 import torch
 
+from refinement_model import adaptation, backends, onnx_export
 from refinement_model.adaptation import (
     AdaptationOptions,
     AdaptedState,
     CorrectedPatch,
     OnlineAdapter,
 )
+from refinement_model.backends import EQUALITY_TOLERANCE
 from refinement_model.checkpoints import save_checkpoint
 from refinement_model.errors import Cancelled, InputError
 from refinement_model.nets import create_model
 from refinement_model.patch_refiner import PatchRefiner
+from refinement_model.refiner_options import RefinerOptions
 
 N = 64
+FOUR_TURNS = RefinerOptions(orientations=4, iterations=2)
 FAST = dict(steps=60, learning_rate=2e-2, crop=N, batch_size=4, variants=1)
 
 
@@ -98,6 +102,41 @@ def test_the_frozen_and_trained_parts_make_the_network(refiner):
         with torch.no_grad():
             logits = adapter._trained_logits(adapter._part(x), N) + 10 * x[:, 1]
             assert torch.allclose(logits, model(x)[:, 0], atol=1e-4)
+
+
+@pytest.mark.parametrize("trainable", ["last_block", "head"])
+def test_an_onnx_refiner_adapts_without_exporting_again_and_equals_its_eager_network(
+    refiner, refiner_path, trainable, monkeypatch
+):
+    options = AdaptationOptions(**{**FAST, "trainable": trainable})
+    adapter = OnlineAdapter(PatchRefiner(refiner_path, options=FOUR_TURNS), options)
+    assert adapter.base.net.backend == "onnx"
+    adapter.update(PATCHES[:3])
+    adapter.refiner()  # the adapter exports its network once
+    state = adapter.update(PATCHES).state
+    # a later adapted refiner is that export with the trained weights put in
+    for module in (onnx_export, backends, adaptation):
+        monkeypatch.setattr(module, "export_onnx", _no_export)
+    adapted = adapter.refiner()
+    assert adapted.net.backend == "onnx" and adapted.options == FOUR_TURNS
+    eager = OnlineAdapter(refiner, options)
+    eager.load_state(state)
+    reference = PatchRefiner(eager.refiner().net.model, options=FOUR_TURNS, optimise=False)
+    patch = _line_patch(26)
+    images = np.stack([patch.image, PATCHES[0].image])
+    starts = np.stack([patch.start, PATCHES[0].start])
+    strokes = np.stack([np.zeros((N, N), np.float32), PATCHES[0].user.astype(np.float32)])
+    np.testing.assert_allclose(
+        adapted.refine_batch(images, starts, strokes),
+        reference.refine_batch(images, starts, strokes),
+        atol=EQUALITY_TOLERANCE,
+    )
+    with pytest.raises(ValueError, match="no weight named"):
+        onnx_export.with_weights(adapter._export, {"no.such.weight": np.zeros(1)})
+
+
+def _no_export(*args, **kwargs):
+    raise AssertionError("exported")
 
 
 def test_same_patches_give_the_same_state_and_a_state_round_trips(refiner, refiner_path):
