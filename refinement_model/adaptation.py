@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from safetensors.numpy import load, save
 
-from refinement_model.backends import EQUALITY_TOLERANCE, eager_logits
+from refinement_model.backends import eager_logits
 from refinement_model.errors import Cancelled, InputError
 from refinement_model.fast_net import FastNet
 from refinement_model.imageio import file_sha256
@@ -319,11 +319,10 @@ def _frozen_runner(part: _FrozenPart, size: int) -> Callable[[np.ndarray], np.nd
             return session.run(None, {INPUT_NAME: np.ascontiguousarray(batch)})[0]
 
         probe = probe_batch(part.spec.in_channels, size)
-        if np.abs(run(probe) - eager(probe)).max() < EQUALITY_TOLERANCE:
-            return run
-    except Exception:  # noqa: BLE001 (the exporter and onnxruntime raise many types)
-        pass
-    return eager
+        return checked(run, probe, eager(probe))
+    # the exporter and onnxruntime raise many types, checked a NotEqualError: eager then
+    except Exception:  # noqa: BLE001
+        return eager
 
 
 def _trained_modules(model: torch.nn.Module, trainable: str) -> dict[str, torch.nn.Module]:

@@ -104,7 +104,7 @@ class FastNet:
         orientations : {1, 2, 4, 8}, optional
         """
         if (checkpoint is None) == (model is None):
-            raise ValueError("give the engine's checkpoint or its eager model, not both")
+            raise ValueError("give exactly one of the engine's checkpoint and its eager model")
         net = cls.__new__(cls)
         net.orientations = checked_orientations(orientations)
         net.spec, net.engine = spec, engine

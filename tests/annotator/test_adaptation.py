@@ -222,18 +222,24 @@ def test_undo_past_an_update_reverts_to_the_earlier_weights_and_redo_restores_th
     assert _propagated(session)
 
 
+def _adapted_project(refiner, refiner_path, view, path):
+    """A project whose strokes made an update that propagated, its states stored."""
+    models = {"refiner": {**file_record(refiner_path), "metadata": read_metadata(refiner_path)}}
+    project = create_project(path, view, small_base(view), refine=refiner, grid=GRID, models=models)
+    adaptation = _adaptation(project.session, store_state=state_writer(project))
+    _draw(project.session)
+    _update(adaptation)
+    _propagate_all(adaptation)
+    return project, adaptation
+
+
 def test_reopening_gives_the_same_masks_and_weights_and_exports_the_refiner(
     refiner, refiner_path, tmp_path
 ):
     view = _view()
     path = tmp_path / "p.etmira"
-    models = {"refiner": {**file_record(refiner_path), "metadata": read_metadata(refiner_path)}}
-    project = create_project(path, view, small_base(view), refine=refiner, grid=GRID, models=models)
+    project, adaptation = _adapted_project(refiner, refiner_path, view, path)
     session = project.session
-    adaptation = _adaptation(session, store_state=state_writer(project))
-    _draw(session)
-    _update(adaptation)
-    _propagate_all(adaptation)
     mask, update = session.mask.copy(), session.adapted_update
     weights = adaptation.states[update].tensors
     project.close()
@@ -263,13 +269,8 @@ def test_a_reopened_project_recomputes_changes_it_lacks_with_the_stored_adapted_
 ):
     view = _view()
     path = tmp_path / "p.etmira"
-    models = {"refiner": {**file_record(refiner_path), "metadata": read_metadata(refiner_path)}}
-    project = create_project(path, view, small_base(view), refine=refiner, grid=GRID, models=models)
+    project, adaptation = _adapted_project(refiner, refiner_path, view, path)
     session = project.session
-    adaptation = _adaptation(session, store_state=state_writer(project))
-    _draw(session)
-    _update(adaptation)
-    _propagate_all(adaptation)
     # a stroke refined by the adapted refiner, whose change is then lost with the others
     session.apply_stroke(Stroke("add", [(10.0, 80.0), (20.0, 80.0)], 2.0))
     assert session.journal[-1]["adapted"] == session.adapted_update
