@@ -23,16 +23,13 @@ import time
 TARGET_PFM = 0.75
 
 
-def _options(text: str) -> list[tuple[int, int]]:
+def _options(text: str):
+    from refinement_model.refiner_options import RefinerOptions
+
     try:
-        pairs = [tuple(int(v) for v in item.lower().split("x")) for item in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected ORIENTATIONSxITERATIONS,..., got {text!r}"
-        ) from None
-    if not pairs or any(len(p) != 2 for p in pairs):
-        raise argparse.ArgumentTypeError(f"expected ORIENTATIONSxITERATIONS,..., got {text!r}")
-    return pairs
+        return [RefinerOptions.parse(item) for item in text.split(",")]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main() -> None:
@@ -41,7 +38,6 @@ def main() -> None:
     from refinement_model.metrics import score_masks
     from refinement_model.patch_refiner import PatchRefiner
     from refinement_model.prediction import Predictor
-    from refinement_model.refiner_options import RefinerOptions
     from refinement_model.shipped import shipped_checkpoint
     from refinement_model.start import START_REFINEMENT, StartPredictor
     from refinement_model.views import find_views, load_view, network_input
@@ -51,9 +47,9 @@ def main() -> None:
     parser.add_argument(
         "--options",
         type=_options,
-        default=[(START_REFINEMENT.orientations, START_REFINEMENT.iterations)],
+        default=[START_REFINEMENT],
         help="refiner options to compare, e.g. 1x1,4x1,4x2 (default: the "
-        f"start's, {START_REFINEMENT.orientations}x{START_REFINEMENT.iterations})",
+        f"start's, {START_REFINEMENT.label})",
     )
     parser.add_argument("--base", default=None, metavar="CKPT")
     parser.add_argument("--refiner", default=None, metavar="CKPT")
@@ -62,8 +58,8 @@ def main() -> None:
     base = Predictor(args.base or shipped_checkpoint("base"))
     refiner = PatchRefiner(args.refiner or shipped_checkpoint("refiner"))
     starts = {
-        f"{o}x{i}": StartPredictor(base, refiner.with_options(RefinerOptions(o, i)))
-        for o, i in args.options
+        options.label: StartPredictor(base, refiner.with_options(options))
+        for options in args.options
     }
     files = [f for folder in args.views for f in find_views(folder) if f.drawings is not None]
     if not files:

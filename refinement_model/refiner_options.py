@@ -74,6 +74,20 @@ class RefinerOptions:
         return dataclasses.asdict(self)
 
     @classmethod
+    def parse(cls, text: str) -> RefinerOptions:
+        """The options ``"ORIENTATIONSxITERATIONS"`` names (``"4x2"``: four orientations,
+        refined twice); a ValueError for any other text or a bad count."""
+        parts = str(text).strip().lower().split("x")
+        if len(parts) != 2 or not all(part.isdigit() for part in parts):
+            raise ValueError(f"expected ORIENTATIONSxITERATIONS (e.g. 4x2), got {text!r}")
+        return cls(int(parts[0]), int(parts[1]))
+
+    @property
+    def label(self) -> str:
+        """``"ORIENTATIONSxITERATIONS"``, as :meth:`parse` reads it."""
+        return f"{self.orientations}x{self.iterations}"
+
+    @classmethod
     def from_record(cls, record: Mapping) -> RefinerOptions:
         """The options a record (:meth:`as_record`, perhaps among other keys) names; a key it
         lacks is 1, as records made before the refiner averaged orientations or refined again

@@ -10,6 +10,7 @@ import shlex
 import sys
 
 from refinement_model.errors import InputError
+from refinement_model.refiner_options import APP_REFINEMENT, RefinerOptions
 
 # The networks and the training loop are imported when a command runs: they load torch, which
 # `etmira --help` should not wait for.
@@ -134,6 +135,25 @@ def register(subparsers) -> None:
         help="select the model on the mean gain after 1..K validation strokes, "
         "each against the refined patch (default 1: one stroke)",
     )
+    refiner.add_argument(
+        "--teacher",
+        metavar="CKPT",
+        help="a refiner to distil: the loss also pulls towards its probabilities on each "
+        "training patch (start from it with --init to teach one pass its ensemble)",
+    )
+    refiner.add_argument(
+        "--teacher-options",
+        default=APP_REFINEMENT.label,
+        metavar="OxI",
+        help="the teacher's orientations x refinements (default "
+        f"{APP_REFINEMENT.label}, the app's)",
+    )
+    refiner.add_argument(
+        "--distill-weight",
+        type=float,
+        default=1.0,
+        help="weight of the teacher's cross-entropy next to the Dice loss (default 1)",
+    )
     for sub in (base, refiner):
         sub.set_defaults(func=run)
 
@@ -211,6 +231,11 @@ def run(args) -> int:
                 policy_rounds=args.policy_rounds,
                 val_strokes=args.val_strokes,
             )
+            teacher_options = RefinerOptions.parse(args.teacher_options)
+            if args.teacher and args.policy_rounds:
+                raise ValueError("--teacher refines the drawn strokes only: drop --policy-rounds")
+            if not args.distill_weight > 0:
+                raise ValueError(f"--distill-weight must be > 0, got {args.distill_weight}")
     except ValueError as error:  # bad option values: one line, exit status 2
         raise InputError(None, str(error)) from None
     data, val = _split(args)
@@ -240,6 +265,9 @@ def run(args) -> int:
                 pool_size=args.pool_size,
                 policy_rounds=args.policy_rounds,
                 val_strokes=args.val_strokes,
+                teacher=args.teacher,
+                teacher_options=teacher_options,
+                distill_weight=args.distill_weight,
                 ctx=ctx,
                 **common,
             )

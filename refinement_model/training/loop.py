@@ -187,6 +187,7 @@ def train_loop(
         [torch.nn.Module, torch.Tensor, torch.Tensor, np.random.Generator], torch.Tensor
     ]
     | None = None,
+    loss: torch.nn.Module | None = None,
 ) -> dict:
     """Train until early stopping, ``max_steps`` or the time budget.
 
@@ -195,7 +196,8 @@ def train_loop(
     model : torch.nn.Module
         From ``create_model``; trained in place (on ``ctx.device``).
     next_batch : callable(rng) -> (inputs, targets)
-        inputs (B, C, S, S) float32 and targets (B, S, S) bool/float ndarrays for one step.
+        inputs (B, C, S, S) float32 and targets (B, S, S) bool/float ndarrays for one step (or
+        whatever ``loss`` takes).
     validate : callable(model) -> (score, metrics)
         Run on rank 0 with the unwrapped model in eval mode; higher score is better.
     save_best : callable(model, metrics)
@@ -211,6 +213,9 @@ def train_loop(
     revise_inputs : callable(model, inputs, targets, rng) -> inputs, optional
         Rewrites each batch (tensors on ``ctx.device``) before the step; the model is the
         unwrapped one, in eval mode, without gradients.
+    loss : torch.nn.Module, optional
+        ``loss(logits, targets)``; default :class:`SegmentationLoss` with the config's focal
+        weight (targets as ``next_batch`` gives them).
 
     Returns
     -------
@@ -219,7 +224,7 @@ def train_loop(
     """
     plain = getattr(model, "module", model).to(ctx.device)
     net = ctx.wrap(plain)
-    loss_fn = SegmentationLoss(focal_weight=config.focal_weight)
+    loss_fn = loss if loss is not None else SegmentationLoss(focal_weight=config.focal_weight)
     optimizer = torch.optim.Adam(plain.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=config.plateau_factor, patience=config.plateau_patience
@@ -247,14 +252,14 @@ def train_loop(
         if revise_inputs is not None:
             x = _revised(plain, revise_inputs, x, y, [config.seed, ctx.rank, state["step"], 1])
             net.train()
-        loss = loss_fn(net(x), y)
+        step_loss = loss_fn(net(x), y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        step_loss.backward()
         torch.nn.utils.clip_grad_norm_(plain.parameters(), config.clip_norm)
         optimizer.step()
         state["step"] += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", best=f"{state['best_score']:.3f}")
+        bar.set_postfix(loss=f"{step_loss.item():.3f}", best=f"{state['best_score']:.3f}")
         over_time = (
             config.max_minutes is not None and time.monotonic() - start > 60 * config.max_minutes
         )

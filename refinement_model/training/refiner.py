@@ -33,7 +33,8 @@ from refinement_model.checkpoints import load_checkpoint, save_checkpoint
 from refinement_model.fast_net import FastNet
 from refinement_model.metrics import score_masks, thin
 from refinement_model.nets import LOGIT_SCALE, ModelSpec, create_model, refiner_input
-from refinement_model.patch_refiner import refine_iteratively
+from refinement_model.patch_refiner import PatchRefiner, refine_iteratively
+from refinement_model.refiner_options import APP_REFINEMENT, RefinerOptions
 from refinement_model.simulated_user import choose_stroke, simulate_add, simulate_erase
 from refinement_model.strokes import burn_in, stroke_channel
 from refinement_model.training.base import (
@@ -50,6 +51,7 @@ from refinement_model.training.data import (
 )
 from refinement_model.training.distributed import DistContext
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop
+from refinement_model.training.losses import DistillationLoss
 
 __all__ = [
     "add_policy_strokes",
@@ -356,6 +358,9 @@ def train_refiner(
     command: str | None = None,
     resume: bool = False,
     init=None,
+    teacher=None,
+    teacher_options: RefinerOptions = APP_REFINEMENT,
+    distill_weight: float = 1.0,
     ctx: DistContext | None = None,
 ) -> dict:
     """Train a refiner on top of a frozen base checkpoint; save the best to ``out``.
@@ -385,6 +390,14 @@ def train_refiner(
         1..K strokes, each against the refined patch (``sequence_gain`` of
         :func:`refined_scores`).
     val_per_view : int, optional
+    teacher : path, optional
+        A refiner checkpoint on the same inputs to distil: every training patch is also
+        refined by it, with ``teacher_options`` (default the app's, four orientations refined
+        twice), and the loss gains ``distill_weight`` times the cross-entropy towards its
+        probabilities (:class:`~refinement_model.training.losses.DistillationLoss`). Start from
+        the teacher (``init``) to teach one pass what the teacher's ensemble does.
+    teacher_options : RefinerOptions, optional
+    distill_weight : float, optional
     data_seed, line_fraction, command, resume, init, ctx
         As in :func:`~refinement_model.training.base.train_base`.
 
@@ -409,6 +422,17 @@ def train_refiner(
             f"got a {spec.kind} on {spec.inputs}"
         )
     model, init_facts = initial_model(spec, init)
+    teacher_net = loss = None
+    if teacher is not None:
+        if policy_rounds:
+            raise ValueError("a teacher refines the drawn strokes only: give no policy_rounds")
+        teacher_net = PatchRefiner(teacher, options=teacher_options)
+        if teacher_net.spec.inputs != spec.inputs:
+            raise ValueError(
+                f"teacher {teacher} refines on {teacher_net.spec.inputs}, "
+                f"the refiner trained on {spec.inputs}"
+            )
+        loss = DistillationLoss(distill_weight=distill_weight, focal_weight=config.focal_weight)
     # on a GPU the frozen base runs there in eager mode (the traced path is the CPU's)
     base_net = FastNet(
         base_model.to(ctx.device), optimise=ctx.device.type == "cpu", net_size=geometry.net_size
@@ -440,6 +464,14 @@ def train_refiner(
         "val_strokes": val_strokes,
         "crop": crop,
         "init": init_facts,
+        "teacher": None
+        if teacher is None
+        else {
+            "checkpoint": str(teacher),
+            "options": teacher_options.as_record(),
+            "distill_weight": distill_weight,
+            "validation": teacher_net.metadata.get("validation"),
+        },
         "base": {
             "model": base_meta["model"],
             "validation": base_meta.get("validation"),
@@ -460,7 +492,12 @@ def train_refiner(
             strokes = simulate_strokes(gt, logit > 0, count=count, rng=rng, scale=geometry.factor)
             rows.append((image, logit, stroke_channel(strokes, gt.shape), gt))
         stacked = [torch.from_numpy(np.stack(column)) for column in zip(*rows, strict=True)]
-        return refiner_input(*stacked[:3]).numpy(), stacked[3].numpy()
+        inputs, truth = refiner_input(*stacked[:3]).numpy(), stacked[3].numpy()
+        if teacher_net is None:
+            return inputs, truth
+        taught = teacher_net.refine_batch(*(column.numpy() for column in stacked[:3]))
+        probabilities = 1 / (1 + np.exp(-np.clip(taught, -30, 30)))
+        return inputs, np.stack([truth.astype(np.float32), probabilities], axis=1)
 
     def revise_inputs(net, inputs, targets, rng):
         rounds = int(rng.integers(0, policy_rounds + 1))
@@ -489,4 +526,5 @@ def train_refiner(
         resume=resume,
         desc="train refiner",
         revise_inputs=revise_inputs if policy_rounds else None,
+        loss=loss,
     )

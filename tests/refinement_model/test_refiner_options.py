@@ -32,3 +32,16 @@ def test_the_record_round_trips_and_old_records_mean_one_pass():
     assert RefinerOptions.from_record({"orientations": 4}) == RefinerOptions(4, 1)
     # options are values: equal options are one key (one refiner per options in a simulation)
     assert len({RefinerOptions(4, 2), APP_REFINEMENT, ONE_PASS}) == 2
+
+
+def test_options_parse_from_their_label():
+    assert RefinerOptions.parse("4x2") == APP_REFINEMENT and APP_REFINEMENT.label == "4x2"
+    assert RefinerOptions.parse(" 1X3 ") == RefinerOptions(1, 3)
+    for options in (ONE_PASS, RefinerOptions(8, 3)):
+        assert RefinerOptions.parse(options.label) == options
+    for bad in ("4", "4x", "x2", "4x2x1", "ax2", "-1x2", "4.0x2", ""):
+        with pytest.raises(ValueError, match="ORIENTATIONSxITERATIONS"):
+            RefinerOptions.parse(bad)
+    for bad, name in (("3x2", "orientations"), ("4x0", "iterations")):
+        with pytest.raises(ValueError, match=name):
+            RefinerOptions.parse(bad)

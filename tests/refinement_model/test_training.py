@@ -16,11 +16,12 @@ from refinement_model.errors import CheckpointError
 from refinement_model.metrics import thin
 from refinement_model.nets import LOGIT_SCALE, ModelSpec, create_model, refiner_input
 from refinement_model.patches import PatchGrid
+from refinement_model.refiner_options import RefinerOptions
 from refinement_model.strokes import burn_in
 from refinement_model.training.base import GridOptions, initial_model, train_base
 from refinement_model.training.data import TrainingView, dihedral, downsample_view, sample_patches
 from refinement_model.training.loop import TrainConfig, resume_path, train_loop
-from refinement_model.training.losses import SegmentationLoss
+from refinement_model.training.losses import DistillationLoss, SegmentationLoss
 from refinement_model.training.refiner import (
     add_policy_strokes,
     refined_scores,
@@ -425,6 +426,63 @@ def test_fine_tuning_starts_from_the_init_weights(views, tiny_base, tmp_path):
     assert chained["path"] == str(out) and chained["init"]["path"] == str(tiny_base[0])
 
 
+def test_distillation_loss_pulls_towards_the_teacher():
+    rng = np.random.default_rng(0)
+    logits = torch.from_numpy(rng.normal(0, 3, (2, 16, 16)).astype(np.float32))
+    truth = torch.from_numpy((rng.random((2, 16, 16)) < 0.3).astype(np.float32))
+    agreeing = torch.stack([truth, torch.sigmoid(logits)], dim=1)
+    opposed = torch.stack([truth, torch.sigmoid(-logits)], dim=1)
+    loss = DistillationLoss(distill_weight=2.0)
+    segmentation = SegmentationLoss()(logits, truth)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    torch.testing.assert_close(
+        loss(logits, agreeing), segmentation + 2 * bce(logits, torch.sigmoid(logits))
+    )
+    assert loss(logits, opposed) > loss(logits, agreeing) + 1
+    # with the student's own probabilities as target, the teacher's term adds no gradient
+    student, alone = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    loss(student, agreeing).backward()
+    SegmentationLoss()(alone, truth).backward()
+    torch.testing.assert_close(student.grad, alone.grad)
+    with pytest.raises(ValueError, match="truth, teacher"):
+        loss(logits, truth)
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="distill_weight"):
+            DistillationLoss(distill_weight=bad)
+
+
+def test_refiner_distilled_from_a_teacher(views, tiny_base, tmp_path):
+    """With a teacher the loss gains its term (other weights from the same batches) and the
+    checkpoint records which teacher, with which options, taught it."""
+    teacher = tmp_path / "teacher.safetensors"
+    common = dict(
+        base=tiny_base[0],
+        data=[views / "train"],
+        val=[views / "val"],
+        config=TrainConfig(max_steps=2, val_every=2, batch_size=2, lr=3e-3),
+        pool_size=4,
+        val_per_view=4,
+        max_strokes=4,
+    )
+    train_refiner(out=teacher, **common)
+    plain, taught = tmp_path / "plain.safetensors", tmp_path / "taught.safetensors"
+    train_refiner(out=plain, init=teacher, **common)
+    options = RefinerOptions(2, 2)
+    train_refiner(out=taught, init=teacher, teacher=teacher, teacher_options=options, **common)
+    plain_weights, taught_weights = read_tensors(plain)[0], read_tensors(taught)[0]
+    assert plain_weights.keys() == taught_weights.keys()
+    assert not all(torch.equal(plain_weights[k], taught_weights[k]) for k in plain_weights)
+    facts = read_metadata(taught)["training"]
+    assert facts["teacher"]["checkpoint"] == str(teacher)
+    assert facts["teacher"]["options"] == {"orientations": 2, "iterations": 2}
+    assert facts["teacher"]["distill_weight"] == 1.0
+    assert read_metadata(plain)["training"]["teacher"] is None
+    with pytest.raises(ValueError, match="policy_rounds"):
+        train_refiner(out=taught, teacher=teacher, policy_rounds=1, **common)
+    with pytest.raises(CheckpointError, match="base"):
+        train_refiner(out=taught, teacher=tiny_base[0], **common)
+
+
 def test_refiner_warm_started_from_its_base(tiny_base):
     base_model, _ = load_checkpoint(tiny_base[0], kind="base")
     model, facts = initial_model(refiner_spec(base_model.spec), tiny_base[0])
@@ -471,6 +529,8 @@ def test_stroke_counts_are_log_uniform():
         ("refiner", ["--policy-rounds", "-1"]),
         ("refiner", ["--max-strokes", "0"]),
         ("refiner", ["--val-strokes", "0"]),
+        ("refiner", ["--teacher-options", "4by2"]),
+        ("refiner", ["--distill-weight", "0"]),
         ("base", ["--encoder", "no-such-encoder"]),
         ("base", ["--decoder-channels", "8", "0", "8", "8", "8"]),
     ],
