@@ -320,7 +320,8 @@ def _frozen_runner(part: _FrozenPart, size: int) -> Callable[[np.ndarray], np.nd
 
         probe = probe_batch(part.spec.in_channels, size)
         return checked(run, probe, eager(probe))
-    # the exporter and onnxruntime raise many types, checked a NotEqualError: eager then
+    # any failure falls back to eager: the exporter and onnxruntime raise many types, and
+    # checked raises NotEqualError
     except Exception:  # noqa: BLE001
         return eager
 

@@ -230,12 +230,10 @@ def run(args) -> int:
                 max_strokes=args.max_strokes,
                 policy_rounds=args.policy_rounds,
                 val_strokes=args.val_strokes,
+                teacher=args.teacher is not None,
+                distill_weight=args.distill_weight,
             )
             teacher_options = RefinerOptions.parse(args.teacher_options)
-            if args.teacher and args.policy_rounds:
-                raise ValueError("--teacher refines the drawn strokes only: drop --policy-rounds")
-            if not args.distill_weight > 0:
-                raise ValueError(f"--distill-weight must be > 0, got {args.distill_weight}")
     except ValueError as error:  # bad option values: one line, exit status 2
         raise InputError(None, str(error)) from None
     data, val = _split(args)

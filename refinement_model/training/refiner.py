@@ -28,6 +28,7 @@ from functools import partial
 
 import numpy as np
 import torch
+from scipy.special import expit
 
 from refinement_model.checkpoints import load_checkpoint, save_checkpoint
 from refinement_model.fast_net import FastNet
@@ -72,11 +73,23 @@ def _check_count(value, name: str, minimum: int) -> int:
     return value
 
 
-def check_refiner_options(*, max_strokes: int, policy_rounds: int, val_strokes: int) -> None:
-    """Raise ValueError for counts :func:`train_refiner` cannot use, before any data are read."""
+def check_refiner_options(
+    *,
+    max_strokes: int,
+    policy_rounds: int,
+    val_strokes: int,
+    teacher: bool = False,
+    distill_weight: float = 1.0,
+) -> None:
+    """Raise ValueError for options :func:`train_refiner` cannot use, before any data are read
+    (``teacher``: whether one is given)."""
     _check_count(max_strokes, "max_strokes", 1)
     _check_count(policy_rounds, "policy_rounds", 0)
     _check_count(val_strokes, "val_strokes", 1)
+    if teacher and policy_rounds:
+        raise ValueError("a teacher refines the drawn strokes only: give no policy_rounds")
+    if not distill_weight > 0:
+        raise ValueError(f"distill_weight must be > 0, got {distill_weight!r}")
 
 
 def simulate_strokes(
@@ -407,7 +420,11 @@ def train_refiner(
         The best validation metrics.
     """
     check_refiner_options(
-        max_strokes=max_strokes, policy_rounds=policy_rounds, val_strokes=val_strokes
+        max_strokes=max_strokes,
+        policy_rounds=policy_rounds,
+        val_strokes=val_strokes,
+        teacher=teacher is not None,
+        distill_weight=distill_weight,
     )
     ctx = ctx or DistContext()
     torch.manual_seed(config.seed)
@@ -424,8 +441,6 @@ def train_refiner(
     model, init_facts = initial_model(spec, init)
     teacher_net = loss = None
     if teacher is not None:
-        if policy_rounds:
-            raise ValueError("a teacher refines the drawn strokes only: give no policy_rounds")
         teacher_net = PatchRefiner(teacher, options=teacher_options)
         if teacher_net.spec.inputs != spec.inputs:
             raise ValueError(
@@ -496,8 +511,7 @@ def train_refiner(
         if teacher_net is None:
             return inputs, truth
         taught = teacher_net.refine_batch(*(column.numpy() for column in stacked[:3]))
-        probabilities = 1 / (1 + np.exp(-np.clip(taught, -30, 30)))
-        return inputs, np.stack([truth.astype(np.float32), probabilities], axis=1)
+        return inputs, np.stack([truth.astype(np.float32), expit(taught)], axis=1)
 
     def revise_inputs(net, inputs, targets, rng):
         rounds = int(rng.integers(0, policy_rounds + 1))
