@@ -8,6 +8,8 @@ the same inputs, the backends taking turns call by call so that a load change on
 machine slows them alike (the CPU time of each call is printed too: it varies less with the
 load); each one's logits are compared with eager PyTorch's (max |logit
 difference| < 1e-3). The targets are checked on the ONNX Runtime backend, the app's default.
+Last, on that backend: a stroke's 6 patches refined one by one against as the one image the
+session refines (the ratio of the two, measured in turns).
 
     .venv/bin/python benchmarks/bench_refine_latency.py [--threads 2] [--repeats 40]
 
@@ -77,6 +79,40 @@ def _time_in_turns(calls: dict, repeats: int) -> dict[str, list[tuple[float, flo
             call()
             times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
     return times
+
+
+def _stroke_block(refiner: PatchRefiner, channels: int, args) -> dict:
+    """The app's refinement of a stroke across a stride line: its 6 patches (3 rows of 2) one
+    by one in a batch, against the one image they make (512 x 384 network pixels; see
+    ``refinement_model.blocks``), as the session refines them."""
+    app = refiner.with_options(APP_REFINEMENT)
+    rng = np.random.default_rng(1)
+    window = (
+        rng.normal(size=(1, channels, 512, 384)).astype(np.float32),
+        (5 * rng.normal(size=(1, 512, 384))).astype(np.float32),
+        np.zeros((1, 512, 384), np.float32),
+    )
+    patches = _inputs(6, channels)
+    times = _time_in_turns(
+        {
+            "patches": lambda: app.refine_batch(*patches),
+            "one_image": lambda: app.refine_batch(*window),
+        },
+        max(3, args.repeats // 2),
+    )
+    wall = {name: np.array(series)[:, 0] * 1e3 for name, series in times.items()}
+    row = {
+        f"{name}_{stat}_ms": round(float(np.percentile(values, q)), 1)
+        for name, values in wall.items()
+        for stat, q in (("p50", 50), ("p95", 95))
+    }
+    row["one_image_over_patches"] = round(row["one_image_p50_ms"] / row["patches_p50_ms"], 2)
+    print(
+        f"a stroke's 6 patches, app refinement ({refiner.net.backend}): one by one p50 "
+        f"{row['patches_p50_ms']} ms, as one image p50 {row['one_image_p50_ms']} ms "
+        f"({row['one_image_over_patches']:.2f}x)"
+    )
+    return row
 
 
 def main() -> None:
@@ -155,6 +191,7 @@ def main() -> None:
                 f"  {names[0]} p50 {chosen['p50_ms']} ms (target <= {target:.0f} ms): "
                 f"{'met' if results[key]['target_met'] else 'NOT met'}"
             )
+    results["stroke_block"] = _stroke_block(built[names[0]], model.spec.image_channels, args)
     one = results["one_pass"]["backends"][names[0]]
     issue4 = one["p50_ms"] < ISSUE4_P50_MS and one["p95_ms"] < ISSUE4_P95_MS
     print(

@@ -205,7 +205,10 @@ class ViewCorrections:
 
     def strokes_on(self, index: int) -> list[Stroke]:
         """The strokes touching patch ``index``, in drawing order."""
-        box = self.grid.boxes[index].tolist()
+        return self.strokes_over(self.grid.boxes[index].tolist())
+
+    def strokes_over(self, box) -> list[Stroke]:
+        """The strokes whose clipped bounds overlap ``box`` (y0, x0, y1, x1), in drawing order."""
         return [s for s, b in zip(self.strokes, self._boxes, strict=True) if _overlaps(b, box)]
 
     # ----------------------------------------------------------------- refinements

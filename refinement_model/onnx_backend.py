@@ -100,6 +100,9 @@ class OnnxBackend:
         options.intra_op_num_threads = threads or 0
         options.inter_op_num_threads = 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # blocks of patches come in many shapes: a memory pattern planned for one shape is
+        # replanned for the next (measured: first runs 15-30% slower, 0.1 GB more memory)
+        options.enable_mem_pattern = False
         self._session = onnxruntime.InferenceSession(
             model_bytes, options, providers=["CPUExecutionProvider"]
         )

@@ -74,13 +74,15 @@ def simulate_views(
     record_every: int = 10,
     only: Sequence[str] | None = None,
     iterations: int | None = None,
+    orientations: int | None = None,
     start: str = "refined",
     loader: NetworkLoader | None = None,
     show_progress: bool = False,
 ) -> dict:
     """Run every setting with seeds ``first_seed .. first_seed + seeds - 1`` on every view with
     ground truth under ``paths`` (or on the views named in ``only``), refining as the app does
-    (``iterations`` replaces its refinements per stroke, see :func:`refiner_options`).
+    (``iterations`` and ``orientations`` replace its refinements per stroke and the orientations
+    each averages, see :func:`refiner_options`).
 
     The runs start, as the app does, from ``start="refined"``: the base network refined with no
     strokes on every patch (:class:`refinement_model.start.StartPredictor`), whose logits then
@@ -122,7 +124,7 @@ def simulate_views(
         "seeds": list(range(first_seed, first_seed + seeds)),
         "steps": steps,
         "record_every": record_every,
-        "iterations": refiner_options("both", iterations=iterations).iterations,
+        **refiner_options("both", iterations=iterations, orientations=orientations).as_record(),
         "start": start_description(starter),
         "base": _shown(base),
         "refiner": _shown(refiner),
@@ -154,7 +156,7 @@ def simulate_views(
         )
         for setting in settings:
             config = setting_config(setting, ProtocolConfig(steps=steps, record_every=record_every))
-            options = refiner_options(setting, iterations=iterations)
+            options = refiner_options(setting, iterations=iterations, orientations=orientations)
             if options not in refiners:
                 refiners[options] = loader.refiner(refiner, options)
             for seed in manifest["seeds"]:

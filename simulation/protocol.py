@@ -1,11 +1,12 @@
 """The paper's evaluation: a simulated annotator corrects a view, worst patch first.
 
 Each step takes the worst patch from a priority queue, simulates an add and an erase stroke
-against the ground truth (at network resolution, like the paper), lets the refiner re-predict the
-patch with each, keeps the better one, and commits it only if it improves the human-only mask of
-the patch; a committed stroke is then also given to the overlapping patches it touches, and the
-patches whose masks changed are ranked anew, as in the app (the paper refined and ranked anew
-the queued patch only: ``refine_touched=False``). Every ``record_every`` steps the whole view
+against the ground truth (at network resolution, like the paper), lets the refiner re-predict
+with each the patches the stroke touches, as the app does (as one image,
+:mod:`refinement_model.blocks`), keeps the stroke whose refined queued patch scores better, and
+commits it only if it improves the human-only mask of the patch; the patches whose masks changed
+are ranked anew, as in the app (the paper refined and ranked anew the queued patch only:
+``refine_touched=False``). Every ``record_every`` steps the whole view
 inside the mirror area is scored twice:
 
 * human only: the initial binary prediction with the committed strokes burned in;
@@ -38,10 +39,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from refinement_model.blocks import refine_patches_together
 from refinement_model.corrections import ViewCorrections
 from refinement_model.errors import Cancelled
 from refinement_model.metrics import pseudo_f_measure, score_masks, thin
-from refinement_model.patches import PatchGrid
+from refinement_model.patches import PatchGrid, union
 from refinement_model.ranking import oracle_score, uncertainty_score
 from refinement_model.simulated_user import choose_stroke, simulate_add, simulate_erase
 from refinement_model.stroke_widths import PAPER_STROKE_WIDTHS, StrokeWidthModel, skeleton
@@ -153,7 +155,6 @@ class _ViewState:
         self._frozen_start: dict[int, np.ndarray] = {}
         self.gt_skeleton = thin(ground_truth)
         self.corrections = ViewCorrections(grid, base_logits)
-        self.zeros = np.zeros((grid.net_size, grid.net_size), np.float32)
         self._truth: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def network_inputs(self, index):
@@ -167,29 +168,39 @@ class _ViewState:
             self._truth[index] = gt, skeleton(gt)
         return self._truth[index]
 
-    def refine(self, index, image, base, strokes) -> np.ndarray:
-        n = self.grid.net_size
-        channel = stroke_channel(
-            strokes, (n, n), origin=self.grid.network_origin(index), scale=self.grid.scale
-        )
-        y = base if self.config.use_prediction else self.zeros
-        delta = channel if self.config.use_strokes else self.zeros
-        return np.asarray(self.refine_fn(image, y, delta), dtype=np.float32)
-
-    def commit(self, index, stroke, refined_logits, base) -> tuple[int, int, int, int]:
-        """Commit a stroke and its refinements; return the view region whose masks changed."""
+    def refine(self, index: int, stroke: Stroke) -> dict[int, np.ndarray]:
+        """Refined logits of the patches a new ``stroke`` on patch ``index`` changes, with it
+        and every earlier stroke on them: as the app does, all the patches it touches, as one
+        image (:mod:`refinement_model.blocks`); the queued patch alone without
+        ``refine_touched``."""
         corrections = self.corrections
-        corrections.add_stroke(stroke)
-        deltas = {index: refined_logits - base}
+        patches = [index]
         if self.config.refine_touched:
-            # as the app does: a stroke near a border also changes the overlapping patches,
-            # whose own refinements would otherwise dilute this one's in the blend
-            for other in corrections.touched_patches(stroke):
-                if other != index:
-                    image, other_base = self.network_inputs(other)
-                    strokes = corrections.strokes_on(other)
-                    deltas[other] = self.refine(other, image, other_base, strokes) - other_base
-        return corrections.set_deltas(deltas)
+            # a stroke near a border also changes the overlapping patches, whose own
+            # refinements would otherwise dilute this one's in the blend
+            patches = sorted({index, *corrections.touched_patches(stroke)})
+        box = union(*(self.grid.boxes[i].tolist() for i in patches))
+        return refine_patches_together(
+            self._refine_many,
+            self.grid,
+            self.image,
+            self.base_logits,
+            patches,
+            corrections.strokes_over(box) + [stroke],
+            use_prediction=self.config.use_prediction,
+            use_strokes=self.config.use_strokes,
+        )
+
+    def _refine_many(self, images, bases, channels) -> np.ndarray:
+        return np.stack([self.refine_fn(*job) for job in zip(images, bases, channels, strict=True)])
+
+    def commit(self, stroke: Stroke, refined: dict) -> tuple[int, int, int, int]:
+        """Commit a stroke and its patches' refined logits (:meth:`refine`); return the view
+        region whose masks changed."""
+        self.corrections.add_stroke(stroke)
+        return self.corrections.set_deltas(
+            {i: logits - self.grid.extract(self.base_logits, i) for i, logits in refined.items()}
+        )
 
     def corrected_patches(self) -> list[tuple]:
         """(image, start, target, user) at network size of every patch with strokes, the most
@@ -351,7 +362,7 @@ def _attempt(state: _ViewState, index: int, rng) -> tuple[int, int, int, int] | 
     """One simulated interaction on patch ``index``: the view region a committed stroke
     changed, None when no stroke was committed."""
     config, grid = state.config, state.grid
-    image, base = state.network_inputs(index)
+    base = state.grid.extract(state.base_logits, index)
     gt, gt_skeleton = state.patch_truth(index)
     earlier = state.corrections.strokes_on(index)
     origin = grid.network_origin(index)
@@ -361,10 +372,12 @@ def _attempt(state: _ViewState, index: int, rng) -> tuple[int, int, int, int] | 
     refined_by_stroke = {}
 
     def refined_score(patch_stroke: Stroke) -> float:
-        strokes = earlier + [patch_stroke_to_view(patch_stroke, grid, index)]
-        refined = state.refine(index, image, base, strokes)
+        stroke = patch_stroke_to_view(patch_stroke, grid, index)
+        refined = state.refine(index, stroke)
         refined_by_stroke[patch_stroke] = refined
-        return pseudo_f_measure(burn_in(refined > 0, strokes, origin=origin, scale=grid.scale), gt)
+        return pseudo_f_measure(
+            burn_in(refined[index] > 0, earlier + [stroke], origin=origin, scale=grid.scale), gt
+        )
 
     options = dict(
         rng=rng,
@@ -388,7 +401,7 @@ def _attempt(state: _ViewState, index: int, rng) -> tuple[int, int, int, int] | 
         return None
     if patch_stroke not in refined_by_stroke:
         refined_score(patch_stroke)
-    return state.commit(index, stroke, refined_by_stroke[patch_stroke], base)
+    return state.commit(stroke, refined_by_stroke[patch_stroke])
 
 
 def _improves_human(state: _ViewState, index: int, stroke: Stroke) -> bool:

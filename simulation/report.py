@@ -305,6 +305,8 @@ def _markdown(manifest: dict, summary: dict, details: dict, plots: list[str]) ->
     # runs made before the app refined again have no "iterations": they refined once
     iterations = manifest.get("iterations", 1)
     refined = {1: "refined once", 2: "refined twice"}.get(iterations, f"refined {iterations} times")
+    orientations = manifest.get("orientations", 4)
+    turns = "four quarter turns" if orientations == 4 else f"{orientations} orientations"
     start = summary.get("start", BASE_START)
     lines = [
         "# Simulated annotation: human only vs human + network",
@@ -315,8 +317,8 @@ def _markdown(manifest: dict, summary: dict, details: dict, plots: list[str]) ->
         + ".",
         "",
         f"Models: base `{manifest.get('base')}`, refiner `{manifest.get('refiner')}`, its logits "
-        f"averaged over four quarter turns of each patch and {refined} per stroke (but in "
-        f"`one_pass`).",
+        f"averaged over {turns} of the patches a stroke touches and {refined} per stroke (but "
+        f"in `one_pass`).",
         "",
         f"Start (the initial prediction both curves begin from): {start}.",
         "",

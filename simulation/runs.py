@@ -53,19 +53,20 @@ STARTS = ("refined", "base")
 REFINER_OPTIONS = {"one_pass": ONE_PASS}
 
 
-def refiner_options(setting: str, *, iterations: int | None = None) -> RefinerOptions:
+def refiner_options(
+    setting: str, *, iterations: int | None = None, orientations: int | None = None
+) -> RefinerOptions:
     """The PatchRefiner options of a named setting: the app's unless it names others.
 
-    ``iterations`` replaces the app's refinements per stroke (an ablation of refining again);
-    the settings that name their own options keep them.
+    ``iterations`` and ``orientations`` replace the app's refinements per stroke and the
+    orientations each averages (ablations); the settings that name their own options keep them.
     """
     if setting not in SETTINGS:
         raise ValueError(f"setting must be one of {sorted(SETTINGS)}, got {setting!r}")
     if setting in REFINER_OPTIONS:
         return REFINER_OPTIONS[setting]
-    if iterations is None:
-        return APP_REFINEMENT
-    return replace(APP_REFINEMENT, iterations=iterations)
+    changes = {"iterations": iterations, "orientations": orientations}
+    return replace(APP_REFINEMENT, **{k: v for k, v in changes.items() if v is not None})
 
 
 def setting_config(name: str, base: ProtocolConfig) -> ProtocolConfig:

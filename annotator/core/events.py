@@ -235,9 +235,14 @@ class EventLog:
             position = next(
                 k for k in range(len(self._strokes) - 1, -1, -1) if self._strokes[k].seq == seq
             )
-            strokes = [r.stroke for r in self._strokes[: position + 1] if index in r.patches]
+            patches = self._strokes[position].patches
+            strokes = [r.stroke for r in self._strokes[: position + 1] if r.patches & patches]
             refine = self._refiner_of(event.get("adapted"))
-            delta = self._refine_patches({index: strokes}, refine)[index]
+            deltas = self._refine_patches((sorted(patches), strokes), refine)
+            for other, other_delta in deltas.items():
+                if other != index:  # the same refinement made them: kept for their turn
+                    self._cache.put((other, seq), other_delta)
+            delta = deltas[index]
         return delta
 
     def _refiner_of(self, update):

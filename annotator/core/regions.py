@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from refinement_model.blocks import refine_patches_together
 from refinement_model.patches import PatchGrid
 from refinement_model.strokes import stroke_channel
 
@@ -13,21 +14,23 @@ _DELTA_LIMIT = 1e4
 
 
 def refine_patches(
-    grid: PatchGrid, refine_many, image: np.ndarray, base_logits: np.ndarray, jobs
+    grid: PatchGrid, refine_many, image: np.ndarray, base_logits: np.ndarray, job
 ) -> dict:
-    """The refiner's change of some patches, as the session stores it, in one batch.
+    """The refiner's change of the patches a stroke touches, as the session stores it.
 
     Parameters
     ----------
     grid : PatchGrid
     refine_many : callable
-        ``refine_many(image_patches, base_logits_patches, stroke_channels) -> logits`` on
-        (B, ...) batches at network size (see :func:`~annotator.core.refiners.as_refine_fn`).
+        ``refine_many(images, base_logits, stroke_channels) -> logits`` on (B, ...) batches at
+        network size, square or not (see :func:`~annotator.core.refiners.as_refine_fn`).
     image : (C, H, W) float32 ndarray
         Network inputs of the whole view.
     base_logits : (H, W) float32 ndarray
-    jobs : mapping of int to sequence of Stroke
-        For each patch index, every stroke on the patch, in drawing order, in view pixels.
+    job : (patches, strokes)
+        The patches a stroke touches, and every stroke on any of them up to that one, in
+        drawing order, in view pixels. They are refined as one image where they can be
+        (:func:`refinement_model.blocks.refine_patches_together`).
 
     Returns
     -------
@@ -35,12 +38,13 @@ def refine_patches(
         ``refined - base`` at network size; float16 halves the memory, and because every
         version is rounded the same way a recomputed version equals the stored one exactly.
     """
-    indices = list(jobs)
-    if not indices:
+    patches, strokes = job
+    refined = refine_patches_together(refine_many, grid, image, base_logits, patches, strokes)
+    if not refined:
         return {}
-    images, bases, channels = _inputs(grid, image, base_logits, jobs)
-    refined = refine_many(images, bases, channels)
-    return _as_deltas(indices, refined - bases)
+    indices = list(refined)
+    bases = np.stack([grid.extract(base_logits, i).astype(np.float32) for i in indices])
+    return _as_deltas(indices, np.stack([refined[i] for i in indices]) - bases)
 
 
 def propagated_patches(

@@ -19,9 +19,11 @@ Model
 The refiner is stateless, so the session is a deterministic function of the base logits and the
 append-only **journal** of events. A patch shows either the base prediction or the refinement
 made when a stroke touching it was accepted: its *version* is that stroke's journal index, and
-its logits are ``refine(image, base, channel of all current strokes up to that one touching the
-patch)``. The change ``refined - base`` (float16, network size) is blended onto the full-resolution
-base logits with the stitching weights (see ``blend``), only over the patches that changed.
+its logits are its part of ``refine(image, base, channel of all current strokes up to that
+one)`` over the window of all the patches that stroke touches, refined as one image where they
+can be (``refinement_model.blocks``; else each patch alone). The change ``refined - base``
+(float16, network size) is blended onto the full-resolution base logits with the stitching
+weights (see ``blend``), only over the patches that changed.
 The mask is ``probabilities > 0.5`` with the user's pixels forced (+1 add, -1 erase; the last
 stroke over a pixel wins): no refinement overwrites a pixel the user drew.
 
@@ -344,7 +346,7 @@ class AnnotationSession(EventLog):
             not ``final``, and :meth:`finish_proposal` (or :meth:`accept`) replaces it with the
             refiner's own.
         progress : callable(done, total), optional
-            Called once the touched patches are refined (in one batch).
+            Called once the touched patches are refined (in one pass of the refiner).
         cancel : callable() -> bool, optional
             Checked before refining; raises :class:`Cancelled` (nothing changes).
 
@@ -360,11 +362,11 @@ class AnnotationSession(EventLog):
         if self._refine is not None:
             if cancel is not None and cancel():
                 raise Cancelled("refinement cancelled")
-            jobs = self._jobs(record)
+            job = self._jobs(record)
             final = not (preview and self._preview is not None)
-            deltas = self._refine_patches(jobs, self._refine if final else self._preview)
+            deltas = self._refine_patches(job, self._refine if final else self._preview)
             if progress is not None:
-                progress(len(jobs), len(jobs))
+                progress(len(deltas), len(deltas))
         self._pending = self._proposal(record, deltas, final)
         return self._pending
 
@@ -761,19 +763,19 @@ class AnnotationSession(EventLog):
             getattr(view, "files", None),
         )
 
-    def _jobs(self, record) -> dict:
-        """The strokes each patch a new stroke touches is refined with: its earlier ones too."""
-        return {
-            index: [r.stroke for r in self._strokes if index in r.patches] + [record.stroke]
-            for index in sorted(record.patches)
-        }
+    def _jobs(self, record) -> tuple:
+        """The patches a new stroke touches and the strokes they are refined with: every
+        earlier stroke on any of them too."""
+        patches = record.patches
+        earlier = [r.stroke for r in self._strokes if r.patches & patches]
+        return sorted(patches), earlier + [record.stroke]
 
-    def _refine_patches(self, jobs, refine=None) -> dict:
-        return self._refinement_job(jobs, refine)()
+    def _refine_patches(self, job, refine=None) -> dict:
+        return self._refinement_job(job, refine)()
 
-    def _refinement_job(self, jobs, refine=None) -> Callable[[], dict]:
-        """Refining ``jobs`` as a function of nothing, bound to arrays the session never
-        changes, so that it may run on another thread."""
+    def _refinement_job(self, job, refine=None) -> Callable[[], dict]:
+        """Refining ``job`` (patches, strokes) as a function of nothing, bound to arrays the
+        session never changes, so that it may run on another thread."""
         if self._refine is None:
             raise ValueError("this session has no refiner, but a refined patch must be computed")
         self.prepare_refinement()
@@ -783,5 +785,5 @@ class AnnotationSession(EventLog):
             refine or self._refine,
             self._image,
             self.base_logits,
-            jobs,
+            job,
         )

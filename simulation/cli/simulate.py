@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from refinement_model.refiner_options import ORIENTATIONS
 from simulation.cli import at_least
 from simulation.evaluate import simulate_views
 from simulation.runs import MAIN_SETTINGS, SETTINGS, STARTS
@@ -62,6 +63,14 @@ def register(subparsers) -> None:
         "ablation; one_pass stays one pass)",
     )
     parser.add_argument(
+        "--orientations",
+        type=int,
+        choices=ORIENTATIONS,
+        metavar="K",
+        help="average each refinement over K orientations instead of the app's four (an "
+        "ablation; one_pass stays one)",
+    )
+    parser.add_argument(
         "--start",
         choices=STARTS,
         default="refined",
@@ -96,6 +105,7 @@ def run(args) -> int:
         record_every=args.record_every,
         only=args.only,
         iterations=args.iterations,
+        orientations=args.orientations,
         start=args.start,
         show_progress=True,
     )

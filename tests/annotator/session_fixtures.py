@@ -1,4 +1,5 @@
-"""Small views and refiners shared by the session tests (96 x 96, 64-px patches, stride 32)."""
+"""Small views and refiners shared by the session tests (96 x 96, 64-px patches, stride 32,
+at network size 64, so that the patches a stroke touches are refined as one image)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def small_base(view: MirrorView, *, seed: int = 1) -> np.ndarray:
 
 
 def small_grid() -> PatchGrid:
-    return PatchGrid(SIZE, SIZE, patch_size=64, stride=32, net_size=32)
+    return PatchGrid(SIZE, SIZE, patch_size=64, stride=32, net_size=64)
 
 
 class CountingRefiner:

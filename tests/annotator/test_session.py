@@ -4,12 +4,13 @@ from scipy.special import expit
 
 from annotator.core import events
 from annotator.core import provenance as prov
+from annotator.core.refiners import SpreadRefiner
 from annotator.core.session import HALF_WIDTH_MEAN, AnnotationSession, default_radius
 from refinement_model import corrections
 from refinement_model.errors import Cancelled
 from refinement_model.metrics import score_masks
 from refinement_model.patches import blend_logits, stitch_logits, stitch_region_logits
-from refinement_model.strokes import Stroke, rasterize_stroke
+from refinement_model.strokes import Stroke, rasterize_stroke, stroke_channel
 from tests.annotator.session_fixtures import (
     CountingRefiner,
     assert_same_state,
@@ -84,7 +85,7 @@ def test_region_blend_equals_whole_view_blend():
     grid = small_grid()
     rng = np.random.default_rng(3)
     base = rng.normal(size=grid.shape).astype(np.float32)
-    deltas = {i: rng.normal(size=(32, 32)).astype(np.float16) for i in (0, 3)}
+    deltas = {i: rng.normal(size=(grid.net_size, grid.net_size)).astype(np.float16) for i in (0, 3)}
     whole = blend_logits(grid, base, deltas, (0, 0, 96, 96))
     for region in [(0, 0, 40, 50), (10, 33, 96, 96), (31, 31, 33, 33), (64, 0, 96, 96)]:
         y0, x0, y1, x1 = region
@@ -98,10 +99,10 @@ def test_region_blend_equals_whole_view_blend():
 def test_blend_matches_the_stitching_contract_on_zero_base():
     grid = small_grid()
     rng = np.random.default_rng(4)
-    deltas = {i: rng.normal(size=(32, 32)).astype(np.float32) for i in (1, 3)}
+    deltas = {i: rng.normal(size=(grid.net_size, grid.net_size)).astype(np.float32) for i in (1, 3)}
     zero = np.zeros(grid.shape, np.float32)
     stitched = stitch_logits(
-        grid, (deltas.get(i, np.zeros((32, 32), np.float32)) for i in range(len(grid)))
+        grid, (deltas.get(i, np.zeros((grid.net_size,) * 2, np.float32)) for i in range(len(grid)))
     )
     assert np.allclose(expit(blend_logits(grid, zero, deltas, (0, 0, 96, 96))), stitched, atol=1e-6)
 
@@ -403,13 +404,13 @@ def test_revisit_and_coverage_through_the_session():
 
 
 def test_memory_of_refined_patches_and_cache_is_reported_and_bounded():
-    session = make_session(cache_bytes=2 * 32 * 32 * 2)  # room for two patch changes
+    session = make_session(cache_bytes=2 * 64 * 64 * 2)  # room for two patch changes
     assert session.memory_bytes() == {"refined_patches": 0, "cache": 0}
     for x in (20, 40, 60, 75):
         session.apply_stroke(Stroke("add", [(x, 50)], 2.0))
     memory = session.memory_bytes()
-    assert memory["refined_patches"] == 4 * 32 * 32 * 2  # 4 patches, float16 at net size
-    assert 0 < memory["cache"] <= 2 * 32 * 32 * 2
+    assert memory["refined_patches"] == 4 * 64 * 64 * 2  # 4 patches, float16 at net size
+    assert 0 < memory["cache"] <= 2 * 64 * 64 * 2
 
 
 def test_prepared_refinement_input_gives_the_same_result():
@@ -423,14 +424,14 @@ def test_prepared_refinement_input_gives_the_same_result():
 
 
 class BatchCountingRefiner(CountingRefiner):
-    """Also offers ``refine_batch``, as ``PatchRefiner`` does; counts batches and patches."""
+    """Also offers ``refine_batch``, as ``PatchRefiner`` does; records the batches' shapes."""
 
     def __init__(self, **options):
         super().__init__(**options)
         self.batches = []
 
     def refine_batch(self, image_patches, base_logits, stroke_channels):
-        self.batches.append(len(image_patches))
+        self.batches.append(np.shape(base_logits))
         return np.stack(
             [
                 self.inner(*job)
@@ -439,23 +440,31 @@ class BatchCountingRefiner(CountingRefiner):
         )
 
 
-def test_the_patches_of_a_stroke_are_refined_in_one_batch():
+def test_the_patches_of_a_stroke_are_refined_as_one_image():
     batched = BatchCountingRefiner(sigma=1.5, strength=6.0)
     single = CountingRefiner(sigma=1.5, strength=6.0)
     sessions = [make_session(refine) for refine in (batched, single)]
     for session in sessions:
         proposal = session.propose_stroke(ADD)
         session.accept()
-    touched = len(proposal.deltas)
-    assert touched > 1
-    assert batched.batches == [touched] and batched.calls == 0
-    assert single.calls == touched
+    assert sorted(proposal.deltas) == [0, 1, 2, 3]  # all 2 x 2 patches: the whole 96 x 96 view
+    assert batched.batches == [(1, 96, 96)] and batched.calls == 0
+    assert single.calls == 1
     assert_same_state(state(sessions[0]), state(sessions[1]))
+    # each patch's change is its part of the one image's refinement
+    session, grid = sessions[0], sessions[0].grid
+    refined = SpreadRefiner(sigma=1.5, strength=6.0)(
+        session.network_image, session.base_logits, stroke_channel([ADD], grid.shape)
+    )
+    for index, delta in proposal.deltas.items():
+        y0, x0, y1, x1 = grid.region(index)
+        expected = refined[y0:y1, x0:x1] - session.base_logits[y0:y1, x0:x1]
+        np.testing.assert_array_equal(delta, expected.astype(np.float16))
 
 
 def test_a_refiner_returning_the_wrong_batch_shape_is_refused():
     def wrong(image_patches, base_logits, stroke_channels):
-        return base_logits[:1]
+        return base_logits[:, 1:]
 
     refiner = CountingRefiner()
     refiner.refine_batch = wrong

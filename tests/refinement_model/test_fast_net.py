@@ -36,3 +36,30 @@ def test_large_batches_reach_the_backend_in_bounded_runs(base):
     assert max(sizes) <= ENGINE_BATCH and sum(sizes) == 4 * len(batch)
     whole = FastNet(base, optimise=False, orientations=4)
     assert np.abs(got - whole(batch)).max() < EQUALITY_TOLERANCE
+
+
+class _RecordingEngine:
+    def __init__(self, name):
+        self.name, self.shapes = name, []
+
+    def __call__(self, batch):
+        self.shapes.append(batch.shape)
+        return np.zeros((len(batch), *batch.shape[2:]), np.float32)
+
+
+@pytest.mark.parametrize(
+    ("backend", "expected"),
+    [
+        # TorchScript specialises per batch size: each size of patches once, x4 orientations
+        ("torchscript", [(4, 1, 64, 64), (8, 1, 64, 64)]),
+        # ONNX Runtime grows its arena once: the window of 2 x 2 half-overlapping patches
+        # (96 = 1.5 x 64), in all four orientations in one run
+        ("onnx", [(4, 1, 96, 96)]),
+        ("eager", []),
+    ],
+)
+def test_warm_up_runs_what_each_backend_needs(base, backend, expected):
+    engine = _RecordingEngine(backend)
+    fast = FastNet.from_engine(engine, FastNet(base, optimise=False).spec, model=base)
+    fast.with_orientations(4).warm_up([1, 2], 64)
+    assert engine.shapes == expected

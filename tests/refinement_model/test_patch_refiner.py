@@ -51,12 +51,18 @@ def test_patch_refiner_from_checkpoint_equals_eager(refiner, tmp_path):
     assert np.abs(batch[1] - engine(image, logits, -strokes)).max() < EQUALITY_TOLERANCE
 
 
-def test_patch_refiner_averages_over_orientations(refiner):
-    rng = np.random.default_rng(1)
-    image = rng.normal(size=(2, 1, 64, 64)).astype(np.float32)
-    logits = (10 * rng.normal(size=(2, 64, 64))).astype(np.float32)
-    strokes = np.zeros((2, 64, 64), np.float32)
+def refiner_inputs(seed: int, shape: tuple[int, ...]):
+    """(B, 1, h, w) image, (B, h, w) logits and a stroke channel with one add stroke."""
+    rng = np.random.default_rng(seed)
+    image = rng.normal(size=(shape[0], 1, *shape[1:])).astype(np.float32)
+    logits = (10 * rng.normal(size=shape)).astype(np.float32)
+    strokes = np.zeros(shape, np.float32)
     strokes[:, 10:20, 10:40] = 1
+    return image, logits, strokes
+
+
+def test_patch_refiner_averages_over_orientations(refiner):
+    image, logits, strokes = refiner_inputs(1, (2, 64, 64))
     single = PatchRefiner(refiner, optimise=False)
     two = PatchRefiner(refiner, options=RefinerOptions(orientations=2), optimise=False)
     turned = [np.rot90(a, 1, axes=(-2, -1)).copy() for a in (image, logits, strokes)]
@@ -90,6 +96,28 @@ def test_patch_refiner_averages_over_orientations(refiner):
     four = two.with_options(RefinerOptions(orientations=4))
     assert four.net.orientations == 4 and two.net.orientations == 2
     assert four.net.model is two.net.model
+
+
+@pytest.mark.parametrize("backend", ["onnx", "eager"])
+def test_a_window_that_is_not_square_is_averaged_over_orientations_too(refiner, backend):
+    image, logits, strokes = refiner_inputs(3, (1, 64, 96))
+    single = PatchRefiner(refiner, backend=backend)
+    four = single.with_options(RefinerOptions(orientations=4))
+    expected = np.mean(
+        [
+            np.rot90(
+                single.refine_batch(
+                    *(np.rot90(a, k, axes=(-2, -1)).copy() for a in (image, logits, strokes))
+                ),
+                -k,
+                axes=(-2, -1),
+            )
+            for k in range(4)
+        ],
+        axis=0,
+    )
+    got = four.refine_batch(image, logits, strokes)
+    assert got.shape == (1, 64, 96) and np.abs(got - expected).max() < 1e-4
 
 
 def test_patch_refiner_refines_again_from_its_own_logits(refiner):

@@ -152,7 +152,9 @@ def test_a_setting_gets_the_refiner_options_it_names(setup, tmp_path):
         simulate_views([root / "data"], out=tmp_path, seeds=1, first_seed=-1)
 
 
-def test_the_iterations_option_reaches_the_runs(setup, tmp_path, capsys, simulate_cli):
+def test_the_iterations_and_orientations_options_reach_the_runs(
+    setup, tmp_path, capsys, simulate_cli
+):
     root, paths = setup
 
     def simulate(out, **options):
@@ -166,3 +168,11 @@ def test_the_iterations_option_reaches_the_runs(setup, tmp_path, capsys, simulat
     with pytest.raises(SystemExit):
         simulate(tmp_path / "none", iterations=0)
     assert "at least 1" in capsys.readouterr().err
+    # the orientations each refinement averages, likewise
+    assert simulate(tmp_path / "two", orientations=2) == 0
+    manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    assert (manifest["orientations"], manifest["iterations"]) == (2, 2)
+    assert simulate(tmp_path / "two") == 2
+    assert "orientations" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        simulate(tmp_path / "none", orientations=3)
