@@ -317,8 +317,7 @@ def _markdown(manifest: dict, summary: dict, details: dict, plots: list[str]) ->
         + ".",
         "",
         f"Models: base `{manifest.get('base')}`, refiner `{manifest.get('refiner')}`, its logits "
-        f"averaged over {turns} of the patches a stroke touches and {refined} per stroke (but "
-        f"in `one_pass`).",
+        f"averaged over {turns} of each patch and {refined} per stroke (but in `one_pass`).",
         "",
         f"Start (the initial prediction both curves begin from): {start}.",
         "",
