@@ -142,6 +142,11 @@ def test_report_from_runs(tmp_path):
     write_manifest(tmp_path, manifest)
     write_report(tmp_path, tmp_path / "old")
     assert "refined once per stroke" in (tmp_path / "old" / "report.md").read_text()
+    write_manifest(tmp_path, {**manifest, "orientations": 2})
+    write_report(tmp_path, tmp_path / "two")
+    assert (
+        "averaged over 2 orientations of each patch" in (tmp_path / "two" / "report.md").read_text()
+    )
     # the per-view table sets the view's figures beside the paper's per-view range
     assert "| V_R | 50.00 | 80.00 /" in report
     assert (
