@@ -27,7 +27,7 @@ import numpy as np
 from refinement_model.patches import PatchGrid, union
 from refinement_model.strokes import Stroke, stroke_channel
 
-__all__ = ["NET_MULTIPLE", "PatchBlock", "patch_block", "refine_patches_together"]
+__all__ = ["NET_MULTIPLE", "PatchBlock", "patch_block", "patch_inputs", "refine_patches_together"]
 
 #: The networks' sides must be multiples of this (five halvings in the encoder).
 NET_MULTIPLE = 32
@@ -200,15 +200,7 @@ def refine_patches_together(
         return {}
     block = patch_block(grid, indices)
     if block is None:
-        n, strokes = grid.net_size, list(strokes)
-        images = np.stack([grid.extract(image, i) for i in indices]).astype(np.float32)
-        bases = np.stack([grid.extract(base_logits, i) for i in indices]).astype(np.float32)
-        channels = np.stack(
-            [
-                stroke_channel(strokes, (n, n), origin=grid.network_origin(i), scale=grid.scale)
-                for i in indices
-            ]
-        )
+        images, bases, channels = patch_inputs(grid, image, base_logits, indices, strokes)
         refined = _refined(refine_many, images, bases, channels, use_prediction, use_strokes)
         return {i: np.ascontiguousarray(refined[k]) for k, i in enumerate(indices)}
     bases = block.extract(base_logits)[None]
@@ -221,6 +213,38 @@ def refine_patches_together(
         use_strokes,
     )[0]
     return {i: np.ascontiguousarray(block.cut(refined, i)) for i in indices}
+
+
+def patch_inputs(
+    grid: PatchGrid, image: np.ndarray, base_logits: np.ndarray, indices, strokes=()
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The refiner's inputs of patches ``indices``, each alone, at network size.
+
+    Parameters
+    ----------
+    grid : PatchGrid
+    image : (C, H, W) float32 ndarray
+    base_logits : (H, W) float32 ndarray
+    indices : sequence of int
+    strokes : sequence of Stroke, optional
+        In view pixels, in drawing order; default none (an all-zero stroke channel).
+
+    Returns
+    -------
+    images : (B, C, n, n) float32 ndarray
+    base_logits : (B, n, n) float32 ndarray
+    stroke_channels : (B, n, n) float32 ndarray
+    """
+    n, strokes = grid.net_size, list(strokes)
+    images = np.stack([grid.extract(image, i) for i in indices]).astype(np.float32)
+    bases = np.stack([grid.extract(base_logits, i) for i in indices]).astype(np.float32)
+    channels = np.stack(
+        [
+            stroke_channel(strokes, (n, n), origin=grid.network_origin(i), scale=grid.scale)
+            for i in indices
+        ]
+    )
+    return images, bases, channels
 
 
 def _refined(refine_many, images, bases, channels, use_prediction, use_strokes) -> np.ndarray:

@@ -235,15 +235,19 @@ class EventLog:
             position = next(
                 k for k in range(len(self._strokes) - 1, -1, -1) if self._strokes[k].seq == seq
             )
-            patches = self._strokes[position].patches
-            strokes = [r.stroke for r in self._strokes[: position + 1] if r.patches & patches]
-            refine = self._refiner_of(event.get("adapted"))
-            deltas = self._refine_patches((sorted(patches), strokes), refine)
+            job = self._job(self._strokes[: position + 1], self._strokes[position].patches)
+            deltas = self._refine_patches(job, self._refiner_of(event.get("adapted")))
             for other, other_delta in deltas.items():
                 if other != index:  # the same refinement made them: kept for their turn
                     self._cache.put((other, seq), other_delta)
             delta = deltas[index]
         return delta
+
+    @staticmethod
+    def _job(records, patches) -> tuple:
+        """The refinement of ``patches`` (the ones a stroke touches): them, ascending, and the
+        strokes of ``records`` (up to that stroke, in drawing order) on any of them."""
+        return sorted(patches), [r.stroke for r in records if r.patches & patches]
 
     def _refiner_of(self, update):
         """The refine function that made a patch version: the session's base refiner (update

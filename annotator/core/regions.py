@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from refinement_model.blocks import refine_patches_together
+from refinement_model.blocks import patch_inputs, refine_patches_together
 from refinement_model.patches import PatchGrid
-from refinement_model.strokes import stroke_channel
 
 __all__ = ["propagated_patches", "refine_patches"]
 
@@ -57,26 +56,13 @@ def propagated_patches(
     Arguments as for :func:`refine_patches` (``indices``: the patches); returns the same kind
     of float16 deltas.
     """
-    jobs = {int(index): [] for index in indices}
-    if not jobs:
+    indices = list(dict.fromkeys(int(index) for index in indices))
+    if not indices:
         return {}
-    images, bases, channels = _inputs(grid, image, base_logits, jobs)
+    images, bases, channels = patch_inputs(grid, image, base_logits, indices)
     return _as_deltas(
-        list(jobs), adapted_many(images, bases, channels) - frozen_many(images, bases, channels)
+        indices, adapted_many(images, bases, channels) - frozen_many(images, bases, channels)
     )
-
-
-def _inputs(grid: PatchGrid, image, base_logits, jobs):
-    """(B, C, n, n) images, (B, n, n) base logits and stroke channels of ``jobs``' patches."""
-    n = grid.net_size
-    channels, bases, images = [], [], []
-    for index in jobs:
-        channels.append(
-            stroke_channel(jobs[index], (n, n), origin=grid.network_origin(index), scale=grid.scale)
-        )
-        bases.append(grid.extract(base_logits, index).astype(np.float32, copy=False))
-        images.append(grid.extract(image, index))
-    return np.stack(images), np.stack(bases), np.stack(channels)
 
 
 def _as_deltas(indices, changes: np.ndarray) -> dict:

@@ -362,7 +362,7 @@ class AnnotationSession(EventLog):
         if self._refine is not None:
             if cancel is not None and cancel():
                 raise Cancelled("refinement cancelled")
-            job = self._jobs(record)
+            job = self._new_stroke_job(record)
             final = not (preview and self._preview is not None)
             deltas = self._refine_patches(job, self._refine if final else self._preview)
             if progress is not None:
@@ -377,7 +377,7 @@ class AnnotationSession(EventLog):
         if self._pending is None:
             raise RuntimeError("no refinement proposal is pending")
         return self._refinement_job(
-            self._jobs(self._record(len(self._journal), self._pending.stroke))
+            self._new_stroke_job(self._record(len(self._journal), self._pending.stroke))
         )
 
     def finish_proposal(self, proposal: Proposal, deltas: dict | None = None) -> Proposal:
@@ -763,12 +763,10 @@ class AnnotationSession(EventLog):
             getattr(view, "files", None),
         )
 
-    def _jobs(self, record) -> tuple:
+    def _new_stroke_job(self, record) -> tuple:
         """The patches a new stroke touches and the strokes they are refined with: every
         earlier stroke on any of them too."""
-        patches = record.patches
-        earlier = [r.stroke for r in self._strokes if r.patches & patches]
-        return sorted(patches), earlier + [record.stroke]
+        return self._job([*self._strokes, record], record.patches)
 
     def _refine_patches(self, job, refine=None) -> dict:
         return self._refinement_job(job, refine)()
