@@ -44,6 +44,7 @@ def main(argv=None) -> int:
         window.resize(1600, 1000)
         window.show()
         window.load(sample_view())
+        window.start_refinement.wait()  # the app's start on every patch, as a user soon sees it
 
         def shot(name, **changes):
             if changes:
