@@ -27,6 +27,9 @@ __all__ = ["ENGINE_BATCH", "FastNet", "as_fast_net", "checkpoint_net"]
 # (benchmarks/bench_refine_latency.py), while the runtime's memory grows with the batch
 # (ONNX Runtime keeps its arena: +0.2 GB for 8 refiner patches, +0.85 GB for 32).
 ENGINE_BATCH = 8
+# Most images in an upright pass that _RecentPass keeps: a stroke's window or its few patches,
+# never a whole view's batch (it keeps a copy of the inputs).
+_RECENT_BATCH = ENGINE_BATCH
 
 
 class FastNet:
@@ -43,7 +46,11 @@ class FastNet:
     orientations : {1, 2, 4, 8}, optional
         Average the logits over this many orientations of each input (test-time augmentation):
         the first 1, 2 or 4 quarter turns, or those four and their mirror images. Each costs one
-        more pass of the network; all go through the backend in one batch.
+        more pass of the network. The upright pass runs in a batch of its own and is kept for
+        the next call (shared with the siblings of :meth:`with_orientations`): a call on the
+        same inputs reuses it, so the app's full refinement of a stroke does not repeat the
+        one-pass preview it showed first. The other orientations go through the backend
+        together (a quarter turn of a non-square input in a batch of its own).
     backend : {"auto", "onnx", "torchscript", "eager", "cuda"}, optional
         See :func:`refinement_model.backends.build_backend`: one that cannot be built or is not
         equal to eager PyTorch is replaced by its fall-back, with a warning.
@@ -78,6 +85,7 @@ class FastNet:
         from refinement_model.backends import build_backend  # PyTorch: see the module docstring
 
         self.orientations = checked_orientations(orientations)
+        self._recent = _RecentPass()
         model = getattr(model, "module", model)
         self.spec = model.spec
         self._model, self._checkpoint = model, None
@@ -108,6 +116,7 @@ class FastNet:
             raise ValueError("give exactly one of the engine's checkpoint and its eager model")
         net = cls.__new__(cls)
         net.orientations = checked_orientations(orientations)
+        net._recent = _RecentPass()
         net.spec, net.engine = spec, engine
         net._model = model
         net._checkpoint = None if checkpoint is None else os.fspath(checkpoint)
@@ -174,15 +183,19 @@ class FastNet:
             raise ValueError(
                 f"batch must have shape (B, {self.spec.in_channels}, S, S), got {batch.shape}"
             )
+        upright = self._recent.logits(self.engine, batch)
+        if upright is None:
+            upright = self._run(batch)
+            self._recent.keep(self.engine, batch, upright)
         if self.orientations == 1:
-            return self._run(batch)
-        # every orientation through the backend together; a quarter turn of a non-square
-        # batch has the other shape, so those go in a batch of their own
-        groups = [range(self.orientations)]
+            return upright
+        # a quarter turn of a non-square batch has the other shape: those go in a batch of
+        # their own
+        groups = [range(1, self.orientations)]
         if batch.shape[2] != batch.shape[3]:
-            groups = [range(0, self.orientations, 2), range(1, self.orientations, 2)]
-        outs = {}
-        for group in groups:
+            groups = [range(2, self.orientations, 2), range(1, self.orientations, 2)]
+        outs = {0: upright}
+        for group in filter(None, groups):
             turned = np.concatenate([_orient(batch, k) for k in group])
             logits = self._run(turned).reshape(len(group), len(batch), *turned.shape[2:])
             outs.update({k: _orient_back(out, k) for k, out in zip(group, logits, strict=True)})
@@ -270,6 +283,28 @@ def as_fast_net(model) -> FastNet:
     """``model`` if it is a :class:`FastNet`, else a FastNet of the network with the default
     options."""
     return model if isinstance(model, FastNet) else FastNet(model)
+
+
+class _RecentPass:
+    """The last upright pass of a small batch: its inputs (a copy) and its logits.
+
+    One entry, replaced as a whole, so that the GUI thread's preview and a worker's full
+    refinement may share it.
+    """
+
+    def __init__(self):
+        self._entry = None
+
+    def keep(self, engine, batch: np.ndarray, logits: np.ndarray) -> None:
+        if len(batch) <= _RECENT_BATCH:
+            self._entry = (engine, batch.copy(), logits.copy())
+
+    def logits(self, engine, batch: np.ndarray) -> np.ndarray | None:
+        """A copy of the kept logits if they are ``engine``'s of ``batch``, else None."""
+        entry = self._entry
+        if entry is None or entry[0] is not engine or not np.array_equal(entry[1], batch):
+            return None
+        return entry[2].copy()
 
 
 def _orient(a: np.ndarray, k: int) -> np.ndarray:
