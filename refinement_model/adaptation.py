@@ -52,6 +52,7 @@ import torch
 from safetensors.numpy import load, save
 
 from refinement_model.backends import eager_logits
+from refinement_model.blocks import NET_MULTIPLE
 from refinement_model.errors import Cancelled, InputError
 from refinement_model.fast_net import FastNet
 from refinement_model.imageio import file_sha256
@@ -99,7 +100,8 @@ class AdaptationOptions:
     batch_size : int
         Examples per step.
     crop : int
-        Side of the training windows in network pixels (a multiple of 32; at most the patch).
+        Side of the training windows in network pixels (a multiple of 32, the networks' side
+        multiple; at most the patch).
     max_examples : int
         The most recent corrected patches an update uses.
     variants : int
@@ -138,8 +140,8 @@ class AdaptationOptions:
             _positive_int(getattr(self, name), name)
         _positive_int(self.variants, "variants", 0)
         _positive_int(self.seed, "seed", 0)
-        if self.crop % 32:
-            raise ValueError(f"crop must be a multiple of 32, got {self.crop}")
+        if self.crop % NET_MULTIPLE:
+            raise ValueError(f"crop must be a multiple of {NET_MULTIPLE}, got {self.crop}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         if not 0 <= self.network_weight <= 1:
@@ -629,7 +631,8 @@ class OnlineAdapter:
                 if cancel is not None and cancel():
                     raise Cancelled("adaptation cancelled")
                 rows = rng.integers(0, len(examples["targets"]), self.options.batch_size)
-                y, x = (int(v) * 32 for v in rng.integers(0, (n - side) // 32 + 1, 2))
+                starts = rng.integers(0, (n - side) // NET_MULTIPLE + 1, 2)
+                y, x = (int(v) * NET_MULTIPLE for v in starts)
                 optimiser.zero_grad()
                 loss = self._weighted_loss(examples, torch.from_numpy(rows), (y, x, side))
                 loss.backward()

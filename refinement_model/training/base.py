@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from refinement_model.blocks import NET_MULTIPLE
 from refinement_model.checkpoints import load_checkpoint, save_checkpoint
 from refinement_model.errors import CheckpointError
 from refinement_model.fast_net import FastNet
@@ -65,11 +66,12 @@ def check_crop(crop, geometry: GridOptions) -> int:
     if (
         isinstance(crop, bool)
         or not isinstance(crop, int)
-        or not 32 <= crop <= geometry.net_size
-        or crop % 32
+        or not NET_MULTIPLE <= crop <= geometry.net_size
+        or crop % NET_MULTIPLE
     ):
         raise ValueError(
-            f"crop must be a multiple of 32 in [32, {geometry.net_size}], got {crop!r}"
+            f"crop must be a multiple of {NET_MULTIPLE} in [{NET_MULTIPLE}, "
+            f"{geometry.net_size}], got {crop!r}"
         )
     return crop
 
