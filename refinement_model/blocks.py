@@ -21,10 +21,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from refinement_model.patches import PatchGrid, union
+from refinement_model.patches import PatchGrid, area_resize, union
 from refinement_model.strokes import Stroke, stroke_channel
 
 __all__ = ["NET_MULTIPLE", "PatchBlock", "patch_block", "patch_inputs", "refine_patches_together"]
@@ -71,17 +70,12 @@ class PatchBlock:
         :meth:`PatchGrid.extract` resizes a patch (``cv2.INTER_AREA``); float32."""
         y0, x0, y1, x1 = self.box
         crop = np.asarray(array)[..., y0:y1, x0:x1].astype(np.float32, copy=False)
-        h, w = self.net_shape
-        planes = crop.reshape(-1, *crop.shape[-2:])
-        out = np.stack([cv2.resize(p, (w, h), interpolation=cv2.INTER_AREA) for p in planes])
-        return out.reshape(crop.shape[:-2] + (h, w))
+        return area_resize(crop, self.net_shape)
 
     def stroke_channel(self, strokes: Sequence[Stroke]) -> np.ndarray:
         """(h, w) float32 stroke channel of the window (see :meth:`PatchGrid.network_origin`)."""
-        scale = self.grid.scale
-        shift = 0.5 / scale - 0.5
-        origin = (self.box[1] + shift, self.box[0] + shift)
-        return stroke_channel(list(strokes), self.net_shape, origin=origin, scale=scale)
+        origin = self.grid.network_origin_at(*self.box[:2])
+        return stroke_channel(list(strokes), self.net_shape, origin=origin, scale=self.grid.scale)
 
     def cut(self, window: np.ndarray, index: int) -> np.ndarray:
         """Patch ``index``'s (..., n, n) part of a (..., h, w) window array (a view)."""

@@ -17,6 +17,7 @@ from refinement_model.errors import Cancelled
 
 __all__ = [
     "PatchGrid",
+    "area_resize",
     "border_weight_map",
     "clip_box",
     "stitch_logits",
@@ -189,6 +190,11 @@ class PatchGrid:
         centre is at ``x0 + (j + 0.5) / s - 0.5``.
         """
         y0, x0 = self.boxes[self._check_index(index), :2].tolist()
+        return self.network_origin_at(y0, x0)
+
+    def network_origin_at(self, y0: int, x0: int) -> tuple[float, float]:
+        """:meth:`network_origin` of a window whose top-left view pixel is ``(y0, x0)``, at
+        the grid's scale (a block of patches, say)."""
         shift = 0.5 / self.scale - 0.5
         return x0 + shift, y0 + shift
 
@@ -227,10 +233,7 @@ class PatchGrid:
                 (0, self.patch_size - crop.shape[-1]),
             ]
             work = np.pad(work, pad, mode="constant", constant_values=fill)
-        planes = work.reshape(-1, self.patch_size, self.patch_size)
-        size = (self.net_size, self.net_size)
-        out = np.stack([cv2.resize(p, size, interpolation=cv2.INTER_AREA) for p in planes])
-        out = out.reshape(work.shape[:-2] + size)
+        out = area_resize(work, (self.net_size, self.net_size))
         if image.dtype == bool:
             return out >= 0.5
         return out
@@ -256,6 +259,16 @@ class PatchGrid:
         return np.array(
             [bool(mask[y0:y1, x0:x1].any()) for y0, x0, y1, x1 in self.boxes], dtype=bool
         )
+
+
+def area_resize(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(..., H, W) ``array`` resized to (..., h, w) ``shape`` with ``cv2.INTER_AREA`` (the mean
+    over each block of pixels), plane by plane; a dtype OpenCV resizes (uint8, uint16, int16,
+    float32, float64)."""
+    h, w = shape
+    planes = array.reshape(-1, *array.shape[-2:])
+    out = np.stack([cv2.resize(p, (w, h), interpolation=cv2.INTER_AREA) for p in planes])
+    return out.reshape(array.shape[:-2] + (h, w))
 
 
 def clip_box(box, shape) -> tuple[int, int, int, int]:
