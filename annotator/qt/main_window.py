@@ -442,10 +442,11 @@ class MainWindow(QMainWindow):
         if not proposal.deltas:  # nothing to choose between: no refiner
             session.accept()
             return
-        self._show_proposal(proposal)
         if not proposal.final:
+            # started before the preview is painted: the final result is what the user waits for
             job = session.finishing_job()
             self._finisher.submit(lambda: (proposal, job()))
+        self._show_proposal(proposal)
 
     def _show_proposal(self, proposal) -> None:
         y0, x0, y1, x1 = proposal.region
