@@ -57,11 +57,11 @@ def _model():
     return model, "untrained default refiner (no shipped weights yet)"
 
 
-def _inputs(count: int, channels: int, seed: int = 0):
+def _inputs(count: int, channels: int, seed: int = 0, shape: tuple[int, int] = (256, 256)):
     rng = np.random.default_rng(seed)
-    image = rng.normal(size=(count, channels, 256, 256)).astype(np.float32)
-    logits = (5 * rng.normal(size=(count, 256, 256))).astype(np.float32)
-    strokes = np.zeros((count, 256, 256), np.float32)
+    image = rng.normal(size=(count, channels, *shape)).astype(np.float32)
+    logits = (5 * rng.normal(size=(count, *shape))).astype(np.float32)
+    strokes = np.zeros((count, *shape), np.float32)
     strokes[:, 100:110, 50:150] = 1
     return image, logits, strokes
 
@@ -103,16 +103,7 @@ def _stroke_block(refiner: PatchRefiner, channels: int, args) -> dict:
     by one in a batch, against the one image they make (512 x 384 network pixels; see
     ``refinement_model.blocks``), as the session refines them."""
     app = refiner.with_options(APP_REFINEMENT)
-    windows = []
-    for seed in (1, 2):
-        rng = np.random.default_rng(seed)
-        windows.append(
-            (
-                rng.normal(size=(1, channels, 512, 384)).astype(np.float32),
-                (5 * rng.normal(size=(1, 512, 384))).astype(np.float32),
-                np.zeros((1, 512, 384), np.float32),
-            )
-        )
+    windows = [_inputs(1, channels, seed, shape=(512, 384)) for seed in (1, 2)]
     patches = [_inputs(6, channels, seed) for seed in (0, 1)]
     times = _time_in_turns(
         {
