@@ -25,10 +25,13 @@ patches give the same weights):
   input is the patch's start logits, as in the app; the target is the corrected mask. Pixels
   the user drew weigh 1 in the loss, the others (where the target is the network's own output,
   accepted but not checked by the user) ``network_weight``.
-* A held-out part (``validation_fraction``, at least one patch) validates: the loss of the
-  current weights and of the trained ones on those patches with the user's strokes and with
-  none (the no-stroke prediction is what propagation shows on unreviewed patches). The update
-  is accepted only if it lowers that loss; otherwise the adapter keeps its current weights.
+* A held-out part (``validation_fraction``, at least one patch) validates, with the current
+  weights and with the trained ones: the loss on those patches with the user's strokes and with
+  none, and the pixels the propagated mask gets wrong there (the start, with the no-stroke
+  prediction's decisions where they differ from the base refiner's:
+  :func:`~refinement_model.corrections.propagated_change`, what unreviewed patches show). The
+  update is accepted only if it lowers the loss and gets no more pixels wrong; otherwise the
+  adapter keeps its current weights.
 * The frozen part of the network runs once per example (its features are cached); only the
   trained part runs at each step, on ``crop``-sized windows.
 * Each update continues from the last accepted weights; the shipped refiner is never modified.
@@ -53,6 +56,7 @@ from safetensors.numpy import load, save
 
 from refinement_model.backends import eager_logits
 from refinement_model.blocks import NET_MULTIPLE
+from refinement_model.corrections import propagated_change
 from refinement_model.errors import Cancelled, InputError
 from refinement_model.fast_net import FastNet
 from refinement_model.imageio import file_sha256
@@ -265,9 +269,12 @@ class AdaptationResult:
     state : AdaptedState
         The trained state (kept by the adapter only if ``accepted``).
     accepted : bool
-        Whether it lowered the validation loss.
+        Whether it lowered the validation loss and got no more validation pixels wrong.
     loss_before, loss_after : float
         Validation loss of the adapter's weights before the update and of the trained ones.
+    errors_before, errors_after : float
+        Pixels (loss-weighted) the propagated mask gets wrong on the held-out patches, with
+        the adapter's weights before the update and with the trained ones.
     seconds : float
         Wall time of the update.
     """
@@ -276,6 +283,8 @@ class AdaptationResult:
     accepted: bool
     loss_before: float
     loss_after: float
+    errors_before: float
+    errors_after: float
     seconds: float
 
 
@@ -511,19 +520,24 @@ class OnlineAdapter:
         validation = [patches[i] for i in sorted(order[:held])]
         training = [patches[i] for i in sorted(order[held:])]
         try:
-            self._load(self._initial if self.state is None else self.state.tensors)
+            self._load(self._initial)
             train_set = self._examples(training, training=True, cancel=cancel)
             val_set = self._examples(validation, training=False, cancel=cancel)
+            frozen = self._logits(val_set)
+            if self.state is not None:
+                self._load(self.state.tensors)
             loss_before = self._loss(val_set)
+            errors_before = _propagated_errors(val_set, frozen, self._logits(val_set))
             self._train(train_set, rng, cancel)
             loss_after = self._loss(val_set)
+            errors_after = _propagated_errors(val_set, frozen, self._logits(val_set))
             tensors = self._current_tensors()
         finally:
             self._load(self._initial)
         # patches that changed or left the window are not needed again
         keep = {_patch_digest(p) for p in patches}
         self._cache = {key: value for key, value in self._cache.items() if key[0] in keep}
-        accepted = bool(loss_after < loss_before)
+        accepted = bool(loss_after < loss_before and errors_after <= errors_before)
         self._updates += accepted
         state = AdaptedState(
             tensors=tensors,
@@ -538,6 +552,8 @@ class OnlineAdapter:
             accepted=accepted,
             loss_before=loss_before,
             loss_after=loss_after,
+            errors_before=errors_before,
+            errors_after=errors_after,
             seconds=time.perf_counter() - started,
         )
 
@@ -590,6 +606,7 @@ class OnlineAdapter:
             "residual": LOGIT_SCALE * scale_base_logits(starts),
             "targets": targets,
             "weights": torch.where(users != 0, 1.0, self.options.network_weight),
+            "no_strokes": ~channels.flatten(1).any(1),
         }
 
     def _trained_logits(self, features: torch.Tensor, size: int) -> torch.Tensor:
@@ -598,6 +615,14 @@ class OnlineAdapter:
         if "block" in self._trained:
             x = self._trained["block"](x, size, size, skip_connection=None)
         return self._trained["head"](x)[:, 0]
+
+    def _logits(self, examples: dict) -> torch.Tensor:
+        """(B, n, n) logits of every example with the current weights."""
+        with torch.no_grad():
+            return (
+                self._trained_logits(examples["features"], examples["targets"].shape[-1])
+                + examples["residual"]
+            )
 
     def _loss(self, examples: dict) -> float:
         with torch.no_grad():
@@ -649,6 +674,16 @@ def _weights_sha256(model: torch.nn.Module) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+def _propagated_errors(examples: dict, frozen: torch.Tensor, logits: torch.Tensor) -> float:
+    """Loss-weighted pixels of the no-stroke examples that the propagated mask of ``logits``
+    (over the base refiner's ``frozen`` logits; the start is the residual's sign) gets wrong."""
+    rows = examples["no_strokes"]
+    start = examples["residual"][rows]
+    shown = start + torch.from_numpy(propagated_change(start, frozen[rows], logits[rows])) > 0
+    wrong = shown != examples["targets"][rows].bool()
+    return float((examples["weights"][rows] * wrong).sum())
 
 
 def _patch_digest(patch: CorrectedPatch) -> str:

@@ -32,6 +32,7 @@ __all__ = [
     "LINE_PROBABILITY",
     "ViewCorrections",
     "blend_probabilities",
+    "propagated_change",
     "protected_mask",
     "stroke_box",
 ]
@@ -63,6 +64,37 @@ def blend_probabilities(
     blended changes of the refined patches in ``deltas``) over ``region`` (y0, x0, y1, x1):
     (h, w) float32 in [0, 1]."""
     return expit(blend_logits(grid, base_logits, deltas, region))
+
+
+def propagated_change(start, frozen, adapted) -> np.ndarray:
+    """The change an adapted refiner makes to patches without strokes: its decisions only.
+
+    Where the adapted refiner's no-stroke prediction decides a pixel as the frozen one's does,
+    the patch keeps its start; where it decides otherwise, the patch takes the adapted logits.
+    The plain difference ``adapted - frozen`` would not do: the two refiners' logits reach tens
+    of units where both are sure, so their difference swamps the start's (|logit| <= 16) and
+    flips pixels neither refiner changed its mind about (docs/evaluation/adaptive).
+
+    Parameters
+    ----------
+    start : (..., n, n) float array
+        The logits the patches show, at network size.
+    frozen, adapted : (..., n, n) float arrays
+        The frozen and the adapted refiners' logits of the same patches, with no strokes.
+
+    Returns
+    -------
+    change : (..., n, n) float32 ndarray
+        ``adapted - start`` where the two refiners decide differently, 0 elsewhere.
+    """
+    start, frozen, adapted = (np.asarray(a, np.float32) for a in (start, frozen, adapted))
+    if not start.shape == frozen.shape == adapted.shape or start.ndim < 2:
+        raise ValueError(
+            f"start, frozen and adapted must be (..., n, n) arrays of one shape, got "
+            f"{start.shape}, {frozen.shape}, {adapted.shape}"
+        )
+    decided_otherwise = (adapted > 0) != (frozen > 0)
+    return np.where(decided_otherwise, adapted - start, np.float32(0))
 
 
 def protected_mask(predicted: np.ndarray, user: np.ndarray) -> np.ndarray:

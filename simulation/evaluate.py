@@ -192,8 +192,8 @@ def simulate_views(
 def online_adaptation(refiner, *, seed: int, scale: float):
     """The ``adapt`` function of :func:`~simulation.protocol.run_protocol` for one run, and
     the list its updates are logged to (one dict per update: ``accepted``, ``loss_before``,
-    ``loss_after``, ``seconds`` of the update, ``refiner_seconds`` to build the adapted
-    refiner), for the manifest.
+    ``loss_after``, ``errors_before``, ``errors_after``, ``seconds`` of the update,
+    ``refiner_seconds`` to build the adapted refiner), for the manifest.
 
     Parameters
     ----------
@@ -219,6 +219,8 @@ def online_adaptation(refiner, *, seed: int, scale: float):
             "accepted": result.accepted,
             "loss_before": round(result.loss_before, 5),
             "loss_after": round(result.loss_after, 5),
+            "errors_before": round(result.errors_before, 1),
+            "errors_after": round(result.errors_after, 1),
             "seconds": round(result.seconds, 3),
         }
         log.append(entry)

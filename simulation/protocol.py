@@ -20,9 +20,10 @@ With ``adapt_every`` K (the setting ``adaptive``), after every K committed strok
 adapts to the view (:mod:`refinement_model.adaptation`) on the patches corrected so far: each
 patch's network + human mask with its strokes burned in as the target (never the ground truth:
 the simulated user's strokes are the only truth it sees). An accepted update refines from then
-on, and propagates: every patch without strokes gets the adapted refiner's no-stroke prediction
-as the change of its start (adapted minus frozen refiner, both with no strokes, so that a
-rejected or ineffective update changes nothing), and the queue ranks all patches anew; patches
+on, and propagates: every patch without strokes takes the adapted refiner's no-stroke prediction
+where it decides otherwise than the frozen refiner's
+(:func:`~refinement_model.corrections.propagated_change`, so that a rejected or ineffective
+update changes nothing), and the queue ranks all patches anew; patches
 with strokes keep their refinements until a stroke touches them again (their refinements
 answer the user's strokes, which the no-stroke prediction would discard).
 
@@ -40,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from refinement_model.blocks import refine_patches_together
-from refinement_model.corrections import ViewCorrections
+from refinement_model.corrections import ViewCorrections, propagated_change
 from refinement_model.errors import Cancelled
 from refinement_model.metrics import pseudo_f_measure, score_masks, thin
 from refinement_model.patches import PatchGrid, union
@@ -229,7 +230,7 @@ class _ViewState:
 
     def propagate(self, refine: RefineFunction) -> None:
         """Refine from now on with ``refine``, and give every patch in the mirror area without
-        strokes its no-stroke prediction's change over the frozen refiner's."""
+        strokes the decisions its no-stroke prediction changes over the frozen refiner's."""
         self.refine_fn = refine
         n = self.grid.net_size
         changes = {}
@@ -243,8 +244,8 @@ class _ViewState:
             zeros = np.zeros((n, n), np.float32)
             if index not in self._frozen_start:
                 self._frozen_start[index] = self.frozen_refine(image, base, zeros)
-            changes[index] = (
-                np.asarray(refine(image, base, zeros), np.float32) - self._frozen_start[index]
+            changes[index] = propagated_change(
+                base, self._frozen_start[index], refine(image, base, zeros)
             )
         self.corrections.set_deltas(changes)
 

@@ -23,9 +23,10 @@ What the jobs do
 * **Propagation** (after an update is applied): the patches the queue offers, without strokes
   in effect and not marked done, that do not show this update's prediction yet, worst first by
   the GT-free score, in chunks of ``chunk``: each is re-predicted by the adapted refiner with no
-  strokes, and the change of that prediction over the session's own refiner's no-stroke one
-  (so that an update that changed nothing changes no patch, as the evaluation's ``adaptive``
-  setting measures) is added to its start through a ``propagate`` event (the mask, the queue
+  strokes, and where that prediction decides otherwise than the session's own refiner's
+  no-stroke one, the patch takes it (:func:`~refinement_model.corrections.propagated_change`:
+  an update that changed nothing changes no patch, as the evaluation's ``adaptive`` setting
+  measures), through a ``propagate`` event (the mask, the queue
   and the listeners update as for any change). A chunk is dropped if the update is no longer
   the valid one, and patches that got strokes or were marked done meanwhile are left out.
   Patches already refined by strokes keep their refinement (made by the refiner valid when each

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from refinement_model.blocks import patch_inputs, refine_patches_together
+from refinement_model.corrections import propagated_change
 from refinement_model.patches import PatchGrid
 
 __all__ = ["propagated_patches", "refine_patches"]
@@ -51,7 +52,8 @@ def propagated_patches(
 ) -> dict:
     """The change an adapted refiner makes to patches without strokes, over the frozen one's.
 
-    Both refiners run with no strokes; the change is ``adapted - frozen``, so that an update
+    Both refiners run with no strokes; a patch takes the adapted logits where the two decide
+    differently (:func:`~refinement_model.corrections.propagated_change`), so that an update
     that changed nothing changes no patch (as the evaluation's ``adaptive`` setting measures).
     Arguments as for :func:`refine_patches` (``indices``: the patches); returns the same kind
     of float16 deltas.
@@ -61,7 +63,10 @@ def propagated_patches(
         return {}
     images, bases, channels = patch_inputs(grid, image, base_logits, indices)
     return _as_deltas(
-        indices, adapted_many(images, bases, channels) - frozen_many(images, bases, channels)
+        indices,
+        propagated_change(
+            bases, frozen_many(images, bases, channels), adapted_many(images, bases, channels)
+        ),
     )
 
 

@@ -70,6 +70,23 @@ def test_update_learns_the_corrections_and_propagates_them(refiner):
     assert after[unseen.target].mean() > 0.5 and after[~unseen.target].mean() < 0.1
 
 
+def test_the_update_counts_the_pixels_the_propagated_mask_gets_wrong(refiner):
+    result = OnlineAdapter(refiner, AdaptationOptions(**FAST)).update(PATCHES)
+    # one patch of four is held out; the start misses its whole line (3 rows of N pixels),
+    # and the trained refiner finds most of it with no stroke
+    assert result.errors_before == 3 * N
+    assert result.accepted and result.errors_after < 0.5 * result.errors_before
+
+
+def test_an_update_that_gets_more_pixels_wrong_is_rolled_back(refiner, monkeypatch):
+    errors = iter([10.0, 11.0])
+    monkeypatch.setattr(adaptation, "_propagated_errors", lambda *args: next(errors))
+    adapter = OnlineAdapter(refiner, AdaptationOptions(**FAST))
+    result = adapter.update(PATCHES)
+    assert result.loss_after < result.loss_before and not result.accepted
+    assert adapter.state is None and adapter.refiner() is refiner
+
+
 def test_a_worse_update_is_rolled_back(refiner):
     adapter = OnlineAdapter(refiner, AdaptationOptions(**{**FAST, "learning_rate": 1e3}))
     result = adapter.update(PATCHES)

@@ -2,7 +2,12 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from refinement_model.corrections import ViewCorrections, protected_mask, stroke_box
+from refinement_model.corrections import (
+    ViewCorrections,
+    propagated_change,
+    protected_mask,
+    stroke_box,
+)
 from refinement_model.patches import PatchGrid, blend_logits
 from refinement_model.strokes import Stroke, rasterize_stroke
 
@@ -135,3 +140,17 @@ def test_a_stroke_outside_the_view_is_refused():
     with pytest.raises(ValueError, match="must be a Stroke"):
         corrections.add_stroke(((0, 0), (5, 5)))
     assert corrections.strokes == [] and not corrections.user.any()
+
+
+def test_a_propagated_change_carries_decisions_not_logit_differences():
+    start = np.array([[16.0, 16.0, -16.0, 2.0]], np.float32)
+    frozen = np.array([[40.0, 30.0, -20.0, 1.0]], np.float32)
+    adapted = np.array([[5.0, -3.0, -60.0, 1.5]], np.float32)
+    change = propagated_change(start, frozen, adapted)
+    assert change.dtype == np.float32
+    # both refiners sure of a line (pixel 0) or of background (2): the start stays, however far
+    # apart their logits are; the adapted one changed its mind (1): the patch takes its logits
+    np.testing.assert_array_equal(start + change, [[16.0, -3.0, -16.0, 2.0]])
+    assert not propagated_change(start, frozen, frozen).any()
+    with pytest.raises(ValueError, match="one shape"):
+        propagated_change(start, frozen, adapted[:, :2])

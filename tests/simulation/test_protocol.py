@@ -216,6 +216,42 @@ def test_an_accepted_adaptation_refines_and_propagates():
     assert records[-1]["pfm_network"] > frozen[-1]["pfm_network"]
 
 
+def test_an_adaptation_that_decides_alike_changes_nothing():
+    """Logits of an adapted refiner that differ from the frozen one's but decide alike leave
+    every mask as the frozen run's (a logit difference would flip the start's lines here: the
+    frozen refiner, with no strokes, calls every pixel background)."""
+
+    def sure(image, base, delta):
+        near = cv2.dilate((delta != 0).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+        return np.where(near, np.where(image[0] > 0.5, 8.0, -8.0), -8.0).astype(np.float32)
+
+    def surer(image, base, delta):
+        # three times as sure with no strokes: what propagation shows
+        return (1 if delta.any() else 3) * sure(image, base, delta)
+
+    calls = []
+
+    def accept(patches):
+        calls.append(len(patches))
+        return surer
+
+    image, base, gt = _scene()
+    runs = [
+        run_protocol(
+            image,
+            base,
+            gt,
+            sure,
+            grid=GRID,
+            rng=0,
+            adapt=adapt,
+            config=ProtocolConfig(steps=30, record_every=10, adapt_every=3 if adapt else 0),
+        )
+        for adapt in (None, accept)
+    ]
+    assert calls and runs[1] == runs[0]
+
+
 def test_adapt_every_needs_an_adapt_function():
     image, base, gt = _scene()
     with pytest.raises(ValueError, match="needs an adapt function"):
