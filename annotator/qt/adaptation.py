@@ -196,9 +196,17 @@ class AdaptationRunner(QObject):
 
     def _note(self) -> None:
         adaptation = self.adaptation
-        if adaptation is None or adaptation.session.adapted_update is None:
-            self.label.setText("")
-        else:
-            self.label.setText(
-                f"Refiner adapted to this mirror ({adaptation.examples} corrected patches)"
+        if adaptation is None:
+            text = ""
+        elif adaptation.session.adapted_update is not None:
+            text = f"Refiner adapted to this mirror ({adaptation.examples} corrected patches)"
+        elif adaptation.rejected:
+            # say that it runs, and why nothing changed
+            updates = "update" if adaptation.rejected == 1 else "updates"
+            text = (
+                f"Adaptation: {adaptation.rejected} {updates} not kept "
+                "(no better on your corrections)"
             )
+        else:
+            text = ""
+        self.label.setText(text)

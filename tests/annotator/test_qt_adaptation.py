@@ -62,6 +62,26 @@ def test_toggle_update_status_note_and_cancel_on_close(window, qtbot):
     assert runner.adaptation is None and not runner.busy
 
 
+def test_the_status_note_says_when_updates_were_not_kept(window, qtbot):
+    runner = window.adaptation
+    runner.action.setChecked(True)
+    session = window.project.session
+    adaptation = _prepared(runner, qtbot)
+    adapter = OnlineAdapter(
+        session.refiner, AdaptationOptions(steps=4, crop=32, batch_size=4, variants=0)
+    )
+    update = adapter.update
+    adapter.update = lambda patches, *, cancel=None: dataclasses.replace(
+        update(patches, cancel=cancel), accepted=False
+    )
+    adaptation.adapter, adaptation.every = adapter, 3
+    for y in (20.0, 50.0, 80.0):
+        session.apply_stroke(Stroke("add", [(10.0, y), (30.0, y)], 2.0))
+    qtbot.waitUntil(lambda: adaptation.rejected == 1, timeout=30000)
+    assert session.adapted_update is None
+    assert runner.label.text() == "Adaptation: 1 update not kept (no better on your corrections)"
+
+
 def test_switching_the_toggle_off_refines_with_the_shipped_refiner(window, qtbot):
     runner = window.adaptation
     runner.action.setChecked(False)
