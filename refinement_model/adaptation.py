@@ -526,11 +526,9 @@ class OnlineAdapter:
             frozen = self._logits(val_set)
             if self.state is not None:
                 self._load(self.state.tensors)
-            loss_before = self._loss(val_set)
-            errors_before = _propagated_errors(val_set, frozen, self._logits(val_set))
+            loss_before, errors_before = self._validation(val_set, frozen)
             self._train(train_set, rng, cancel)
-            loss_after = self._loss(val_set)
-            errors_after = _propagated_errors(val_set, frozen, self._logits(val_set))
+            loss_after, errors_after = self._validation(val_set, frozen)
             tensors = self._current_tensors()
         finally:
             self._load(self._initial)
@@ -624,9 +622,14 @@ class OnlineAdapter:
                 + examples["residual"]
             )
 
-    def _loss(self, examples: dict) -> float:
-        with torch.no_grad():
-            return float(self._weighted_loss(examples, np.arange(len(examples["targets"]))))
+    def _validation(self, examples: dict, frozen: torch.Tensor) -> tuple[float, float]:
+        """Loss and propagated-mask errors (:func:`_propagated_errors`) of the current weights
+        on validation ``examples``, from one run of the trained part."""
+        logits = self._logits(examples)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, examples["targets"], weight=examples["weights"]
+        )
+        return float(loss), _propagated_errors(examples, frozen, logits)
 
     def _weighted_loss(self, examples: dict, rows, window=None) -> torch.Tensor:
         """Pixel-weighted binary cross-entropy of examples ``rows`` (on a crop ``window``
