@@ -459,8 +459,8 @@ class MainWindow(QMainWindow):
         )
         self._update_edit_actions()
         self.statusBar().showMessage(
-            f"Network: +{int(proposal.added.sum())} / -{int(proposal.removed.sum())} px "
-            "(orange adds, dark blue removes). Enter accepts, Esc keeps only your stroke."
+            f"Network +{int(proposal.added.sum())} / -{int(proposal.removed.sum())} px "
+            "(orange / dark blue). Enter accepts, Esc: your stroke only."
         )
 
     def finish_refinement(self) -> None:
