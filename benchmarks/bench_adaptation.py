@@ -13,7 +13,12 @@ strokes: the content does not change the cost), then times with the shipped refi
 * ``refiner``: building a later one (that export with the trained weights put in, checked);
 * ``per_update``: ``warm`` + ``refiner``, what every update after the first costs.
 
+``--setting`` picks the update of an adaptive setting of ``etmira simulate``
+(``simulation.runs.ADAPTATION_OPTIONS``): ``adaptive`` (the app's), or ``finishing_adaptive``
+(the decoder, after each patch a user finishes: ``--patches 10 --new 1`` is its case).
+
     .venv/bin/python benchmarks/bench_adaptation.py [VIEW_DIR] [--threads 2] [--repeats 3]
+        [--setting adaptive]
 
 Default view: the bundled sample. The last line printed is one JSON object (medians).
 """
@@ -33,6 +38,7 @@ def main() -> None:
     parser.add_argument("--patches", type=int, default=24)
     parser.add_argument("--new", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--setting", choices=("adaptive", "finishing_adaptive"), default="adaptive")
     args = parser.parse_args()
 
     import numpy as np
@@ -45,6 +51,7 @@ def main() -> None:
     from refinement_model.refiner_options import APP_REFINEMENT
     from refinement_model.shipped import sample_view, shipped_checkpoint
     from refinement_model.views import find_views_in, load_view, network_input
+    from simulation.runs import ADAPTATION_OPTIONS
 
     files = find_views_in([args.view or sample_view()])[0]
     view = load_view(files.depth)
@@ -65,7 +72,8 @@ def main() -> None:
         patches.append(CorrectedPatch(patch_image, start, target, user))
     times = {"cold": [], "warm": [], "first_refiner": [], "refiner": [], "per_update": []}
     for repeat in range(args.repeats):
-        adapter = OnlineAdapter(refiner, AdaptationOptions(seed=repeat))
+        options = AdaptationOptions(**ADAPTATION_OPTIONS[args.setting], seed=repeat)
+        adapter = OnlineAdapter(refiner, options)
         window = patches[: args.patches]
         times["cold"].append(adapter.update(window).seconds)
         changed = patches[args.patches + repeat * args.new : args.patches + (repeat + 1) * args.new]
@@ -89,6 +97,7 @@ def main() -> None:
         threads=args.threads,
         patches=args.patches,
         new=args.new,
+        setting=args.setting,
         load_average=os.getloadavg()[0],
         view=files.view_id,
     )

@@ -2,9 +2,9 @@
 
 The shipped refiner was trained on other mirrors. While a user corrects one, every corrected
 patch says what the refiner should have produced there: :class:`OnlineAdapter` fine-tunes a
-small part of the network (the decoder's last block and the segmentation head, or the head
-alone) on those patches, in the background, and keeps the result only if it does better on
-corrected patches it did not train on.
+part of the network (the decoder's last block and the segmentation head, the head alone, or
+the whole decoder) on those patches, in the background, and keeps the result only if it does
+better on corrected patches it did not train on.
 
 API::
 
@@ -24,7 +24,8 @@ patches give the same weights):
   simulate_strokes`, as training does), each in one of the 8 flips/rotations. The prediction
   input is the patch's start logits, as in the app; the target is the corrected mask. Pixels
   the user drew weigh 1 in the loss, the others (where the target is the network's own output,
-  accepted but not checked by the user) ``network_weight``.
+  accepted but not checked by the user) ``network_weight``. The loss is that weighted binary
+  cross-entropy, or the Dice loss the refiner was trained with (``loss="dice"``, unweighted).
 * A held-out part (``validation_fraction``, at least one patch) validates, with the current
   weights and with the trained ones: the loss on those patches with the user's strokes and with
   none, and the pixels the propagated mask gets wrong there (the start, with the no-stroke
@@ -66,9 +67,11 @@ from refinement_model.onnx_export import INPUT_NAME, export_onnx, with_weights
 from refinement_model.patch_refiner import PatchRefiner
 from refinement_model.strokes import stroke_channel
 from refinement_model.training.data import dihedral
+from refinement_model.training.losses import SegmentationLoss
 from refinement_model.training.refiner import simulate_strokes, stroke_count
 
 __all__ = [
+    "LOSSES",
     "TRAINABLE",
     "AdaptationOptions",
     "AdaptationResult",
@@ -78,8 +81,10 @@ __all__ = [
 ]
 
 # Which part of a U-Net refiner trains: the decoder's last block and the segmentation head
-# (1.8k parameters in the shipped refiner), or the head alone (73).
-TRAINABLE = ("last_block", "head")
+# (1.8k parameters in the shipped refiner), the head alone (73), or the decoder and the head
+# (0.72M: with true labels, ten times the last block's gain; docs/evaluation/adaptive).
+TRAINABLE = ("last_block", "head", "decoder")
+LOSSES = ("cross_entropy", "dice")
 _METADATA_KEY = "etmira_adaptation"
 _FORMAT_VERSION = 1
 
@@ -96,7 +101,11 @@ class AdaptationOptions:
 
     Attributes
     ----------
-    trainable : {"last_block", "head"}
+    trainable : {"last_block", "head", "decoder"}
+    loss : {"cross_entropy", "dice"}
+        The training and validation loss: pixel-weighted binary cross-entropy, or the Dice
+        loss of the refiner's training (which counts the thin lines as much as the
+        background; needs ``network_weight`` 1).
     steps : int
         Optimiser steps per update.
     learning_rate : float
@@ -125,6 +134,7 @@ class AdaptationOptions:
     """
 
     trainable: str = "last_block"
+    loss: str = "cross_entropy"
     steps: int = 20
     learning_rate: float = 1e-3
     batch_size: int = 8
@@ -140,6 +150,8 @@ class AdaptationOptions:
     def __post_init__(self):
         if self.trainable not in TRAINABLE:
             raise ValueError(f"trainable must be one of {TRAINABLE}, got {self.trainable!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         for name in ("steps", "batch_size", "max_examples", "max_strokes", "crop"):
             _positive_int(getattr(self, name), name)
         _positive_int(self.variants, "variants", 0)
@@ -150,6 +162,8 @@ class AdaptationOptions:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         if not 0 <= self.network_weight <= 1:
             raise ValueError(f"network_weight must be in [0, 1], got {self.network_weight!r}")
+        if self.loss == "dice" and self.network_weight != 1:
+            raise ValueError(f"the Dice loss weighs every pixel alike, got {self.network_weight=}")
         if not 0 < self.validation_fraction < 1:
             raise ValueError(
                 f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
@@ -288,36 +302,51 @@ class AdaptationResult:
     seconds: float
 
 
+def _decode(decoder: torch.nn.Module, features, size: int, blocks: int | None = None):
+    """segmentation-models-pytorch's Unet decoder on encoder ``features`` (the encoder's
+    outputs but its first, the input itself; shallowest first) for an input of side ``size``,
+    up to the input of block ``blocks`` (default: through the last block)."""
+    deepest, *skips = features[::-1]
+    shapes = [feature.shape[2:] for feature in skips] + [(size, size)]
+    x = decoder.center(deepest)
+    for i, block in enumerate(decoder.blocks[:blocks]):
+        x = block(x, *shapes[i], skip_connection=skips[i] if i < len(skips) else None)
+    return x
+
+
 class _FrozenPart(torch.nn.Module):
     """A U-Net refiner up to the input of its first trained module: (B, C + 2, n, n) inputs
     to the features that module takes (the last decoder block's, before its upsampling, or
-    the segmentation head's), as segmentation-models-pytorch's Unet computes them."""
+    the segmentation head's; for a trained decoder the encoder's), as a tuple."""
 
-    def __init__(self, model: torch.nn.Module, *, with_last_block: bool):
+    def __init__(self, model: torch.nn.Module, trainable: str):
         super().__init__()
         self.unet = model.net
-        self.blocks = len(self.unet.decoder.blocks) - (0 if with_last_block else 1)
+        self.blocks = {"decoder": 0, "last_block": len(self.unet.decoder.blocks) - 1}.get(
+            trainable, len(self.unet.decoder.blocks)
+        )
         self.spec = model.spec
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.unet.encoder(x)
-        decoder = self.unet.decoder
-        shapes = [feature.shape[2:] for feature in features][::-1]
-        deepest, *skips = features[1:][::-1]
-        x = decoder.center(deepest)
-        for i, block in enumerate(decoder.blocks[: self.blocks]):
-            x = block(x, *shapes[i + 1], skip_connection=skips[i] if i < len(skips) else None)
-        return x
+    def forward(self, x: torch.Tensor):
+        features = self.unet.encoder(x)[1:]
+        if not self.blocks:
+            return tuple(features)
+        return (_decode(self.unet.decoder, features, x.shape[-1], self.blocks),)
 
 
-def _frozen_runner(part: _FrozenPart, size: int) -> Callable[[np.ndarray], np.ndarray]:
-    """``part`` as a NumPy callable on ONNX Runtime (the eager network is several times
-    slower on a CPU), or eager PyTorch where the export fails or differs from it."""
+def _frozen_runner(part: _FrozenPart, size: int) -> Callable[[np.ndarray], tuple]:
+    """``part`` as a NumPy callable returning a tuple of arrays, on ONNX Runtime (the eager
+    network is several times slower on a CPU), or eager PyTorch where the export fails or
+    differs from it. The encoder alone (a trained decoder's frozen part) runs eager: its
+    output is several tensors."""
 
     def eager(batch):
         with torch.no_grad():
-            return part(torch.from_numpy(batch)).numpy()
+            output = part(torch.from_numpy(batch))
+        return tuple(t.numpy() for t in output)
 
+    if not part.blocks:
+        return eager
     try:
         # optional at run time, as for the networks' backends: eager where it is missing
         import onnxruntime
@@ -330,7 +359,8 @@ def _frozen_runner(part: _FrozenPart, size: int) -> Callable[[np.ndarray], np.nd
             return session.run(None, {INPUT_NAME: np.ascontiguousarray(batch)})[0]
 
         probe = probe_batch(part.spec.in_channels, size)
-        return checked(run, probe, eager(probe))
+        single = checked(run, probe, eager(probe)[0])
+        return lambda batch: (single(batch),)
     # any failure falls back to eager: the exporter and onnxruntime raise many types, and
     # checked raises NotEqualError
     except Exception:  # noqa: BLE001
@@ -342,6 +372,8 @@ def _trained_modules(model: torch.nn.Module, trainable: str) -> dict[str, torch.
     net = model.net
     if trainable == "head":
         return {"head": net.segmentation_head}
+    if trainable == "decoder":
+        return {"decoder": net.decoder, "head": net.segmentation_head}
     return {"block": net.decoder.blocks[-1], "head": net.segmentation_head}
 
 
@@ -384,7 +416,8 @@ class OnlineAdapter:
             if any(p is q for m in self._trained.values() for q in m.parameters())
         ]
         self._initial = self._current_tensors()
-        self._part = _FrozenPart(self._model, with_last_block=options.trainable == "head")
+        self._part = _FrozenPart(self._model, options.trainable)
+        self._dice = SegmentationLoss() if options.loss == "dice" else None
         self._frozen = None  # built at the first update, for the patches' size
         self._export = None  # the network's ONNX export, once, for the adapted refiners
         self._cache: dict[tuple[str, bool], dict] = {}
@@ -566,7 +599,13 @@ class OnlineAdapter:
                     raise Cancelled("adaptation cancelled")
                 self._cache[key] = self._patch_examples(patch, key[0], training)
             rows.append(self._cache[key])
-        return {name: torch.cat([row[name] for row in rows]) for name in rows[0]}
+        stacked = {
+            name: torch.cat([row[name] for row in rows]) for name in rows[0] if name != "features"
+        }
+        stacked["features"] = tuple(
+            torch.cat(scale) for scale in zip(*(row["features"] for row in rows), strict=True)
+        )
+        return stacked
 
     def _patch_examples(self, patch: CorrectedPatch, digest: str, training: bool) -> dict:
         """A patch's examples: with the user's strokes, then (training) ``variants`` with
@@ -600,16 +639,19 @@ class OnlineAdapter:
             self._frozen = _frozen_runner(self._part, n)
         features = self._frozen(refiner_input(images, starts, channels).numpy())
         return {
-            "features": torch.from_numpy(np.ascontiguousarray(features)),
+            "features": tuple(torch.from_numpy(np.ascontiguousarray(f)) for f in features),
             "residual": LOGIT_SCALE * scale_base_logits(starts),
             "targets": targets,
             "weights": torch.where(users != 0, 1.0, self.options.network_weight),
             "no_strokes": ~channels.flatten(1).any(1),
         }
 
-    def _trained_logits(self, features: torch.Tensor, size: int) -> torch.Tensor:
+    def _trained_logits(self, features: tuple, size: int) -> torch.Tensor:
         """(B, size, size) logits before the residual, from frozen-part features."""
-        x = features
+        if "decoder" in self._trained:
+            x = _decode(self._trained["decoder"], features, size)
+        else:
+            (x,) = features
         if "block" in self._trained:
             x = self._trained["block"](x, size, size, skip_connection=None)
         return self._trained["head"](x)[:, 0]
@@ -626,26 +668,30 @@ class OnlineAdapter:
         """Loss and propagated-mask errors (:func:`_propagated_errors`) of the current weights
         on validation ``examples``, from one run of the trained part."""
         logits = self._logits(examples)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(
-            logits, examples["targets"], weight=examples["weights"]
-        )
+        loss = self._loss(logits, examples["targets"], examples["weights"])
         return float(loss), _propagated_errors(examples, frozen, logits)
 
-    def _weighted_loss(self, examples: dict, rows, window=None) -> torch.Tensor:
-        """Pixel-weighted binary cross-entropy of examples ``rows`` (on a crop ``window``
-        (y, x, side) in network pixels, or the whole patch)."""
-        features = examples["features"][rows]
+    def _loss(self, logits, targets, weights) -> torch.Tensor:
+        if self._dice is not None:
+            return self._dice(logits, targets)
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, weight=weights)
+
+    def _window_loss(self, examples: dict, rows, window) -> torch.Tensor:
+        """The loss of examples ``rows`` on a crop ``window`` (y, x, side) in network
+        pixels."""
         n = examples["targets"].shape[-1]
-        y, x, side = window or (0, 0, n)
-        factor = n // features.shape[-1]
-        features = features[
-            ..., y // factor : (y + side) // factor, x // factor : (x + side) // factor
-        ]
+        y, x, side = window
+        features = []
+        for scale in examples["features"]:
+            factor = n // scale.shape[-1]
+            features.append(
+                scale[
+                    rows, :, y // factor : (y + side) // factor, x // factor : (x + side) // factor
+                ]
+            )
         crop = np.s_[rows, y : y + side, x : x + side]
-        logits = self._trained_logits(features, side) + examples["residual"][crop]
-        return torch.nn.functional.binary_cross_entropy_with_logits(
-            logits, examples["targets"][crop], weight=examples["weights"][crop]
-        )
+        logits = self._trained_logits(tuple(features), side) + examples["residual"][crop]
+        return self._loss(logits, examples["targets"][crop], examples["weights"][crop])
 
     def _train(self, examples: dict, rng, cancel) -> None:
         parameters = [p for m in self._trained.values() for p in m.parameters()]
@@ -662,7 +708,7 @@ class OnlineAdapter:
                 starts = rng.integers(0, (n - side) // NET_MULTIPLE + 1, 2)
                 y, x = (int(v) * NET_MULTIPLE for v in starts)
                 optimiser.zero_grad()
-                loss = self._weighted_loss(examples, torch.from_numpy(rows), (y, x, side))
+                loss = self._window_loss(examples, torch.from_numpy(rows), (y, x, side))
                 loss.backward()
                 optimiser.step()
         finally:

@@ -19,6 +19,7 @@ from refinement_model.shipped import shipped_checkpoint
 from refinement_model.views import find_views_in, load_view, network_input
 from simulation.protocol import ProtocolConfig, run_protocol
 from simulation.runs import (
+    ADAPTATION_OPTIONS,
     STARTS,
     merge_manifest,
     refiner_options,
@@ -165,7 +166,10 @@ def simulate_views(
                 adapt = None
                 if config.adapt_every:
                     adapt, manifest.setdefault("adaptation", {})[run] = online_adaptation(
-                        refiners[options], seed=seed, scale=grid.scale
+                        refiners[options],
+                        seed=seed,
+                        scale=grid.scale,
+                        options=ADAPTATION_OPTIONS[setting],
                     )
                 with progress_bar(
                     f"{view.view_id} {setting} seed {seed}", enabled=show_progress
@@ -189,7 +193,7 @@ def simulate_views(
     return merged
 
 
-def online_adaptation(refiner, *, seed: int, scale: float):
+def online_adaptation(refiner, *, seed: int, scale: float, options: dict | None = None):
     """The ``adapt`` function of :func:`~simulation.protocol.run_protocol` for one run, and
     the list its updates are logged to (one dict per update: ``accepted``, ``loss_before``,
     ``loss_after``, ``errors_before``, ``errors_after``, ``seconds`` of the update,
@@ -203,6 +207,8 @@ def online_adaptation(refiner, *, seed: int, scale: float):
         The run's seed (the adaptation's).
     scale : float
         Network pixels per view pixel of the run's grid.
+    options : dict, optional
+        More :class:`~refinement_model.adaptation.AdaptationOptions` (default: its own).
     """
     from refinement_model.adaptation import (  # torch, only for the adaptive setting
         AdaptationOptions,
@@ -210,7 +216,9 @@ def online_adaptation(refiner, *, seed: int, scale: float):
         OnlineAdapter,
     )
 
-    adapter = OnlineAdapter(refiner, AdaptationOptions(stroke_scale=scale, seed=seed))
+    adapter = OnlineAdapter(
+        refiner, AdaptationOptions(**(options or {}), stroke_scale=scale, seed=seed)
+    )
     log = []
 
     def adapt(patches):

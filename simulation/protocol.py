@@ -27,6 +27,10 @@ update changes nothing), and the queue ranks all patches anew; patches
 with strokes keep their refinements until a stroke touches them again (their refinements
 answer the user's strokes, which the no-stroke prediction would discard).
 
+With ``finish_pfm`` (the settings ``finishing`` and ``finishing_adaptive``) the simulated user
+finishes each patch before taking the next, and the adaptation trains on the finished patches
+only: a user whose corrected masks say more than "better than before".
+
 Refinements enter the whole-view map as logit *changes* (refined minus base patch logits),
 blended across overlapping patches with the stitching weights, so that the two curves start
 exactly at the initial prediction's score.
@@ -102,7 +106,13 @@ class ProtocolConfig:
         Stroke half-widths at full resolution.
     adapt_every : int
         Committed strokes between two updates of the online adaptation (the ``adapt`` of
-        :func:`run_protocol`); 0 never adapts.
+        :func:`run_protocol`), finished patches with ``finish_pfm``; 0 never adapts.
+    finish_pfm : float
+        0 (the paper's user): every attempt takes the worst queued patch anew. Above 0 the user
+        *finishes* patches: they stay on the patch they took until its human + network pFM
+        reaches ``finish_pfm`` or ``max_failures`` attempts in a row commit nothing; the patch
+        then leaves the queue, and the adaptation trains on the finished patches only (the
+        masks this user vouches for, as the app's done patches).
     """
 
     steps: int = 3000
@@ -117,6 +127,7 @@ class ProtocolConfig:
     refine_touched: bool = True
     widths: StrokeWidthModel = field(default=PAPER_STROKE_WIDTHS)
     adapt_every: int = 0
+    finish_pfm: float = 0.0
 
     def __post_init__(self):
         if self.steps < 0 or self.record_every < 1:
@@ -135,6 +146,8 @@ class ProtocolConfig:
             raise ValueError("max_failures and stroke_length must be >= 1")
         if self.adapt_every < 0:
             raise ValueError(f"adapt_every must be >= 0, got {self.adapt_every}")
+        if not 0 <= self.finish_pfm <= 1:
+            raise ValueError(f"finish_pfm must be in [0, 1], got {self.finish_pfm!r}")
 
 
 def patch_stroke_to_view(stroke: Stroke, grid: PatchGrid, index: int) -> Stroke:
@@ -203,10 +216,11 @@ class _ViewState:
             {i: logits - self.grid.extract(self.base_logits, i) for i, logits in refined.items()}
         )
 
-    def corrected_patches(self) -> list[tuple]:
-        """(image, start, target, user) at network size of every patch with strokes, the most
-        recently touched last: the target is the network + human mask with the strokes
-        burned in, ``user`` their stroke channel (int8)."""
+    def corrected_patches(self, only=None) -> list[tuple]:
+        """(image, start, target, user) at network size of every patch with strokes (of
+        those in ``only``, if given), the most recently touched last: the target is the
+        network + human mask with the strokes burned in, ``user`` their stroke channel
+        (int8)."""
         n, grid, corrections = self.grid.net_size, self.grid, self.corrections
         order = {}
         for number, stroke in enumerate(corrections.strokes):
@@ -214,6 +228,8 @@ class _ViewState:
                 order[index] = number  # the latest stroke on the patch
         patches = []
         for index in sorted(order, key=order.get):
+            if only is not None and index not in only:
+                continue
             image, base = self.network_inputs(index)
             strokes = corrections.strokes_on(index)
             origin = grid.network_origin(index)
@@ -248,6 +264,17 @@ class _ViewState:
                 base, self._frozen_start[index], refine(image, base, zeros)
             )
         self.corrections.set_deltas(changes)
+
+    def patch_pfm(self, index: int) -> float:
+        """Human + network pFM of a patch at full resolution, in the mirror area."""
+        y0, x0, y1, x1 = self.grid.region(index)
+        window = np.s_[y0:y1, x0:x1]
+        return pseudo_f_measure(
+            self.corrections.network_mask(window),
+            self.ground_truth[window],
+            mask=None if self.mirror is None else self.mirror[window],
+            gt_skeleton=self.gt_skeleton[window],
+        )
 
     def scores(self):
         kwargs = dict(mask=self.mirror, gt_skeleton=self.gt_skeleton)
@@ -293,8 +320,10 @@ def run_protocol(
         Raises :class:`Cancelled` when it returns True.
     adapt : callable(patches) -> refine or None, optional
         The online adaptation, called after every ``config.adapt_every`` committed strokes
-        with :meth:`_ViewState.corrected_patches`; a refine function it returns replaces
-        ``refine`` and propagates (see the module docstring). Needed when ``adapt_every`` > 0.
+        (finished patches, with ``config.finish_pfm``) with
+        :meth:`_ViewState.corrected_patches` (the finished ones); a refine function it returns
+        replaces ``refine`` and propagates (see the module docstring). Needed when
+        ``adapt_every`` > 0.
 
     Returns
     -------
@@ -315,29 +344,12 @@ def run_protocol(
     queue = _PatchQueue()
     for index in range(len(grid)):
         queue.push(_priority(state, index), index)
-    failures = np.zeros(len(grid), int)
     records = [_record(state, 0)]
+    user = (_FinishingUser if config.finish_pfm else _PaperUser)(state, queue, adapt)
     for step in range(1, config.steps + 1):
         if cancel is not None and cancel():
             raise Cancelled("simulation cancelled")
-        index = queue.pop()
-        if index is not None:
-            changed = _attempt(state, index, rng)
-            failures[index] = 0 if changed is not None else failures[index] + 1
-            if failures[index] < config.max_failures:
-                queue.push(_priority(state, index), index)
-            if changed is not None and config.refine_touched:
-                # as the app's queue does: the patches whose masks the stroke changed are
-                # ranked anew (patches that left the queue stay out)
-                for other in grid.patches_touching(*changed).tolist():
-                    if other != index and other in queue:
-                        queue.push(_priority(state, other), other)
-            if (
-                changed is not None
-                and config.adapt_every
-                and len(state.corrections.strokes) % config.adapt_every == 0
-            ):
-                _adapt(state, queue, adapt)
+        user.attempt(rng)
         if step % config.record_every == 0 or step == config.steps:
             records.append(_record(state, step))
         if progress is not None:
@@ -345,9 +357,78 @@ def run_protocol(
     return records
 
 
-def _adapt(state: _ViewState, queue: _PatchQueue, adapt: AdaptFunction) -> None:
-    """One update of the online adaptation; if accepted, propagate and rank anew."""
-    patches = state.corrected_patches()
+def _rank_touched(state: _ViewState, queue: _PatchQueue, changed, index: int) -> None:
+    """As the app's queue does: the queued patches other than ``index`` whose masks a stroke
+    changed (the view region ``changed``) are ranked anew; patches that left the queue stay
+    out."""
+    if not state.config.refine_touched:
+        return
+    for other in state.grid.patches_touching(*changed).tolist():
+        if other != index and other in queue:
+            queue.push(_priority(state, other), other)
+
+
+class _PaperUser:
+    """The paper's user: every attempt takes the worst queued patch anew; a patch leaves the
+    queue after ``config.max_failures`` attempts in a row that commit nothing."""
+
+    def __init__(self, state: _ViewState, queue: _PatchQueue, adapt: AdaptFunction | None):
+        self.state, self.queue, self.adapt = state, queue, adapt
+        self.failures = np.zeros(len(state.grid), int)
+
+    def attempt(self, rng) -> None:
+        """One interaction, none when the queue is empty."""
+        state, config, queue = self.state, self.state.config, self.queue
+        index = queue.pop()
+        if index is None:
+            return
+        changed = _attempt(state, index, rng)
+        self.failures[index] = 0 if changed is not None else self.failures[index] + 1
+        if self.failures[index] < config.max_failures:
+            queue.push(_priority(state, index), index)
+        if changed is None:
+            return
+        _rank_touched(state, queue, changed, index)
+        if config.adapt_every and len(state.corrections.strokes) % config.adapt_every == 0:
+            _adapt(state, queue, self.adapt)
+
+
+class _FinishingUser:
+    """The user of ``config.finish_pfm``: stays on a patch until it is finished (see
+    :class:`ProtocolConfig`), then takes the worst queued patch."""
+
+    def __init__(self, state: _ViewState, queue: _PatchQueue, adapt: AdaptFunction | None):
+        self.state, self.queue, self.adapt = state, queue, adapt
+        self.current: int | None = None
+        self.failures = 0
+        self.finished: list[int] = []
+
+    def attempt(self, rng) -> None:
+        """One interaction: a stroke on the current patch, or none when the queue is empty."""
+        state, config = self.state, self.state.config
+        if self.current is None:
+            self.current, self.failures = self.queue.pop(), 0
+            if self.current is None:
+                return
+        index = self.current
+        changed = _attempt(state, index, rng)
+        self.failures = 0 if changed is not None else self.failures + 1
+        if changed is not None:
+            _rank_touched(state, self.queue, changed, index)
+        if self.failures < config.max_failures and state.patch_pfm(index) < config.finish_pfm:
+            return
+        self.current = None
+        if not state.corrections.strokes_on(index):
+            return
+        self.finished.append(index)
+        if config.adapt_every and len(self.finished) % config.adapt_every == 0:
+            _adapt(state, self.queue, self.adapt, only=set(self.finished))
+
+
+def _adapt(state: _ViewState, queue: _PatchQueue, adapt: AdaptFunction, only=None) -> None:
+    """One update of the online adaptation (on the corrected patches in ``only``, if given);
+    if accepted, propagate and rank anew."""
+    patches = state.corrected_patches(only)
     if len(patches) < 2:
         return
     refine = adapt(patches)

@@ -18,7 +18,7 @@ from simulation.analysis import (
     mean_curves,
     pixels_to_reach,
 )
-from simulation.runs import SETTINGS, read_manifest, read_records, run_path
+from simulation.runs import FROZEN_SETTING, SETTINGS, read_manifest, read_records, run_path
 
 _ABLATIONS = {
     "Inputs": (
@@ -48,6 +48,12 @@ TARGETS = (0.80, 0.85, 0.90)
 RANKING_SETTINGS = {"both": "oracle ranking", "gt_free": "GT-free ranking"}
 # The settings of the strokes-to-target table: the rankings, and the refiner adapting online.
 TARGET_SETTINGS = {**RANKING_SETTINGS, "adaptive": "oracle ranking, refiner adapting online"}
+# The summary's key and the report's title of each adaptive setting's comparison.
+ADAPTATION_SUMMARY_KEYS = {"adaptive": "adaptation", "finishing_adaptive": "finishing_adaptation"}
+ADAPTATION_TITLES = {
+    "adaptive": "Online adaptation",
+    "finishing_adaptive": "Online adaptation to a user who finishes patches",
+}
 # What runs made before the manifest named their start started from.
 BASE_START = "base network"
 
@@ -144,23 +150,26 @@ def summarise(manifest: dict, runs: dict) -> tuple[dict, dict]:
             for setting, by_view in runs.items()
         },
     }
-    adaptation = adaptation_figures(curves, manifest)
-    if adaptation:
-        summary["adaptation"] = adaptation
+    for adaptive, key in ADAPTATION_SUMMARY_KEYS.items():
+        adaptation = adaptation_figures(curves, manifest, adaptive)
+        if adaptation:
+            summary[key] = adaptation
     if "gt_free" in curves and "both" in curves:
         summary["gt_free_effort_reduction"] = table["gt_free"]["effort_reduction"]
         summary["gt_free_effort_ratio"] = _mean(list(gt_free_ratio.values()))
     return summary, {"table": table, "ablations": ablations, "curves": curves}
 
 
-def adaptation_figures(curves: dict, manifest: dict) -> dict:
-    """Per view that ran ``both`` and ``adaptive``: the annotated pixels each needs to reach
-    the frozen run's final human + network pFM (mean curves over seeds), their ratio
-    (adaptive / frozen: 0.5 = half the pixels), the peak relative gains, and the online updates
-    the manifest logged (count, accepted, mean seconds per update and per adapted refiner)."""
+def adaptation_figures(curves: dict, manifest: dict, setting: str = "adaptive") -> dict:
+    """Per view that ran the adaptive ``setting`` and its frozen one (``FROZEN_SETTING``): the
+    annotated pixels each needs to reach the frozen run's final human + network pFM (mean
+    curves over seeds), their ratio (adaptive / frozen: 0.5 = half the pixels), the peak
+    relative gains, and the online updates the manifest logged (count, accepted, mean seconds
+    per update and per adapted refiner)."""
     out = {}
-    for view in sorted(set(curves.get("both", {})) & set(curves.get("adaptive", {}))):
-        frozen, adaptive = curves["both"][view], curves["adaptive"][view]
+    frozen_setting = FROZEN_SETTING[setting]
+    for view in sorted(set(curves.get(frozen_setting, {})) & set(curves.get(setting, {}))):
+        frozen, adaptive = curves[frozen_setting][view], curves[setting][view]
         target = float(frozen.network_mean[-1])
         pixels = {
             name: pixels_to_reach(c.pixels, c.network_mean, target)
@@ -169,7 +178,7 @@ def adaptation_figures(curves: dict, manifest: dict) -> dict:
         updates = [
             entry
             for run, log in manifest.get("adaptation", {}).items()
-            if run.startswith(f"{view}/adaptive/")
+            if run.startswith(f"{view}/{setting}/")
             for entry in log
         ]
         built = [e["refiner_seconds"] for e in updates if "refiner_seconds" in e]
@@ -192,12 +201,13 @@ def adaptation_figures(curves: dict, manifest: dict) -> dict:
     return out
 
 
-def _adaptation_lines(adaptation: dict, pct, num) -> list[str]:
-    """The online adaptation against the frozen refiner, per view."""
+def _adaptation_lines(adaptation: dict, setting: str, pct, num) -> list[str]:
+    """The online adaptation of ``setting`` against the frozen refiner, per view."""
     if not adaptation:
         return []
     lines = [
-        "## Online adaptation: `adaptive` against the frozen refiner (`both`)",
+        f"## {ADAPTATION_TITLES[setting]}: `{setting}` against the frozen refiner "
+        f"(`{FROZEN_SETTING[setting]}`)",
         "",
         "| view | frozen final pFM | annotated pixels to reach it, frozen / adaptive | "
         "ratio | peak relative gain, frozen / adaptive | updates accepted | "
@@ -329,30 +339,19 @@ def _markdown(manifest: dict, summary: dict, details: dict, plots: list[str]) ->
             "with no strokes at all.",
             "",
         ]
-    lines += [
-        "## Headline (oracle ranking, add + erase, both inputs)",
-        "",
-        "| measure | value |",
-        "|---|---|",
-        f"| initial pFM | {num(summary.get('initial_pfm'))} |",
-        f"| final pFM, human only | {num(summary.get('final_pfm_human'))} |",
-        f"| final pFM, human + network | {num(summary.get('final_pfm_network'))} |",
-        f"| peak relative pFM gain, mean over the views | "
-        f"{pct(summary.get('peak_relative_gain'))} |",
-        f"| annotated-pixel reduction at equal pFM, mean over the views | "
-        f"{pct(summary.get('effort_reduction'))} |",
-        f"| GT-free ranking: Spearman with patch badness | "
-        f"{_fmt(summary.get('spearman_gt_free'))} |",
-        f"| GT-free ranking: annotated-pixel reduction | "
-        f"{pct(summary.get('gt_free_effort_reduction'))} |",
-        f"| GT-free ranking: effort relative to the oracle's | "
-        f"{_fmt(summary.get('gt_free_effort_ratio'))} |",
-        "",
-    ]
+    if not summary.get("per_view"):
+        lines += [
+            "No `both` runs here (the paper's user, oracle ranking), so no headline: the "
+            "settings this folder ran are compared below.",
+            "",
+        ]
+    else:
+        lines += _headline_lines(summary, pct, num)
     lines += _start_lines(summary.get("per_view", {}), start, num)
     lines += _per_view_lines(summary.get("per_view", {}), pct, num)
     lines += _to_target_lines(summary.get("to_target", {}))
-    lines += _adaptation_lines(summary.get("adaptation", {}), pct, num)
+    for setting, key in ADAPTATION_SUMMARY_KEYS.items():
+        lines += _adaptation_lines(summary.get(key, {}), setting, pct, num)
     table = details["table"]
     for title, rows in _ABLATIONS.items():
         if title not in details["ablations"]:
@@ -403,6 +402,30 @@ def _markdown(manifest: dict, summary: dict, details: dict, plots: list[str]) ->
     ]
     lines += [f"![{name}]({name})" for name in plots]
     return "\n".join(lines) + "\n"
+
+
+def _headline_lines(summary: dict, pct, num) -> list[str]:
+    """The headline table of the paper's main setting (``both``)."""
+    return [
+        "## Headline (oracle ranking, add + erase, both inputs)",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| initial pFM | {num(summary.get('initial_pfm'))} |",
+        f"| final pFM, human only | {num(summary.get('final_pfm_human'))} |",
+        f"| final pFM, human + network | {num(summary.get('final_pfm_network'))} |",
+        f"| peak relative pFM gain, mean over the views | "
+        f"{pct(summary.get('peak_relative_gain'))} |",
+        f"| annotated-pixel reduction at equal pFM, mean over the views | "
+        f"{pct(summary.get('effort_reduction'))} |",
+        f"| GT-free ranking: Spearman with patch badness | "
+        f"{_fmt(summary.get('spearman_gt_free'))} |",
+        f"| GT-free ranking: annotated-pixel reduction | "
+        f"{pct(summary.get('gt_free_effort_reduction'))} |",
+        f"| GT-free ranking: effort relative to the oracle's | "
+        f"{_fmt(summary.get('gt_free_effort_ratio'))} |",
+        "",
+    ]
 
 
 def _per_view_lines(per_view: dict, pct, num) -> list[str]:

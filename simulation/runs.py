@@ -26,11 +26,15 @@ from refinement_model.refiner_options import (
 from simulation.protocol import RECORD_FIELDS, ProtocolConfig
 
 MANIFEST = "manifest.json"
+# The patch pFM at which the finishing user moves on.
+FINISH_PFM = 0.9
 
 # The paper's settings: the main run, the GT-free ranking, and the two ablations; the paper's
 # refinement of the queued patch alone, against the app's of every patch a stroke touches; and
-# the app's one-pass preview instead of its refinement (REFINER_OPTIONS); and the app's refiner
-# adapting online to the view as the app does (refinement_model.adaptation).
+# the app's one-pass preview instead of its refinement (REFINER_OPTIONS); the app's refiner
+# adapting online to the view as the app does (refinement_model.adaptation); and a user who
+# finishes each patch before the next (ProtocolConfig.finish_pfm), with the frozen refiner and
+# with its decoder adapting after each finished patch (ADAPTATION_OPTIONS).
 SETTINGS = {
     "both": {},
     "gt_free": {"ranking": "gt_free"},
@@ -41,7 +45,25 @@ SETTINGS = {
     "queued_patch_only": {"refine_touched": False},
     "one_pass": {},
     "adaptive": {"adapt_every": ADAPTATION_PERIOD},
+    "finishing": {"finish_pfm": FINISH_PFM},
+    "finishing_adaptive": {"finish_pfm": FINISH_PFM, "adapt_every": 1},
 }
+# The adaptive settings' refinement_model.adaptation.AdaptationOptions (besides the run's seed
+# and stroke scale) and the setting each is measured against. The finishing user's update is
+# the one that learns a mirror from true labels (docs/evaluation/adaptive, "Where the limit
+# is"): the decoder with the refiner's Dice loss, on examples with the user's strokes or none.
+ADAPTATION_OPTIONS = {
+    "adaptive": {},
+    "finishing_adaptive": {
+        "trainable": "decoder",
+        "loss": "dice",
+        "steps": 100,
+        "crop": 128,
+        "learning_rate": 3e-4,
+        "max_strokes": 1,
+    },
+}
+FROZEN_SETTING = {"adaptive": "both", "finishing_adaptive": "finishing"}
 MAIN_SETTINGS = ("both", "gt_free")
 # Where a simulated annotation starts: the app's start (the base network refined with no
 # strokes, refinement_model.start) or the base network alone (the paper's protocol).

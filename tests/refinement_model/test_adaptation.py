@@ -56,8 +56,11 @@ def _line_patch(row: int, user_from: int = 10, user_to: int = 30) -> CorrectedPa
 PATCHES = [_line_patch(row) for row in (8, 20, 32, 44)]
 
 
-def test_update_learns_the_corrections_and_propagates_them(refiner):
-    adapter = OnlineAdapter(refiner, AdaptationOptions(**FAST))
+@pytest.mark.parametrize(
+    "trained", [{}, dict(trainable="decoder", loss="dice", learning_rate=3e-3)]
+)
+def test_update_learns_the_corrections_and_propagates_them(refiner, trained):
+    adapter = OnlineAdapter(refiner, AdaptationOptions(**{**FAST, **trained}))
     result = adapter.update(PATCHES)
     assert result.accepted and result.loss_after < 0.5 * result.loss_before
     assert adapter.state is result.state and result.state.updates == 1
@@ -109,7 +112,7 @@ def test_the_base_refiner_is_never_modified(refiner):
 
 
 def test_the_frozen_and_trained_parts_make_the_network(refiner):
-    for trainable in ("last_block", "head"):
+    for trainable in ("last_block", "head", "decoder"):
         adapter = OnlineAdapter(refiner, AdaptationOptions(**{**FAST, "trainable": trainable}))
         model = adapter._model  # the adapter's copy; its head starts at zero, as trained
         torch.manual_seed(0)
@@ -121,7 +124,7 @@ def test_the_frozen_and_trained_parts_make_the_network(refiner):
             assert torch.allclose(logits, model(x)[:, 0], atol=1e-4)
 
 
-@pytest.mark.parametrize("trainable", ["last_block", "head"])
+@pytest.mark.parametrize("trainable", ["last_block", "head", "decoder"])
 def test_an_onnx_refiner_adapts_without_exporting_again_and_equals_its_eager_network(
     refiner, refiner_path, trainable, monkeypatch
 ):
@@ -214,6 +217,8 @@ def test_cancel_raises_and_leaves_the_adapter_as_it_was(refiner):
         dict(validation_fraction=1.0),
         dict(learning_rate=0),
         dict(variants=-1),
+        dict(loss="focal"),
+        dict(loss="dice", network_weight=0.5),
     ],
 )
 def test_bad_options_are_refused(bad):

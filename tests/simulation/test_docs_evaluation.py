@@ -17,6 +17,7 @@ FOLDERS = {
     "one_iteration_ten_seeds": EVALUATION / "one_iteration" / "ten_seeds",
     "other_recipe": EVALUATION / "other_recipe",
     "adaptive": EVALUATION / "adaptive",
+    "adaptive_finishing": EVALUATION / "adaptive" / "finishing",
 }
 
 

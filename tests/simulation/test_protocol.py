@@ -5,6 +5,7 @@ import pytest
 from refinement_model.metrics import score_masks
 from refinement_model.patches import PatchGrid
 from refinement_model.strokes import Stroke, rasterize_stroke
+from simulation import protocol
 from simulation.protocol import ProtocolConfig, _PatchQueue, patch_stroke_to_view, run_protocol
 
 SIZE = 128
@@ -260,3 +261,66 @@ def test_adapt_every_needs_an_adapt_function():
         )
     with pytest.raises(ValueError, match="adapt_every"):
         ProtocolConfig(adapt_every=-1)
+
+
+def _attempts(monkeypatch):
+    """Record each simulated attempt: (patch, committed, patch pFM after it, whether a stroke
+    covers the patch then)."""
+    attempts = []
+    attempt = protocol._attempt
+
+    def recording(state, index, rng):
+        changed = attempt(state, index, rng)
+        covered = bool(state.corrections.strokes_on(index))
+        attempts.append((index, changed is not None, state.patch_pfm(index), covered))
+        return changed
+
+    monkeypatch.setattr(protocol, "_attempt", recording)
+    return attempts
+
+
+def _visits(attempts):
+    """The attempts grouped into visits: runs of consecutive attempts on one patch."""
+    visits = []
+    for index, *attempt in attempts:
+        if not visits or visits[-1][0] != index:
+            visits.append((index, []))
+        visits[-1][1].append(attempt)
+    return visits
+
+
+def test_the_finishing_user_stays_on_a_patch_until_it_is_finished(monkeypatch):
+    attempts = _attempts(monkeypatch)
+    _run(ideal_refiner, finish_pfm=0.95, steps=80)
+    visits = _visits(attempts)
+    patches = [index for index, _ in visits]
+    assert len(visits) >= 3 and len(set(patches)) == len(patches)  # never back to a patch
+    for _, tries in visits[:-1]:  # the last may be cut short by the step budget
+        committed, pfm, _ = zip(*tries, strict=True)
+        finished = pfm[-1] >= 0.95 or committed[-3:] == (False,) * 3
+        assert finished and all(p < 0.95 for p in pfm[:-1])
+    # the paper's user, on the same view, leaves a patch after one attempt and comes back
+    attempts.clear()
+    _run(ideal_refiner, steps=80)
+    paper = [index for index, _ in _visits(attempts)]
+    assert len(set(paper)) < len(paper)
+
+
+def test_the_finishing_user_adapts_on_the_finished_patches_only(monkeypatch):
+    attempts = _attempts(monkeypatch)
+    calls = []
+
+    def reject(patches):
+        calls.append(len(patches))
+        return None
+
+    # steps enough for every patch to be finished
+    records = _adaptive_run(reject, finish_pfm=0.95, adapt_every=1, steps=200)
+    visits = _visits(attempts)
+    assert len(visits) == len(GRID)
+    # a patch a stroke covers when the user leaves it is finished, its own strokes or a
+    # neighbour's
+    finished = [index for index, tries in visits if tries[-1][2]]
+    # an update after each finished patch, from the second on; never the one in progress
+    assert len(finished) >= 3 and calls == list(range(2, len(finished) + 1))
+    assert records == _run(ideal_refiner, finish_pfm=0.95, steps=200)

@@ -1,7 +1,9 @@
-"""`etmira simulate --settings both,adaptive`: the refiner adapting online to the view."""
+"""`etmira simulate --settings both,adaptive,finishing,finishing_adaptive`: the refiner
+adapting online to the view, under the paper's user and under one who finishes patches."""
 
 import functools
 import json
+import shutil
 
 import pytest
 import torch
@@ -25,7 +27,7 @@ def simulated(tmp_path_factory, simulate_cli):
                 "--views",
                 "1",
                 "--size",
-                "256x256",
+                "384x384",
                 "--seed",
                 "5",
                 "--difficulty",
@@ -43,13 +45,17 @@ def simulated(tmp_path_factory, simulate_cli):
     torch.set_num_threads(1)  # tiny networks run faster on one thread of a shared machine
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(SETTINGS, "adaptive", {"adapt_every": 2})
+        # and stay on a patch until strokes stop helping
+        for name in ("finishing", "finishing_adaptive"):
+            patch.setitem(SETTINGS, name, {**SETTINGS[name], "finish_pfm": 0.99})
         # a step large enough to change the tiny refiner's masks
         patch.setattr(
             adaptation,
             "AdaptationOptions",
             functools.partial(adaptation.AdaptationOptions, learning_rate=1e-2),
         )
-        assert simulate_cli(root / "data", paths, out, steps=40, settings="both,adaptive") == 0
+        settings = "both,adaptive,finishing,finishing_adaptive"
+        assert simulate_cli(root / "data", paths, out, steps=40, settings=settings) == 0
     torch.set_num_threads(threads)
     return out, json.loads((out / "manifest.json").read_text())
 
@@ -76,6 +82,36 @@ def test_the_report_shows_adaptive_beside_both(simulated):
     view = manifest["views"][0]
     row = summary["adaptation"][view]
     assert row["updates"] == len(manifest["adaptation"][f"{view}/adaptive/0"])
-    assert set(summary["to_target"]) == {"both", "adaptive"}
+    assert set(summary["to_target"]) == {"both", "adaptive"}  # the settings it names
     text = (out / "report.md").read_text()
     assert "## Online adaptation" in text and "oracle ranking, refiner adapting online" in text
+
+
+def test_the_finishing_user_adapts_its_decoder_and_the_report_compares_it(simulated):
+    out, manifest = simulated
+    view = manifest["views"][0]
+    log = manifest["adaptation"][f"{view}/finishing_adaptive/0"]
+    assert log and all(entry["seconds"] > 0 for entry in log)
+    finishing = read_records(run_path(out, view, "finishing", 0))
+    paper = read_records(run_path(out, view, "both", 0))
+    assert finishing["step"] == paper["step"] and finishing != paper  # another user
+    summary = write_report(out)
+    row = summary["finishing_adaptation"][view]
+    assert row["updates"] == len(log) and row["accepted"] == sum(e["accepted"] for e in log)
+    text = (out / "report.md").read_text()
+    assert "`finishing_adaptive` against the frozen refiner (`finishing`)" in text
+
+
+def test_a_folder_of_finishing_runs_only_has_no_empty_headline(simulated, tmp_path):
+    out, manifest = simulated
+    folder = tmp_path / "finishing"
+    shutil.copytree(out, folder)
+    for path in folder.glob("runs/*/*.csv"):
+        if not path.name.startswith("finishing"):
+            path.unlink()
+    kept = {**manifest, "settings": ["finishing", "finishing_adaptive"]}
+    (folder / "manifest.json").write_text(json.dumps(kept))
+    summary = write_report(folder)
+    text = (folder / "report.md").read_text()
+    assert "no headline" in text and "| initial pFM |" not in text
+    assert summary["finishing_adaptation"] and "## Online adaptation to a user" in text
