@@ -32,13 +32,15 @@ import time
 
 
 def main() -> None:
+    from simulation.runs import ADAPTATION_OPTIONS  # no torch: --help stays quick
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("view", nargs="?")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--patches", type=int, default=24)
     parser.add_argument("--new", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--setting", choices=("adaptive", "finishing_adaptive"), default="adaptive")
+    parser.add_argument("--setting", choices=tuple(ADAPTATION_OPTIONS), default="adaptive")
     args = parser.parse_args()
 
     import numpy as np
@@ -51,7 +53,6 @@ def main() -> None:
     from refinement_model.refiner_options import APP_REFINEMENT
     from refinement_model.shipped import sample_view, shipped_checkpoint
     from refinement_model.views import find_views_in, load_view, network_input
-    from simulation.runs import ADAPTATION_OPTIONS
 
     files = find_views_in([args.view or sample_view()])[0]
     view = load_view(files.depth)

@@ -193,7 +193,7 @@ def simulate_views(
     return merged
 
 
-def online_adaptation(refiner, *, seed: int, scale: float, options: dict | None = None):
+def online_adaptation(refiner, *, seed: int, scale: float, options: dict):
     """The ``adapt`` function of :func:`~simulation.protocol.run_protocol` for one run, and
     the list its updates are logged to (one dict per update: ``accepted``, ``loss_before``,
     ``loss_after``, ``errors_before``, ``errors_after``, ``seconds`` of the update,
@@ -207,8 +207,9 @@ def online_adaptation(refiner, *, seed: int, scale: float, options: dict | None 
         The run's seed (the adaptation's).
     scale : float
         Network pixels per view pixel of the run's grid.
-    options : dict, optional
-        More :class:`~refinement_model.adaptation.AdaptationOptions` (default: its own).
+    options : dict
+        The setting's :class:`~refinement_model.adaptation.AdaptationOptions` but the seed
+        and the stroke scale (``simulation.runs.ADAPTATION_OPTIONS``).
     """
     from refinement_model.adaptation import (  # torch, only for the adaptive setting
         AdaptationOptions,
@@ -216,9 +217,7 @@ def online_adaptation(refiner, *, seed: int, scale: float, options: dict | None 
         OnlineAdapter,
     )
 
-    adapter = OnlineAdapter(
-        refiner, AdaptationOptions(**(options or {}), stroke_scale=scale, seed=seed)
-    )
+    adapter = OnlineAdapter(refiner, AdaptationOptions(**options, stroke_scale=scale, seed=seed))
     log = []
 
     def adapt(patches):
