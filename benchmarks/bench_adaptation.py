@@ -14,7 +14,7 @@ strokes: the content does not change the cost), then times with the shipped refi
 * ``per_update``: ``warm`` + ``refiner``, what every update after the first costs.
 
 ``--setting`` picks the update of an adaptive setting of ``etmira simulate``
-(``simulation.runs.ADAPTATION_OPTIONS``): ``adaptive`` (the app's), or ``finishing_adaptive``
+(``simulation.runs.ADAPTIVE_SETTINGS``): ``adaptive`` (the app's), or ``finishing_adaptive``
 (the decoder, after each patch a user finishes: ``--patches 10 --new 1`` is its case).
 
     .venv/bin/python benchmarks/bench_adaptation.py [VIEW_DIR] [--threads 2] [--repeats 3]
@@ -32,7 +32,7 @@ import time
 
 
 def main() -> None:
-    from simulation.runs import ADAPTATION_OPTIONS  # no torch: --help stays quick
+    from simulation.runs import ADAPTIVE_SETTINGS  # no torch: --help stays quick
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("view", nargs="?")
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--patches", type=int, default=24)
     parser.add_argument("--new", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--setting", choices=tuple(ADAPTATION_OPTIONS), default="adaptive")
+    parser.add_argument("--setting", choices=tuple(ADAPTIVE_SETTINGS), default="adaptive")
     args = parser.parse_args()
 
     import numpy as np
@@ -73,7 +73,7 @@ def main() -> None:
         patches.append(CorrectedPatch(patch_image, start, target, user))
     times = {"cold": [], "warm": [], "first_refiner": [], "refiner": [], "per_update": []}
     for repeat in range(args.repeats):
-        options = AdaptationOptions(**ADAPTATION_OPTIONS[args.setting], seed=repeat)
+        options = AdaptationOptions(**ADAPTIVE_SETTINGS[args.setting].options, seed=repeat)
         adapter = OnlineAdapter(refiner, options)
         window = patches[: args.patches]
         times["cold"].append(adapter.update(window).seconds)

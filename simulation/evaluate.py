@@ -19,7 +19,7 @@ from refinement_model.shipped import shipped_checkpoint
 from refinement_model.views import find_views_in, load_view, network_input
 from simulation.protocol import ProtocolConfig, run_protocol
 from simulation.runs import (
-    ADAPTATION_OPTIONS,
+    ADAPTIVE_SETTINGS,
     STARTS,
     merge_manifest,
     refiner_options,
@@ -169,7 +169,7 @@ def simulate_views(
                         refiners[options],
                         seed=seed,
                         scale=grid.scale,
-                        options=ADAPTATION_OPTIONS[setting],
+                        options=ADAPTIVE_SETTINGS[setting].options,
                     )
                 with progress_bar(
                     f"{view.view_id} {setting} seed {seed}", enabled=show_progress
@@ -209,7 +209,7 @@ def online_adaptation(refiner, *, seed: int, scale: float, options: dict):
         Network pixels per view pixel of the run's grid.
     options : dict
         The setting's :class:`~refinement_model.adaptation.AdaptationOptions` but the seed
-        and the stroke scale (``simulation.runs.ADAPTATION_OPTIONS``).
+        and the stroke scale (``simulation.runs.ADAPTIVE_SETTINGS``).
     """
     from refinement_model.adaptation import (  # torch, only for the adaptive setting
         AdaptationOptions,

@@ -41,6 +41,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -157,6 +158,17 @@ def patch_stroke_to_view(stroke: Stroke, grid: PatchGrid, index: int) -> Stroke:
     return Stroke(stroke.kind, points, stroke.radius / grid.scale)
 
 
+class _Window(NamedTuple):
+    """A patch's window at full resolution (``region``, with its top-left ``origin`` as
+    x, y), and the ground truth, its skeleton and the mirror area (None: everywhere) there."""
+
+    region: tuple[slice, slice]
+    origin: tuple[int, int]
+    truth: np.ndarray
+    skeleton: np.ndarray
+    mirror: np.ndarray | None
+
+
 class _ViewState:
     """Ground truth, refiner and corrections (:class:`ViewCorrections`) of one view during a
     run."""
@@ -265,15 +277,22 @@ class _ViewState:
             )
         self.corrections.set_deltas(changes)
 
+    def window(self, index: int) -> _Window:
+        """Patch ``index``'s full-resolution window, with the truth and mirror area there."""
+        y0, x0, y1, x1 = self.grid.region(index)
+        region = np.s_[y0:y1, x0:x1]
+        truth, gt_skeleton = self.ground_truth[region], self.gt_skeleton[region]
+        mirror = None if self.mirror is None else self.mirror[region]
+        return _Window(region, (x0, y0), truth, gt_skeleton, mirror)
+
     def patch_pfm(self, index: int) -> float:
         """Human + network pFM of a patch at full resolution, in the mirror area."""
-        y0, x0, y1, x1 = self.grid.region(index)
-        window = np.s_[y0:y1, x0:x1]
+        window = self.window(index)
         return pseudo_f_measure(
-            self.corrections.network_mask(window),
-            self.ground_truth[window],
-            mask=None if self.mirror is None else self.mirror[window],
-            gt_skeleton=self.gt_skeleton[window],
+            self.corrections.network_mask(window.region),
+            window.truth,
+            mask=window.mirror,
+            gt_skeleton=window.skeleton,
         )
 
     def scores(self):
@@ -488,16 +507,13 @@ def _attempt(state: _ViewState, index: int, rng) -> tuple[int, int, int, int] | 
 
 def _improves_human(state: _ViewState, index: int, stroke: Stroke) -> bool:
     """The accept rule: the stroke must raise the human-only pFM of its patch."""
-    y0, x0, y1, x1 = state.grid.region(index)
-    window = np.s_[y0:y1, x0:x1]
-    before = state.corrections.human_mask(window)
-    after = burn_in(before, [stroke], origin=(x0, y0))
-    options = dict(
-        mask=None if state.mirror is None else state.mirror[window],
-        gt_skeleton=state.gt_skeleton[window],
+    window = state.window(index)
+    before = state.corrections.human_mask(window.region)
+    after = burn_in(before, [stroke], origin=window.origin)
+    options = dict(mask=window.mirror, gt_skeleton=window.skeleton)
+    return pseudo_f_measure(after, window.truth, **options) > pseudo_f_measure(
+        before, window.truth, **options
     )
-    gt = state.ground_truth[window]
-    return pseudo_f_measure(after, gt, **options) > pseudo_f_measure(before, gt, **options)
 
 
 class _PatchQueue:
@@ -531,21 +547,19 @@ class _PatchQueue:
 
 def _priority(state: _ViewState, index: int) -> float:
     """Heap key of a patch: smaller pops first, so badness is negated."""
-    y0, x0, y1, x1 = state.grid.region(index)
-    window = np.s_[y0:y1, x0:x1]
-    mirror = None if state.mirror is None else state.mirror[window]
+    window = state.window(index)
     if state.config.ranking == "oracle":
         badness = oracle_score(
-            state.corrections.network_mask(window),
-            state.ground_truth[window],
-            mirror_mask=mirror,
-            gt_skeleton=state.gt_skeleton[window],
+            state.corrections.network_mask(window.region),
+            window.truth,
+            mirror_mask=window.mirror,
+            gt_skeleton=window.skeleton,
         )
     else:
         badness = uncertainty_score(
-            state.corrections.probabilities[window],
-            mirror_mask=mirror,
-            user=state.corrections.user[window],
+            state.corrections.probabilities[window.region],
+            mirror_mask=window.mirror,
+            user=state.corrections.user[window.region],
         )
     return -float(badness)
 

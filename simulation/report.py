@@ -18,7 +18,13 @@ from simulation.analysis import (
     mean_curves,
     pixels_to_reach,
 )
-from simulation.runs import FROZEN_SETTING, SETTINGS, read_manifest, read_records, run_path
+from simulation.runs import (
+    ADAPTIVE_SETTINGS,
+    SETTINGS,
+    read_manifest,
+    read_records,
+    run_path,
+)
 
 _ABLATIONS = {
     "Inputs": (
@@ -48,12 +54,6 @@ TARGETS = (0.80, 0.85, 0.90)
 RANKING_SETTINGS = {"both": "oracle ranking", "gt_free": "GT-free ranking"}
 # The settings of the strokes-to-target table: the rankings, and the refiner adapting online.
 TARGET_SETTINGS = {**RANKING_SETTINGS, "adaptive": "oracle ranking, refiner adapting online"}
-# The summary's key and the report's title of each adaptive setting's comparison.
-ADAPTATION_SUMMARY_KEYS = {"adaptive": "adaptation", "finishing_adaptive": "finishing_adaptation"}
-ADAPTATION_TITLES = {
-    "adaptive": "Online adaptation",
-    "finishing_adaptive": "Online adaptation to a user who finishes patches",
-}
 # What runs made before the manifest named their start started from.
 BASE_START = "base network"
 
@@ -150,10 +150,10 @@ def summarise(manifest: dict, runs: dict) -> tuple[dict, dict]:
             for setting, by_view in runs.items()
         },
     }
-    for adaptive, key in ADAPTATION_SUMMARY_KEYS.items():
+    for adaptive, described in ADAPTIVE_SETTINGS.items():
         adaptation = adaptation_figures(curves, manifest, adaptive)
         if adaptation:
-            summary[key] = adaptation
+            summary[described.summary_key] = adaptation
     if "gt_free" in curves and "both" in curves:
         summary["gt_free_effort_reduction"] = table["gt_free"]["effort_reduction"]
         summary["gt_free_effort_ratio"] = _mean(list(gt_free_ratio.values()))
@@ -161,13 +161,13 @@ def summarise(manifest: dict, runs: dict) -> tuple[dict, dict]:
 
 
 def adaptation_figures(curves: dict, manifest: dict, setting: str = "adaptive") -> dict:
-    """Per view that ran the adaptive ``setting`` and its frozen one (``FROZEN_SETTING``): the
+    """Per view that ran the adaptive ``setting`` and its frozen one (``ADAPTIVE_SETTINGS``): the
     annotated pixels each needs to reach the frozen run's final human + network pFM (mean
     curves over seeds), their ratio (adaptive / frozen: 0.5 = half the pixels), the peak
     relative gains, and the online updates the manifest logged (count, accepted, mean seconds
     per update and per adapted refiner)."""
     out = {}
-    frozen_setting = FROZEN_SETTING[setting]
+    frozen_setting = ADAPTIVE_SETTINGS[setting].frozen
     for view in sorted(set(curves.get(frozen_setting, {})) & set(curves.get(setting, {}))):
         frozen, adaptive = curves[frozen_setting][view], curves[setting][view]
         target = float(frozen.network_mean[-1])
@@ -205,9 +205,9 @@ def _adaptation_lines(adaptation: dict, setting: str, pct, num) -> list[str]:
     """The online adaptation of ``setting`` against the frozen refiner, per view."""
     if not adaptation:
         return []
+    described = ADAPTIVE_SETTINGS[setting]
     lines = [
-        f"## {ADAPTATION_TITLES[setting]}: `{setting}` against the frozen refiner "
-        f"(`{FROZEN_SETTING[setting]}`)",
+        f"## {described.title}: `{setting}` against the frozen refiner (`{described.frozen}`)",
         "",
         "| view | frozen final pFM | annotated pixels to reach it, frozen / adaptive | "
         "ratio | peak relative gain, frozen / adaptive | updates accepted | "
@@ -350,8 +350,8 @@ def _markdown(manifest: dict, summary: dict, details: dict, plots: list[str]) ->
     lines += _start_lines(summary.get("per_view", {}), start, num)
     lines += _per_view_lines(summary.get("per_view", {}), pct, num)
     lines += _to_target_lines(summary.get("to_target", {}))
-    for setting, key in ADAPTATION_SUMMARY_KEYS.items():
-        lines += _adaptation_lines(summary.get(key, {}), setting, pct, num)
+    for setting, described in ADAPTIVE_SETTINGS.items():
+        lines += _adaptation_lines(summary.get(described.summary_key, {}), setting, pct, num)
     table = details["table"]
     for title, rows in _ABLATIONS.items():
         if title not in details["ablations"]:

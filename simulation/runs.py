@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import fcntl
 import json
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from refinement_model.errors import InputError
@@ -34,7 +34,7 @@ FINISH_PFM = 0.9
 # the app's one-pass preview instead of its refinement (REFINER_OPTIONS); the app's refiner
 # adapting online to the view as the app does (refinement_model.adaptation); and a user who
 # finishes each patch before the next (ProtocolConfig.finish_pfm), with the frozen refiner and
-# with its decoder adapting after each finished patch (ADAPTATION_OPTIONS).
+# with its decoder adapting after each finished patch (ADAPTIVE_SETTINGS).
 SETTINGS = {
     "both": {},
     "gt_free": {"ranking": "gt_free"},
@@ -48,22 +48,41 @@ SETTINGS = {
     "finishing": {"finish_pfm": FINISH_PFM},
     "finishing_adaptive": {"finish_pfm": FINISH_PFM, "adapt_every": 1},
 }
-# The adaptive settings' refinement_model.adaptation.AdaptationOptions (besides the run's seed
-# and stroke scale) and the setting each is measured against. The finishing user's update is
-# the one that learns a mirror from true labels (docs/evaluation/adaptive, "Where the limit
-# is"): the decoder with the refiner's Dice loss, on examples with the user's strokes or none.
-ADAPTATION_OPTIONS = {
-    "adaptive": {},
-    "finishing_adaptive": {
-        "trainable": "decoder",
-        "loss": "dice",
-        "steps": 100,
-        "crop": 128,
-        "learning_rate": 3e-4,
-        "max_strokes": 1,
-    },
+
+
+@dataclass(frozen=True)
+class AdaptiveSetting:
+    """An adaptive setting of the protocol: its
+    :class:`~refinement_model.adaptation.AdaptationOptions` besides the run's seed and stroke
+    scale (``options``), the setting with the same user and the frozen refiner it is measured
+    against (``frozen``), and its section of the report (``title``) and of ``summary.json``
+    (``summary_key``)."""
+
+    frozen: str
+    title: str
+    summary_key: str
+    options: dict = field(default_factory=dict)
+
+
+# The finishing user's update is the one that learns a mirror from true labels
+# (docs/evaluation/adaptive, "Where the limit is"): the decoder with the refiner's Dice loss,
+# on examples with the user's strokes or none.
+ADAPTIVE_SETTINGS = {
+    "adaptive": AdaptiveSetting(frozen="both", title="Online adaptation", summary_key="adaptation"),
+    "finishing_adaptive": AdaptiveSetting(
+        frozen="finishing",
+        title="Online adaptation to a user who finishes patches",
+        summary_key="finishing_adaptation",
+        options={
+            "trainable": "decoder",
+            "loss": "dice",
+            "steps": 100,
+            "crop": 128,
+            "learning_rate": 3e-4,
+            "max_strokes": 1,
+        },
+    ),
 }
-FROZEN_SETTING = {"adaptive": "both", "finishing_adaptive": "finishing"}
 MAIN_SETTINGS = ("both", "gt_free")
 # Where a simulated annotation starts: the app's start (the base network refined with no
 # strokes, refinement_model.start) or the base network alone (the paper's protocol).

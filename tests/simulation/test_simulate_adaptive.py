@@ -11,8 +11,20 @@ import torch
 from annotator.cli import main
 from refinement_model import adaptation
 from simulation.report import write_report
-from simulation.runs import SETTINGS, read_records, run_path
+from simulation.runs import ADAPTIVE_SETTINGS, SETTINGS, read_records, run_path
 from tests.simulation.tiny_networks import save_tiny_networks
+
+
+def test_every_adaptive_setting_is_measured_against_its_user_with_the_frozen_refiner():
+    adaptive = {name for name, config in SETTINGS.items() if config.get("adapt_every")}
+    assert adaptive == set(ADAPTIVE_SETTINGS)
+    for name, described in ADAPTIVE_SETTINGS.items():
+        frozen = {**SETTINGS[name]}
+        del frozen["adapt_every"]
+        assert SETTINGS[described.frozen] == frozen
+    assert len({d.summary_key for d in ADAPTIVE_SETTINGS.values()}) == len(ADAPTIVE_SETTINGS)
+    for described in ADAPTIVE_SETTINGS.values():
+        adaptation.AdaptationOptions(**described.options)  # valid options
 
 
 @pytest.fixture(scope="module")
