@@ -2,7 +2,8 @@
 
 Builds ``--patches`` corrected patches from a view (its network inputs, the base network's
 logits as the start, the ground truth as the corrected mask and a band of it as the user's
-strokes: the content does not change the cost), then times with the shipped refiner:
+strokes: the content does not change the cost; a view with fewer patches gives them again,
+flipped and turned), then times with the shipped refiner:
 
 * ``cold``: the first update, every patch new (the frozen part's features computed for all,
   and its ONNX export once per adapter);
@@ -60,14 +61,27 @@ def main() -> None:
     refiner = PatchRefiner(shipped_checkpoint("refiner"), options=APP_REFINEMENT)
     image = network_input(view, predictor.net.spec.inputs)
     grid = predictor.grid(*view.shape)
-    chosen = [i for i in range(len(grid)) if grid.extract(view.ground_truth, i).sum() > 50][
-        : args.patches + args.repeats * args.new
-    ]
+    with_lines = [i for i in range(len(grid)) if grid.extract(view.ground_truth, i).sum() > 50]
+    needed = args.patches + args.repeats * args.new
+    if needed > 8 * len(with_lines):
+        parser.error(
+            f"{files.depth} has {len(with_lines)} patches with lines, 8 orientations of them"
+            f" are fewer than --patches + --repeats x --new = {needed}"
+        )
+
+    def oriented(array, number):
+        """A small view's patches come again in the next of the 8 flips and quarter turns: as
+        many distinct patches as the window needs (the bundled sample has 9)."""
+        turn = number // len(with_lines)
+        array = np.rot90(array, turn % 4, axes=(-2, -1))
+        return np.ascontiguousarray(array[..., ::-1] if turn >= 4 else array)
+
     patches = []
-    for index in chosen:
-        patch_image = grid.extract(image, index).astype(np.float32)
+    for number in range(needed):
+        index = with_lines[number % len(with_lines)]
+        patch_image = oriented(grid.extract(image, index).astype(np.float32), number)
         start = predictor.net(patch_image[None])[0]
-        target = grid.extract(view.ground_truth, index)
+        target = oriented(grid.extract(view.ground_truth, index), number)
         user = np.zeros(target.shape, np.int8)
         user[:40][target[:40]] = 1
         patches.append(CorrectedPatch(patch_image, start, target, user))

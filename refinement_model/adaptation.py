@@ -34,7 +34,9 @@ patches give the same weights):
   update is accepted only if it lowers the loss and gets no more pixels wrong; otherwise the
   adapter keeps its current weights.
 * The frozen part of the network runs once per example (its features are cached); only the
-  trained part runs at each step, on ``crop``-sized windows.
+  trained part runs at each step, on ``crop``-sized windows, decoded with ``context`` pixels
+  around them that are left out of the loss (a trained decoder's convolutions then see what
+  they see on the whole patch rather than zeros at the window's edges).
 * Each update continues from the last accepted weights; the shipped refiner is never modified.
 
 The adapted refiner runs on the base refiner's backend (ONNX Runtime on a CPU, exported anew
@@ -115,6 +117,9 @@ class AdaptationOptions:
     crop : int
         Side of the training windows in network pixels (a multiple of 32, the networks' side
         multiple; at most the patch).
+    context : int
+        Network pixels decoded around a training window, where the patch has them, and left
+        out of its loss (a multiple of 32; 0: the window alone).
     max_examples : int
         The most recent corrected patches an update uses.
     variants : int
@@ -139,6 +144,7 @@ class AdaptationOptions:
     learning_rate: float = 1e-3
     batch_size: int = 8
     crop: int = 64
+    context: int = 0
     max_examples: int = 24
     variants: int = 1
     max_strokes: int = 3
@@ -156,8 +162,12 @@ class AdaptationOptions:
             _positive_int(getattr(self, name), name)
         _positive_int(self.variants, "variants", 0)
         _positive_int(self.seed, "seed", 0)
-        if self.crop % NET_MULTIPLE:
-            raise ValueError(f"crop must be a multiple of {NET_MULTIPLE}, got {self.crop}")
+        _positive_int(self.context, "context", 0)
+        for name in ("crop", "context"):
+            if getattr(self, name) % NET_MULTIPLE:
+                raise ValueError(
+                    f"{name} must be a multiple of {NET_MULTIPLE}, got {getattr(self, name)}"
+                )
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         if not 0 <= self.network_weight <= 1:
@@ -302,12 +312,12 @@ class AdaptationResult:
     seconds: float
 
 
-def _decode(decoder: torch.nn.Module, features, size: int, blocks: int | None = None):
+def _decode(decoder: torch.nn.Module, features, size: tuple, blocks: int | None = None):
     """segmentation-models-pytorch's Unet decoder on encoder ``features`` (the encoder's
-    outputs but its first, the input itself; shallowest first) for an input of side ``size``,
-    up to the input of block ``blocks`` (default: through the last block)."""
+    outputs but its first, the input itself; shallowest first) for an input of ``size``
+    (height, width), up to the input of block ``blocks`` (default: through the last block)."""
     deepest, *skips = features[::-1]
-    shapes = [feature.shape[2:] for feature in skips] + [(size, size)]
+    shapes = [feature.shape[2:] for feature in skips] + [size]
     x = decoder.center(deepest)
     for i, block in enumerate(decoder.blocks[:blocks]):
         x = block(x, *shapes[i], skip_connection=skips[i] if i < len(skips) else None)
@@ -322,16 +332,16 @@ class _FrozenPart(torch.nn.Module):
     def __init__(self, model: torch.nn.Module, trainable: str):
         super().__init__()
         self.unet = model.net
-        self.blocks = {"decoder": 0, "last_block": len(self.unet.decoder.blocks) - 1}.get(
-            trainable, len(self.unet.decoder.blocks)
-        )
+        self.encoder_only = trainable == "decoder"
+        blocks = len(self.unet.decoder.blocks)
+        self.blocks = blocks - 1 if trainable == "last_block" else blocks
         self.spec = model.spec
 
     def forward(self, x: torch.Tensor):
         features = self.unet.encoder(x)[1:]
-        if not self.blocks:
+        if self.encoder_only:
             return tuple(features)
-        return (_decode(self.unet.decoder, features, x.shape[-1], self.blocks),)
+        return (_decode(self.unet.decoder, features, x.shape[2:], self.blocks),)
 
 
 def _frozen_runner(part: _FrozenPart, size: int) -> Callable[[np.ndarray], tuple]:
@@ -345,7 +355,7 @@ def _frozen_runner(part: _FrozenPart, size: int) -> Callable[[np.ndarray], tuple
             output = part(torch.from_numpy(batch))
         return tuple(t.numpy() for t in output)
 
-    if not part.blocks:
+    if part.encoder_only:
         return eager
     try:
         # optional at run time, as for the networks' backends: eager where it is missing
@@ -646,21 +656,22 @@ class OnlineAdapter:
             "no_strokes": ~channels.flatten(1).any(1),
         }
 
-    def _trained_logits(self, features: tuple, size: int) -> torch.Tensor:
-        """(B, size, size) logits before the residual, from frozen-part features."""
+    def _trained_logits(self, features: tuple, size: tuple) -> torch.Tensor:
+        """(B, height, width) logits before the residual, from frozen-part features of an
+        input of ``size`` (height, width)."""
         if "decoder" in self._trained:
             x = _decode(self._trained["decoder"], features, size)
         else:
             (x,) = features
         if "block" in self._trained:
-            x = self._trained["block"](x, size, size, skip_connection=None)
+            x = self._trained["block"](x, *size, skip_connection=None)
         return self._trained["head"](x)[:, 0]
 
     def _logits(self, examples: dict) -> torch.Tensor:
         """(B, n, n) logits of every example with the current weights."""
         with torch.no_grad():
             return (
-                self._trained_logits(examples["features"], examples["targets"].shape[-1])
+                self._trained_logits(examples["features"], examples["targets"].shape[1:])
                 + examples["residual"]
             )
 
@@ -676,21 +687,30 @@ class OnlineAdapter:
             return self._dice(logits, targets)
         return torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, weight=weights)
 
-    def _window_loss(self, examples: dict, rows, window) -> torch.Tensor:
-        """The loss of examples ``rows`` on a crop ``window`` (y, x, side) in network
-        pixels."""
+    def _window_logits(self, examples: dict, rows, window) -> torch.Tensor:
+        """Logits of examples ``rows`` on a crop ``window`` (y, x, side) in network pixels,
+        decoded with ``options.context`` pixels around it where the patch has them."""
         n = examples["targets"].shape[-1]
         y, x, side = window
+        context = self.options.context
+        top, left = max(0, y - context), max(0, x - context)
+        bottom, right = min(n, y + side + context), min(n, x + side + context)
         features = []
         for scale in examples["features"]:
             factor = n // scale.shape[-1]
             features.append(
-                scale[
-                    rows, :, y // factor : (y + side) // factor, x // factor : (x + side) // factor
-                ]
+                scale[rows, :, top // factor : bottom // factor, left // factor : right // factor]
             )
+        logits = self._trained_logits(tuple(features), (bottom - top, right - left))
+        inside = logits[:, y - top : y - top + side, x - left : x - left + side]
+        return inside + examples["residual"][rows, y : y + side, x : x + side]
+
+    def _window_loss(self, examples: dict, rows, window) -> torch.Tensor:
+        """The loss of examples ``rows`` on a crop ``window`` (y, x, side) in network
+        pixels (:meth:`_window_logits`)."""
+        y, x, side = window
         crop = np.s_[rows, y : y + side, x : x + side]
-        logits = self._trained_logits(tuple(features), side) + examples["residual"][crop]
+        logits = self._window_logits(examples, rows, window)
         return self._loss(logits, examples["targets"][crop], examples["weights"][crop])
 
     def _train(self, examples: dict, rng, cancel) -> None:

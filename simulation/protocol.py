@@ -112,8 +112,10 @@ class ProtocolConfig:
         0 (the paper's user): every attempt takes the worst queued patch anew. Above 0 the user
         *finishes* patches: they stay on the patch they took until its human + network pFM
         reaches ``finish_pfm`` or ``max_failures`` attempts in a row commit nothing; the patch
-        then leaves the queue, and the adaptation trains on the finished patches only (the
-        masks this user vouches for, as the app's done patches).
+        then leaves the queue (a patch already at ``finish_pfm`` when it comes up leaves it
+        untouched). The adaptation trains on the patches the user left after committing
+        strokes on them, with their masks as they were then: what the user let stand, as the
+        app's done patches.
     """
 
     steps: int = 3000
@@ -147,7 +149,11 @@ class ProtocolConfig:
             raise ValueError("max_failures and stroke_length must be >= 1")
         if self.adapt_every < 0:
             raise ValueError(f"adapt_every must be >= 0, got {self.adapt_every}")
-        if not 0 <= self.finish_pfm <= 1:
+        if (
+            isinstance(self.finish_pfm, bool)
+            or not isinstance(self.finish_pfm, int | float)
+            or not 0 <= self.finish_pfm <= 1
+        ):
             raise ValueError(f"finish_pfm must be in [0, 1], got {self.finish_pfm!r}")
 
 
@@ -228,33 +234,29 @@ class _ViewState:
             {i: logits - self.grid.extract(self.base_logits, i) for i, logits in refined.items()}
         )
 
-    def corrected_patches(self, only=None) -> list[tuple]:
-        """(image, start, target, user) at network size of every patch with strokes (of
-        those in ``only``, if given), the most recently touched last: the target is the
-        network + human mask with the strokes burned in, ``user`` their stroke channel
-        (int8)."""
+    def corrected_patch(self, index: int) -> tuple | None:
+        """(image, start, target, user) of patch ``index`` at network size, as it is now: the
+        target is the network + human mask with the strokes burned in, ``user`` their stroke
+        channel (int8); None if no stroke pixel falls in the patch."""
         n, grid, corrections = self.grid.net_size, self.grid, self.corrections
+        image, base = self.network_inputs(index)
+        strokes = corrections.strokes_on(index)
+        origin = grid.network_origin(index)
+        target = burn_in(
+            base + corrections.deltas.get(index, 0) > 0, strokes, origin=origin, scale=grid.scale
+        )
+        user = stroke_channel(strokes, (n, n), origin=origin, scale=grid.scale)
+        return (image, base, target, user.astype(np.int8)) if user.any() else None
+
+    def corrected_patches(self) -> list[tuple]:
+        """:meth:`corrected_patch` of every patch with strokes, the most recently touched
+        last."""
         order = {}
-        for number, stroke in enumerate(corrections.strokes):
-            for index in corrections.touched_patches(stroke):
+        for number, stroke in enumerate(self.corrections.strokes):
+            for index in self.corrections.touched_patches(stroke):
                 order[index] = number  # the latest stroke on the patch
-        patches = []
-        for index in sorted(order, key=order.get):
-            if only is not None and index not in only:
-                continue
-            image, base = self.network_inputs(index)
-            strokes = corrections.strokes_on(index)
-            origin = grid.network_origin(index)
-            target = burn_in(
-                base + corrections.deltas.get(index, 0) > 0,
-                strokes,
-                origin=origin,
-                scale=grid.scale,
-            )
-            user = stroke_channel(strokes, (n, n), origin=origin, scale=grid.scale)
-            if user.any():
-                patches.append((image, base, target, user.astype(np.int8)))
-        return patches
+        patches = (self.corrected_patch(index) for index in sorted(order, key=order.get))
+        return [patch for patch in patches if patch is not None]
 
     def propagate(self, refine: RefineFunction) -> None:
         """Refine from now on with ``refine``, and give every patch in the mirror area without
@@ -409,7 +411,7 @@ class _PaperUser:
             return
         _rank_touched(state, queue, changed, index)
         if config.adapt_every and len(state.corrections.strokes) % config.adapt_every == 0:
-            _adapt(state, queue, self.adapt)
+            _adapt(state, queue, self.adapt, state.corrected_patches())
 
 
 class _FinishingUser:
@@ -419,35 +421,45 @@ class _FinishingUser:
     def __init__(self, state: _ViewState, queue: _PatchQueue, adapt: AdaptFunction | None):
         self.state, self.queue, self.adapt = state, queue, adapt
         self.current: int | None = None
-        self.failures = 0
-        self.finished: list[int] = []
+        self.failures = self.committed = 0
+        # corrected_patch of each finished patch when the user left it, in finishing order
+        self.finished: dict[int, tuple] = {}
+
+    def _take(self) -> int | None:
+        """The worst queued patch that is not finished yet; those that are leave the queue."""
+        state = self.state
+        while (index := self.queue.pop()) is not None:
+            if state.patch_pfm(index) < state.config.finish_pfm:
+                return index
+        return None
 
     def attempt(self, rng) -> None:
         """One interaction: a stroke on the current patch, or none when the queue is empty."""
         state, config = self.state, self.state.config
         if self.current is None:
-            self.current, self.failures = self.queue.pop(), 0
+            self.current, self.failures, self.committed = self._take(), 0, 0
             if self.current is None:
                 return
         index = self.current
         changed = _attempt(state, index, rng)
         self.failures = 0 if changed is not None else self.failures + 1
         if changed is not None:
+            self.committed += 1
             _rank_touched(state, self.queue, changed, index)
         if self.failures < config.max_failures and state.patch_pfm(index) < config.finish_pfm:
             return
         self.current = None
-        if not state.corrections.strokes_on(index):
+        patch = state.corrected_patch(index) if self.committed else None
+        if patch is None:
             return
-        self.finished.append(index)
+        self.finished[index] = patch
         if config.adapt_every and len(self.finished) % config.adapt_every == 0:
-            _adapt(state, self.queue, self.adapt, only=set(self.finished))
+            _adapt(state, self.queue, self.adapt, list(self.finished.values()))
 
 
-def _adapt(state: _ViewState, queue: _PatchQueue, adapt: AdaptFunction, only=None) -> None:
-    """One update of the online adaptation (on the corrected patches in ``only``, if given);
-    if accepted, propagate and rank anew."""
-    patches = state.corrected_patches(only)
+def _adapt(state: _ViewState, queue: _PatchQueue, adapt: AdaptFunction, patches: list) -> None:
+    """One update of the online adaptation on corrected ``patches`` (tuples of
+    :meth:`_ViewState.corrected_patch`, oldest first); if accepted, propagate and rank anew."""
     if len(patches) < 2:
         return
     refine = adapt(patches)

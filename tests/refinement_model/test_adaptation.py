@@ -120,8 +120,33 @@ def test_the_frozen_and_trained_parts_make_the_network(refiner):
             torch.nn.init.normal_(parameter)
         x = torch.randn(2, 3, N, N)
         with torch.no_grad():
-            logits = adapter._trained_logits(adapter._part(x), N) + 10 * x[:, 1]
+            logits = adapter._trained_logits(adapter._part(x), (N, N)) + 10 * x[:, 1]
             assert torch.allclose(logits, model(x)[:, 0], atol=1e-4)
+
+
+def test_a_training_window_with_context_sees_what_the_whole_patch_does(refiner):
+    """A trained decoder on a window alone sees zeros past its edges; decoded with context
+    around it, the window's logits are the whole patch's."""
+    x = torch.randn(2, 3, N, N)
+    window = (N // 2, 0, N // 2)  # y, x, side: the lower left quarter
+    logits = {}
+    for context in (0, N // 2):
+        options = AdaptationOptions(**{**FAST, "trainable": "decoder", "context": context})
+        adapter = OnlineAdapter(refiner, options)
+        torch.manual_seed(0)
+        for parameter in adapter._model.net.segmentation_head.parameters():
+            torch.nn.init.normal_(parameter)
+        with torch.no_grad():
+            examples = {
+                "features": adapter._part(x),
+                "targets": torch.zeros(2, N, N),
+                "residual": torch.zeros(2, N, N),
+            }
+            whole = adapter._trained_logits(examples["features"], (N, N))
+            logits[context] = adapter._window_logits(examples, torch.arange(2), window)
+    inside = whole[:, N // 2 :, : N // 2]
+    assert torch.allclose(logits[N // 2], inside, atol=1e-5)
+    assert not torch.allclose(logits[0], inside, atol=1e-2)
 
 
 @pytest.mark.parametrize("trainable", ["last_block", "head", "decoder"])
@@ -213,6 +238,8 @@ def test_cancel_raises_and_leaves_the_adapter_as_it_was(refiner):
         dict(trainable="encoder"),
         dict(steps=0),
         dict(crop=50),
+        dict(context=16),
+        dict(context=-32),
         dict(network_weight=1.5),
         dict(validation_fraction=1.0),
         dict(learning_rate=0),

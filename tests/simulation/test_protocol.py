@@ -264,15 +264,16 @@ def test_adapt_every_needs_an_adapt_function():
 
 
 def _attempts(monkeypatch):
-    """Record each simulated attempt: (patch, committed, patch pFM after it, whether a stroke
-    covers the patch then)."""
+    """Record each simulated attempt: (patch, committed, patch pFM before and after it, the
+    patch's corrected_patch after it)."""
     attempts = []
     attempt = protocol._attempt
 
     def recording(state, index, rng):
+        before = state.patch_pfm(index)
         changed = attempt(state, index, rng)
-        covered = bool(state.corrections.strokes_on(index))
-        attempts.append((index, changed is not None, state.patch_pfm(index), covered))
+        after = state.patch_pfm(index), state.corrected_patch(index)
+        attempts.append((index, changed is not None, before, *after))
         return changed
 
     monkeypatch.setattr(protocol, "_attempt", recording)
@@ -296,9 +297,10 @@ def test_the_finishing_user_stays_on_a_patch_until_it_is_finished(monkeypatch):
     patches = [index for index, _ in visits]
     assert len(visits) >= 3 and len(set(patches)) == len(patches)  # never back to a patch
     for _, tries in visits[:-1]:  # the last may be cut short by the step budget
-        committed, pfm, _ = zip(*tries, strict=True)
+        committed, before, pfm, _ = zip(*tries, strict=True)
         finished = pfm[-1] >= 0.95 or committed[-3:] == (False,) * 3
         assert finished and all(p < 0.95 for p in pfm[:-1])
+        assert before[0] < 0.95  # a patch finished already is never drawn on
     # the paper's user, on the same view, leaves a patch after one attempt and comes back
     attempts.clear()
     _run(ideal_refiner, steps=80)
@@ -306,21 +308,30 @@ def test_the_finishing_user_stays_on_a_patch_until_it_is_finished(monkeypatch):
     assert len(set(paper)) < len(paper)
 
 
-def test_the_finishing_user_adapts_on_the_finished_patches_only(monkeypatch):
+def test_the_finishing_user_adapts_on_the_patches_as_it_left_them(monkeypatch):
     attempts = _attempts(monkeypatch)
     calls = []
 
     def reject(patches):
-        calls.append(len(patches))
+        calls.append(list(patches))
         return None
 
     # steps enough for every patch to be finished
     records = _adaptive_run(reject, finish_pfm=0.95, adapt_every=1, steps=200)
     visits = _visits(attempts)
-    assert len(visits) == len(GRID)
-    # a patch a stroke covers when the user leaves it is finished, its own strokes or a
-    # neighbour's
-    finished = [index for index, tries in visits if tries[-1][2]]
-    # an update after each finished patch, from the second on; never the one in progress
-    assert len(finished) >= 3 and calls == list(range(2, len(finished) + 1))
+    # a patch is finished if the user committed a stroke on it; its corrected mask is the one
+    # the user left, whatever later strokes on its neighbours do to it
+    left = [tries[-1][3] for _, tries in visits if any(t[0] for t in tries)]
+    assert len(left) >= 3 and len(calls) == len(left) - 1
+    for number, patches in enumerate(calls, start=2):
+        assert len(patches) == number
+        for passed, expected in zip(patches, left, strict=False):
+            for got, want in zip(passed, expected, strict=True):
+                np.testing.assert_array_equal(got, want)
     assert records == _run(ideal_refiner, finish_pfm=0.95, steps=200)
+
+
+def test_finish_pfm_is_a_pfm():
+    for bad in (1.5, -0.1, float("nan"), "0.9", True):
+        with pytest.raises(ValueError, match="finish_pfm"):
+            ProtocolConfig(finish_pfm=bad)

@@ -60,7 +60,8 @@ def simulated(tmp_path_factory, simulate_cli):
         # and stay on a patch until strokes stop helping
         for name in ("finishing", "finishing_adaptive"):
             patch.setitem(SETTINGS, name, {**SETTINGS[name], "finish_pfm": 0.99})
-        # a step large enough to change the tiny refiner's masks
+        # a step large enough to change the tiny refiner's masks (the app's update;
+        # finishing_adaptive's options name their own)
         patch.setattr(
             adaptation,
             "AdaptationOptions",
