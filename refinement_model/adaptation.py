@@ -566,12 +566,14 @@ class OnlineAdapter:
             self._load(self._initial)
             train_set = self._examples(training, training=True, cancel=cancel)
             val_set = self._examples(validation, training=False, cancel=cancel)
-            frozen = self._logits(val_set)
-            if self.state is not None:
+            frozen = val_set["frozen"]
+            if self.state is None:  # the current weights are the base refiner's
+                loss_before, errors_before = self._scores(val_set, frozen, frozen)
+            else:
                 self._load(self.state.tensors)
-            loss_before, errors_before = self._validation(val_set, frozen)
+                loss_before, errors_before = self._scores(val_set, frozen, self._logits(val_set))
             self._train(train_set, rng, cancel)
-            loss_after, errors_after = self._validation(val_set, frozen)
+            loss_after, errors_after = self._scores(val_set, frozen, self._logits(val_set))
             tensors = self._current_tensors()
         finally:
             self._load(self._initial)
@@ -648,13 +650,18 @@ class OnlineAdapter:
         if self._frozen is None:
             self._frozen = _frozen_runner(self._part, n)
         features = self._frozen(refiner_input(images, starts, channels).numpy())
-        return {
+        examples = {
             "features": tuple(torch.from_numpy(np.ascontiguousarray(f)) for f in features),
             "residual": LOGIT_SCALE * scale_base_logits(starts),
             "targets": targets,
             "weights": torch.where(users != 0, 1.0, self.options.network_weight),
             "no_strokes": ~channels.flatten(1).any(1),
         }
+        if not training:
+            # the base refiner's logits, which every validation compares with (update loads
+            # its weights before it makes examples)
+            examples["frozen"] = self._logits(examples)
+        return examples
 
     def _trained_logits(self, features: tuple, size: tuple) -> torch.Tensor:
         """(B, height, width) logits before the residual, from frozen-part features of an
@@ -675,10 +682,9 @@ class OnlineAdapter:
                 + examples["residual"]
             )
 
-    def _validation(self, examples: dict, frozen: torch.Tensor) -> tuple[float, float]:
-        """Loss and propagated-mask errors (:func:`_propagated_errors`) of the current weights
-        on validation ``examples``, from one run of the trained part."""
-        logits = self._logits(examples)
+    def _scores(self, examples: dict, frozen: torch.Tensor, logits: torch.Tensor):
+        """Loss and propagated-mask errors (:func:`_propagated_errors`) of ``logits`` on
+        validation ``examples``."""
         loss = self._loss(logits, examples["targets"], examples["weights"])
         return float(loss), _propagated_errors(examples, frozen, logits)
 

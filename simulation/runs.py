@@ -66,7 +66,8 @@ class AdaptiveSetting:
 
 # The finishing user's update is the one that learns a mirror from true labels
 # (docs/evaluation/adaptive, "Where the limit is"): the decoder with the refiner's Dice loss,
-# on examples with the user's strokes or none.
+# on examples with the user's strokes or none; its windows decoded with context, chosen on the
+# tuning views (docs/evaluation/adaptive, "The finishing user in the protocol").
 ADAPTIVE_SETTINGS = {
     "adaptive": AdaptiveSetting(frozen="both", title="Online adaptation", summary_key="adaptation"),
     "finishing_adaptive": AdaptiveSetting(
@@ -78,6 +79,7 @@ ADAPTIVE_SETTINGS = {
             "loss": "dice",
             "steps": 100,
             "crop": 128,
+            "context": 32,
             "learning_rate": 3e-4,
             "max_strokes": 1,
         },
