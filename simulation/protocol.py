@@ -341,10 +341,10 @@ def run_protocol(
         Raises :class:`Cancelled` when it returns True.
     adapt : callable(patches) -> refine or None, optional
         The online adaptation, called after every ``config.adapt_every`` committed strokes
-        (finished patches, with ``config.finish_pfm``) with
-        :meth:`_ViewState.corrected_patches` (the finished ones); a refine function it returns
-        replaces ``refine`` and propagates (see the module docstring). Needed when
-        ``adapt_every`` > 0.
+        (finished patches, with ``config.finish_pfm``) with the corrected patches, oldest
+        first (:meth:`_ViewState.corrected_patches`; with ``finish_pfm``, the finished ones
+        as the user left them); a refine function it returns replaces ``refine`` and
+        propagates (see the module docstring). Needed when ``adapt_every`` > 0.
 
     Returns
     -------

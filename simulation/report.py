@@ -160,7 +160,7 @@ def summarise(manifest: dict, runs: dict) -> tuple[dict, dict]:
     return summary, {"table": table, "ablations": ablations, "curves": curves}
 
 
-def adaptation_figures(curves: dict, manifest: dict, setting: str = "adaptive") -> dict:
+def adaptation_figures(curves: dict, manifest: dict, setting: str) -> dict:
     """Per view that ran the adaptive ``setting`` and its frozen one (``ADAPTIVE_SETTINGS``): the
     annotated pixels each needs to reach the frozen run's final human + network pFM (mean
     curves over seeds), their ratio (adaptive / frozen: 0.5 = half the pixels), the peak
