@@ -270,18 +270,17 @@ class AdaptedState:
             tensors = load(bytes(data))
         except Exception as error:  # noqa: BLE001 (struct, json and safetensors raise many types)
             raise InputError(source, f"not an adapted refiner state ({error})") from None
-        if meta.get("format") != _FORMAT_VERSION:
+        if not isinstance(meta, dict) or meta.get("format") != _FORMAT_VERSION:
+            found = meta.get("format") if isinstance(meta, dict) else None
             raise InputError(
-                source,
-                f"adapted state format {meta.get('format')!r}, this "
-                f"version reads {_FORMAT_VERSION}",
+                source, f"adapted state format {found!r}, this version reads {_FORMAT_VERSION}"
             )
-        return cls(
-            tensors=tensors,
-            base_sha256=meta["base_sha256"],
-            options=meta["options"],
-            updates=int(meta["updates"]),
-        )
+        try:
+            base_sha256, options = str(meta["base_sha256"]), dict(meta["options"])
+            updates = int(meta["updates"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise InputError(source, f"damaged adapted state metadata ({error!r})") from None
+        return cls(tensors=tensors, base_sha256=base_sha256, options=options, updates=updates)
 
 
 @dataclass(frozen=True)
@@ -434,7 +433,7 @@ class OnlineAdapter:
         self.state: AdaptedState | None = None
         self._updates = 0  # accepted ones
         self._calls = 0
-        self._refiners: dict[int, PatchRefiner] = {}
+        self._latest: tuple[AdaptedState, PatchRefiner] | None = None
 
     # -- weights ---------------------------------------------------------------------------
 
@@ -448,10 +447,10 @@ class OnlineAdapter:
             for name in self._names:
                 parameters[name].copy_(torch.from_numpy(np.asarray(tensors[name])))
 
-    def _check_state(self, state: AdaptedState) -> None:
+    def _check_state(self, state: AdaptedState, source=None) -> None:
         if state.base_sha256 != self.base_sha256:
             raise InputError(
-                None,
+                source,
                 f"the adapted state was made for the refiner "
                 f"{state.base_sha256[:12]}, this refiner is "
                 f"{self.base_sha256[:12]}",
@@ -460,19 +459,21 @@ class OnlineAdapter:
         got = {name: np.shape(tensor) for name, tensor in state.tensors.items()}
         if got != shapes:
             raise InputError(
-                None, f"the adapted state holds {sorted(got)}, this adapter trains {sorted(shapes)}"
+                source,
+                f"the adapted state holds {sorted(got)}, this adapter trains {sorted(shapes)}",
             )
 
-    def load_state(self, state: AdaptedState | None) -> None:
+    def load_state(self, state: AdaptedState | None, *, source=None) -> None:
         """Make ``state`` the accepted one (None: back to the base refiner's weights).
 
         Raises
         ------
         InputError
-            The state was made for another refiner checkpoint, or for other trained layers.
+            The state was made for another refiner checkpoint, or for other trained layers
+            (naming ``source``, the file it came from, if given).
         """
         if state is not None:
-            self._check_state(state)
+            self._check_state(state, source)
         self.state = state
         self._updates = 0 if state is None else state.updates
 
@@ -489,17 +490,17 @@ class OnlineAdapter:
         if state is None:
             return self.base
         self._check_state(state)
-        key = id(state)
-        if key not in self._refiners:
+        # keep only the latest: an app keeps one adapted refiner, not the history; the state
+        # itself is kept with it, as a freed state's id may name the next one
+        if self._latest is None or self._latest[0] is not state:
             model = copy.deepcopy(self._model)
             parameters = dict(model.named_parameters())
             with torch.no_grad():
                 for name in self._names:
                     parameters[name].copy_(torch.from_numpy(np.asarray(state.tensors[name])))
             model.spec = self._model.spec
-            # keep only the latest: an app keeps one adapted refiner, not the history
-            self._refiners = {key: self._adapted_refiner(model, state.tensors)}
-        return self._refiners[key]
+            self._latest = state, self._adapted_refiner(model, state.tensors)
+        return self._latest[1]
 
     def _adapted_refiner(self, model: torch.nn.Module, tensors: dict) -> PatchRefiner:
         """The refiner of ``model``: the base's weights but the trained layers', ``tensors``

@@ -75,6 +75,7 @@ __all__ = [
     "SessionAdaptation",
     "UpdateJob",
     "export_adapted_refiner",
+    "journalled_states",
     "prepare_adapter",
     "state_key",
     "state_writer",
@@ -148,7 +149,8 @@ class SessionAdaptation:
         Patches per propagation job.
     states : mapping of int to AdaptedState, optional
         The accepted states by ``adapt`` event index (:func:`stored_states` of a reopened
-        project); each must belong to an ``adapt`` event of the journal.
+        project); one without its ``adapt`` event (a crash between writing a state and its
+        event) is left out.
     store_state : callable(int, AdaptedState), optional
         Called with an accepted update's event index and state just before its event is
         journalled (the project writes it; see :func:`state_writer`).
@@ -178,13 +180,9 @@ class SessionAdaptation:
         self.session, self.adapter = session, adapter
         self.every, self.chunk = every, chunk
         self.store_state = store_state
-        journal = session.journal
-        self.states = {}
-        for update, state in dict(states or {}).items():
-            if not (0 <= update < len(journal) and journal[update]["type"] == "adapt"):
-                raise ValueError(f"adapted state {update} has no adapt event in the journal")
+        self.states = journalled_states(session, states or {})
+        for state in self.states.values():
             adapter.load_state(state)  # InputError for a state of another refiner
-            self.states[update] = state
         self._refiners: dict[int, object] = {}
         self._held: tuple | None = None  # an outcome that arrived while a proposal was pending
         self._since = 0  # strokes committed since the last update snapshot
@@ -285,13 +283,18 @@ class SessionAdaptation:
         outcome, self._held = self._held, None
         return self.apply(outcome)
 
-    def sync(self) -> list:
+    def sync(self, *, build: bool = True) -> list:
         """After undo / redo: refine with the valid update's refiner and, when no update is
         valid any more, put propagated patches back to the base logits. Returns the
-        changes."""
+        changes.
+
+        ``build=False`` does nothing if the valid update's refiner is not built yet: building
+        uses the adapter, which must not happen while a job trains it on another thread."""
         session = self.session
         update = self.valid_update()
         if update == session.adapted_update or session.pending is not None:
+            return []
+        if not build and update is not None and update not in self._refiners:
             return []
         session.use_adapted_refiner(
             update, None if update is None else self._refiner(update), source=self._refiner
@@ -355,7 +358,8 @@ class SessionAdaptation:
 
     def _apply_propagation(self, job: PropagationJob, deltas: dict) -> list:
         session, queue = self.session, self.session.queue
-        if session.adapted_update != job.update:
+        # the valid update too: an undo while the job ran may not be synced yet
+        if session.adapted_update != job.update or self.valid_update() != job.update:
             self.outdated += 1
             return []
         kept = {
@@ -364,13 +368,30 @@ class SessionAdaptation:
         return [session.propagate(job.update, kept)] if kept else []
 
 
+def journalled_states(session, states: Mapping[int, AdaptedState]) -> dict[int, AdaptedState]:
+    """The ``states`` (by journal index) that have their ``adapt`` event in ``session``'s
+    journal: a state is written before its event, so a crash between the two leaves one
+    without."""
+    journal = session.journal
+    return {
+        update: state
+        for update, state in states.items()
+        if 0 <= update < len(journal) and journal[update]["type"] == "adapt"
+    }
+
+
 def valid_update(session, updates) -> int | None:
-    """The latest of ``updates`` (indices of ``adapt`` events of ``session``'s journal) whose
-    ``top`` stroke is in effect, or None (see the module docstring)."""
+    """The latest of ``updates`` (journal indices) that is an ``adapt`` event whose ``top``
+    stroke is in effect, or None (see the module docstring)."""
     in_effect = set(session.stroke_events)
     journal = session.journal
     return next(
-        (seq for seq in sorted(updates, reverse=True) if journal[seq]["top"] in in_effect), None
+        (
+            seq
+            for seq in sorted(journalled_states(session, dict.fromkeys(updates)), reverse=True)
+            if journal[seq]["top"] in in_effect
+        ),
+        None,
     )
 
 
@@ -428,6 +449,9 @@ def prepare_adapter(
         raise ValueError("the session has no refiner checkpoint to adapt")
     adapter = OnlineAdapter(refiner)
     states = states_from_blobs(state_blobs, source=source)
+    for state in states.values():
+        adapter.load_state(state, source=source)  # one of another refiner names the file
+    adapter.load_state(None)
     if states:
         adapter.refiner(states[max(states)])
     return adapter, states

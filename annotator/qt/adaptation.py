@@ -4,9 +4,9 @@
 After every session change it asks ``annotator.core.adaptation.SessionAdaptation`` for the
 next job (an update of the refiner, due every few strokes, or a chunk of propagation), runs
 it on the worker and applies its result on the GUI thread, where outdated results are
-dropped. Closing the project (or switching the toggle off) cancels the running job and waits
-for it. The toggle is remembered in the settings; it is off by default: measured by the protocol
-(docs/evaluation/adaptive), the adaptation does not help yet.
+dropped. Closing the project (or switching the toggle off) cancels the running job, waits
+for it and drops its result. The toggle is remembered in the settings; it is off by default:
+measured by the protocol (docs/evaluation/adaptive), the adaptation does not help yet.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QLabel
 from annotator.core.project import ADAPTED_STATE_PREFIX
 from annotator.qt.dialogs import show_error
 from annotator.qt.workers import LatestCall
-from refinement_model.errors import Cancelled
+from refinement_model.errors import Cancelled, InputError
 
 if TYPE_CHECKING:
     from annotator.core.adaptation import SessionAdaptation
@@ -53,11 +53,19 @@ class AdaptationRunner(QObject):
         While a project with an adaptable (U-Net) refiner is open and the toggle is on.
     busy : bool
         A job runs on the worker.
+
+    Parameters
+    ----------
+    window : QWidget
+        Parent of the action, the note and the error dialogs.
+    settle : callable()
+        Accepts a pending refinement proposal (switching the toggle off does, as moving on
+        does, so that the next strokes refine with the shipped refiner).
     """
 
-    def __init__(self, window):
+    def __init__(self, window, settle):
         super().__init__(window)
-        self._window = window
+        self._window, self._settle = window, settle
         self.action = QAction("Adapt to this &mirror", window, checkable=True)
         self.action.setToolTip(
             "Fine-tune the refiner on your corrections while you work and "
@@ -104,6 +112,8 @@ class AdaptationRunner(QObject):
 
             try:
                 return _Prepared(project, *prepare_adapter(refiner, blobs, source=source))
+            except InputError:  # a damaged state, or one of another refiner: shown
+                raise
             except ValueError:  # no refiner, or not a U-Net: nothing to adapt
                 return _Prepared(project, None, {})
 
@@ -121,9 +131,16 @@ class AdaptationRunner(QObject):
         if not self.action.isChecked() or self.adaptation is not None:
             return
         session = project.session
-        self.adaptation = SessionAdaptation(
-            session, prepared.adapter, states=prepared.states, store_state=state_writer(project)
-        )
+        try:
+            self.adaptation = SessionAdaptation(
+                session,
+                prepared.adapter,
+                states=prepared.states,
+                store_state=state_writer(project),
+            )
+        except Exception as error:  # noqa: BLE001 (a slot: shown, and the app goes on)
+            show_error(self._window, error)
+            return
         session.add_listener(self._on_change)
         self._note()
         self._schedule()
@@ -134,14 +151,14 @@ class AdaptationRunner(QObject):
             self.busy = False
             self.label.setText("")
             return
+        # first: the job's result, delivered while waiting, finds no adaptation to apply to
+        adaptation, self.adaptation = self.adaptation, None
+        adaptation.session.remove_listener(self._on_change)
+        adaptation.close()
         self._cancel.set()
         self._calls.wait()
         self._cancel = threading.Event()
         self.busy = False
-        session = self.adaptation.session
-        session.remove_listener(self._on_change)
-        self.adaptation.close()
-        self.adaptation = None
         self.label.setText("")
 
     def _toggled(self, on: bool) -> None:
@@ -152,9 +169,8 @@ class AdaptationRunner(QObject):
             self._start()
             return
         self._stop()
-        session = self.project.session
-        if session.pending is None:
-            session.use_adapted_refiner(None)  # strokes refine with the shipped refiner again
+        self._settle()  # the proposal shown was refined by the adapted refiner: kept as it is
+        self.project.session.use_adapted_refiner(None)  # strokes refine with the shipped one
 
     def _on_change(self, change) -> None:
         # not from inside the session's listener call: applying a result commits events too
@@ -165,7 +181,11 @@ class AdaptationRunner(QObject):
 
     def _run_next(self) -> None:
         adaptation = self.adaptation
-        if adaptation is None or self.busy:
+        if adaptation is None:
+            return
+        if self.busy:
+            # an undo meanwhile: new strokes must not refine with an update no longer in effect
+            adaptation.sync(build=False)
             return
         adaptation.resume()
         adaptation.sync()
@@ -184,7 +204,10 @@ class AdaptationRunner(QObject):
             return
         if self.adaptation is None or outcome[0].adaptation is not self.adaptation:
             return
-        self.adaptation.apply(outcome)
+        try:
+            self.adaptation.apply(outcome)  # writes an accepted state into the project file
+        except Exception as error:  # noqa: BLE001 (a slot: shown, and the app goes on)
+            show_error(self._window, error)
         self._note()
         self._schedule()
 

@@ -85,7 +85,7 @@ class MainWindow(QMainWindow):
         # the albedo and normals, read once the view (its depth) is shown
         self._display_maps = DisplayMapsLoader(self)
         # online adaptation of the refiner, on its own worker thread
-        self.adaptation = AdaptationRunner(self)
+        self.adaptation = AdaptationRunner(self, settle=self._settle)
         self.statusBar().addPermanentWidget(self.adaptation.label)
         # a new view's first prediction, refined while the user works
         self.start_refinement = StartRefinementRunner(self, busy=lambda: self._finisher.running)

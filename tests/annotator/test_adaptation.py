@@ -12,6 +12,8 @@ from annotator.core.adaptation import (
     SessionAdaptation,
     UpdateJob,
     export_adapted_refiner,
+    prepare_adapter,
+    state_key,
     state_writer,
     stored_adapted_refiner,
     stored_states,
@@ -222,23 +224,23 @@ def test_undo_past_an_update_reverts_to_the_earlier_weights_and_redo_restores_th
     assert _propagated(session)
 
 
-def _adapted_project(refiner, refiner_path, view, path):
-    """A project whose strokes made an update that propagated, its states stored."""
+def _adapted_project(refiner, refiner_path, folder):
+    """A project ``folder/p.etmira`` whose strokes made an update that propagated, its states
+    stored; returns it, its adaptation, its view and its path."""
+    view, path = _view(), folder / "p.etmira"
     models = {"refiner": {**file_record(refiner_path), "metadata": read_metadata(refiner_path)}}
     project = create_project(path, view, small_base(view), refine=refiner, grid=GRID, models=models)
     adaptation = _adaptation(project.session, store_state=state_writer(project))
     _draw(project.session)
     _update(adaptation)
     _propagate_all(adaptation)
-    return project, adaptation
+    return project, adaptation, view, path
 
 
 def test_reopening_gives_the_same_masks_and_weights_and_exports_the_refiner(
     refiner, refiner_path, tmp_path
 ):
-    view = _view()
-    path = tmp_path / "p.etmira"
-    project, adaptation = _adapted_project(refiner, refiner_path, view, path)
+    project, adaptation, view, path = _adapted_project(refiner, refiner_path, tmp_path)
     session = project.session
     mask, update = session.mask.copy(), session.adapted_update
     weights = adaptation.states[update].tensors
@@ -267,9 +269,7 @@ def test_reopening_gives_the_same_masks_and_weights_and_exports_the_refiner(
 def test_a_reopened_project_recomputes_changes_it_lacks_with_the_stored_adapted_weights(
     refiner, refiner_path, tmp_path
 ):
-    view = _view()
-    path = tmp_path / "p.etmira"
-    project, adaptation = _adapted_project(refiner, refiner_path, view, path)
+    project, adaptation, view, path = _adapted_project(refiner, refiner_path, tmp_path)
     session = project.session
     # a stroke refined by the adapted refiner, whose change is then lost with the others
     session.apply_stroke(Stroke("add", [(10.0, 80.0), (20.0, 80.0)], 2.0))
@@ -330,3 +330,71 @@ def test_propagating_unchanged_weights_changes_no_patch(refiner):
     )
     deltas = session.propagation_job([0, 2, 6], adaptation.adapter.refiner(unchanged))()
     assert sorted(deltas) == [0, 2, 6] and not any(d.any() for d in deltas.values())
+
+
+def test_an_undo_while_a_propagation_runs_drops_it_and_new_strokes_use_the_shipped_refiner(
+    refiner,
+):
+    session = _session(refiner)
+    adaptation = _adaptation(session)
+    _draw(session)
+    _update(adaptation)
+    job = adaptation.next_job()
+    assert isinstance(job, PropagationJob)
+    session.undo()  # while the job runs on the worker
+    # what the app does then: no refiner is built while the worker may train the adapter
+    adaptation.sync(build=False)
+    assert session.adapted_update is None
+    session.apply_stroke(Stroke("add", [(10.0, 80.0), (20.0, 80.0)], 1.0))
+    assert session.journal[-1].get("adapted") is None
+    before = len(session.journal)
+    assert adaptation.apply(job.run()) == [] and adaptation.outdated == 1
+    assert len(session.journal) == before
+
+
+def test_sync_without_building_waits_for_a_refiner_it_would_have_to_build(refiner):
+    session = _session(refiner)
+    adaptation = _adaptation(session)
+    _draw(session)
+    _update(adaptation)
+    update = session.adapted_update
+    session.undo()
+    adaptation.sync()
+    adaptation._refiners.clear()  # as if built by an earlier SessionAdaptation
+    session.redo()
+    assert adaptation.sync(build=False) == [] and session.adapted_update is None
+    adaptation.sync()
+    assert session.adapted_update == update
+
+
+def test_a_state_stored_without_its_event_is_left_out_on_reopening_and_export(
+    refiner, refiner_path, tmp_path
+):
+    project, adaptation, view, path = _adapted_project(refiner, refiner_path, tmp_path)
+    session = project.session
+    update = session.adapted_update
+    # a crash between writing an update's state and journalling its event
+    orphan = len(session.journal)
+    project.store.commit(blobs={state_key(orphan): adaptation.states[update].to_bytes()})
+    project.close()
+    with open_project(path, view=view, refine=PatchRefiner(refiner_path, backend="eager")) as again:
+        reopened = _adaptation(again.session, states=stored_states(again.store))
+        assert set(reopened.states) == {update} and reopened.valid_update() == update
+        again.session.apply_stroke(Stroke("add", [(10.0, 80.0), (20.0, 80.0)], 1.0))
+        assert again.session.journal[orphan]["type"] == "stroke"
+        assert reopened.valid_update() == update
+    out = tmp_path / "adapted.safetensors"
+    assert main(["project", "export", str(path), "--refiner", str(out)]) == 0
+    assert read_metadata(out)["adaptation"]["journal_position"] == update
+
+
+def test_a_state_of_another_refiner_names_the_project_file(refiner):
+    session = _session(refiner)
+    adaptation = _adaptation(session)
+    _draw(session)
+    _update(adaptation)
+    state = adaptation.states[session.adapted_update]
+    foreign = dataclasses.replace(state, base_sha256="0" * 64)
+    with pytest.raises(InputError, match="made for the refiner") as info:
+        prepare_adapter(refiner, {state_key(7): foreign.to_bytes()}, source="/x/p.etmira")
+    assert info.value.path == "/x/p.etmira"

@@ -2,10 +2,14 @@
 thread, the status note, and a cancel when the project closes."""
 
 import dataclasses
+import threading
+import time
 
 import pytest
 
+from annotator.core.adaptation import state_key
 from refinement_model.adaptation import AdaptationOptions, OnlineAdapter
+from refinement_model.errors import ProjectError
 from refinement_model.strokes import Stroke
 from tests.annotator.test_qt_app import dialogs, files, window  # noqa: F401 (fixtures)
 
@@ -119,3 +123,88 @@ def test_a_reopened_project_adapts_with_its_stored_weights_built_off_the_gui_thr
     # a stroke now refines with the stored adapted weights
     reopened.apply_stroke(Stroke("add", [(100.0, 20.0), (120.0, 20.0)], 2.0))
     assert reopened.journal[-1]["adapted"] == update
+
+
+def _adapting(window, qtbot):
+    """The runner and session, the toggle on, the adaptation fast and due every 3 strokes."""
+    runner = window.adaptation
+    runner.action.setChecked(True)
+    session = window.project.session
+    adaptation = _prepared(runner, qtbot)
+    adaptation.adapter, adaptation.every = _fast(session.refiner), 3
+    return runner, session
+
+
+def _three_strokes(session):
+    for y in (20.0, 50.0, 80.0):
+        session.apply_stroke(Stroke("add", [(10.0, y), (30.0, y)], 2.0))
+
+
+def test_switching_off_during_a_proposal_keeps_it_and_then_refines_with_the_shipped_refiner(
+    window, qtbot
+):
+    runner, session = _adapting(window, qtbot)
+    _three_strokes(session)
+    qtbot.waitUntil(lambda: session.adapted_update is not None, timeout=30000)
+    update = session.adapted_update
+    runner.wait()
+    session.propose_stroke(Stroke("add", [(100.0, 20.0), (120.0, 20.0)], 2.0))
+    runner.action.setChecked(False)
+    # the proposal, refined by the adapted refiner, is accepted as moving on accepts it
+    assert session.pending is None and session.journal[-1]["adapted"] == update
+    session.apply_stroke(Stroke("add", [(100.0, 60.0), (120.0, 60.0)], 2.0))
+    assert session.adapted_update is None and session.journal[-1].get("adapted") is None
+
+
+def test_switching_off_drops_the_result_of_the_running_job(window, qtbot):
+    runner, session = _adapting(window, qtbot)
+    started = threading.Event()
+    propagation_job = session.propagation_job
+
+    def slow(indices, refiner):
+        compute = propagation_job(indices, refiner)
+
+        def run():
+            started.set()
+            time.sleep(0.5)  # still computing when the toggle goes off
+            return compute()
+
+        return run
+
+    session.propagation_job = slow
+    _three_strokes(session)
+    qtbot.waitUntil(started.is_set, timeout=30000)
+    before = len(session.journal)
+    runner.action.setChecked(False)
+    assert not runner.busy and runner.adaptation is None
+    assert [e["type"] for e in session.journal[before:]] == []
+
+
+def test_a_damaged_stored_state_is_shown(window, qtbot, dialogs):
+    runner = window.adaptation
+    runner.action.setChecked(False)
+    window.project.store.commit(blobs={state_key(0): b"not a state"})
+    runner.action.setChecked(True)
+    qtbot.waitUntil(lambda: not runner.busy, timeout=30000)
+    assert runner.adaptation is None
+    assert len(dialogs) == 1 and "not an adapted refiner state" in dialogs[0]
+    dialogs.clear()
+
+
+def test_a_state_that_cannot_be_saved_is_shown_and_not_journalled(window, qtbot, dialogs):
+    runner, session = _adapting(window, qtbot)
+    store = window.project.store
+    commit = store.commit
+
+    def full_disk(*args, blobs=None, **kwargs):
+        if blobs:
+            raise ProjectError(store.path, "cannot write: disk full")
+        return commit(*args, blobs=blobs, **kwargs)
+
+    store.commit = full_disk
+    _three_strokes(session)
+    qtbot.waitUntil(lambda: bool(dialogs), timeout=30000)
+    assert "disk full" in dialogs[0] and session.adapted_update is None
+    assert not any(event["type"] == "adapt" for event in session.journal)
+    dialogs.clear()
+    store.commit = commit

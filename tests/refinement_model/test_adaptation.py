@@ -1,5 +1,9 @@
 """Online adaptation of the refiner (refinement_model.adaptation) on a tiny refiner."""
 
+import dataclasses
+import gc
+import weakref
+
 import numpy as np
 import pytest
 import torch
@@ -261,3 +265,30 @@ def test_bad_patches_are_refused(refiner):
         CorrectedPatch(patch.image, patch.start[:10], patch.target, patch.user)
     with pytest.raises(ValueError, match="at least two"):
         OnlineAdapter(refiner, AdaptationOptions(**FAST)).update(PATCHES[:1])
+
+
+@pytest.mark.parametrize("meta", ['{"format": 1}', "[1]", '{"format": 1, "base_sha256": "a"}'])
+def test_a_state_with_damaged_metadata_names_its_file(meta):
+    from safetensors.numpy import save
+
+    data = save({"w": np.zeros(2, np.float32)}, metadata={adaptation._METADATA_KEY: meta})
+    with pytest.raises(InputError, match="adapted state") as info:
+        AdaptedState.from_bytes(data, source="p.etmira")
+    assert info.value.path == "p.etmira"
+
+
+def test_the_adapted_refiner_is_the_one_of_the_state_asked_for(refiner):
+    adapter = OnlineAdapter(refiner, AdaptationOptions(**FAST))
+    state = adapter.update(PATCHES).state
+    adapter.load_state(None)
+    first = adapter.refiner(state)
+    assert adapter.refiner(state) is first  # built once
+    other = dataclasses.replace(state, tensors={k: v + 1 for k, v in state.tensors.items()})
+    parameters = dict(adapter.refiner(other).net.model.named_parameters())
+    for name, tensor in other.tensors.items():
+        np.testing.assert_array_equal(parameters[name].detach().numpy(), tensor)
+    # the built refiner's state stays alive with it: a freed state's id may name a new one
+    kept = weakref.ref(other)
+    del other
+    gc.collect()
+    assert kept() is not None
