@@ -62,7 +62,7 @@ from refinement_model.adaptation import (
     OnlineAdapter,
 )
 from refinement_model.checkpoints import read_tensors, write_tensors
-from refinement_model.errors import Cancelled, InputError
+from refinement_model.errors import InputError
 from refinement_model.imageio import file_sha256
 from refinement_model.patch_refiner import PatchRefiner
 from refinement_model.patches import clip_box
@@ -124,14 +124,12 @@ class PropagationJob:
     adaptation: SessionAdaptation
     update: int
     patches: tuple[int, ...]
-    compute: Callable[[], dict]
+    compute: Callable[..., dict]
 
     def run(self, cancel: Callable[[], bool] | None = None) -> tuple:
-        """Returns ``(job, {patch: (n, n) float16 delta})``."""
-
-        if cancel is not None and cancel():
-            raise Cancelled("propagation cancelled")
-        return self, self.compute()
+        """Returns ``(job, {patch: (n, n) float16 delta})``; ``cancel`` is checked between
+        the chunk's batches."""
+        return self, self.compute(cancel=cancel)
 
 
 class SessionAdaptation:

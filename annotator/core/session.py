@@ -487,8 +487,8 @@ class AnnotationSession(EventLog):
 
     def propagation_job(self, indices, refiner) -> Callable[[], dict]:
         """The changes :meth:`propagate` shows for patches ``indices`` with the adapted
-        ``refiner``, as a function of nothing (it may run on another thread, like
-        :meth:`finishing_job`): where the adapted and the own refiner, both with no strokes,
+        ``refiner``, as a function of an optional ``cancel`` (it may run on another thread,
+        like :meth:`finishing_job`): where the adapted and the own refiner, both with no strokes,
         decide differently, the adapted logits
         (:func:`~annotator.core.regions.propagated_patches`)."""
         if self._base_refine is None:

@@ -20,10 +20,11 @@ from annotator.core.adaptation import (
 )
 from annotator.core.project import create_project, file_record, open_project
 from annotator.core.project_store import ProjectStore
+from annotator.core.regions import propagated_patches
 from annotator.core.session import AnnotationSession
 from refinement_model.adaptation import AdaptationOptions, OnlineAdapter
 from refinement_model.checkpoints import load_checkpoint, read_metadata, save_checkpoint
-from refinement_model.errors import InputError
+from refinement_model.errors import Cancelled, InputError
 from refinement_model.nets import create_model
 from refinement_model.patch_refiner import PatchRefiner
 from refinement_model.patches import PatchGrid
@@ -398,3 +399,33 @@ def test_a_state_of_another_refiner_names_the_project_file(refiner):
     with pytest.raises(InputError, match="made for the refiner") as info:
         prepare_adapter(refiner, {state_key(7): foreign.to_bytes()}, source="/x/p.etmira")
     assert info.value.path == "/x/p.etmira"
+
+
+def test_a_propagation_runs_in_batches_and_is_cancelled_between_them():
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(1, 96, 96)).astype(np.float32)
+    base = rng.normal(size=(96, 96)).astype(np.float32)
+    calls = []
+
+    def frozen(images, bases, channels):
+        calls.append(len(images))
+        return bases
+
+    def adapted(images, bases, channels):
+        return bases - images[:, 0]  # decides otherwise at some pixels
+
+    whole = propagated_patches(GRID, adapted, frozen, image, base, range(9), batch=9)
+    assert calls == [9] and sorted(whole) == list(range(9))
+    assert any(delta.any() for delta in whole.values())
+    calls.clear()
+    batched = propagated_patches(GRID, adapted, frozen, image, base, range(9), batch=4)
+    assert calls == [4, 4, 1]
+    for index, delta in whole.items():
+        np.testing.assert_array_equal(batched[index], delta)
+    calls.clear()
+    checks = iter([False, True])
+    with pytest.raises(Cancelled):
+        propagated_patches(
+            GRID, adapted, frozen, image, base, range(9), batch=4, cancel=lambda: next(checks)
+        )
+    assert calls == [4]  # the second batch never ran

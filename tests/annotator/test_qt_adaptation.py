@@ -164,10 +164,10 @@ def test_switching_off_drops_the_result_of_the_running_job(window, qtbot):
     def slow(indices, refiner):
         compute = propagation_job(indices, refiner)
 
-        def run():
+        def run(cancel=None):
             started.set()
             time.sleep(0.5)  # still computing when the toggle goes off
-            return compute()
+            return compute()  # and not cancelled between batches
 
         return run
 
