@@ -49,6 +49,7 @@ import copy
 import hashlib
 import json
 import struct
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -418,6 +419,7 @@ class OnlineAdapter:
         self._model = copy.deepcopy(model).eval()
         for parameter in self._model.parameters():
             parameter.requires_grad_(False)
+        self._untrained = copy.deepcopy(self._model)
         self._trained = _trained_modules(self._model, options.trainable)
         self._names = [
             name
@@ -434,6 +436,7 @@ class OnlineAdapter:
         self._updates = 0  # accepted ones
         self._calls = 0
         self._latest: tuple[AdaptedState, PatchRefiner] | None = None
+        self._building = threading.Lock()
 
     # -- weights ---------------------------------------------------------------------------
 
@@ -490,17 +493,21 @@ class OnlineAdapter:
         if state is None:
             return self.base
         self._check_state(state)
-        # keep only the latest: an app keeps one adapted refiner, not the history; the state
-        # itself is kept with it, as a freed state's id may name the next one
-        if self._latest is None or self._latest[0] is not state:
-            model = copy.deepcopy(self._model)
-            parameters = dict(model.named_parameters())
-            with torch.no_grad():
-                for name in self._names:
-                    parameters[name].copy_(torch.from_numpy(np.asarray(state.tensors[name])))
-            model.spec = self._model.spec
-            self._latest = state, self._adapted_refiner(model, state.tensors)
-        return self._latest[1]
+        # an app builds one on its GUI thread while an update trains on another: from a copy
+        # that training never touches, one build at a time
+        with self._building:
+            latest = self._latest
+            # keep only the latest: an app keeps one adapted refiner, not the history; the
+            # state itself is kept with it, as a freed state's id may name the next one
+            if latest is None or latest[0] is not state:
+                model = copy.deepcopy(self._untrained)
+                parameters = dict(model.named_parameters())
+                with torch.no_grad():
+                    for name in self._names:
+                        parameters[name].copy_(torch.from_numpy(np.asarray(state.tensors[name])))
+                model.spec = self._untrained.spec
+                latest = self._latest = state, self._adapted_refiner(model, state.tensors)
+        return latest[1]
 
     def _adapted_refiner(self, model: torch.nn.Module, tensors: dict) -> PatchRefiner:
         """The refiner of ``model``: the base's weights but the trained layers', ``tensors``

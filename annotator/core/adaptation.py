@@ -47,7 +47,7 @@ current weights, and the masks come from the stored patch changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,6 +76,7 @@ __all__ = [
     "UpdateJob",
     "export_adapted_refiner",
     "journalled_states",
+    "latest_in_effect",
     "prepare_adapter",
     "state_key",
     "state_writer",
@@ -178,7 +179,7 @@ class SessionAdaptation:
         self.session, self.adapter = session, adapter
         self.every, self.chunk = every, chunk
         self.store_state = store_state
-        self.states = journalled_states(session, states or {})
+        self.states = journalled_states(session.journal, states or {})
         for state in self.states.values():
             adapter.load_state(state)  # InputError for a state of another refiner
         self._refiners: dict[int, object] = {}
@@ -281,18 +282,14 @@ class SessionAdaptation:
         outcome, self._held = self._held, None
         return self.apply(outcome)
 
-    def sync(self, *, build: bool = True) -> list:
+    def sync(self) -> list:
         """After undo / redo: refine with the valid update's refiner and, when no update is
         valid any more, put propagated patches back to the base logits. Returns the
-        changes.
-
-        ``build=False`` does nothing if the valid update's refiner is not built yet: building
-        uses the adapter, which must not happen while a job trains it on another thread."""
+        changes. Safe while a job runs on another thread (the adapter builds refiners from
+        weights its training never touches)."""
         session = self.session
         update = self.valid_update()
         if update == session.adapted_update or session.pending is not None:
-            return []
-        if not build and update is not None and update not in self._refiners:
             return []
         session.use_adapted_refiner(
             update, None if update is None else self._refiner(update), source=self._refiner
@@ -366,11 +363,10 @@ class SessionAdaptation:
         return [session.propagate(job.update, kept)] if kept else []
 
 
-def journalled_states(session, states: Mapping[int, AdaptedState]) -> dict[int, AdaptedState]:
-    """The ``states`` (by journal index) that have their ``adapt`` event in ``session``'s
-    journal: a state is written before its event, so a crash between the two leaves one
+def journalled_states(journal: Sequence[dict], states: Mapping[int, AdaptedState]) -> dict:
+    """The ``states`` (by journal index) that have their ``adapt`` event in ``journal`` (a
+    session's): a state is written before its event, so a crash between the two leaves one
     without."""
-    journal = session.journal
     return {
         update: state
         for update, state in states.items()
@@ -378,19 +374,24 @@ def journalled_states(session, states: Mapping[int, AdaptedState]) -> dict[int, 
     }
 
 
-def valid_update(session, updates) -> int | None:
-    """The latest of ``updates`` (journal indices) that is an ``adapt`` event whose ``top``
-    stroke is in effect, or None (see the module docstring)."""
-    in_effect = set(session.stroke_events)
-    journal = session.journal
+def latest_in_effect(journal: Sequence[dict], stroke_events, updates) -> int | None:
+    """The latest of ``updates`` (journal indices) that is an ``adapt`` event of ``journal``
+    whose ``top`` stroke is one of ``stroke_events`` (those in effect), or None."""
+    in_effect = set(stroke_events)
     return next(
         (
             seq
-            for seq in sorted(journalled_states(session, dict.fromkeys(updates)), reverse=True)
+            for seq in sorted(journalled_states(journal, dict.fromkeys(updates)), reverse=True)
             if journal[seq]["top"] in in_effect
         ),
         None,
     )
+
+
+def valid_update(session, updates) -> int | None:
+    """The latest of ``updates`` (journal indices) that is an ``adapt`` event of ``session``
+    whose ``top`` stroke is in effect, or None (see the module docstring)."""
+    return latest_in_effect(session.journal, session.stroke_events, updates)
 
 
 def stored_states(store) -> dict[int, AdaptedState]:
@@ -417,11 +418,16 @@ def states_from_blobs(blobs: Mapping[str, bytes], *, source) -> dict[int, Adapte
 
 
 def prepare_adapter(
-    refiner, state_blobs: Mapping[str, bytes], *, source
+    refiner,
+    state_blobs: Mapping[str, bytes],
+    *,
+    source,
+    journal: Sequence[dict] = (),
+    stroke_events: Sequence[int] = (),
 ) -> tuple[OnlineAdapter, dict[int, AdaptedState]]:
     """What starting a session's adaptation takes seconds for, to run off the GUI thread: the
     adapter of the session's refiner (a deferred one is built), the stored states, and the
-    adapted refiner of the latest state (kept by the adapter, so that
+    adapted refiner of the update in effect (kept by the adapter, so that
     :class:`SessionAdaptation` finds it built).
 
     Parameters
@@ -433,6 +439,9 @@ def prepare_adapter(
         project).
     source : str or os.PathLike
         The project file, named in errors.
+    journal, stroke_events : sequences
+        The session's ``journal`` and ``stroke_events`` (taken on that thread too), to find
+        the update in effect (:func:`latest_in_effect`).
 
     Raises
     ------
@@ -450,8 +459,9 @@ def prepare_adapter(
     for state in states.values():
         adapter.load_state(state, source=source)  # one of another refiner names the file
     adapter.load_state(None)
-    if states:
-        adapter.refiner(states[max(states)])
+    update = latest_in_effect(journal, stroke_events, states)
+    if update is not None:
+        adapter.refiner(states[update])
     return adapter, states
 
 

@@ -105,13 +105,17 @@ class AdaptationRunner(QObject):
         # the blobs here, on the thread that owns the project; torch and the networks (seconds)
         # on the worker, so that switching the toggle on or opening a project never waits
         blobs = project.store.blobs(ADAPTED_STATE_PREFIX)
-        refiner, source = project.session.refiner, project.store.path
+        session, source = project.session, project.store.path
+        refiner, journal, strokes = session.refiner, session.journal, session.stroke_events
 
         def prepare():
             from annotator.core.adaptation import prepare_adapter
 
             try:
-                return _Prepared(project, *prepare_adapter(refiner, blobs, source=source))
+                prepared = prepare_adapter(
+                    refiner, blobs, source=source, journal=journal, stroke_events=strokes
+                )
+                return _Prepared(project, *prepared)
             except InputError:  # a damaged state, or one of another refiner: shown
                 raise
             except ValueError:  # no refiner, or not a U-Net: nothing to adapt
@@ -145,12 +149,13 @@ class AdaptationRunner(QObject):
         self._note()
         self._schedule()
 
-    def _stop(self) -> None:
+    def _stop(self) -> bool:
+        """Cancel and wait; returns whether an adaptation was running."""
         if self.adaptation is None:
             self._calls.wait()  # a preparation: _started then finds the project gone
             self.busy = False
             self.label.setText("")
-            return
+            return False
         # first: the job's result, delivered while waiting, finds no adaptation to apply to
         adaptation, self.adaptation = self.adaptation, None
         adaptation.session.remove_listener(self._on_change)
@@ -160,6 +165,7 @@ class AdaptationRunner(QObject):
         self._cancel = threading.Event()
         self.busy = False
         self.label.setText("")
+        return True
 
     def _toggled(self, on: bool) -> None:
         QSettings().setValue(SETTINGS_KEY, on)
@@ -168,9 +174,9 @@ class AdaptationRunner(QObject):
         if on:
             self._start()
             return
-        self._stop()
-        self._settle()  # the proposal shown was refined by the adapted refiner: kept as it is
-        self.project.session.use_adapted_refiner(None)  # strokes refine with the shipped one
+        if self._stop():
+            self._settle()  # a proposal shown was refined by the adapted refiner: kept as it is
+            self.project.session.use_adapted_refiner(None)  # strokes refine with the shipped one
 
     def _on_change(self, change) -> None:
         # not from inside the session's listener call: applying a result commits events too
@@ -185,7 +191,7 @@ class AdaptationRunner(QObject):
             return
         if self.busy:
             # an undo meanwhile: new strokes must not refine with an update no longer in effect
-            adaptation.sync(build=False)
+            adaptation.sync()
             return
         adaptation.resume()
         adaptation.sync()

@@ -343,29 +343,13 @@ def test_an_undo_while_a_propagation_runs_drops_it_and_new_strokes_use_the_shipp
     job = adaptation.next_job()
     assert isinstance(job, PropagationJob)
     session.undo()  # while the job runs on the worker
-    # what the app does then: no refiner is built while the worker may train the adapter
-    adaptation.sync(build=False)
+    adaptation.sync()  # what the app does then, while the job still runs
     assert session.adapted_update is None
     session.apply_stroke(Stroke("add", [(10.0, 80.0), (20.0, 80.0)], 1.0))
     assert session.journal[-1].get("adapted") is None
     before = len(session.journal)
     assert adaptation.apply(job.run()) == [] and adaptation.outdated == 1
     assert len(session.journal) == before
-
-
-def test_sync_without_building_waits_for_a_refiner_it_would_have_to_build(refiner):
-    session = _session(refiner)
-    adaptation = _adaptation(session)
-    _draw(session)
-    _update(adaptation)
-    update = session.adapted_update
-    session.undo()
-    adaptation.sync()
-    adaptation._refiners.clear()  # as if built by an earlier SessionAdaptation
-    session.redo()
-    assert adaptation.sync(build=False) == [] and session.adapted_update is None
-    adaptation.sync()
-    assert session.adapted_update == update
 
 
 def test_a_state_stored_without_its_event_is_left_out_on_reopening_and_export(
@@ -387,6 +371,29 @@ def test_a_state_stored_without_its_event_is_left_out_on_reopening_and_export(
     out = tmp_path / "adapted.safetensors"
     assert main(["project", "export", str(path), "--refiner", str(out)]) == 0
     assert read_metadata(out)["adaptation"]["journal_position"] == update
+
+
+def test_preparing_builds_the_refiner_of_the_update_in_effect(
+    refiner, refiner_path, tmp_path, monkeypatch
+):
+    project, adaptation, view, path = _adapted_project(refiner, refiner_path, tmp_path)
+    session = project.session
+    update = session.adapted_update
+    newer = len(session.journal)  # a state without its event, as after a crash
+    state = adaptation.states[update]
+    blobs = {state_key(update): state.to_bytes(), state_key(newer): state.to_bytes()}
+    adapter, states = prepare_adapter(
+        PatchRefiner(refiner_path, backend="eager"),
+        blobs,
+        source=path,
+        journal=session.journal,
+        stroke_events=session.stroke_events,
+    )
+    builds = []
+    monkeypatch.setattr(adapter, "_adapted_refiner", lambda *args: builds.append(args))
+    adapter.refiner(states[update])
+    assert builds == []  # built on the worker already
+    project.close()
 
 
 def test_a_state_of_another_refiner_names_the_project_file(refiner):

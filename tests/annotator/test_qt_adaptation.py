@@ -208,3 +208,12 @@ def test_a_state_that_cannot_be_saved_is_shown_and_not_journalled(window, qtbot,
     assert not any(event["type"] == "adapt" for event in session.journal)
     dialogs.clear()
     store.commit = commit
+
+
+def test_switching_off_before_the_adaptation_started_leaves_a_proposal_to_the_user(window, qtbot):
+    runner, session = window.adaptation, window.project.session
+    runner.action.setChecked(True)  # preparing on the worker
+    session.propose_stroke(Stroke("add", [(100.0, 20.0), (120.0, 20.0)], 2.0))
+    runner.action.setChecked(False)
+    assert runner.adaptation is None and session.pending is not None  # Esc still rejects it
+    session.reject()

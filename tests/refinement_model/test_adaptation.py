@@ -292,3 +292,21 @@ def test_the_adapted_refiner_is_the_one_of_the_state_asked_for(refiner):
     del other
     gc.collect()
     assert kept() is not None
+
+
+def test_a_refiner_built_while_an_update_trains_has_the_states_weights_and_no_gradients(
+    refiner,
+):
+    adapter = OnlineAdapter(refiner, AdaptationOptions(**FAST))
+    state = adapter.update(PATCHES).state
+    # the adapter's own network as training leaves it between two steps
+    for name, parameter in adapter._model.named_parameters():
+        if name in state.tensors:
+            parameter.data.fill_(7.0)
+            parameter.requires_grad_(True)
+    built = dict(adapter.refiner(state).net.model.named_parameters())
+    base = dict(refiner.net.model.named_parameters())
+    for name, parameter in built.items():
+        expected = state.tensors[name] if name in state.tensors else base[name].detach().numpy()
+        np.testing.assert_array_equal(parameter.detach().numpy(), expected)
+        assert not parameter.requires_grad
