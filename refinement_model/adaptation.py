@@ -450,7 +450,9 @@ class OnlineAdapter:
             for name in self._names:
                 parameters[name].copy_(torch.from_numpy(np.asarray(tensors[name])))
 
-    def _check_state(self, state: AdaptedState, source=None) -> None:
+    def check_state(self, state: AdaptedState, *, source=None) -> None:
+        """Raise InputError (naming ``source``, the file ``state`` came from, if given) if
+        ``state`` was made for another refiner checkpoint or for other trained layers."""
         if state.base_sha256 != self.base_sha256:
             raise InputError(
                 source,
@@ -476,7 +478,7 @@ class OnlineAdapter:
             (naming ``source``, the file it came from, if given).
         """
         if state is not None:
-            self._check_state(state, source)
+            self.check_state(state, source=source)
         self.state = state
         self._updates = 0 if state is None else state.updates
 
@@ -492,7 +494,7 @@ class OnlineAdapter:
         state = state or self.state
         if state is None:
             return self.base
-        self._check_state(state)
+        self.check_state(state)
         # an app builds one on its GUI thread while an update trains on another: from a copy
         # that training never touches, one build at a time
         with self._building:

@@ -181,7 +181,7 @@ class SessionAdaptation:
         self.store_state = store_state
         self.states = journalled_states(session.journal, states or {})
         for state in self.states.values():
-            adapter.load_state(state)  # InputError for a state of another refiner
+            adapter.check_state(state)
         self._refiners: dict[int, object] = {}
         self._held: tuple | None = None  # an outcome that arrived while a proposal was pending
         self._since = 0  # strokes committed since the last update snapshot
@@ -457,8 +457,7 @@ def prepare_adapter(
     adapter = OnlineAdapter(refiner)
     states = states_from_blobs(state_blobs, source=source)
     for state in states.values():
-        adapter.load_state(state, source=source)  # one of another refiner names the file
-    adapter.load_state(None)
+        adapter.check_state(state, source=source)
     update = latest_in_effect(journal, stroke_events, states)
     if update is not None:
         adapter.refiner(states[update])

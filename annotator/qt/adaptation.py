@@ -189,12 +189,12 @@ class AdaptationRunner(QObject):
         adaptation = self.adaptation
         if adaptation is None:
             return
-        if self.busy:
-            # an undo meanwhile: new strokes must not refine with an update no longer in effect
-            adaptation.sync()
-            return
-        adaptation.resume()
+        adaptation.resume()  # nothing is held while a job runs
+        # also while one runs: after an undo, new strokes must not refine with an update no
+        # longer in effect
         adaptation.sync()
+        if self.busy:
+            return
         job = adaptation.next_job()
         self._note()
         if job is None:
